@@ -1,0 +1,160 @@
+//! The sans-IO scheduler core.
+//!
+//! Everything here is a pure state machine: no sockets, threads, clocks or unseeded
+//! randomness. Time comes in as `now: Instant` arguments and randomness from a seeded RNG,
+//! so the deterministic simulator (`crate::sim`) can drive hundreds of nodes on a virtual
+//! clock and replay any run exactly.
+//!
+//! The [`Scheduler`] API comes in four kinds (as in quinn-proto):
+//! * getters: [`Scheduler::status`], [`Scheduler::progress`], ...;
+//! * inputs: `submit`, `handle_task_done`, `handle_message`, `handle_peer_gone`, `cancel`;
+//! * [`Scheduler::handle_timeout`] when [`Scheduler::poll_timeout`]'s deadline passes;
+//! * outputs: [`Scheduler::poll_action`] until it returns `None`.
+//!
+//! The same core runs a lone laptop and a mesh of Pis; a node with no peers simply never
+//! steals. See `docs/ARCHITECTURE.md` for the life of a job.
+
+pub mod ledger;
+pub mod peers;
+pub mod queue;
+pub mod scheduler;
+pub mod timer;
+
+pub use peers::Status;
+pub use queue::TaskRange;
+pub use scheduler::Scheduler;
+
+use crate::id::{JobId, NodeId};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Tunables. Defaults suit a LAN of Raspberry Pis: a gossip every second costs a Pi
+/// nothing measurable, and second-scale expiry notices an unplugged node quickly.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Worker slots on this node.
+    pub workers: u32,
+    /// How often to publish our status.
+    pub gossip_interval: Duration,
+    /// Earliest re-publish after our queue became empty or non-empty.
+    pub publish_min_gap: Duration,
+    /// A peer silent this long is dead.
+    pub peer_expiry: Duration,
+    /// A steal request unanswered this long has failed.
+    pub steal_timeout: Duration,
+    /// First and last backoff step after failed steals (doubling in between).
+    pub steal_backoff_min: Duration,
+    pub steal_backoff_max: Duration,
+    /// Results to buffer per job before sending them to the owner.
+    pub result_batch: usize,
+    /// Longest a finished result waits in the buffer.
+    pub result_delay: Duration,
+    /// Most ranges in one grant; bounds the steal reply size.
+    pub max_grant_ranges: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            gossip_interval: Duration::from_secs(1),
+            publish_min_gap: Duration::from_millis(100),
+            peer_expiry: Duration::from_secs(5),
+            steal_timeout: Duration::from_secs(1),
+            steal_backoff_min: Duration::from_millis(50),
+            steal_backoff_max: Duration::from_secs(2),
+            result_batch: 256,
+            result_delay: Duration::from_millis(20),
+            max_grant_ranges: 32,
+        }
+    }
+}
+
+/// A finished task, as a worker reports it and as it travels to the owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskReport<R> {
+    pub task: u64,
+    pub outcome: Result<R, String>,
+    /// Time the worker spent on it.
+    pub took: Duration,
+}
+
+/// Work handed to a thief: ranges of one job, with the job's spec so the thief can run
+/// them without asking anyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant<S> {
+    pub job: JobId,
+    pub spec: S,
+    pub ranges: Vec<TaskRange>,
+}
+
+/// Scheduling messages between nodes. The network layer encodes them; see
+/// `docs/PROTOCOL.md` for who sends what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message<S, R> {
+    /// Periodic load gossip (broadcast).
+    Status(Status),
+    /// "I am idle: give me work." `req` matches the reply to the request.
+    Steal { req: u64 },
+    /// The answer to a steal; `None` when the victim had nothing.
+    Grant { req: u64, work: Option<Grant<S>> },
+    /// Thief to owner: "I now hold these ranges of your job."
+    Lease { job: JobId, ranges: Vec<TaskRange> },
+    /// Finished tasks, to the job's owner.
+    Results { job: JobId, reports: Vec<TaskReport<R>> },
+    /// Owner to all (broadcast): the job is complete or cancelled; drop its work.
+    JobEnded { job: JobId },
+}
+
+/// Why a node let go of a job it did not own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// The owner said the job ended.
+    Ended,
+    /// The owner is gone.
+    OwnerGone,
+    /// This node cancelled its own job.
+    Cancelled,
+}
+
+/// What the scheduler asks its driver to do.
+#[derive(Debug)]
+pub enum Action<S, R> {
+    /// Start `task` of `job` on the idle `worker`. `backup` marks a speculative re-run of a
+    /// task that may still be running elsewhere.
+    Run { worker: usize, job: JobId, task: u64, backup: bool },
+    /// Send a message to one peer.
+    Send { to: NodeId, msg: Message<S, R> },
+    /// Send a message to every peer.
+    Broadcast(Message<S, R>),
+    /// Owner only: the first result for a task; later ones are dropped.
+    Accepted { job: JobId, from: NodeId, report: TaskReport<R> },
+    /// Owner only: every task of the job has a result.
+    JobFinished { job: JobId },
+    /// This node let go of a job; its running tasks may be abandoned.
+    JobDropped { job: JobId, reason: DropReason },
+}
+
+/// An owned job's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub total: u64,
+    pub done: u64,
+    pub failed: u64,
+    pub duplicates: u64,
+}
+
+/// Running totals of this node's scheduling, for statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Steal requests sent.
+    pub steal_requests: u64,
+    /// Steal requests that brought work.
+    pub steals: u64,
+    /// Tasks received through steals.
+    pub tasks_stolen: u64,
+    /// Tasks given away to thieves.
+    pub tasks_given: u64,
+    /// Speculative backup runs started.
+    pub backups: u64,
+}

@@ -1,0 +1,145 @@
+//! What this node believes about its peers' load, from their gossiped [`Status`].
+//!
+//! A peer is alive while its status keeps arriving; one silent for `expiry` is dead. The
+//! load view is stale by up to one gossip interval, which is fine: it only guides victim
+//! choice, and a steal that finds nothing zeroes that peer's advertised queue until its next
+//! status, so a thief never asks the same empty victim twice in a row.
+
+use crate::id::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// A node's load, as gossiped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Worker slots (task-running threads).
+    pub workers: u32,
+    /// Workers running a task now.
+    pub busy: u32,
+    /// Tasks queued and not started, over all jobs.
+    pub queued: u64,
+    /// Tasks this node has finished since it started.
+    pub tasks_done: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PeerInfo {
+    pub status: Status,
+    pub last_seen: Instant,
+}
+
+#[derive(Debug, Default)]
+pub struct Peers {
+    // Ordered, so iteration (and so victim choice) depends only on the RNG seed.
+    map: BTreeMap<NodeId, PeerInfo>,
+}
+
+impl Peers {
+    /// Records a status; returns true if the peer was not known (new or back from the dead).
+    pub fn update(&mut self, now: Instant, peer: NodeId, status: Status) -> bool {
+        self.map.insert(peer, PeerInfo { status, last_seen: now }).is_none()
+    }
+
+    pub fn remove(&mut self, peer: NodeId) -> bool {
+        self.map.remove(&peer).is_some()
+    }
+
+    pub fn contains(&self, peer: NodeId) -> bool {
+        self.map.contains_key(&peer)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &PeerInfo)> {
+        self.map.iter()
+    }
+
+    /// Forgets a peer's queued work after it answered a steal with nothing.
+    pub fn mark_empty(&mut self, peer: NodeId) {
+        if let Some(p) = self.map.get_mut(&peer) {
+            p.status.queued = 0;
+        }
+    }
+
+    /// Removes and returns the peers silent for longer than `expiry`.
+    pub fn expire(&mut self, now: Instant, expiry: Duration) -> Vec<NodeId> {
+        let dead: Vec<NodeId> = self
+            .map
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.last_seen) > expiry)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in &dead {
+            self.map.remove(id);
+        }
+        dead
+    }
+
+    /// Picks a victim: the busier of two random peers that advertise queued work
+    /// ("power of two choices"), which spreads thieves while still favouring big queues.
+    pub fn choose_victim(&self, rng: &mut fastrand::Rng) -> Option<NodeId> {
+        let candidates: Vec<(NodeId, u64)> = self
+            .map
+            .iter()
+            .filter(|(_, p)| p.status.queued > 0)
+            .map(|(&id, p)| (id, p.status.queued))
+            .collect();
+        match candidates.len() {
+            0 => None,
+            1 => Some(candidates[0].0),
+            n => {
+                let a = candidates[rng.usize(..n)];
+                let b = candidates[rng.usize(..n)];
+                // Ties broken by id so the choice depends only on the seed.
+                Some(if (b.1, b.0) > (a.1, a.0) { b.0 } else { a.0 })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(queued: u64) -> Status {
+        Status { workers: 1, busy: 1, queued, tasks_done: 0 }
+    }
+
+    #[test]
+    fn victims_must_advertise_work_and_expire() {
+        let t0 = Instant::now();
+        let mut p = Peers::default();
+        let mut rng = fastrand::Rng::with_seed(1);
+        assert!(p.update(t0, NodeId(1), st(0)));
+        assert_eq!(p.choose_victim(&mut rng), None);
+        assert!(!p.update(t0, NodeId(1), st(5)));
+        p.update(t0 + Duration::from_secs(2), NodeId(2), st(9));
+        for _ in 0..20 {
+            assert!(p.choose_victim(&mut rng).is_some());
+        }
+        p.mark_empty(NodeId(2));
+        assert_eq!(p.choose_victim(&mut rng), Some(NodeId(1)));
+        let dead = p.expire(t0 + Duration::from_secs(3), Duration::from_secs(2));
+        assert_eq!(dead, vec![NodeId(1)]);
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn two_choices_favour_the_busier_peer() {
+        let t0 = Instant::now();
+        let mut p = Peers::default();
+        p.update(t0, NodeId(1), st(1));
+        p.update(t0, NodeId(2), st(100));
+        let mut rng = fastrand::Rng::with_seed(7);
+        let picks = (0..1000).filter(|_| p.choose_victim(&mut rng) == Some(NodeId(2))).count();
+        // With two draws the busier peer wins unless both draws hit the other: ~3/4.
+        assert!((650..=850).contains(&picks), "{picks}");
+    }
+}

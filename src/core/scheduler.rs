@@ -1,0 +1,513 @@
+//! The per-node scheduler: local queues, work stealing, result routing and recovery.
+//!
+//! One `Scheduler` runs on every node and serves every job it has work for. Its rules:
+//!
+//! 1. **Local work first.** An idle worker takes the next task of the local queues,
+//!    round-robin across jobs, so concurrent submitters share a node fairly.
+//! 2. **Steal when idle.** With idle workers and nothing queued, the node asks one victim
+//!    for work: the busier of two random peers that advertise queued tasks. The victim
+//!    gives about half of its largest queue, as index ranges. An empty answer or a timeout
+//!    backs off exponentially, and a node with no advertised work around sends nothing at
+//!    all: it waits for the next gossip. Idle meshes stay silent.
+//! 3. **Results go to the owner.** A node that runs another node's tasks buffers the
+//!    results and sends them in batches to the job's owner (the submitter).
+//! 4. **The owner decides completion.** Its [`Ledger`] counts each task once.
+//! 5. **Recovery.** When a peer dies the owner re-queues the undone tasks leased to it, and
+//!    every node drops the jobs the dead peer owned. When nothing is left to steal, an
+//!    idle owner re-runs its undone tasks itself (backup runs), so stragglers, lost
+//!    messages and stale leases can delay a job but never stall it.
+//!
+//! Bounds: result buffers flush at `result_batch`; a grant carries at most
+//! `max_grant_ranges` ranges; one steal is in flight at a time; the ended-job tombstones
+//! keep the last [`TOMBSTONES`] ids.
+
+use super::ledger::{Accept, Ledger};
+use super::peers::{Peers, Status};
+use super::queue::{TaskRange, WorkQueue};
+use super::timer::{Timer, TimerTable};
+use super::{Action, Config, Counters, DropReason, Grant, Message, Progress, TaskReport};
+use crate::id::{JobId, NodeId};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// How many ended job ids a node remembers, to ignore their late grants and results.
+pub const TOMBSTONES: usize = 4096;
+
+#[derive(Debug)]
+struct Job<S> {
+    spec: S,
+    queue: WorkQueue,
+    /// Present on the owner only.
+    ledger: Option<Ledger>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    job: JobId,
+    task: u64,
+}
+
+#[derive(Debug)]
+pub struct Scheduler<S, R> {
+    id: NodeId,
+    cfg: Config,
+    rng: fastrand::Rng,
+    jobs: BTreeMap<JobId, Job<S>>,
+    /// Jobs that may have queued work, in round-robin order.
+    rr: VecDeque<JobId>,
+    ended: (VecDeque<JobId>, HashSet<JobId>),
+    workers: Vec<Option<Running>>,
+    idle: Vec<usize>,
+    peers: Peers,
+    timers: TimerTable,
+    /// The steal request in flight: (request id, victim).
+    stealing: Option<(u64, NodeId)>,
+    next_req: u64,
+    backoff: Duration,
+    /// Ordered so flushes (and so simulations) are deterministic.
+    outbox: BTreeMap<JobId, Vec<TaskReport<R>>>,
+    actions: VecDeque<Action<S, R>>,
+    next_seq: u32,
+    tasks_done: u64,
+    counters: Counters,
+    published: Option<(Instant, Status)>,
+}
+
+impl<S: Clone, R> Scheduler<S, R> {
+    pub fn new(id: NodeId, cfg: Config, seed: u64, now: Instant) -> Self {
+        let workers = cfg.workers as usize;
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Gossip, now);
+        timers.set(Timer::PeerSweep, now + cfg.peer_expiry / 4);
+        Self {
+            id,
+            rng: fastrand::Rng::with_seed(seed),
+            jobs: BTreeMap::new(),
+            rr: VecDeque::new(),
+            ended: (VecDeque::new(), HashSet::new()),
+            workers: vec![None; workers],
+            idle: (0..workers).rev().collect(),
+            peers: Peers::default(),
+            timers,
+            stealing: None,
+            next_req: 0,
+            backoff: cfg.steal_backoff_min,
+            outbox: BTreeMap::new(),
+            actions: VecDeque::new(),
+            next_seq: 0,
+            tasks_done: 0,
+            counters: Counters::default(),
+            published: None,
+            cfg,
+        }
+    }
+
+    // ---- getters ----
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            workers: self.cfg.workers,
+            busy: (self.workers.len() - self.idle.len()) as u32,
+            queued: self.jobs.values().map(|j| j.queue.len()).sum(),
+            tasks_done: self.tasks_done,
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    /// The spec of a job this node has work for.
+    pub fn spec(&self, job: JobId) -> Option<&S> {
+        self.jobs.get(&job).map(|j| &j.spec)
+    }
+
+    /// Progress of a job this node owns and that has not finished.
+    pub fn progress(&self, job: JobId) -> Option<Progress> {
+        let l = self.jobs.get(&job)?.ledger.as_ref()?;
+        Some(Progress {
+            total: l.total(),
+            done: l.done_count(),
+            failed: l.failed(),
+            duplicates: l.duplicates(),
+        })
+    }
+
+    /// Whether this node still has any work (queued or running) or owned jobs.
+    pub fn is_idle(&self) -> bool {
+        self.jobs.is_empty() && self.idle.len() == self.workers.len()
+    }
+
+    // ---- inputs ----
+
+    /// Submits a job of `tasks` tasks owned by this node.
+    pub fn submit(&mut self, now: Instant, spec: S, tasks: u64) -> JobId {
+        let job = JobId { owner: self.id, seq: self.next_seq };
+        self.next_seq += 1;
+        let mut queue = WorkQueue::default();
+        queue.push(TaskRange::new(0, tasks));
+        let ledger = Some(Ledger::new(tasks));
+        self.jobs.insert(job, Job { spec, queue, ledger });
+        self.rr.push_back(job);
+        if tasks == 0 {
+            self.finish(job);
+        }
+        self.pump(now);
+        job
+    }
+
+    /// Cancels a job this node owns: every node drops its work.
+    pub fn cancel(&mut self, now: Instant, job: JobId) {
+        if job.owner == self.id && self.jobs.contains_key(&job) {
+            self.actions.push_back(Action::Broadcast(Message::JobEnded { job }));
+            self.drop_job(job, DropReason::Cancelled);
+            self.pump(now);
+        }
+    }
+
+    /// A worker finished the task it was given.
+    pub fn handle_task_done(&mut self, now: Instant, worker: usize, mut report: TaskReport<R>) {
+        let Some(run) = self.workers.get_mut(worker).and_then(Option::take) else {
+            return; // not running anything: a driver bug, ignored rather than trusted
+        };
+        self.idle.push(worker);
+        self.tasks_done += 1;
+        report.task = run.task;
+        if run.job.owner == self.id {
+            self.accept(self.id, run.job, report);
+        } else if self.jobs.contains_key(&run.job) {
+            let buf = self.outbox.entry(run.job).or_default();
+            buf.push(report);
+            if buf.len() >= self.cfg.result_batch {
+                self.flush(run.job);
+            } else {
+                self.timers.set_if_earlier(Timer::FlushResults, now + self.cfg.result_delay);
+            }
+        }
+        self.pump(now);
+    }
+
+    /// A message from a peer. Peers may be buggy or hostile: nothing here trusts them
+    /// beyond what the message can affect.
+    pub fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message<S, R>) {
+        match msg {
+            Message::Status(s) => {
+                self.peers.update(now, from, s);
+            }
+            Message::Steal { req } => {
+                let work = self.grant(from);
+                self.actions.push_back(Action::Send { to: from, msg: Message::Grant { req, work } });
+            }
+            Message::Grant { req, work } => self.on_grant(now, from, req, work),
+            Message::Lease { job, ranges } => {
+                if let Some(l) = self.ledger_mut(job) {
+                    for r in ranges {
+                        l.lease(r, from);
+                    }
+                }
+            }
+            Message::Results { job, reports } => {
+                if job.owner == self.id {
+                    for r in reports {
+                        self.accept(from, job, r);
+                    }
+                }
+            }
+            Message::JobEnded { job } => {
+                // Only the owner may end a job.
+                if job.owner == from {
+                    if self.jobs.contains_key(&job) {
+                        self.drop_job(job, DropReason::Ended);
+                    }
+                    self.tombstone(job);
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    /// The network layer learned that a peer left or its connection is gone for good.
+    pub fn handle_peer_gone(&mut self, now: Instant, peer: NodeId) {
+        if self.peers.remove(peer) {
+            self.peer_down(peer);
+        }
+        self.pump(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for t in self.timers.expired(now) {
+            match t {
+                Timer::Gossip => {
+                    self.publish(now);
+                    self.timers.set(Timer::Gossip, now + self.cfg.gossip_interval);
+                }
+                Timer::PeerSweep => {
+                    for dead in self.peers.expire(now, self.cfg.peer_expiry) {
+                        self.peer_down(dead);
+                    }
+                    self.retire_drained();
+                    self.timers.set(Timer::PeerSweep, now + self.cfg.peer_expiry / 4);
+                }
+                Timer::StealTimeout => {
+                    if let Some((_, victim)) = self.stealing.take() {
+                        self.peers.mark_empty(victim);
+                        self.back_off(now);
+                    }
+                }
+                Timer::StealRetry => {}
+                Timer::FlushResults => {
+                    let jobs: Vec<JobId> = self.outbox.keys().copied().collect();
+                    for job in jobs {
+                        self.flush(job);
+                    }
+                }
+            }
+        }
+        self.pump(now);
+    }
+
+    // ---- outputs ----
+
+    pub fn poll_action(&mut self) -> Option<Action<S, R>> {
+        self.actions.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    // ---- internals ----
+
+    /// Puts idle workers to work: local tasks, else a steal, else backup runs.
+    fn pump(&mut self, now: Instant) {
+        while let Some(&worker) = self.idle.last() {
+            let Some((job, task)) = self.next_local_task() else { break };
+            self.idle.pop();
+            self.start(worker, job, task, false);
+        }
+        if !self.idle.is_empty() && self.stealing.is_none() {
+            let can_steal = !self.timers.is_armed(Timer::StealRetry);
+            match self.peers.choose_victim(&mut self.rng) {
+                Some(victim) if can_steal => self.send_steal(now, victim),
+                Some(_) => {}
+                None => self.speculate(),
+            }
+        }
+        self.maybe_publish(now);
+    }
+
+    fn next_local_task(&mut self) -> Option<(JobId, u64)> {
+        while let Some(job) = self.rr.pop_front() {
+            let Some(j) = self.jobs.get_mut(&job) else { continue };
+            if let Some(task) = j.queue.pop() {
+                if !j.queue.is_empty() {
+                    self.rr.push_back(job);
+                }
+                return Some((job, task));
+            }
+        }
+        None
+    }
+
+    /// Lists a job for round-robin service, once.
+    fn enlist(&mut self, job: JobId) {
+        if !self.rr.contains(&job) {
+            self.rr.push_back(job);
+        }
+    }
+
+    fn start(&mut self, worker: usize, job: JobId, task: u64, backup: bool) {
+        self.workers[worker] = Some(Running { job, task });
+        self.actions.push_back(Action::Run { worker, job, task, backup });
+    }
+
+    fn send_steal(&mut self, now: Instant, victim: NodeId) {
+        let req = self.next_req;
+        self.next_req += 1;
+        self.stealing = Some((req, victim));
+        self.counters.steal_requests += 1;
+        self.timers.set(Timer::StealTimeout, now + self.cfg.steal_timeout);
+        self.actions.push_back(Action::Send { to: victim, msg: Message::Steal { req } });
+    }
+
+    /// Idle with nothing to steal: re-run undone tasks of our own jobs that are not
+    /// already running here. Their first result wins; any later one is a duplicate.
+    fn speculate(&mut self) {
+        let owned: Vec<JobId> =
+            self.jobs.iter().filter(|(_, j)| j.ledger.is_some()).map(|(&id, _)| id).collect();
+        for job in owned {
+            while let Some(&worker) = self.idle.last() {
+                let running: Vec<u64> =
+                    self.workers.iter().flatten().filter(|r| r.job == job).map(|r| r.task).collect();
+                let Some(task) = self.ledger_mut(job).and_then(|l| l.next_undone(|t| running.contains(&t)))
+                else {
+                    break;
+                };
+                self.idle.pop();
+                self.counters.backups += 1;
+                self.start(worker, job, task, true);
+            }
+        }
+    }
+
+    /// A thief asks: give about half of the largest local queue.
+    fn grant(&mut self, thief: NodeId) -> Option<Grant<S>> {
+        let (&job, j) = self.jobs.iter_mut().filter(|(_, j)| !j.queue.is_empty()).max_by_key(|(_, j)| j.queue.len())?;
+        let ranges = j.queue.steal_half(self.cfg.max_grant_ranges);
+        let given: u64 = ranges.iter().map(TaskRange::len).sum();
+        self.counters.tasks_given += given;
+        if let Some(ledger) = j.ledger.as_mut() {
+            for r in &ranges {
+                ledger.lease(*r, thief);
+            }
+        }
+        Some(Grant { job, spec: j.spec.clone(), ranges })
+    }
+
+    fn on_grant(&mut self, now: Instant, victim: NodeId, req: u64, work: Option<Grant<S>>) {
+        if self.stealing.is_some_and(|(r, v)| r == req && v == victim) {
+            self.stealing = None;
+            self.timers.stop(Timer::StealTimeout);
+        }
+        // Work is accepted even when its request timed out: dropping it would lose it.
+        let Some(g) = work.filter(|g| !g.ranges.is_empty() && !self.ended.1.contains(&g.job)) else {
+            self.peers.mark_empty(victim);
+            self.back_off(now);
+            return;
+        };
+        self.counters.steals += 1;
+        self.backoff = self.cfg.steal_backoff_min;
+        self.timers.stop(Timer::StealRetry);
+        let job = g.job;
+        let j = self.jobs.entry(job).or_insert_with(|| Job { spec: g.spec, queue: WorkQueue::default(), ledger: None });
+        for r in &g.ranges {
+            self.counters.tasks_stolen += r.len();
+            j.queue.push(*r);
+        }
+        if let Some(l) = j.ledger.as_mut() {
+            for r in &g.ranges {
+                l.lease(*r, self.id);
+            }
+        } else {
+            let msg = Message::Lease { job, ranges: g.ranges };
+            self.actions.push_back(Action::Send { to: job.owner, msg });
+        }
+        self.enlist(job);
+    }
+
+    fn back_off(&mut self, now: Instant) {
+        self.timers.set(Timer::StealRetry, now + self.backoff);
+        self.backoff = (self.backoff * 2).min(self.cfg.steal_backoff_max);
+    }
+
+    fn accept(&mut self, from: NodeId, job: JobId, report: TaskReport<R>) {
+        let Some(ledger) = self.ledger_mut(job) else { return };
+        if ledger.accept(report.task, report.outcome.is_ok()) == Accept::New {
+            let complete = ledger.is_complete();
+            self.actions.push_back(Action::Accepted { job, from, report });
+            if complete {
+                self.finish(job);
+            }
+        }
+    }
+
+    fn finish(&mut self, job: JobId) {
+        self.jobs.remove(&job);
+        self.tombstone(job);
+        self.actions.push_back(Action::JobFinished { job });
+        self.actions.push_back(Action::Broadcast(Message::JobEnded { job }));
+    }
+
+    fn drop_job(&mut self, job: JobId, reason: DropReason) {
+        self.jobs.remove(&job);
+        self.outbox.remove(&job);
+        self.tombstone(job);
+        self.actions.push_back(Action::JobDropped { job, reason });
+    }
+
+    fn peer_down(&mut self, peer: NodeId) {
+        if self.stealing.is_some_and(|(_, v)| v == peer) {
+            self.stealing = None;
+            self.timers.stop(Timer::StealTimeout);
+        }
+        let orphaned: Vec<JobId> = self.jobs.keys().filter(|j| j.owner == peer).copied().collect();
+        for job in orphaned {
+            self.drop_job(job, DropReason::OwnerGone);
+        }
+        let me = self.id;
+        let mut requeued = Vec::new();
+        for (&job, j) in self.jobs.iter_mut() {
+            let Some(l) = j.ledger.as_mut() else { continue };
+            let back = l.reclaim(peer);
+            if !back.is_empty() {
+                requeued.push(job);
+            }
+            for r in back {
+                l.lease(r, me);
+                j.queue.push(r);
+            }
+        }
+        for job in requeued {
+            self.enlist(job);
+        }
+    }
+
+    /// Forgets foreign jobs with nothing queued, running or buffered here. Normally the
+    /// owner's `JobEnded` does this; the sweep covers a lost one.
+    fn retire_drained(&mut self) {
+        let me = self.id;
+        let busy: Vec<JobId> = self.workers.iter().flatten().map(|r| r.job).collect();
+        self.jobs.retain(|job, j| {
+            job.owner == me || !j.queue.is_empty() || busy.contains(job) || self.outbox.contains_key(job)
+        });
+    }
+
+    fn flush(&mut self, job: JobId) {
+        if let Some(reports) = self.outbox.remove(&job).filter(|r| !r.is_empty()) {
+            let msg = Message::Results { job, reports };
+            self.actions.push_back(Action::Send { to: job.owner, msg });
+        }
+        if self.outbox.is_empty() {
+            self.timers.stop(Timer::FlushResults);
+        }
+    }
+
+    fn publish(&mut self, now: Instant) {
+        let s = self.status();
+        self.published = Some((now, s));
+        self.actions.push_back(Action::Broadcast(Message::Status(s)));
+    }
+
+    /// Publishes early when our queue turns empty or non-empty, so thieves learn of new
+    /// work (and stop asking for gone work) without waiting a whole gossip interval.
+    fn maybe_publish(&mut self, now: Instant) {
+        let Some((at, last)) = self.published else { return };
+        let has_work = self.jobs.values().any(|j| !j.queue.is_empty());
+        if has_work != (last.queued > 0) {
+            self.timers.set_if_earlier(Timer::Gossip, (at + self.cfg.publish_min_gap).max(now));
+        }
+    }
+
+    fn ledger_mut(&mut self, job: JobId) -> Option<&mut Ledger> {
+        self.jobs.get_mut(&job)?.ledger.as_mut()
+    }
+
+    fn tombstone(&mut self, job: JobId) {
+        if self.ended.1.insert(job) {
+            self.ended.0.push_back(job);
+            if self.ended.0.len() > TOMBSTONES
+                && let Some(old) = self.ended.0.pop_front()
+            {
+                self.ended.1.remove(&old);
+            }
+        }
+    }
+}

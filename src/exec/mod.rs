@@ -1,0 +1,2 @@
+//! Task kernels.
+pub mod primes;

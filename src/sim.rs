@@ -1,0 +1,356 @@
+//! A deterministic N-node simulator for the scheduler core.
+//!
+//! It drives N [`Scheduler`]s on a virtual clock: messages take a seeded random latency and
+//! may be lost or cut by a partition, tasks take a seeded random time divided by their
+//! node's speed, and nodes can be killed at a set time. Everything comes from one seed, so a
+//! failing case replays exactly. A run costs milliseconds, which lets proptest try hundreds
+//! of meshes. `drive` stops with an error after a fixed number of events, which turns a
+//! livelock into a test failure instead of a hang.
+//!
+//! Task outputs are a hash of (job salt, task), so the simulator knows the exact expected
+//! result of every job and checks it.
+
+use crate::core::{Action, Config, Message, Scheduler, TaskReport};
+use crate::id::{JobId, NodeId};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
+
+/// The job spec in the simulator: a salt that makes each job's outputs distinct.
+type Spec = u64;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NodeSpec {
+    pub(crate) workers: u32,
+    /// Relative speed: a task of cost c takes c / speed.
+    pub(crate) speed: f64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SimConfig {
+    pub(crate) nodes: Vec<NodeSpec>,
+    /// Uniform one-way latency range.
+    pub(crate) latency: (Duration, Duration),
+    /// Probability that any one message copy is lost.
+    pub(crate) loss: f64,
+    /// Uniform task cost range at speed 1.
+    pub(crate) task_cost: (Duration, Duration),
+    pub(crate) seed: u64,
+    pub(crate) core: Config,
+}
+
+impl SimConfig {
+    pub(crate) fn new(nodes: Vec<NodeSpec>, seed: u64) -> Self {
+        Self {
+            nodes,
+            latency: (Duration::from_micros(200), Duration::from_millis(2)),
+            loss: 0.0,
+            task_cost: (Duration::from_millis(5), Duration::from_millis(15)),
+            seed,
+            core: Config::default(),
+        }
+    }
+}
+
+/// What the simulator saw of one job at its owner.
+#[derive(Debug, Clone)]
+pub(crate) struct JobOutcome {
+    pub(crate) owner: usize,
+    pub(crate) tasks: u64,
+    pub(crate) expected: u64,
+    pub(crate) sum: u64,
+    /// How many times each task was accepted: must end as all ones.
+    pub(crate) accepted: Vec<u32>,
+    /// Accepted tasks per node index that ran them.
+    pub(crate) per_node: BTreeMap<usize, u64>,
+    pub(crate) submitted_at: Duration,
+    pub(crate) finished_at: Option<Duration>,
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver { to: usize, from: usize, msg: Message<Spec, u64> },
+    Done { node: usize, worker: usize, task: u64, value: u64, took: Duration },
+    Wake { node: usize },
+    Kill { node: usize },
+    Submit { node: usize, salt: u64, tasks: u64 },
+    Cut { side: Vec<usize>, until: Duration },
+}
+
+#[derive(Debug)]
+struct SimNode {
+    sched: Scheduler<Spec, u64>,
+    speed: f64,
+    alive: bool,
+    wake_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Sim {
+    cfg: SimConfig,
+    t0: Instant,
+    now: Instant,
+    nodes: Vec<SimNode>,
+    index: HashMap<NodeId, usize>,
+    queue: BinaryHeap<Reverse<(Instant, u64)>>,
+    events: HashMap<u64, Event>,
+    seq: u64,
+    rng: fastrand::Rng,
+    /// Active partition: the side and when it heals.
+    cut: Option<(Vec<usize>, Instant)>,
+    pub(crate) jobs: BTreeMap<JobId, JobOutcome>,
+    pub(crate) messages: u64,
+    pub(crate) steal_messages: u64,
+}
+
+impl Sim {
+    pub(crate) fn new(cfg: SimConfig) -> Self {
+        let t0 = Instant::now();
+        let mut index = HashMap::new();
+        let nodes = cfg
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let id = NodeId(0x1000 + i as u64);
+                index.insert(id, i);
+                let core = Config { workers: n.workers, ..cfg.core.clone() };
+                let sched = Scheduler::new(id, core, cfg.seed.wrapping_add(i as u64), t0);
+                SimNode { sched, speed: n.speed, alive: true, wake_at: None }
+            })
+            .collect();
+        let rng = fastrand::Rng::with_seed(cfg.seed);
+        let mut sim = Self {
+            cfg,
+            t0,
+            now: t0,
+            nodes,
+            index,
+            queue: BinaryHeap::new(),
+            events: HashMap::new(),
+            seq: 0,
+            rng,
+            cut: None,
+            jobs: BTreeMap::new(),
+            messages: 0,
+            steal_messages: 0,
+        };
+        for i in 0..sim.nodes.len() {
+            sim.after_input(i);
+        }
+        sim
+    }
+
+    pub(crate) fn id(&self, node: usize) -> NodeId {
+        self.nodes[node].sched.id()
+    }
+
+    pub(crate) fn alive(&self, node: usize) -> bool {
+        self.nodes[node].alive
+    }
+
+    pub(crate) fn node(&self, node: usize) -> &Scheduler<Spec, u64> {
+        &self.nodes[node].sched
+    }
+
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    /// Schedules a job of `tasks` tasks submitted by `node` at virtual time `at`.
+    pub(crate) fn submit_at(&mut self, at: Duration, node: usize, tasks: u64) {
+        let salt = self.rng.u64(..);
+        self.push(self.t0 + at, Event::Submit { node, salt, tasks });
+    }
+
+    pub(crate) fn kill_at(&mut self, at: Duration, node: usize) {
+        self.push(self.t0 + at, Event::Kill { node });
+    }
+
+    /// Cuts `side` off from the rest between `at` and `until`.
+    pub(crate) fn cut_at(&mut self, at: Duration, side: Vec<usize>, until: Duration) {
+        self.push(self.t0 + at, Event::Cut { side, until });
+    }
+
+    /// Runs until every job with a live owner has finished and `settle` more virtual time
+    /// has passed, or fails after `max_events` events (a livelock) or at `deadline`.
+    pub(crate) fn drive(&mut self, max_events: u64, settle: Duration, deadline: Duration) -> Result<(), String> {
+        let mut done_at: Option<Instant> = None;
+        for _ in 0..max_events {
+            if done_at.is_none() && self.all_finished() {
+                done_at = Some(self.now);
+            }
+            if let Some(d) = done_at
+                && self.now >= d + settle
+            {
+                return Ok(());
+            }
+            let Some(Reverse((at, seq))) = self.queue.pop() else {
+                return if done_at.is_some() { Ok(()) } else { Err("no events left but jobs unfinished".into()) };
+            };
+            if at - self.t0 > deadline {
+                return Err(format!("virtual deadline {deadline:?} passed; jobs: {:?}", self.unfinished()));
+            }
+            self.now = at;
+            if let Some(ev) = self.events.remove(&seq) {
+                self.handle(ev);
+            }
+        }
+        Err(format!("livelock: {max_events} events; unfinished: {:?}", self.unfinished()))
+    }
+
+    fn all_finished(&self) -> bool {
+        self.jobs.values().all(|j| j.finished_at.is_some() || !self.nodes[j.owner].alive)
+            && self.events.values().all(|e| !matches!(e, Event::Submit { .. }))
+    }
+
+    fn unfinished(&self) -> Vec<(JobId, u64)> {
+        self.jobs
+            .iter()
+            .filter(|(_, j)| j.finished_at.is_none() && self.nodes[j.owner].alive)
+            .map(|(&id, j)| (id, j.accepted.iter().filter(|&&c| c > 0).count() as u64))
+            .collect()
+    }
+
+    fn push(&mut self, at: Instant, ev: Event) {
+        let seq = self.seq;
+        self.seq += 1;
+        self.events.insert(seq, ev);
+        self.queue.push(Reverse((at, seq)));
+    }
+
+    fn handle(&mut self, ev: Event) {
+        let now = self.now;
+        match ev {
+            Event::Deliver { to, from, msg } => {
+                if self.nodes[to].alive && !self.is_cut(from, to) {
+                    let from_id = self.id(from);
+                    self.nodes[to].sched.handle_message(now, from_id, msg);
+                    self.after_input(to);
+                }
+            }
+            Event::Done { node, worker, task, value, took } => {
+                if self.nodes[node].alive {
+                    let report = TaskReport { task, outcome: Ok(value), took };
+                    self.nodes[node].sched.handle_task_done(now, worker, report);
+                    self.after_input(node);
+                }
+            }
+            Event::Wake { node } => {
+                let n = &mut self.nodes[node];
+                if n.alive && n.sched.poll_timeout().is_some_and(|t| t <= now) {
+                    n.wake_at = None;
+                    n.sched.handle_timeout(now);
+                    self.after_input(node);
+                }
+            }
+            Event::Kill { node } => self.nodes[node].alive = false,
+            Event::Cut { side, until } => self.cut = Some((side, self.t0 + until)),
+            Event::Submit { node, salt, tasks } => {
+                if !self.nodes[node].alive {
+                    return;
+                }
+                let job = self.nodes[node].sched.submit(now, salt, tasks);
+                let expected = (0..tasks).fold(0u64, |a, t| a.wrapping_add(output(salt, t)));
+                self.jobs.insert(job, JobOutcome {
+                    owner: node,
+                    tasks,
+                    expected,
+                    sum: 0,
+                    accepted: vec![0; tasks as usize],
+                    per_node: BTreeMap::new(),
+                    submitted_at: now - self.t0,
+                    finished_at: None,
+                });
+                self.after_input(node);
+            }
+        }
+    }
+
+    fn is_cut(&self, a: usize, b: usize) -> bool {
+        match &self.cut {
+            Some((side, until)) if self.now < *until => side.contains(&a) != side.contains(&b),
+            _ => false,
+        }
+    }
+
+    /// Carries out a node's actions and re-arms its wake-up.
+    fn after_input(&mut self, i: usize) {
+        while let Some(a) = self.nodes[i].sched.poll_action() {
+            self.act(i, a);
+        }
+        let n = &mut self.nodes[i];
+        if let Some(t) = n.sched.poll_timeout()
+            && n.wake_at.is_none_or(|w| t < w || w <= self.now)
+        {
+            n.wake_at = Some(t);
+            let at = t.max(self.now);
+            self.push(at, Event::Wake { node: i });
+        }
+    }
+
+    fn act(&mut self, i: usize, a: Action<Spec, u64>) {
+        match a {
+            Action::Run { worker, job, task, .. } => {
+                let salt = *self.nodes[i].sched.spec(job).expect("running job has a spec");
+                let (lo, hi) = self.cfg.task_cost;
+                let cost = lo + (hi - lo).mul_f64(unit(salt ^ task.rotate_left(17)));
+                let took = cost.div_f64(self.nodes[i].speed);
+                let value = output(salt, task);
+                self.push(self.now + took, Event::Done { node: i, worker, task, value, took });
+            }
+            Action::Send { to, msg } => {
+                let to = self.index[&to];
+                self.send(i, to, msg);
+            }
+            Action::Broadcast(msg) => {
+                for to in 0..self.nodes.len() {
+                    if to != i {
+                        self.send(i, to, msg.clone());
+                    }
+                }
+            }
+            Action::Accepted { job, from, report } => {
+                let from = self.index[&from];
+                let j = self.jobs.get_mut(&job).expect("accepted job was submitted");
+                j.accepted[report.task as usize] += 1;
+                j.sum = j.sum.wrapping_add(report.outcome.expect("sim tasks succeed"));
+                *j.per_node.entry(from).or_default() += 1;
+            }
+            Action::JobFinished { job } => {
+                let at = self.now - self.t0;
+                self.jobs.get_mut(&job).expect("finished job was submitted").finished_at = Some(at);
+            }
+            Action::JobDropped { .. } => {}
+        }
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Message<Spec, u64>) {
+        self.messages += 1;
+        if matches!(msg, Message::Steal { .. } | Message::Grant { .. }) {
+            self.steal_messages += 1;
+        }
+        if self.rng.f64() < self.cfg.loss {
+            return;
+        }
+        let (lo, hi) = self.cfg.latency;
+        let lat = lo + (hi - lo).mul_f64(self.rng.f64());
+        self.push(self.now + lat, Event::Deliver { to, from, msg });
+    }
+}
+
+/// The output of a task: a well-mixed hash, so a wrong or doubled result shows in the sum.
+pub(crate) fn output(salt: u64, task: u64) -> u64 {
+    let mut z = salt ^ task.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A deterministic number in [0, 1) from a hash.
+fn unit(x: u64) -> f64 {
+    (output(0, x) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests;

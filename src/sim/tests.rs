@@ -1,0 +1,182 @@
+//! Scheduler invariants, checked on simulated meshes.
+
+use super::*;
+use proptest::prelude::*;
+
+const SETTLE: Duration = Duration::from_secs(15);
+const DEADLINE: Duration = Duration::from_secs(3600);
+const MAX_EVENTS: u64 = 5_000_000;
+
+fn nodes(specs: &[(u32, f64)]) -> Vec<NodeSpec> {
+    specs.iter().map(|&(workers, speed)| NodeSpec { workers, speed }).collect()
+}
+
+/// Every job whose owner lives finished with each task counted exactly once and the exact
+/// sum; every live node let go of every job afterwards.
+fn check_outcomes(sim: &Sim) -> Result<(), TestCaseError> {
+    for (job, j) in &sim.jobs {
+        if !sim.alive(j.owner) {
+            continue;
+        }
+        prop_assert!(j.finished_at.is_some(), "job {job:?} did not finish");
+        prop_assert!(j.accepted.iter().all(|&c| c == 1), "job {job:?}: a task was not counted exactly once");
+        prop_assert_eq!(j.sum, j.expected, "job {:?}: wrong result", job);
+        prop_assert_eq!(j.per_node.values().sum::<u64>(), j.tasks);
+    }
+    for i in 0..sim.nodes.len() {
+        if sim.alive(i) {
+            prop_assert!(sim.node(i).is_idle(), "node {i} still holds work after the jobs ended");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn lone_node_runs_everything_once() {
+    let mut sim = Sim::new(SimConfig::new(nodes(&[(4, 1.0)]), 1));
+    sim.submit_at(Duration::ZERO, 0, 1000);
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    check_outcomes(&sim).unwrap();
+    assert_eq!(sim.node(0).counters().backups, 0, "a lone node never duplicates work");
+    assert_eq!(sim.steal_messages, 0);
+}
+
+#[test]
+fn empty_job_finishes_at_once() {
+    let mut sim = Sim::new(SimConfig::new(nodes(&[(2, 1.0), (2, 1.0)]), 3));
+    sim.submit_at(Duration::ZERO, 1, 0);
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    check_outcomes(&sim).unwrap();
+}
+
+#[test]
+fn work_spreads_and_steals_stay_rare() {
+    let mut sim = Sim::new(SimConfig::new(nodes(&[(1, 1.0), (1, 1.0), (1, 1.0)]), 5));
+    sim.submit_at(Duration::from_millis(1500), 0, 1000);
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    check_outcomes(&sim).unwrap();
+    let job = sim.jobs.values().next().unwrap();
+    for i in 0..3 {
+        let share = job.per_node.get(&i).copied().unwrap_or(0);
+        assert!(share > 250, "node {i} did only {share} of 1000 tasks");
+    }
+    let per_task = sim.steal_messages as f64 / 1000.0;
+    assert!(per_task < 0.2, "{per_task} steal messages per task");
+}
+
+#[test]
+fn faster_nodes_do_proportionally_more() {
+    let speeds = [(1, 1.0), (1, 1.0), (1, 2.0), (1, 4.0)];
+    let mut sim = Sim::new(SimConfig::new(nodes(&speeds), 9));
+    sim.submit_at(Duration::from_millis(1500), 0, 4000);
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    check_outcomes(&sim).unwrap();
+    let job = sim.jobs.values().next().unwrap();
+    let total_speed: f64 = speeds.iter().map(|s| s.1).sum();
+    for (i, &(_, speed)) in speeds.iter().enumerate() {
+        let share = job.per_node[&i] as f64 / 4000.0;
+        let ideal = speed / total_speed;
+        assert!((share / ideal - 1.0).abs() < 0.15, "node {i}: share {share:.3}, ideal {ideal:.3}");
+    }
+}
+
+#[test]
+fn killed_node_work_is_redone() {
+    let mut sim = Sim::new(SimConfig::new(nodes(&[(1, 1.0), (2, 1.0), (2, 1.0)]), 11));
+    sim.submit_at(Duration::from_millis(1500), 0, 2000);
+    sim.kill_at(Duration::from_secs(3), 1);
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    check_outcomes(&sim).unwrap();
+    let job = sim.jobs.values().next().unwrap();
+    assert!(job.per_node.get(&1).copied().unwrap_or(0) > 0, "node 1 worked before it died");
+}
+
+#[test]
+fn dead_submitter_work_is_dropped_everywhere() {
+    let mut sim = Sim::new(SimConfig::new(nodes(&[(1, 1.0), (2, 1.0), (2, 1.0)]), 13));
+    sim.submit_at(Duration::from_millis(1500), 0, 5000);
+    sim.kill_at(Duration::from_secs(3), 0);
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    check_outcomes(&sim).unwrap();
+}
+
+#[test]
+fn partition_heals_and_result_is_exact() {
+    let mut sim = Sim::new(SimConfig::new(nodes(&[(1, 1.0), (1, 1.0), (1, 1.0)]), 17));
+    sim.submit_at(Duration::from_millis(1500), 0, 2000);
+    sim.cut_at(Duration::from_secs(4), vec![2], Duration::from_secs(14));
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    check_outcomes(&sim).unwrap();
+}
+
+#[test]
+fn replays_exactly() {
+    let run = || {
+        let mut cfg = SimConfig::new(nodes(&[(1, 1.0), (2, 0.5), (3, 2.0)]), 21);
+        cfg.loss = 0.05;
+        let mut sim = Sim::new(cfg);
+        sim.submit_at(Duration::from_millis(1200), 0, 700);
+        sim.submit_at(Duration::from_millis(1300), 2, 300);
+        sim.kill_at(Duration::from_secs(2), 1);
+        sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+        (sim.messages, sim.elapsed(), sim.jobs.values().map(|j| j.per_node.clone()).collect::<Vec<_>>())
+    };
+    assert_eq!(run(), run());
+}
+
+#[derive(Debug, Clone)]
+struct Scenario {
+    nodes: Vec<(u32, f64)>,
+    jobs: Vec<(usize, u64, u64)>,
+    kill: Option<(usize, u64)>,
+    loss: f64,
+    max_latency_us: u64,
+    seed: u64,
+}
+
+fn scenario() -> impl Strategy<Value = Scenario> {
+    let node = (1u32..4, prop::sample::select(vec![0.25, 0.5, 1.0, 2.0, 4.0]));
+    (prop::collection::vec(node, 1..6), any::<u64>()).prop_flat_map(|(nodes, seed)| {
+        let n = nodes.len();
+        let job = (0..n, 0u64..400, 0u64..4000);
+        (
+            Just(nodes),
+            prop::collection::vec(job, 1..4),
+            prop::option::of((0..n, 0u64..8000)),
+            prop::sample::select(vec![0.0, 0.01, 0.1]),
+            prop::sample::select(vec![100u64, 2_000, 20_000]),
+            Just(seed),
+        )
+            .prop_map(|(nodes, jobs, kill, loss, max_latency_us, seed)| Scenario {
+                nodes,
+                jobs,
+                kill,
+                loss,
+                max_latency_us,
+                seed,
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// No task lost, none counted twice, every job with a live owner terminates with the
+    /// exact result, and a dead node's work is redone — under loss, latency, uneven speeds,
+    /// concurrent submitters and a node death.
+    #[test]
+    fn invariants_hold(s in scenario()) {
+        let mut cfg = SimConfig::new(nodes(&s.nodes), s.seed);
+        cfg.loss = s.loss;
+        cfg.latency = (Duration::from_micros(50), Duration::from_micros(s.max_latency_us));
+        let mut sim = Sim::new(cfg);
+        for &(owner, tasks, at_ms) in &s.jobs {
+            sim.submit_at(Duration::from_millis(at_ms), owner, tasks);
+        }
+        if let Some((node, at_ms)) = s.kill {
+            sim.kill_at(Duration::from_millis(at_ms), node);
+        }
+        sim.drive(MAX_EVENTS, SETTLE, DEADLINE).map_err(TestCaseError::fail)?;
+        check_outcomes(&sim)?;
+    }
+}
