@@ -317,7 +317,7 @@ impl Sim {
                 j.sum = j.sum.wrapping_add(report.outcome.expect("sim tasks succeed"));
                 *j.per_node.entry(from).or_default() += 1;
             }
-            Action::JobFinished { job } => {
+            Action::JobFinished { job, .. } => {
                 let at = self.now - self.t0;
                 self.jobs.get_mut(&job).expect("finished job was submitted").finished_at = Some(at);
             }

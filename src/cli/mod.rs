@@ -1,1 +1,129 @@
-//! CLI.
+//! Command-line interface: clap definitions and the commands they run.
+//!
+//! Arguments are parsed into checked types here (`job::parse_target`, `PrimesJob::new`), so
+//! bad input fails before any work starts, with exit code 2 and a message that names the
+//! argument. Printing happens only in [`output`].
+
+pub mod output;
+
+use crate::job::{Algo, PrimesJob, Split, Target, parse_target};
+use crate::node::{self, identity};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// The outcome of a command that ran: the process exit code.
+pub type ExitCode = u8;
+
+/// A job ran to its end but some tasks failed: exit code 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {tasks} tasks failed")]
+pub struct JobFailed {
+    pub failed: u64,
+    pub tasks: u64,
+}
+
+/// Turn the computers on one LAN into one compute pool.
+#[derive(Debug, Parser)]
+#[command(name = "mesh", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Directory for the node's identity key and caches.
+    #[arg(long, global = true, env = "MESH_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug). MESH_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job and print its results and statistics.
+    #[command(subcommand)]
+    Submit(SubmitJob),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubmitJob {
+    /// Sum the primes below N, or below each n of an inclusive range A..B.
+    ///
+    /// `mesh submit primes 100999` prints one sum; `mesh submit primes 100000..100999
+    /// --algo trial` reproduces the Parallel Python cluster demo, one task per n.
+    Primes(PrimesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PrimesArgs {
+    /// N (sum of the primes below N), or A..B for every n from A to B inclusive.
+    /// Accepts 100999, 1_000_000, 1e9; N up to 1e14.
+    #[arg(value_name = "N|A..B", value_parser = parse_target, allow_hyphen_values = true)]
+    pub target: Target,
+
+    /// Kernel: `sieve` is fast and exact; `trial` is the demo's trial division, slow on
+    /// purpose for measuring clusters.
+    #[arg(long, value_enum, default_value_t = Algo::Sieve)]
+    pub algo: Algo,
+
+    /// Split a single N into this many tasks [default: about 16 per worker].
+    #[arg(long, value_name = "T", conflicts_with = "task_size")]
+    pub tasks: Option<u64>,
+
+    /// Split a single N into tasks of this many numbers.
+    #[arg(long, value_name = "S")]
+    pub task_size: Option<u64>,
+
+    #[command(flatten)]
+    pub common: SubmitOpts,
+}
+
+/// Options every `submit` takes.
+#[derive(Debug, Args)]
+pub struct SubmitOpts {
+    /// Worker threads on this node [default: all cores].
+    #[arg(long, short = 'w', value_name = "W", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: Option<u32>,
+
+    /// This node's name in statistics [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Submit(SubmitJob::Primes(args)) => submit_primes(cli.home, args),
+    }
+}
+
+fn submit_primes(home: Option<PathBuf>, args: PrimesArgs) -> Result<ExitCode> {
+    let workers = args.common.workers.unwrap_or_else(default_workers);
+    let split = match (args.tasks, args.task_size) {
+        (Some(t), _) => Split::Tasks(t),
+        (None, Some(s)) => Split::Size(s),
+        (None, None) => Split::Auto { workers },
+    };
+    let job = PrimesJob::new(args.target, args.algo, split).map_err(output::usage)?;
+    let home = home.unwrap_or_else(identity::default_home);
+    let name = args.common.name.unwrap_or_else(identity::hostname);
+    let id = identity::Identity::load_or_create(&home, name)?;
+    let mut bar = output::Progress::new(args.common.json);
+    let report = node::run_local(&id, workers, job.clone(), |done, total| bar.update(done, total))?;
+    bar.finish();
+    output::job_report(&job, &report, args.common.json).context("writing the results")?;
+    if report.failed.is_empty() {
+        Ok(0)
+    } else {
+        Err(JobFailed { failed: report.failed.len() as u64, tasks: report.tasks }.into())
+    }
+}
+
+fn default_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}

@@ -130,7 +130,7 @@ pub enum Action<S, R> {
     /// Owner only: the first result for a task; later ones are dropped.
     Accepted { job: JobId, from: NodeId, report: TaskReport<R> },
     /// Owner only: every task of the job has a result.
-    JobFinished { job: JobId },
+    JobFinished { job: JobId, progress: Progress },
     /// This node let go of a job; its running tasks may be abandoned.
     JobDropped { job: JobId, reason: DropReason },
 }

@@ -420,9 +420,10 @@ impl<S: Clone, R> Scheduler<S, R> {
     }
 
     fn finish(&mut self, job: JobId) {
+        let Some(progress) = self.progress(job) else { return };
         self.jobs.remove(&job);
         self.tombstone(job);
-        self.actions.push_back(Action::JobFinished { job });
+        self.actions.push_back(Action::JobFinished { job, progress });
         self.actions.push_back(Action::Broadcast(Message::JobEnded { job }));
     }
 

@@ -1,0 +1,184 @@
+//! Everything mesh prints: results on stdout, statistics and progress on stderr, or one
+//! JSON document on stdout with `--json`. This is the only module that prints.
+
+use crate::job::PrimesJob;
+use crate::node::JobReport;
+use comfy_table::{CellAlignment, Table, presets};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+/// A usage error found after clap's parsing: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(e.to_string()).into()
+}
+
+/// How long a job runs before its progress bar appears.
+const BAR_DELAY: Duration = Duration::from_millis(400);
+
+/// A progress bar on stderr that appears only for work longer than a moment, and never
+/// when stderr is not a terminal (indicatif hides it then) or with `--json`.
+#[derive(Debug)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    started: Instant,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        Self { bar: None, started: Instant::now(), quiet }
+    }
+
+    pub fn update(&mut self, done: u64, total: u64) {
+        if self.bar.is_none() && !self.quiet && self.started.elapsed() >= BAR_DELAY && done < total {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{bar:40} {pos}/{len} tasks  {elapsed} (eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()); // the template is a constant
+            bar.set_style(style);
+            bar.enable_steady_tick(Duration::from_millis(250));
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    job: &'static str,
+    algo: String,
+    results: Vec<JsonResult>,
+    elapsed_s: f64,
+    tasks: u64,
+    workers: u32,
+    task_time_s: f64,
+    speedup: f64,
+    efficiency: f64,
+    duplicates: u64,
+    backups: u64,
+    failed: Vec<JsonFailure<'a>>,
+    nodes: Vec<JsonNode<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonResult {
+    n: u64,
+    sum: u128,
+}
+
+#[derive(Serialize)]
+struct JsonFailure<'a> {
+    task: u64,
+    error: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonNode<'a> {
+    name: &'a str,
+    peer_id: &'a str,
+    workers: u32,
+    tasks: u64,
+    task_time_s: f64,
+    share: f64,
+}
+
+/// Prints a finished primes job: results to stdout, statistics to stderr (or JSON).
+pub fn job_report(job: &PrimesJob, r: &JobReport, json: bool) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    if json {
+        let doc = JsonReport {
+            job: "primes",
+            algo: job.algo.to_string(),
+            results: r.results.iter().map(|&(n, sum)| JsonResult { n, sum }).collect(),
+            elapsed_s: r.elapsed.as_secs_f64(),
+            tasks: r.tasks,
+            workers: r.workers,
+            task_time_s: r.task_time().as_secs_f64(),
+            speedup: r.speedup(),
+            efficiency: r.efficiency(),
+            duplicates: r.duplicates,
+            backups: r.backups,
+            failed: r.failed.iter().map(|(task, e)| JsonFailure { task: *task, error: e }).collect(),
+            nodes: r
+                .nodes
+                .iter()
+                .map(|n| JsonNode {
+                    name: &n.name,
+                    peer_id: &n.peer_id,
+                    workers: n.workers,
+                    tasks: n.tasks,
+                    task_time_s: n.task_time.as_secs_f64(),
+                    share: n.tasks as f64 / r.tasks.max(1) as f64,
+                })
+                .collect(),
+        };
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+        return out.flush();
+    }
+    for (n, sum) in &r.results {
+        writeln!(out, "Sum of primes below {n} is {sum}")?;
+    }
+    out.flush()?;
+    let mut err = io::stderr().lock();
+    for (task, e) in &r.failed {
+        writeln!(err, "task {task} failed: {e}")?;
+    }
+    writeln!(err, "Time elapsed: {:.3} s", r.elapsed.as_secs_f64())?;
+    writeln!(err, "{}", stats_table(r))?;
+    writeln!(
+        err,
+        "Speedup {:.2}x on {} workers (task time sum / elapsed), efficiency {:.1}%",
+        r.speedup(),
+        r.workers,
+        100.0 * r.efficiency()
+    )?;
+    if r.duplicates > 0 || r.backups > 0 {
+        writeln!(err, "{} backup runs, {} duplicate results dropped", r.backups, r.duplicates)?;
+    }
+    Ok(())
+}
+
+/// The per-node table Parallel Python users knew: tasks, share, task time, time per task.
+fn stats_table(r: &JobReport) -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(["node", "tasks", "% of tasks", "task time sum (s)", "time per task (s)", "workers", "peer id"]);
+    for n in &r.nodes {
+        let per_task = n.task_time.as_secs_f64() / n.tasks.max(1) as f64;
+        t.add_row([
+            n.name.clone(),
+            n.tasks.to_string(),
+            format!("{:.2}", 100.0 * n.tasks as f64 / r.tasks.max(1) as f64),
+            format!("{:.4}", n.task_time.as_secs_f64()),
+            format!("{per_task:.6}"),
+            n.workers.to_string(),
+            short_peer(&n.peer_id),
+        ]);
+    }
+    for col in 1..6 {
+        if let Some(c) = t.column_mut(col) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t
+}
+
+/// The last 8 characters of a peer id, as libp2p tools abbreviate it.
+fn short_peer(p: &str) -> String {
+    let skip = p.chars().count().saturating_sub(8);
+    p.chars().skip(skip).collect()
+}
