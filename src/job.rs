@@ -53,7 +53,9 @@ pub enum Target {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
     /// Pick a size from the number of workers.
-    Auto { workers: u32 },
+    Auto {
+        workers: u32,
+    },
     Tasks(u64),
     Size(u64),
 }
@@ -95,7 +97,9 @@ impl PrimesJob {
                     return Err(JobError("--task-size must be at least 1".into()));
                 }
                 if n.div_ceil(s) > MAX_TASKS {
-                    return Err(JobError(format!("--task-size {s} makes more than {MAX_TASKS} tasks; use a larger size")));
+                    return Err(JobError(format!(
+                        "--task-size {s} makes more than {MAX_TASKS} tasks; use a larger size"
+                    )));
                 }
                 s
             }
@@ -254,7 +258,8 @@ mod tests {
 
     #[test]
     fn range_jobs_make_one_result_per_n() {
-        let job = PrimesJob::new(Target::Each { first: 10, last: 12 }, Algo::Trial, Split::Auto { workers: 4 }).unwrap();
+        let job =
+            PrimesJob::new(Target::Each { first: 10, last: 12 }, Algo::Trial, Split::Auto { workers: 4 }).unwrap();
         assert_eq!(job.tasks(), 3);
         let outs: Vec<u128> = (0..3).map(|t| job.run(t)).collect();
         assert_eq!(job.assemble(&outs), vec![17, 17, 28]);

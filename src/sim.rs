@@ -63,7 +63,6 @@ pub(crate) struct JobOutcome {
     pub(crate) accepted: Vec<u32>,
     /// Accepted tasks per node index that ran them.
     pub(crate) per_node: BTreeMap<usize, u64>,
-    pub(crate) submitted_at: Duration,
     pub(crate) finished_at: Option<Duration>,
 }
 
@@ -252,16 +251,18 @@ impl Sim {
                 }
                 let job = self.nodes[node].sched.submit(now, salt, tasks);
                 let expected = (0..tasks).fold(0u64, |a, t| a.wrapping_add(output(salt, t)));
-                self.jobs.insert(job, JobOutcome {
-                    owner: node,
-                    tasks,
-                    expected,
-                    sum: 0,
-                    accepted: vec![0; tasks as usize],
-                    per_node: BTreeMap::new(),
-                    submitted_at: now - self.t0,
-                    finished_at: None,
-                });
+                self.jobs.insert(
+                    job,
+                    JobOutcome {
+                        owner: node,
+                        tasks,
+                        expected,
+                        sum: 0,
+                        accepted: vec![0; tasks as usize],
+                        per_node: BTreeMap::new(),
+                        finished_at: None,
+                    },
+                );
                 self.after_input(node);
             }
         }

@@ -120,12 +120,8 @@ impl Ledger {
     /// Takes back every range leased to `holder` and returns its tasks that are not done,
     /// as ranges. The caller queues them and becomes their holder.
     pub fn reclaim(&mut self, holder: NodeId) -> Vec<TaskRange> {
-        let mine: Vec<(u64, u64)> = self
-            .leases
-            .iter()
-            .filter(|(_, (_, h))| *h == holder)
-            .map(|(&s, &(e, _))| (s, e))
-            .collect();
+        let mine: Vec<(u64, u64)> =
+            self.leases.iter().filter(|(_, (_, h))| *h == holder).map(|(&s, &(e, _))| (s, e)).collect();
         let mut out = Vec::new();
         for (s, e) in mine {
             self.leases.remove(&s);

@@ -85,12 +85,8 @@ impl Peers {
     /// Picks a victim: the busier of two random peers that advertise queued work
     /// ("power of two choices"), which spreads thieves while still favouring big queues.
     pub fn choose_victim(&self, rng: &mut fastrand::Rng) -> Option<NodeId> {
-        let candidates: Vec<(NodeId, u64)> = self
-            .map
-            .iter()
-            .filter(|(_, p)| p.status.queued > 0)
-            .map(|(&id, p)| (id, p.status.queued))
-            .collect();
+        let candidates: Vec<(NodeId, u64)> =
+            self.map.iter().filter(|(_, p)| p.status.queued > 0).map(|(&id, p)| (id, p.status.queued)).collect();
         match candidates.len() {
             0 => None,
             1 => Some(candidates[0].0),

@@ -133,12 +133,7 @@ impl<S: Clone, R> Scheduler<S, R> {
     /// Progress of a job this node owns and that has not finished.
     pub fn progress(&self, job: JobId) -> Option<Progress> {
         let l = self.jobs.get(&job)?.ledger.as_ref()?;
-        Some(Progress {
-            total: l.total(),
-            done: l.done_count(),
-            failed: l.failed(),
-            duplicates: l.duplicates(),
-        })
+        Some(Progress { total: l.total(), done: l.done_count(), failed: l.failed(), duplicates: l.duplicates() })
     }
 
     /// Whether this node still has any work (queued or running) or owned jobs.
@@ -341,14 +336,12 @@ impl<S: Clone, R> Scheduler<S, R> {
     /// Idle with nothing to steal: re-run undone tasks of our own jobs that are not
     /// already running here. Their first result wins; any later one is a duplicate.
     fn speculate(&mut self) {
-        let owned: Vec<JobId> =
-            self.jobs.iter().filter(|(_, j)| j.ledger.is_some()).map(|(&id, _)| id).collect();
+        let owned: Vec<JobId> = self.jobs.iter().filter(|(_, j)| j.ledger.is_some()).map(|(&id, _)| id).collect();
         for job in owned {
             while let Some(&worker) = self.idle.last() {
                 let running: Vec<u64> =
                     self.workers.iter().flatten().filter(|r| r.job == job).map(|r| r.task).collect();
-                let Some(task) = self.ledger_mut(job).and_then(|l| l.next_undone(|t| running.contains(&t)))
-                else {
+                let Some(task) = self.ledger_mut(job).and_then(|l| l.next_undone(|t| running.contains(&t))) else {
                     break;
                 };
                 self.idle.pop();

@@ -21,8 +21,7 @@ pub enum Timer {
 }
 
 impl Timer {
-    const ALL: [Self; 5] =
-        [Self::Gossip, Self::PeerSweep, Self::StealTimeout, Self::StealRetry, Self::FlushResults];
+    const ALL: [Self; 5] = [Self::Gossip, Self::PeerSweep, Self::StealTimeout, Self::StealRetry, Self::FlushResults];
 }
 
 #[derive(Debug, Default)]

@@ -102,12 +102,7 @@ impl Collector {
 }
 
 /// Runs one job on this machine's workers, calling `progress(done, total)` as results come.
-pub fn run_local(
-    id: &Identity,
-    workers: u32,
-    job: PrimesJob,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<JobReport> {
+pub fn run_local(id: &Identity, workers: u32, job: PrimesJob, mut progress: impl FnMut(u64, u64)) -> Result<JobReport> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async move {
         let started = Instant::now();

@@ -1,0 +1,144 @@
+//! The `mesh` binary as users run it: outputs, exit codes and error messages.
+
+use assert_cmd::Command;
+use std::path::PathBuf;
+
+/// A `mesh` command with its own home, so tests never touch ~/.mesh or each other.
+fn mesh(home: &str) -> Command {
+    let dir: PathBuf = std::env::temp_dir().join(format!("mesh-cli-test-{}-{home}", std::process::id()));
+    let mut cmd = Command::cargo_bin("mesh").unwrap();
+    cmd.env("MESH_HOME", dir).env_remove("MESH_LOG");
+    cmd
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+#[test]
+fn demo_sum_and_statistics() {
+    let out = mesh("demo").args(["submit", "primes", "100999"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "Sum of primes below 100999 is 462436339\n");
+    let err = stderr(&out);
+    assert!(err.contains("Time elapsed:"), "{err}");
+    assert!(err.contains("% of tasks") && err.contains("time per task"), "{err}");
+    assert!(err.contains("Speedup") && err.contains("efficiency"), "{err}");
+}
+
+#[test]
+fn range_prints_one_line_per_n_in_order() {
+    let out = mesh("range").args(["submit", "primes", "99990..100010", "--algo", "trial", "-w", "2"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 21);
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.starts_with(&format!("Sum of primes below {} is ", 99_990 + i)), "{line}");
+    }
+    // 100003 is the first prime at or above 100000; the sum below 100000 is in OEIS A046731.
+    assert_eq!(lines[10], "Sum of primes below 100000 is 454396537");
+    assert_eq!(lines[13], "Sum of primes below 100003 is 454396537");
+    assert_eq!(lines[14], "Sum of primes below 100004 is 454496540");
+}
+
+#[test]
+fn json_document_has_exact_results_and_node_stats() {
+    let out = mesh("json")
+        .args(["submit", "primes", "1000000", "--json", "--workers", "3", "--tasks", "30", "--name", "pi-1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "--json keeps stderr quiet: {}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["results"][0]["n"], 1_000_000);
+    assert_eq!(doc["results"][0]["sum"], 37_550_402_023u64);
+    assert_eq!(doc["tasks"], 30);
+    assert_eq!(doc["workers"], 3);
+    let nodes = doc["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0]["name"], "pi-1");
+    assert_eq!(nodes[0]["tasks"], 30);
+    assert!(nodes[0]["peer_id"].as_str().unwrap().starts_with("12D3KooW"));
+    assert!(doc["elapsed_s"].as_f64().unwrap() > 0.0);
+    assert!(nodes[0]["task_time_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn peer_id_persists_in_home() {
+    let id = |_: ()| {
+        let out = mesh("persist").args(["submit", "primes", "100", "--json"]).output().unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["nodes"][0]["peer_id"].as_str().unwrap().to_string()
+    };
+    assert_eq!(id(()), id(()));
+}
+
+#[test]
+fn sieve_and_trial_agree_through_the_binary() {
+    let run = |algo: &str| {
+        let out =
+            mesh("agree").args(["submit", "primes", "250000", "--algo", algo, "--task-size", "9999"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        stdout(&out)
+    };
+    assert_eq!(run("sieve"), run("trial"));
+}
+
+#[test]
+fn bad_input_exits_2_and_says_what_is_accepted() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["abc"], "not a whole number"),
+        (&["-5"], "negative"),
+        (&["100..10"], "reversed"),
+        (&["..10"], "both ends"),
+        (&["1e15"], "beyond the supported bound"),
+        (&["0..5000000"], "at most"),
+        (&["100", "--algo", "magic"], "sieve, trial"),
+        (&["100", "--workers", "0"], "--workers"),
+        (&["100", "--tasks", "0"], "--tasks must be between"),
+        (&["100", "--tasks", "x"], "--tasks"),
+        (&["1..5", "--tasks", "2"], "a range already makes one task per n"),
+        (&["100", "--tasks", "2", "--task-size", "5"], "cannot be used with"),
+        (&[], "N|A..B"),
+    ];
+    for (args, expect) in cases {
+        let out = mesh("bad").args(["submit", "primes"]).args(*args).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: expected {expect:?} in {err}");
+        assert!(stdout(&out).is_empty(), "{args:?} printed results");
+    }
+}
+
+#[test]
+fn unusable_home_is_a_setup_error() {
+    let file = std::env::temp_dir().join(format!("mesh-cli-test-{}-file", std::process::id()));
+    std::fs::write(&file, b"not a directory").unwrap();
+    let out =
+        Command::cargo_bin("mesh").unwrap().args(["submit", "primes", "10", "--home"]).arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--home"), "{}", stderr(&out));
+}
+
+#[test]
+fn closed_stdout_pipe_exits_quietly() {
+    use std::process::{Command as Std, Stdio};
+    let bin = assert_cmd::cargo::cargo_bin("mesh");
+    let dir = std::env::temp_dir().join(format!("mesh-cli-test-{}-pipe", std::process::id()));
+    let mut child = Std::new(bin)
+        .args(["submit", "primes", "0..50000", "-w", "1"])
+        .env("MESH_HOME", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away, like `| head -0`
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
