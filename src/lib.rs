@@ -5,7 +5,11 @@
 //!   ledger, peers, timers). No I/O, no clock reads, seeded randomness.
 //! * `sim` (tests only): a deterministic N-node simulator that drives [`core`] on a virtual
 //!   clock with latency, loss, node death and uneven speeds.
-//! * [`node`]: the driver that runs a scheduler with real worker threads and a clock.
+//! * [`node`]: the drivers: a local job runner with worker threads, and the `mesh join`
+//!   event loop that owns the libp2p Swarm, plus its control socket and membership view.
+//! * [`discovery`]: mDNS/DNS-SD announce and browse (`mdns-sd`), bridged into the loop.
+//! * [`protocol`]: one module per wire protocol, each with its spec, id and size limits.
+//! * [`secret`]: the shared key, its pnet derivation and its public fingerprint.
 //! * [`exec`]: task kernels; [`exec::primes`] holds the primes sieve and trial division.
 //! * [`job`]: job specs, task splitting and result assembly.
 //! * [`cli`]: argument parsing and the only code that prints.
@@ -13,10 +17,13 @@
 
 pub mod cli;
 pub mod core;
+pub mod discovery;
 pub mod exec;
 pub mod id;
 pub mod job;
 pub mod node;
+pub mod protocol;
+pub mod secret;
 
 #[cfg(test)]
 mod sim;

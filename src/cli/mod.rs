@@ -4,6 +4,7 @@
 //! bad input fails before any work starts, with exit code 2 and a message that names the
 //! argument. Printing happens only in [`output`].
 
+pub mod join;
 pub mod output;
 
 use crate::job::{Algo, PrimesJob, Split, Target, parse_target};
@@ -41,9 +42,67 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Make this machine a node of the mesh; runs in the foreground until SIGINT/SIGTERM.
+    Join(JoinArgs),
+    /// Show the mesh as the local node sees it, or browse the LAN if no node runs here.
+    Peers(PeersArgs),
     /// Run a job and print its results and statistics.
     #[command(subcommand)]
     Submit(SubmitJob),
+}
+
+/// The shared key, Parallel Python's `-s` secret. Nodes with different keys never connect.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Passphrase of the mesh. Without one, any machine on the LAN can join.
+    #[arg(long, env = "MESH_KEY", hide_env_values = true, value_name = "PASSPHRASE", conflicts_with = "key_file")]
+    pub key: Option<String>,
+
+    /// Read the passphrase from a file (surrounding white space is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// This node's name [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Worker threads offered to the mesh [default: all cores].
+    #[arg(long, short = 'w', value_name = "W", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub workers: Option<u32>,
+
+    /// Where to listen: a PORT, IP:PORT or a multiaddr [default: 0.0.0.0:4877, or any free
+    /// port if 4877 is taken].
+    #[arg(long, value_name = "ADDR", value_parser = join::parse_listen)]
+    pub listen: Option<libp2p::Multiaddr>,
+
+    /// A peer to connect to directly, for networks without multicast (repeatable),
+    /// e.g. /ip4/192.0.2.7/tcp/4877.
+    #[arg(long = "peer", value_name = "MULTIADDR", value_parser = join::parse_peer)]
+    pub peers: Vec<libp2p::Multiaddr>,
+
+    /// Do not use mDNS (only --peer addresses are dialed).
+    #[arg(long)]
+    pub no_mdns: bool,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PeersArgs {
+    /// Print a JSON array on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to browse the LAN when no node runs under --home.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub browse: f64,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +158,8 @@ pub struct SubmitOpts {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Submit(SubmitJob::Primes(args)) => submit_primes(cli.home, args),
+        Command::Join(args) => join::join(cli.home.unwrap_or_else(identity::default_home), args),
+        Command::Peers(args) => join::peers(cli.home.unwrap_or_else(identity::default_home), args),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::job::PrimesJob;
 use crate::node::JobReport;
+use crate::node::membership::PeerRow;
 use comfy_table::{CellAlignment, Table, presets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -181,4 +182,73 @@ fn stats_table(r: &JobReport) -> Table {
 fn short_peer(p: &str) -> String {
     let skip = p.chars().count().saturating_sub(8);
     p.chars().skip(skip).collect()
+}
+
+/// A one-line note for the user on stderr.
+pub fn note(msg: &str) {
+    eprintln!("mesh: {msg}");
+}
+
+/// Prints `mesh peers`: a table of members (and flagged incompatible nodes) on stdout, with
+/// a count of nodes that use another key; or every row as a JSON array.
+pub fn peers(rows: &[PeerRow], json: bool) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, rows)?;
+        writeln!(out)?;
+        return out.flush();
+    }
+    let dash = || "-".to_string();
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header([
+        "",
+        "name",
+        "peer id",
+        "address",
+        "workers",
+        "busy",
+        "queued",
+        "tasks done",
+        "RTT",
+        "version",
+        "last seen",
+    ]);
+    for r in rows.iter().filter(|r| r.state != "different-key") {
+        let mark = match (r.is_self, r.state.as_str()) {
+            (true, _) => "*",
+            (_, "incompatible") => "!",
+            _ => "",
+        };
+        t.add_row([
+            mark.to_string(),
+            r.name.clone(),
+            short_peer(&r.peer_id),
+            r.addrs.first().cloned().unwrap_or_else(dash),
+            r.workers.map_or_else(dash, |v| v.to_string()),
+            r.busy.map_or_else(dash, |v| v.to_string()),
+            r.queued.map_or_else(dash, |v| v.to_string()),
+            r.tasks_done.map_or_else(dash, |v| v.to_string()),
+            r.rtt_ms.map_or_else(dash, |v| format!("{v:.1} ms")),
+            r.version.clone(),
+            r.last_seen_s.map_or_else(dash, |v| format!("{v:.1} s ago")),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    let other_key = rows.iter().filter(|r| r.state == "different-key").count();
+    let incompatible = rows.iter().filter(|r| r.state == "incompatible").count();
+    let mut err = io::stderr().lock();
+    if rows.iter().any(|r| r.is_self) {
+        writeln!(err, "* this node")?;
+    }
+    if incompatible > 0 {
+        writeln!(err, "! {incompatible} node(s) run another protocol version and are not used; upgrade them")?;
+    }
+    if other_key > 0 {
+        writeln!(
+            err,
+            "{other_key} node(s) on this LAN use a different key and cannot join this mesh; check --key or MESH_KEY"
+        )?;
+    }
+    out.flush()
 }

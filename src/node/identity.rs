@@ -6,7 +6,8 @@
 
 use crate::id::NodeId;
 use anyhow::{Context, Result};
-use libp2p_identity::{Keypair, PeerId};
+use libp2p::PeerId;
+use libp2p::identity::Keypair;
 use std::path::{Path, PathBuf};
 
 const KEY_FILE: &str = "identity.key";

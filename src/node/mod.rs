@@ -8,7 +8,12 @@
 //! A node with no network yet has no peers: it never steals, and its `Send`/`Broadcast`
 //! actions have nobody to go to.
 
+pub mod behaviour;
+pub mod client;
+pub mod control;
+pub mod event_loop;
 pub mod identity;
+pub mod membership;
 pub mod workers;
 
 use crate::core::{Action, Config, Progress, Scheduler, TaskReport};
@@ -178,7 +183,7 @@ fn apply(
 }
 
 /// A seed for the scheduler's victim choice; it needs variety between nodes, not secrecy.
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     nanos.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
 }

@@ -1,0 +1,169 @@
+//! LAN discovery with mDNS/DNS-SD (`mdns-sd`), bridged into the event loop.
+//!
+//! # Spec
+//! A node registers one DNS-SD service instance of type [`SERVICE_TYPE`]
+//! (`_mesh._tcp.local.`), so `avahi-browse -r _mesh._tcp` lists it. The SRV port is the
+//! node's libp2p TCP port; the A records are every IPv4 address of the host. The TXT record
+//! carries:
+//!
+//! | key | value |
+//! |---|---|
+//! | `id` | the libp2p peer id (base58) |
+//! | `pv` | the wire protocol version (`protocol::membership::PROTOCOL_VERSION`) |
+//! | `kf` | the shared key's fingerprint (`secret::SharedKey::fingerprint`), or `open` |
+//! | `v` | the mesh release |
+//! | `name` | the node's `--name` |
+//!
+//! The key itself is never advertised. Records without a valid `id`, `pv`, `kf` and port,
+//! or longer than [`MAX_TXT_VALUE`] per value, are junk: they are logged and dropped.
+//!
+//! mdns-sd runs its own thread and hands events over a channel; a bridge thread moves them
+//! into a bounded tokio channel, so a flood of records slows mDNS down instead of growing a
+//! queue.
+
+use anyhow::{Context, Result};
+use libp2p::PeerId;
+use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
+use std::net::Ipv4Addr;
+use tokio::sync::mpsc;
+
+/// The DNS-SD service type of mesh nodes.
+pub const SERVICE_TYPE: &str = "_mesh._tcp.local.";
+
+/// Longest TXT value accepted from a peer.
+pub const MAX_TXT_VALUE: usize = 128;
+
+/// Capacity of the channel from the mDNS thread to the event loop.
+pub const CHANNEL_CAPACITY: usize = 64;
+
+/// What this node advertises.
+#[derive(Debug, Clone)]
+pub struct Advert {
+    pub name: String,
+    pub peer_id: PeerId,
+    pub port: u16,
+    pub fingerprint: String,
+    pub protocol: u32,
+    pub version: String,
+}
+
+/// A node seen on the LAN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub fullname: String,
+    pub peer_id: PeerId,
+    pub name: String,
+    pub addrs: Vec<Ipv4Addr>,
+    pub port: u16,
+    pub fingerprint: String,
+    pub protocol: u32,
+    pub version: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum DiscoveryEvent {
+    Found(Record),
+    Removed { fullname: String },
+}
+
+/// A running mDNS responder and browser.
+pub struct Discovery {
+    daemon: ServiceDaemon,
+    registered: Option<String>,
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery").field("registered", &self.registered).finish_non_exhaustive()
+    }
+}
+
+impl Discovery {
+    /// Starts browsing (and, with an advert, announcing). Events arrive on the returned
+    /// receiver until [`Discovery::shutdown`].
+    pub fn start(advert: Option<&Advert>) -> Result<(Self, mpsc::Receiver<DiscoveryEvent>)> {
+        let daemon = ServiceDaemon::new().context("starting mDNS (is UDP port 5353 usable?)")?;
+        let mut registered = None;
+        if let Some(a) = advert {
+            let info = service_info(a)?;
+            registered = Some(info.get_fullname().to_string());
+            daemon.register(info).context("registering the mDNS service")?;
+        }
+        let events = daemon.browse(SERVICE_TYPE).context("browsing mDNS")?;
+        let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        std::thread::Builder::new()
+            .name("mesh-mdns-bridge".into())
+            .spawn(move || {
+                // Ends when the daemon shuts down (the sender side closes) or the loop is gone.
+                while let Ok(ev) = events.recv() {
+                    let out = match ev {
+                        ServiceEvent::ServiceResolved(r) => match parse(&r) {
+                            Ok(rec) => DiscoveryEvent::Found(rec),
+                            Err(why) => {
+                                tracing::debug!(fullname = %r.fullname, why, "junk mDNS record dropped");
+                                continue;
+                            }
+                        },
+                        ServiceEvent::ServiceRemoved(_, fullname) => DiscoveryEvent::Removed { fullname },
+                        _ => continue,
+                    };
+                    if tx.blocking_send(out).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("starting the mDNS bridge thread")?;
+        Ok((Self { daemon, registered }, rx))
+    }
+
+    /// Says goodbye on the LAN (an mDNS unregister, so others drop the record at once) and
+    /// stops the daemon. Waits at most a second for the goodbye to go out.
+    pub fn shutdown(self) {
+        if let Some(name) = &self.registered
+            && let Ok(rx) = self.daemon.unregister(name)
+        {
+            let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
+        }
+        let _ = self.daemon.shutdown();
+    }
+}
+
+fn service_info(a: &Advert) -> Result<ServiceInfo> {
+    let id = a.peer_id.to_base58();
+    let short = &id[id.len().saturating_sub(6)..];
+    let host: String = a.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let instance = format!("{}-{short}", a.name);
+    let props = [
+        ("id", id.clone()),
+        ("pv", a.protocol.to_string()),
+        ("kf", a.fingerprint.clone()),
+        ("v", a.version.clone()),
+        ("name", a.name.clone()),
+    ];
+    let info = ServiceInfo::new(SERVICE_TYPE, &instance, &format!("{host}-{short}.local."), "", a.port, &props[..])
+        .context("building the mDNS record")?;
+    Ok(info.enable_addr_auto())
+}
+
+/// Checks a peer's record. Errors say why it is junk.
+fn parse(r: &mdns_sd::ResolvedService) -> Result<Record, &'static str> {
+    let txt = |k: &str| r.get_property_val_str(k).filter(|v| v.len() <= MAX_TXT_VALUE);
+    let peer_id: PeerId = txt("id").ok_or("no id")?.parse().map_err(|_| "bad peer id")?;
+    let protocol: u32 = txt("pv").ok_or("no pv")?.parse().map_err(|_| "bad pv")?;
+    let fingerprint = txt("kf").ok_or("no kf")?.to_string();
+    if r.port == 0 {
+        return Err("port 0");
+    }
+    let mut addrs: Vec<Ipv4Addr> = r.get_addresses_v4().into_iter().collect();
+    addrs.sort();
+    Ok(Record {
+        fullname: r.fullname.clone(),
+        peer_id,
+        name: txt("name").unwrap_or("?").to_string(),
+        addrs,
+        port: r.port,
+        fingerprint,
+        protocol,
+        version: txt("v").unwrap_or("?").to_string(),
+    })
+}

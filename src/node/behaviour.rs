@@ -1,0 +1,83 @@
+//! The libp2p stack: TCP, then pnet with the shared key (if any), then Noise and Yamux;
+//! gossipsub for membership and ping for round-trip times.
+//!
+//! Gossipsub's defaults (D = 6, D_lo = 5) assume big meshes; with 2–5 nodes they would
+//! keep every node "under-meshed" and grafting forever. mesh sets D = 4, D_lo = 1,
+//! D_hi = 8 and keeps flood publishing on, so every announce reaches every connected peer
+//! directly whatever the mesh's size.
+
+use crate::protocol::membership::MAX_ANNOUNCE_BYTES;
+use crate::secret::SharedKey;
+use anyhow::{Context, Result};
+use libp2p::core::transport::upgrade::Version;
+use libp2p::futures::future::Either;
+use libp2p::identity::Keypair;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{Swarm, SwarmBuilder, Transport, gossipsub, noise, ping, tcp, yamux};
+use std::time::Duration;
+
+/// How often ping measures round-trip times: gentle for a Raspberry Pi.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Connections with nothing to do stay open this long; membership gossip keeps them busy,
+/// so in practice only a peer that stopped talking is closed by it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub gossipsub: gossipsub::Behaviour,
+    pub ping: ping::Behaviour,
+}
+
+impl std::fmt::Debug for Behaviour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Behaviour")
+    }
+}
+
+/// Builds the swarm for this identity and key.
+pub fn build_swarm(keypair: Keypair, key: &SharedKey) -> Result<Swarm<Behaviour>> {
+    let psk = key.psk().map(PreSharedKey::new);
+    let swarm = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_other_transport(|kp| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            let noise = noise::Config::new(kp)?;
+            let base = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+            // pnet wraps the raw socket before any libp2p negotiation, so a peer with
+            // another key cannot even start a handshake.
+            let transport = base
+                .and_then(move |socket, _| async move {
+                    match psk {
+                        Some(psk) => PnetConfig::new(psk).handshake(socket).await.map(Either::Left),
+                        None => Ok(Either::Right(socket)),
+                    }
+                })
+                .upgrade(Version::V1)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                .timeout(Duration::from_secs(10));
+            Ok(transport)
+        })
+        .context("building the transport")?
+        .with_behaviour(|kp| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+            let cfg = gossipsub::ConfigBuilder::default()
+                .heartbeat_interval(Duration::from_secs(1))
+                .mesh_n(4)
+                .mesh_n_low(1)
+                .mesh_n_high(8)
+                .mesh_outbound_min(1)
+                .gossip_lazy(4)
+                .flood_publish(true)
+                .max_transmit_size(MAX_ANNOUNCE_BYTES * 4)
+                .validation_mode(gossipsub::ValidationMode::Strict)
+                .build()?;
+            let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(kp.clone()), cfg)?;
+            let ping = ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL));
+            Ok(Behaviour { gossipsub, ping })
+        })
+        .context("building the network behaviour")?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+        .build();
+    Ok(swarm)
+}

@@ -1,0 +1,117 @@
+//! The control socket: how `mesh peers` (and later `mesh submit`) reach the node running
+//! under the same `--home`.
+//!
+//! # Spec
+//! A Unix stream socket at `<home>/control.sock`, mode 0600 (only the node's user). A
+//! client writes one JSON [`Request`] on one line and reads one JSON [`Response`] line.
+//! Requests longer than [`MAX_REQUEST`] bytes or slower than [`IO_TIMEOUT`] are refused;
+//! at most [`MAX_CLIENTS`] are served at once.
+
+use super::client::{Client, PeersReply};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub const MAX_REQUEST: u64 = 64 * 1024;
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+pub const MAX_CLIENTS: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Request {
+    Peers,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Response {
+    Peers(PeersReply),
+    Error(String),
+}
+
+pub fn socket_path(home: &Path) -> PathBuf {
+    home.join("control.sock")
+}
+
+/// Binds the control socket. Fails if another node already serves this home.
+pub async fn bind(home: &Path) -> Result<UnixListener> {
+    let path = socket_path(home);
+    if path.exists() {
+        if UnixStream::connect(&path).await.is_ok() {
+            bail!("a mesh node already runs with home {}; stop it or use another --home", home.display());
+        }
+        std::fs::remove_file(&path).with_context(|| format!("removing the stale {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(listener)
+}
+
+/// Serves requests until `shutdown`, then removes the socket file.
+pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdown: CancellationToken) {
+    let tracker = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let Ok(permit) = slots.clone().try_acquire_owned() else { continue }; // busy: drop
+                let client = client.clone();
+                tracker.spawn(async move {
+                    if let Err(e) = tokio::time::timeout(IO_TIMEOUT, handle(stream, client)).await {
+                        tracing::debug!(%e, "control client timed out");
+                    }
+                    drop(permit);
+                });
+            }
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+    let _ = std::fs::remove_file(socket_path(&home));
+}
+
+async fn handle(stream: UnixStream, client: Client) -> Result<()> {
+    let (rd, mut wr) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(rd.take(MAX_REQUEST)).read_line(&mut line).await?;
+    let resp = match serde_json::from_str::<Request>(&line) {
+        Ok(Request::Peers) => match client.peers().await {
+            Ok(p) => Response::Peers(p),
+            Err(e) => Response::Error(e.to_string()),
+        },
+        Err(e) => Response::Error(format!("bad request: {e}")),
+    };
+    let mut out = serde_json::to_vec(&resp)?;
+    out.push(b'\n');
+    wr.write_all(&out).await?;
+    Ok(())
+}
+
+/// Sends one request to the node under `home`. `Ok(None)` means no node runs there.
+pub async fn request(home: &Path, req: &Request) -> Result<Option<Response>> {
+    let Ok(stream) = UnixStream::connect(socket_path(home)).await else { return Ok(None) };
+    let exchange = async {
+        let (rd, mut wr) = stream.into_split();
+        let mut msg = serde_json::to_vec(req)?;
+        msg.push(b'\n');
+        wr.write_all(&msg).await?;
+        let mut line = String::new();
+        BufReader::new(rd.take(64 * 1024 * 1024)).read_line(&mut line).await?;
+        anyhow::Ok(serde_json::from_str::<Response>(&line).context("the node sent a malformed reply")?)
+    };
+    let resp = tokio::time::timeout(IO_TIMEOUT, exchange).await.context("the node did not answer in time")??;
+    Ok(Some(resp))
+}

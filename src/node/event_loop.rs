@@ -1,0 +1,348 @@
+//! The event loop of a `mesh join` node: the one task that owns the Swarm.
+//!
+//! It `select!`s over shutdown, commands from [`Client`]s, mDNS events, swarm events and the
+//! next deadline, and only translates: swarm and mDNS events go into [`Membership`] and the
+//! scheduler core; their decisions come back out as dials, publishes and disconnects.
+//!
+//! Leaving: on shutdown the node publishes a `bye` announce, unregisters its mDNS record and
+//! gives the swarm a moment to send both, so peers drop it within a second or two.
+
+use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
+use super::client::{Command, PeersReply};
+use super::identity::Identity;
+use super::membership::{Decision, Membership, PeerRow};
+use crate::core::{Action, Config, Message, Scheduler, Status};
+use crate::discovery::{Advert, Discovery, DiscoveryEvent};
+use crate::id::NodeId;
+use crate::job::{PrimesJob, TaskOutput};
+use crate::protocol::membership::{Announce, PROTOCOL_VERSION, TOPIC};
+use crate::secret::SharedKey;
+use anyhow::{Context, Result};
+use libp2p::futures::StreamExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How often membership is swept and owed dials are made.
+const HOUSEKEEPING: Duration = Duration::from_millis(500);
+/// How often unconnected `--peer` addresses are dialed again.
+const STATIC_REDIAL: Duration = Duration::from_secs(10);
+/// How long a leaving node keeps the swarm running to deliver its goodbye.
+const GOODBYE_GRACE: Duration = Duration::from_millis(300);
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub identity: Identity,
+    pub key: SharedKey,
+    pub workers: u32,
+    pub listen: Multiaddr,
+    pub static_peers: Vec<Multiaddr>,
+    pub mdns: bool,
+}
+
+pub struct EventLoop {
+    cfg: NodeConfig,
+    swarm: Swarm<Behaviour>,
+    sched: Scheduler<Arc<PrimesJob>, TaskOutput>,
+    membership: Membership,
+    discovery: Option<Discovery>,
+    disc_rx: Option<mpsc::Receiver<DiscoveryEvent>>,
+    commands: mpsc::Receiver<Command>,
+    topic: gossipsub::IdentTopic,
+    peer_of: HashMap<NodeId, PeerId>,
+    conn_addr: HashMap<PeerId, Multiaddr>,
+    listen_addrs: Vec<Multiaddr>,
+    next_housekeeping: Instant,
+    next_static_dial: Instant,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop").field("me", &self.cfg.identity.peer_id).finish_non_exhaustive()
+    }
+}
+
+impl EventLoop {
+    pub fn new(cfg: NodeConfig, commands: mpsc::Receiver<Command>) -> Result<Self> {
+        let mut swarm = build_swarm(cfg.identity.keypair.clone(), &cfg.key)?;
+        let topic = gossipsub::IdentTopic::new(TOPIC);
+        swarm.behaviour_mut().gossipsub.subscribe(&topic).context("subscribing to the membership topic")?;
+        swarm.listen_on(cfg.listen.clone()).with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        let now = Instant::now();
+        let sched_cfg = Config { workers: cfg.workers, ..Config::default() };
+        let seed = u64::from_le_bytes(cfg.identity.node_id.0.to_le_bytes()) ^ super::seed();
+        Ok(Self {
+            sched: Scheduler::new(cfg.identity.node_id, sched_cfg, seed, now),
+            membership: Membership::new(cfg.identity.peer_id, cfg.key.fingerprint()),
+            swarm,
+            discovery: None,
+            disc_rx: None,
+            commands,
+            topic,
+            peer_of: HashMap::new(),
+            conn_addr: HashMap::new(),
+            listen_addrs: Vec::new(),
+            next_housekeeping: now,
+            next_static_dial: now,
+            cfg,
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled, then leaves the mesh politely.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
+        loop {
+            self.drain_actions();
+            let deadline = self.sched.poll_timeout().map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping));
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(cmd) = self.commands.recv() => self.on_command(cmd),
+                Some(ev) = recv_opt(&mut self.disc_rx) => self.on_discovery(ev),
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev)?,
+                () = tokio::time::sleep_until(deadline.into()) => self.on_tick(),
+            }
+        }
+        self.leave().await;
+        Ok(())
+    }
+
+    fn drain_actions(&mut self) {
+        while let Some(action) = self.sched.poll_action() {
+            match action {
+                Action::Broadcast(Message::Status(s)) => self.announce(s, false),
+                other => tracing::trace!(?other, "scheduler action not wired to the network yet"),
+            }
+        }
+    }
+
+    fn announce(&mut self, status: Status, bye: bool) {
+        let a = Announce {
+            protocol: PROTOCOL_VERSION,
+            version: VERSION.into(),
+            name: self.cfg.identity.name.clone(),
+            status,
+            bye,
+        };
+        // With no subscribed peer yet this fails; the next announce goes out a second later.
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), a.encode()) {
+            tracing::trace!(%e, "announce not published");
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Peers { reply } => {
+                let now = Instant::now();
+                let mut rows = vec![self.self_row()];
+                rows.extend(self.membership.rows(now));
+                let _ = reply.send(PeersReply { rows });
+            }
+        }
+    }
+
+    fn self_row(&self) -> PeerRow {
+        let s = self.sched.status();
+        PeerRow {
+            name: self.cfg.identity.name.clone(),
+            peer_id: self.cfg.identity.peer_id.to_base58(),
+            addrs: self.listen_addrs.iter().map(ToString::to_string).collect(),
+            workers: Some(s.workers),
+            busy: Some(s.busy),
+            queued: Some(s.queued),
+            tasks_done: Some(s.tasks_done),
+            rtt_ms: None,
+            version: VERSION.into(),
+            last_seen_s: Some(0.0),
+            is_self: true,
+            state: "member".into(),
+        }
+    }
+
+    fn on_discovery(&mut self, ev: DiscoveryEvent) {
+        match ev {
+            DiscoveryEvent::Found(rec) => {
+                let connected = self.swarm.is_connected(&rec.peer_id);
+                let d = self.membership.on_record(Instant::now(), rec, connected);
+                self.apply(d);
+            }
+            DiscoveryEvent::Removed { fullname } => self.membership.on_record_removed(&fullname),
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        if self.sched.poll_timeout().is_some_and(|t| t <= now) {
+            self.sched.handle_timeout(now);
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING;
+            let expiry = Config::default().peer_expiry;
+            for p in self.membership.expire(now, expiry) {
+                tracing::info!(peer = %p, "peer went silent; dropping it");
+                let _ = self.swarm.disconnect_peer_id(p);
+                self.apply(Decision::Left(p));
+            }
+            let swarm = &self.swarm;
+            let owed = self.membership.overdue_dials(now, |p| swarm.is_connected(p));
+            for (p, addrs) in owed {
+                self.apply(Decision::Dial(p, addrs));
+            }
+        }
+        if now >= self.next_static_dial {
+            self.next_static_dial = now + STATIC_REDIAL;
+            for addr in self.cfg.static_peers.clone() {
+                let known = peer_in(&addr).is_some_and(|p| self.swarm.is_connected(&p));
+                if !known && let Err(e) = self.swarm.dial(addr.clone()) {
+                    tracing::warn!(%addr, %e, "cannot dial --peer");
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, d: Decision) {
+        match d {
+            Decision::Nothing => {}
+            Decision::Dial(peer, addrs) => {
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    tracing::debug!(%peer, %e, "dial not started");
+                }
+            }
+            Decision::Joined(peer) => {
+                let node = NodeId::from_peer_bytes(&peer.to_bytes());
+                self.peer_of.insert(node, peer);
+                tracing::info!(%peer, "peer joined the mesh");
+            }
+            Decision::Left(peer) => {
+                let node = NodeId::from_peer_bytes(&peer.to_bytes());
+                self.peer_of.remove(&node);
+                self.sched.handle_peer_gone(Instant::now(), node);
+                tracing::info!(%peer, "peer left the mesh");
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) -> Result<()> {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                let port = address.iter().find_map(|p| if let Protocol::Tcp(port) = p { Some(port) } else { None });
+                self.listen_addrs.push(address);
+                if let (Some(port), None, true) = (port, &self.discovery, self.cfg.mdns) {
+                    self.start_discovery(port)?;
+                }
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                self.conn_addr.insert(peer_id, endpoint.get_remote_address().clone());
+                // Tell the newcomer about us now rather than at the next tick.
+                let s = self.sched.status();
+                self.announce(s, false);
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                self.conn_addr.remove(&peer_id);
+                let d = self.membership.on_disconnected(Instant::now(), peer_id);
+                self.apply(d);
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                if peer_id.is_none() {
+                    // Only --peer addresses are dialed without a peer id: the user asked for
+                    // this one, so say what likely went wrong.
+                    tracing::warn!(%error, "cannot connect to a --peer; is it up, and does it use the same --key?");
+                } else {
+                    tracing::debug!(?peer_id, %error, "dial failed");
+                }
+            }
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                tracing::debug!(%send_back_addr, %error, "incoming connection failed (another key?)");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
+                self.on_gossip(message);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { .. })) => {
+                let s = self.sched.status();
+                self.announce(s, false);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. })) => {
+                self.membership.on_rtt(peer, rtt);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_gossip(&mut self, message: gossipsub::Message) {
+        let Some(from) = message.source else { return };
+        let a = match Announce::decode(&message.data) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(peer = %from, %e, "dropped a bad announce");
+                return;
+            }
+        };
+        let status = a.status;
+        let usable = a.protocol == PROTOCOL_VERSION && !a.bye;
+        let addr = self.conn_addr.get(&from).cloned();
+        let d = self.membership.on_announce(Instant::now(), from, a, addr);
+        self.apply(d);
+        if usable && self.membership.is_member(&from) {
+            let node = NodeId::from_peer_bytes(&from.to_bytes());
+            self.peer_of.insert(node, from);
+            self.sched.handle_message(Instant::now(), node, Message::Status(status));
+        }
+    }
+
+    fn start_discovery(&mut self, port: u16) -> Result<()> {
+        let advert = Advert {
+            name: self.cfg.identity.name.clone(),
+            peer_id: self.cfg.identity.peer_id,
+            port,
+            fingerprint: self.cfg.key.fingerprint(),
+            protocol: PROTOCOL_VERSION,
+            version: VERSION.into(),
+        };
+        let (d, rx) = Discovery::start(Some(&advert))?;
+        self.discovery = Some(d);
+        self.disc_rx = Some(rx);
+        Ok(())
+    }
+
+    async fn leave(mut self) {
+        let s = self.sched.status();
+        self.announce(s, true);
+        let disc = self.discovery.take().map(|d| tokio::task::spawn_blocking(move || d.shutdown()));
+        let grace = tokio::time::sleep(GOODBYE_GRACE);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                () = &mut grace => break,
+                _ = self.swarm.select_next_some() => {}
+            }
+        }
+        if let Some(d) = disc {
+            let _ = d.await;
+        }
+        tracing::info!("left the mesh");
+    }
+}
+
+async fn recv_opt<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn peer_in(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None })
+}

@@ -1,0 +1,350 @@
+//! Who is in the mesh, who is merely seen on the LAN, and whom to dial: a pure state
+//! machine (time comes in as arguments) that the event loop feeds and asks.
+//!
+//! * A **member** is a peer that announced itself over an authenticated connection, with
+//!   our protocol version. Members are what `mesh peers` lists and what scheduling uses.
+//! * A **sighting** is an mDNS record. Sightings with another key fingerprint or protocol
+//!   version are never dialed; they are counted so `mesh peers` can explain them.
+//! * **Dialing**: both sides of a pair see each other's record, so only the side with the
+//!   lower peer id dials; the other dials too only if no connection came within
+//!   [`DIAL_GRACE`]. This keeps one connection per pair without a tie-break that can close
+//!   both.
+//! * A member leaves on `bye`, when its last connection closes, or after `expiry` without
+//!   an announce (an unplugged cable sends nothing at all).
+
+use crate::core::Status;
+use crate::discovery::Record;
+use crate::protocol::membership::{Announce, PROTOCOL_VERSION};
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// How long the higher peer id waits for the lower one to dial before dialing itself.
+pub const DIAL_GRACE: Duration = Duration::from_secs(3);
+
+/// Most sightings kept; a LAN flooding junk records cannot grow memory past this.
+pub const MAX_SIGHTINGS: usize = 1024;
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: String,
+    pub version: String,
+    pub status: Status,
+    pub addr: Option<Multiaddr>,
+    pub rtt: Option<Duration>,
+    pub last_seen: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct Sighting {
+    record: Record,
+    first_seen: Instant,
+    dialed: bool,
+}
+
+/// What the event loop should do after an input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Nothing,
+    Dial(PeerId, Vec<Multiaddr>),
+    /// The peer joined the mesh.
+    Joined(PeerId),
+    /// The peer left; tell the scheduler.
+    Left(PeerId),
+}
+
+#[derive(Debug)]
+pub struct Membership {
+    me: PeerId,
+    fingerprint: String,
+    members: BTreeMap<PeerId, Member>,
+    sightings: BTreeMap<String, Sighting>,
+    /// Peers that announced another protocol version over a connection.
+    incompatible: BTreeMap<PeerId, (String, u32)>,
+}
+
+/// One line of `mesh peers`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct PeerRow {
+    pub name: String,
+    pub peer_id: String,
+    pub addrs: Vec<String>,
+    pub workers: Option<u32>,
+    pub busy: Option<u32>,
+    pub queued: Option<u64>,
+    pub tasks_done: Option<u64>,
+    pub rtt_ms: Option<f64>,
+    pub version: String,
+    pub last_seen_s: Option<f64>,
+    #[serde(rename = "self")]
+    pub is_self: bool,
+    /// `member`, `different-key` or `incompatible`.
+    pub state: String,
+}
+
+impl Membership {
+    pub fn new(me: PeerId, fingerprint: String) -> Self {
+        Self { me, fingerprint, members: BTreeMap::new(), sightings: BTreeMap::new(), incompatible: BTreeMap::new() }
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = (&PeerId, &Member)> {
+        self.members.iter()
+    }
+
+    pub fn is_member(&self, p: &PeerId) -> bool {
+        self.members.contains_key(p)
+    }
+
+    /// An mDNS record arrived.
+    pub fn on_record(&mut self, now: Instant, rec: Record, connected: bool) -> Decision {
+        if rec.peer_id == self.me {
+            return Decision::Nothing;
+        }
+        if self.sightings.len() >= MAX_SIGHTINGS && !self.sightings.contains_key(&rec.fullname) {
+            return Decision::Nothing;
+        }
+        let usable = rec.fingerprint == self.fingerprint && rec.protocol == PROTOCOL_VERSION;
+        let s = self.sightings.entry(rec.fullname.clone()).or_insert(Sighting {
+            record: rec.clone(),
+            first_seen: now,
+            dialed: false,
+        });
+        if s.record.peer_id != rec.peer_id {
+            // Same instance name, new identity: a different node took the name.
+            *s = Sighting { record: rec.clone(), first_seen: now, dialed: false };
+        }
+        s.record = rec;
+        if usable && !connected && self.me < s.record.peer_id {
+            s.dialed = true;
+            return Decision::Dial(s.record.peer_id, addrs_of(&s.record));
+        }
+        Decision::Nothing
+    }
+
+    pub fn on_record_removed(&mut self, fullname: &str) {
+        self.sightings.remove(fullname);
+    }
+
+    /// Dials owed after the grace period: records whose lower-id side never dialed us.
+    pub fn overdue_dials(
+        &mut self,
+        now: Instant,
+        connected: impl Fn(&PeerId) -> bool,
+    ) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        let fp = &self.fingerprint;
+        self.sightings
+            .values_mut()
+            .filter(|s| {
+                !s.dialed
+                    && s.record.fingerprint == *fp
+                    && s.record.protocol == PROTOCOL_VERSION
+                    && now.saturating_duration_since(s.first_seen) >= DIAL_GRACE
+                    && !connected(&s.record.peer_id)
+            })
+            .map(|s| {
+                s.dialed = true;
+                (s.record.peer_id, addrs_of(&s.record))
+            })
+            .collect()
+    }
+
+    /// A signed announce arrived from `from`.
+    pub fn on_announce(&mut self, now: Instant, from: PeerId, a: Announce, addr: Option<Multiaddr>) -> Decision {
+        if from == self.me {
+            return Decision::Nothing;
+        }
+        if a.protocol != PROTOCOL_VERSION {
+            self.incompatible.insert(from, (a.name, a.protocol));
+            return Decision::Nothing;
+        }
+        if a.bye {
+            return self.leave(from);
+        }
+        let joined = !self.members.contains_key(&from);
+        let m = self.members.entry(from).or_insert_with(|| Member {
+            name: a.name.clone(),
+            version: a.version.clone(),
+            status: a.status,
+            addr: None,
+            rtt: None,
+            last_seen: now,
+        });
+        m.name = a.name;
+        m.version = a.version;
+        m.status = a.status;
+        m.last_seen = now;
+        if addr.is_some() {
+            m.addr = addr;
+        }
+        if joined { Decision::Joined(from) } else { Decision::Nothing }
+    }
+
+    pub fn on_rtt(&mut self, peer: PeerId, rtt: Duration) {
+        if let Some(m) = self.members.get_mut(&peer) {
+            m.rtt = Some(rtt);
+        }
+    }
+
+    /// The last connection to `peer` closed.
+    pub fn on_disconnected(&mut self, now: Instant, peer: PeerId) -> Decision {
+        for s in self.sightings.values_mut().filter(|s| s.record.peer_id == peer) {
+            s.dialed = false; // it may come back: dial again after the grace period
+            s.first_seen = now;
+        }
+        self.leave(peer)
+    }
+
+    /// Members silent for longer than `expiry`.
+    pub fn expire(&mut self, now: Instant, expiry: Duration) -> Vec<PeerId> {
+        let dead: Vec<PeerId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| now.saturating_duration_since(m.last_seen) > expiry)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in &dead {
+            self.members.remove(p);
+        }
+        dead
+    }
+
+    fn leave(&mut self, peer: PeerId) -> Decision {
+        if self.members.remove(&peer).is_some() { Decision::Left(peer) } else { Decision::Nothing }
+    }
+
+    /// Rows for `mesh peers`: members, then nodes seen with another key or version.
+    pub fn rows(&self, now: Instant) -> Vec<PeerRow> {
+        let mut rows: Vec<PeerRow> = self
+            .members
+            .iter()
+            .map(|(p, m)| PeerRow {
+                name: m.name.clone(),
+                peer_id: p.to_base58(),
+                addrs: m.addr.iter().map(ToString::to_string).collect(),
+                workers: Some(m.status.workers),
+                busy: Some(m.status.busy),
+                queued: Some(m.status.queued),
+                tasks_done: Some(m.status.tasks_done),
+                rtt_ms: m.rtt.map(|d| d.as_secs_f64() * 1e3),
+                version: m.version.clone(),
+                last_seen_s: Some(now.saturating_duration_since(m.last_seen).as_secs_f64()),
+                is_self: false,
+                state: "member".into(),
+            })
+            .collect();
+        for s in self.sightings.values() {
+            let r = &s.record;
+            let state = if r.fingerprint != self.fingerprint {
+                "different-key"
+            } else if r.protocol != PROTOCOL_VERSION || self.incompatible.contains_key(&r.peer_id) {
+                "incompatible"
+            } else {
+                continue;
+            };
+            rows.push(sighting_row(r, state));
+        }
+        rows
+    }
+}
+
+/// A row for a node known only from its mDNS record.
+pub fn sighting_row(r: &Record, state: &str) -> PeerRow {
+    PeerRow {
+        name: r.name.clone(),
+        peer_id: r.peer_id.to_base58(),
+        addrs: addrs_of(r).iter().map(ToString::to_string).collect(),
+        workers: None,
+        busy: None,
+        queued: None,
+        tasks_done: None,
+        rtt_ms: None,
+        version: r.version.clone(),
+        last_seen_s: None,
+        is_self: false,
+        state: state.into(),
+    }
+}
+
+fn addrs_of(r: &Record) -> Vec<Multiaddr> {
+    r.addrs.iter().map(|ip| format!("/ip4/{ip}/tcp/{}", r.port).parse().expect("a valid ip4/tcp multiaddr")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(p: PeerId, kf: &str, pv: u32) -> Record {
+        Record {
+            fullname: format!("n-{p}._mesh._tcp.local."),
+            peer_id: p,
+            name: "n".into(),
+            addrs: vec!["198.18.0.2".parse().unwrap()],
+            port: 4877,
+            fingerprint: kf.into(),
+            protocol: pv,
+            version: "0.1.0".into(),
+        }
+    }
+
+    fn announce(bye: bool) -> Announce {
+        Announce {
+            protocol: PROTOCOL_VERSION,
+            version: "0.1.0".into(),
+            name: "b".into(),
+            status: Status::default(),
+            bye,
+        }
+    }
+
+    fn ordered_pair() -> (PeerId, PeerId) {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        if a < b { (a, b) } else { (b, a) }
+    }
+
+    #[test]
+    fn only_the_lower_id_dials_at_once_and_the_other_after_grace() {
+        let (lo, hi) = ordered_pair();
+        let t0 = Instant::now();
+        let mut m_lo = Membership::new(lo, "open".into());
+        let mut m_hi = Membership::new(hi, "open".into());
+        assert!(matches!(m_lo.on_record(t0, rec(hi, "open", 1), false), Decision::Dial(p, _) if p == hi));
+        assert_eq!(m_hi.on_record(t0, rec(lo, "open", 1), false), Decision::Nothing);
+        assert!(m_hi.overdue_dials(t0 + Duration::from_secs(1), |_| false).is_empty());
+        assert!(m_hi.overdue_dials(t0 + DIAL_GRACE, |_| true).is_empty(), "connected: no dial");
+        assert_eq!(m_hi.overdue_dials(t0 + DIAL_GRACE, |_| false).len(), 1);
+    }
+
+    #[test]
+    fn other_key_or_version_is_never_dialed_and_is_reported() {
+        let (lo, hi) = ordered_pair();
+        let t0 = Instant::now();
+        let mut m = Membership::new(lo, "aaaa0000".into());
+        assert_eq!(m.on_record(t0, rec(hi, "bbbb1111", 1), false), Decision::Nothing);
+        let mut r2 = rec(PeerId::random().max(hi), "aaaa0000", 99);
+        r2.fullname = "other".into();
+        assert_eq!(m.on_record(t0, r2, false), Decision::Nothing);
+        assert!(m.overdue_dials(t0 + DIAL_GRACE * 2, |_| false).is_empty());
+        let states: Vec<String> = m.rows(t0).into_iter().map(|r| r.state).collect();
+        assert_eq!(states, vec!["different-key", "incompatible"]);
+    }
+
+    #[test]
+    fn members_join_leave_and_expire() {
+        let (me, b) = ordered_pair();
+        let t0 = Instant::now();
+        let mut m = Membership::new(me, "open".into());
+        assert_eq!(m.on_announce(t0, b, announce(false), None), Decision::Joined(b));
+        assert_eq!(m.on_announce(t0, b, announce(false), None), Decision::Nothing);
+        assert_eq!(m.on_announce(t0, b, announce(true), None), Decision::Left(b));
+        m.on_announce(t0, b, announce(false), None);
+        assert!(m.expire(t0 + Duration::from_secs(4), Duration::from_secs(5)).is_empty());
+        assert_eq!(m.expire(t0 + Duration::from_secs(6), Duration::from_secs(5)), vec![b]);
+        m.on_announce(t0, b, announce(false), None);
+        assert_eq!(m.on_disconnected(t0, b), Decision::Left(b));
+        let mut old = announce(false);
+        old.protocol = 0;
+        assert_eq!(m.on_announce(t0, b, old, None), Decision::Nothing);
+        assert!(!m.is_member(&b));
+    }
+}

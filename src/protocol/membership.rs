@@ -1,0 +1,105 @@
+//! Membership gossip: gossipsub topic `mesh/membership/1`.
+//!
+//! # Spec
+//! Every node publishes an [`Announce`] on the topic every second (`core::Config::
+//! gossip_interval`), and early when its queue turns empty or non-empty. The payload is one
+//! CBOR map of at most [`MAX_ANNOUNCE_BYTES`] bytes:
+//!
+//! | field | type | meaning |
+//! |---|---|---|
+//! | `protocol` | uint | [`PROTOCOL_VERSION`]; nodes of another version are shown, flagged and not used |
+//! | `version` | text ≤ 32 | the sender's mesh release |
+//! | `name` | text ≤ 64 | the sender's `--name` |
+//! | `status` | map | `workers`, `busy`, `queued`, `tasks_done` (all uint) |
+//! | `bye` | bool | true in the last message of a node that is leaving |
+//!
+//! The sender is the gossipsub message source: messages are signed (`ValidationMode::
+//! Strict`), so a node cannot speak for another. A node that has not announced for
+//! `peer_expiry` (5 s) is dropped from every view; a `bye` drops it at once.
+//! Malformed, oversized or invalid announces are logged and dropped.
+
+use super::{DecodeError, decode, encode};
+use crate::core::Status;
+use serde::{Deserialize, Serialize};
+
+/// The gossipsub topic.
+pub const TOPIC: &str = "mesh/membership/1";
+
+/// The version of all of mesh's wire protocols together; bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest accepted announce.
+pub const MAX_ANNOUNCE_BYTES: usize = 1024;
+
+const MAX_NAME: usize = 64;
+const MAX_VERSION: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announce {
+    pub protocol: u32,
+    pub version: String,
+    pub name: String,
+    pub status: Status,
+    pub bye: bool,
+}
+
+impl Announce {
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let a: Self = decode(bytes, MAX_ANNOUNCE_BYTES)?;
+        if a.name.is_empty() || a.name.len() > MAX_NAME || a.name.chars().any(char::is_control) {
+            return Err(DecodeError::Invalid("name must be 1 to 64 printable characters"));
+        }
+        if a.version.len() > MAX_VERSION {
+            return Err(DecodeError::Invalid("version longer than 32 bytes"));
+        }
+        if a.status.busy > a.status.workers {
+            return Err(DecodeError::Invalid("more busy workers than workers"));
+        }
+        Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Announce {
+        Announce {
+            protocol: PROTOCOL_VERSION,
+            version: "0.1.0".into(),
+            name: "pi-1".into(),
+            status: Status { workers: 4, busy: 2, queued: 10, tasks_done: 99 },
+            bye: false,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let a = sample();
+        assert_eq!(Announce::decode(&a.encode()).unwrap(), a);
+        assert!(a.encode().len() < 100);
+    }
+
+    #[test]
+    fn garbage_and_oversized_are_refused() {
+        assert!(matches!(Announce::decode(b"\xff\x00garbage"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(Announce::decode(&[0u8; 5000]), Err(DecodeError::TooLarge { .. })));
+        let mut a = sample();
+        a.name = "x".repeat(65);
+        assert!(matches!(Announce::decode(&a.encode()), Err(DecodeError::Invalid(_))));
+        let mut a = sample();
+        a.status.busy = 9;
+        assert!(matches!(Announce::decode(&a.encode()), Err(DecodeError::Invalid(_))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = Announce::decode(&bytes);
+        }
+    }
+}

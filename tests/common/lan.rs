@@ -1,0 +1,213 @@
+//! A LAN on one machine: network namespaces on a Linux bridge, one namespace per host,
+//! each with its own address in 198.18.0.0/15 and real mDNS multicast. Needs root and
+//! iproute2. Everything is removed on drop, also when a test fails.
+//!
+//! Set `MESH_SKIP_LAN=1` to skip these tests on a machine without root.
+
+#![allow(dead_code)] // each test binary uses a different part of this helper
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Returns false (and says so) when LAN tests are switched off.
+pub(crate) fn lan_tests_enabled() -> bool {
+    if std::env::var_os("MESH_SKIP_LAN").is_some() {
+        eprintln!("MESH_SKIP_LAN is set: skipping a network-namespace test");
+        return false;
+    }
+    true
+}
+
+fn sh(args: &[&str]) -> Output {
+    Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+}
+
+fn must(args: &[&str]) {
+    let out = sh(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {} (LAN tests need root and iproute2; MESH_SKIP_LAN=1 skips them)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[derive(Debug)]
+pub(crate) struct Host {
+    pub(crate) name: String,
+    pub(crate) ns: String,
+    pub(crate) veth: String,
+    pub(crate) ip: String,
+    pub(crate) home: PathBuf,
+    node: Option<Child>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Lan {
+    tag: String,
+    bridge: String,
+    pub(crate) hosts: Vec<Host>,
+    dir: PathBuf,
+}
+
+impl Lan {
+    /// A bridge with `n` hosts named h1..hn.
+    pub(crate) fn new(n: usize) -> Self {
+        let k = NEXT.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{:x}", (std::process::id() % 0xfffff) * 16 + k % 16);
+        let bridge = format!("mbr{tag}");
+        let dir = std::env::temp_dir().join(format!("mesh-lan-{tag}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut lan = Self { tag, bridge, hosts: Vec::new(), dir };
+        must(&["ip", "link", "add", &lan.bridge, "type", "bridge"]);
+        // Without an IGMP querier, snooping would drop the mDNS group traffic.
+        must(&["ip", "link", "set", &lan.bridge, "type", "bridge", "mcast_snooping", "0"]);
+        must(&["ip", "link", "set", &lan.bridge, "up"]);
+        for i in 1..=n {
+            lan.add_host(i);
+        }
+        lan
+    }
+
+    fn add_host(&mut self, i: usize) {
+        let name = format!("h{i}");
+        let ns = format!("mesh-t-{}-{name}", self.tag);
+        let veth = format!("mv{}{i}", self.tag);
+        let inner = format!("mi{}{i}", self.tag);
+        // 198.18.0.0/15 is reserved for benchmarking networks: never a real host. Each LAN
+        // is its own bridge, so LANs of parallel tests may reuse addresses.
+        let ip = format!("198.18.0.{}", 10 + i);
+        must(&["ip", "netns", "add", &ns]);
+        must(&["ip", "link", "add", &veth, "type", "veth", "peer", "name", &inner]);
+        must(&["ip", "link", "set", &veth, "master", &self.bridge]);
+        must(&["ip", "link", "set", &veth, "up"]);
+        must(&["ip", "link", "set", &inner, "netns", &ns]);
+        must(&["ip", "netns", "exec", &ns, "ip", "addr", "add", &format!("{ip}/24"), "dev", &inner]);
+        must(&["ip", "netns", "exec", &ns, "ip", "link", "set", &inner, "up"]);
+        must(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+        must(&["ip", "netns", "exec", &ns, "ip", "route", "add", "224.0.0.0/4", "dev", &inner]);
+        let home = self.dir.join(&name);
+        self.hosts.push(Host { name, ns, veth, ip, home, node: None });
+    }
+
+    pub(crate) fn host(&mut self, name: &str) -> &mut Host {
+        self.hosts.iter_mut().find(|h| h.name == name).expect("a host of this LAN")
+    }
+
+    /// Starts `mesh join` on a host, with extra arguments.
+    pub(crate) fn join(&mut self, name: &str, extra: &[&str]) {
+        let h = self.host(name);
+        let log = std::fs::File::create(h.home.with_extension("log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh"), "join", "--name", &h.name, "--workers", "1"])
+            .arg("--home")
+            .arg(&h.home)
+            .args(extra)
+            .env("MESH_LOG", "info,libp2p_swarm=warn")
+            .env_remove("MESH_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        h.node = Some(child);
+    }
+
+    /// Kills a host's node with SIGKILL, as a crash or a pulled plug would.
+    pub(crate) fn kill9(&mut self, name: &str) {
+        if let Some(mut c) = self.host(name).node.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops a host's node with SIGTERM, as systemd would, and waits for it.
+    pub(crate) fn stop(&mut self, name: &str) -> Option<i32> {
+        let mut c = self.host(name).node.take()?;
+        sh(&["kill", "-TERM", &c.id().to_string()]);
+        c.wait().ok()?.code()
+    }
+
+    /// Takes a host's cable out (or puts it back).
+    pub(crate) fn cable(&mut self, name: &str, plugged: bool) {
+        let veth = self.host(name).veth.clone();
+        must(&["ip", "link", "set", &veth, if plugged { "up" } else { "down" }]);
+    }
+
+    /// Runs a `mesh` command inside a host's namespace.
+    pub(crate) fn mesh(&mut self, name: &str, args: &[&str]) -> Output {
+        let h = self.host(name);
+        Command::new("ip")
+            .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh")])
+            .args(args)
+            .env("MESH_HOME", &h.home)
+            .env_remove("MESH_KEY")
+            .output()
+            .unwrap()
+    }
+
+    /// `mesh peers --json` on a host, parsed.
+    pub(crate) fn peers(&mut self, name: &str) -> Vec<serde_json::Value> {
+        let out = self.mesh(name, &["peers", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    }
+
+    /// Names of the other members a host lists.
+    pub(crate) fn members(&mut self, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .peers(name)
+            .iter()
+            .filter(|r| r["state"] == "member" && r["self"] == false)
+            .map(|r| r["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub(crate) fn log(&self, name: &str) -> String {
+        let h = self.hosts.iter().find(|h| h.name == name).unwrap();
+        std::fs::read_to_string(h.home.with_extension("log")).unwrap_or_default()
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for h in &mut self.hosts {
+            if let Some(mut c) = h.node.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            sh(&["ip", "netns", "del", &h.ns]);
+        }
+        sh(&["ip", "link", "del", &self.bridge]);
+        if std::thread::panicking() {
+            for h in &self.hosts {
+                eprintln!("---- log of {} ----\n{}", h.name, self.log(&h.name));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `check` every 200 ms until it holds or `limit` passes. Returns whether it held.
+/// The limit is a generous safety net against hangs, not a timing assertion.
+pub(crate) fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
