@@ -140,8 +140,11 @@ fn service_info(a: &Advert) -> Result<ServiceInfo> {
         ("v", a.version.clone()),
         ("name", a.name.clone()),
     ];
-    let info = ServiceInfo::new(SERVICE_TYPE, &instance, &format!("{host}-{short}.local."), "", a.port, &props[..])
+    let mut info = ServiceInfo::new(SERVICE_TYPE, &instance, &format!("{host}-{short}.local."), "", a.port, &props[..])
         .context("building the mDNS record")?;
+    // Probing (RFC 6762 §8.1) guards against name clashes and delays the first announce by
+    // ~750 ms; the peer id suffix already makes our names unique.
+    info.set_requires_probe(false);
     Ok(info.enable_addr_auto())
 }
 
@@ -166,4 +169,38 @@ fn parse(r: &mdns_sd::ResolvedService) -> Result<Record, &'static str> {
         protocol,
         version: txt("v").unwrap_or("?").to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved(props: &[(&str, &str)], port: u16) -> mdns_sd::ResolvedService {
+        ServiceInfo::new(SERVICE_TYPE, "x", "x.local.", "198.18.0.9", port, props).unwrap().as_resolved_service()
+    }
+
+    #[test]
+    fn good_record_parses() {
+        let id = PeerId::random().to_base58();
+        let r = parse(&resolved(&[("id", &id), ("pv", "1"), ("kf", "open"), ("name", "pi")], 4877)).unwrap();
+        assert_eq!(r.peer_id.to_base58(), id);
+        assert_eq!((r.port, r.protocol, r.name.as_str()), (4877, 1, "pi"));
+        assert_eq!(r.addrs, vec![Ipv4Addr::new(198, 18, 0, 9)]);
+    }
+
+    #[test]
+    fn junk_records_are_refused() {
+        let id = PeerId::random().to_base58();
+        let long = "k".repeat(MAX_TXT_VALUE + 1);
+        for (props, port, why) in [
+            (vec![("pv", "1"), ("kf", "open")], 4877, "no id"),
+            (vec![("id", "not-a-peer"), ("pv", "1"), ("kf", "open")], 4877, "bad peer id"),
+            (vec![("id", id.as_str()), ("pv", "x"), ("kf", "open")], 4877, "bad pv"),
+            (vec![("id", id.as_str()), ("pv", "1")], 4877, "no kf"),
+            (vec![("id", id.as_str()), ("pv", "1"), ("kf", long.as_str())], 4877, "no kf"),
+            (vec![("id", id.as_str()), ("pv", "1"), ("kf", "open")], 0, "port 0"),
+        ] {
+            assert_eq!(parse(&resolved(&props, port)), Err(why));
+        }
+    }
 }

@@ -142,3 +142,20 @@ fn closed_stdout_pipe_exits_quietly() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn join_refuses_bad_addresses_and_keys_before_touching_the_network() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--peer", "not-an-address"], "is not a peer address"),
+        (&["--listen", "nowhere"], "is not a listen address"),
+        (&["--key-file", "/nonexistent/mesh.key"], "cannot read --key-file"),
+        (&["--key", "   "], "the key is empty"),
+        (&["--workers", "0"], "--workers"),
+    ];
+    for (args, expect) in cases {
+        let out = mesh("join-bad").arg("join").args(*args).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: expected {expect:?} in {err}");
+    }
+}

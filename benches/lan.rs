@@ -1,0 +1,88 @@
+//! Membership timings and idle cost on the namespace LAN (root and iproute2 needed).
+//!
+//! Run: `cargo bench --bench lan` (optionally `-- TRIALS`, default 10)
+//!
+//! Measures, with the release binary:
+//! * join → visible: from starting `mesh join` on a fresh host until another host's
+//!   `mesh peers` lists it (median and max over the trials);
+//! * graceful leave (SIGTERM), kill -9 and a pulled cable: until the others drop it;
+//! * an idle node's resident memory and CPU over 20 s.
+
+#[path = "../tests/common/lan.rs"]
+mod lan;
+
+use lan::{Lan, eventually};
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn time_until(mut f: impl FnMut() -> bool) -> f64 {
+    let t = Instant::now();
+    assert!(eventually(LIMIT, &mut f), "condition never held");
+    t.elapsed().as_secs_f64()
+}
+
+fn summary(name: &str, mut v: Vec<f64>) {
+    v.sort_by(f64::total_cmp);
+    let median = v[v.len() / 2];
+    let max = v[v.len() - 1];
+    println!("{name:<28} median {median:6.2} s   max {max:6.2} s   ({} trials)", v.len());
+}
+
+fn pid_of_node(ns: &str) -> Option<u32> {
+    let out = std::process::Command::new("ip").args(["netns", "pids", ns]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().next()?.trim().parse().ok()
+}
+
+fn proc_field(pid: u32, file: &str) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default()
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = proc_field(pid, "stat");
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+fn main() {
+    let trials: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10);
+    let (mut join, mut leave, mut kill, mut cut) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..trials {
+        let mut lan = Lan::new(3);
+        lan.join("h1", &[]);
+        lan.join("h2", &[]);
+        assert!(eventually(LIMIT, || lan.members("h1") == ["h2"]));
+        lan.join("h3", &[]);
+        join.push(time_until(|| lan.members("h1").contains(&"h3".to_string())));
+        lan.stop("h3");
+        leave.push(time_until(|| !lan.members("h1").contains(&"h3".to_string())));
+        lan.join("h3", &[]);
+        assert!(eventually(LIMIT, || lan.members("h1").len() == 2));
+        lan.kill9("h3");
+        kill.push(time_until(|| !lan.members("h1").contains(&"h3".to_string())));
+        lan.cable("h2", false);
+        cut.push(time_until(|| lan.members("h1").is_empty()));
+    }
+    summary("join -> visible", join);
+    summary("graceful leave -> gone", leave);
+    summary("kill -9 -> gone", kill);
+    summary("cable pulled -> gone", cut);
+
+    let mut lan = Lan::new(2);
+    lan.join("h1", &[]);
+    lan.join("h2", &[]);
+    assert!(eventually(LIMIT, || lan.members("h1") == ["h2"]));
+    std::thread::sleep(Duration::from_secs(3));
+    let ns = lan.hosts[0].ns.clone();
+    let pid = pid_of_node(&ns).expect("the node's pid");
+    let ticks0 = cpu_ticks(pid);
+    let window = Duration::from_secs(20);
+    std::thread::sleep(window);
+    let ticks = cpu_ticks(pid) - ticks0;
+    let hz = 100.0; // USER_HZ on Linux
+    let cpu = ticks as f64 / hz / window.as_secs_f64() * 100.0;
+    let rss = proc_field(pid, "status").lines().find(|l| l.starts_with("VmRSS")).unwrap_or("VmRSS: ?").to_string();
+    println!("idle node (1 peer, 20 s)       {rss}, CPU {cpu:.2}% of one core");
+}
