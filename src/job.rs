@@ -108,6 +108,18 @@ impl PrimesJob {
         Ok(Self { target, algo, span })
     }
 
+    /// Checks a spec that came from elsewhere (a peer, the control socket) against the
+    /// same bounds the CLI enforces.
+    pub fn validate(&self) -> Result<(), JobError> {
+        let ok = match self.target {
+            Target::Below(n) => n <= MAX_N && self.span >= 1 && n.div_ceil(self.span) <= MAX_TASKS,
+            Target::Each { first, last } => {
+                first <= last && last <= MAX_N && last - first < MAX_RANGE_ITEMS && self.span == 1
+            }
+        };
+        if ok { Ok(()) } else { Err(JobError(format!("invalid job spec {self:?}"))) }
+    }
+
     pub fn tasks(&self) -> u64 {
         match self.target {
             Target::Below(n) => n.div_ceil(self.span),

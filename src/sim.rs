@@ -322,7 +322,7 @@ impl Sim {
                 let at = self.now - self.t0;
                 self.jobs.get_mut(&job).expect("finished job was submitted").finished_at = Some(at);
             }
-            Action::JobDropped { .. } => {}
+            Action::JobDropped { .. } | Action::Stolen { .. } => {}
         }
     }
 

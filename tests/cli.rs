@@ -1,4 +1,7 @@
 //! The `mesh` binary as users run it: outputs, exit codes and error messages.
+//!
+//! These run in the machine's own network namespace, so every submit here is `--local`:
+//! mesh nodes (mDNS, libp2p) are only ever started inside the test LAN (tests/lan.rs).
 
 use assert_cmd::Command;
 use std::path::PathBuf;
@@ -21,7 +24,7 @@ fn stderr(out: &std::process::Output) -> String {
 
 #[test]
 fn demo_sum_and_statistics() {
-    let out = mesh("demo").args(["submit", "primes", "100999"]).output().unwrap();
+    let out = mesh("demo").args(["submit", "primes", "100999", "--local"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "Sum of primes below 100999 is 462436339\n");
     let err = stderr(&out);
@@ -32,7 +35,10 @@ fn demo_sum_and_statistics() {
 
 #[test]
 fn range_prints_one_line_per_n_in_order() {
-    let out = mesh("range").args(["submit", "primes", "99990..100010", "--algo", "trial", "-w", "2"]).output().unwrap();
+    let out = mesh("range")
+        .args(["submit", "primes", "99990..100010", "--algo", "trial", "-w", "2", "--local"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
@@ -49,7 +55,7 @@ fn range_prints_one_line_per_n_in_order() {
 #[test]
 fn json_document_has_exact_results_and_node_stats() {
     let out = mesh("json")
-        .args(["submit", "primes", "1000000", "--json", "--workers", "3", "--tasks", "30", "--name", "pi-1"])
+        .args(["submit", "primes", "1000000", "--json", "--workers", "3", "--tasks", "30", "--name", "pi-1", "--local"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -71,7 +77,7 @@ fn json_document_has_exact_results_and_node_stats() {
 #[test]
 fn peer_id_persists_in_home() {
     let id = |_: ()| {
-        let out = mesh("persist").args(["submit", "primes", "100", "--json"]).output().unwrap();
+        let out = mesh("persist").args(["submit", "primes", "100", "--json", "--local"]).output().unwrap();
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         doc["nodes"][0]["peer_id"].as_str().unwrap().to_string()
     };
@@ -81,8 +87,10 @@ fn peer_id_persists_in_home() {
 #[test]
 fn sieve_and_trial_agree_through_the_binary() {
     let run = |algo: &str| {
-        let out =
-            mesh("agree").args(["submit", "primes", "250000", "--algo", algo, "--task-size", "9999"]).output().unwrap();
+        let out = mesh("agree")
+            .args(["submit", "primes", "250000", "--algo", algo, "--task-size", "9999", "--local"])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(0));
         stdout(&out)
     };
@@ -107,7 +115,7 @@ fn bad_input_exits_2_and_says_what_is_accepted() {
         (&[], "N|A..B"),
     ];
     for (args, expect) in cases {
-        let out = mesh("bad").args(["submit", "primes"]).args(*args).output().unwrap();
+        let out = mesh("bad").args(["submit", "primes", "--local"]).args(*args).output().unwrap();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(expect), "{args:?}: expected {expect:?} in {err}");
@@ -119,8 +127,12 @@ fn bad_input_exits_2_and_says_what_is_accepted() {
 fn unusable_home_is_a_setup_error() {
     let file = std::env::temp_dir().join(format!("mesh-cli-test-{}-file", std::process::id()));
     std::fs::write(&file, b"not a directory").unwrap();
-    let out =
-        Command::cargo_bin("mesh").unwrap().args(["submit", "primes", "10", "--home"]).arg(&file).output().unwrap();
+    let out = Command::cargo_bin("mesh")
+        .unwrap()
+        .args(["submit", "primes", "10", "--local", "--home"])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--home"), "{}", stderr(&out));
 }
@@ -131,7 +143,7 @@ fn closed_stdout_pipe_exits_quietly() {
     let bin = assert_cmd::cargo::cargo_bin("mesh");
     let dir = std::env::temp_dir().join(format!("mesh-cli-test-{}-pipe", std::process::id()));
     let mut child = Std::new(bin)
-        .args(["submit", "primes", "0..50000", "-w", "1"])
+        .args(["submit", "primes", "0..50000", "-w", "1", "--local"])
         .env("MESH_HOME", dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -3,11 +3,13 @@
 use super::output;
 use super::{ExitCode, JoinArgs, KeyArgs, PeersArgs};
 use crate::discovery::{Discovery, DiscoveryEvent};
+use crate::job::PrimesJob;
 use crate::node::client::Client;
 use crate::node::control::{self, Request, Response};
 use crate::node::event_loop::{EventLoop, NodeConfig};
 use crate::node::identity::{self, Identity};
 use crate::node::membership::{PeerRow, sighting_row};
+use crate::node::{JobReport, NodeError};
 use crate::protocol::membership::PROTOCOL_VERSION;
 use crate::secret::SharedKey;
 use anyhow::{Context, Result};
@@ -115,11 +117,59 @@ async fn cancel_on_signal(token: CancellationToken) {
     token.cancel();
 }
 
+/// Runs a job on the mesh: through the node serving `home` if there is one, else through
+/// a short-lived node of this process that joins the mesh for the job's duration.
+pub fn submit(
+    home: &Path,
+    name: String,
+    workers: u32,
+    key: &KeyArgs,
+    job: PrimesJob,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<JobReport> {
+    runtime()?.block_on(async {
+        if let Some(report) = control::submit(home, &job, &mut progress).await? {
+            return Ok(report);
+        }
+        let key = shared_key(key)?;
+        let identity = Identity::load_or_create(home, name)?;
+        let cfg = NodeConfig {
+            identity,
+            key,
+            workers,
+            listen: "/ip4/0.0.0.0/tcp/0".parse().expect("a valid multiaddr"),
+            static_peers: Vec::new(),
+            mdns: true,
+        };
+        let (client, commands) = Client::new();
+        let event_loop = EventLoop::new(cfg, commands)?;
+        let shutdown = CancellationToken::new();
+        let node = tokio::spawn(event_loop.run(shutdown.clone()));
+        let mut h = client.submit(job).await?;
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
+        let report = loop {
+            tokio::select! {
+                r = &mut h.done => break r.context("the node dropped the job"),
+                Ok(()) = h.progress.changed() => {
+                    let (d, t) = *h.progress.borrow_and_update();
+                    progress(d, t);
+                }
+                _ = &mut interrupted => break Err(NodeError::Interrupted.into()),
+            }
+        };
+        shutdown.cancel();
+        let _ = node.await;
+        report
+    })
+}
+
 pub fn peers(home: PathBuf, args: PeersArgs) -> Result<ExitCode> {
     let rows = runtime()?.block_on(async {
         match control::request(&home, &Request::Peers).await? {
             Some(Response::Peers(p)) => anyhow::Ok(p.rows),
             Some(Response::Error(e)) => anyhow::bail!("the node answered: {e}"),
+            Some(_) => anyhow::bail!("the node sent an unexpected reply"),
             None => {
                 let key = shared_key(&args.key)?;
                 browse(&home, &key, Duration::from_secs_f64(args.browse.clamp(0.1, 60.0))).await

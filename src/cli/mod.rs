@@ -152,6 +152,13 @@ pub struct SubmitOpts {
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Use only this machine's cores: no node, no network.
+    #[arg(long)]
+    pub local: bool,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 /// Runs the parsed command.
@@ -172,10 +179,14 @@ fn submit_primes(home: Option<PathBuf>, args: PrimesArgs) -> Result<ExitCode> {
     };
     let job = PrimesJob::new(args.target, args.algo, split).map_err(output::usage)?;
     let home = home.unwrap_or_else(identity::default_home);
-    let name = args.common.name.unwrap_or_else(identity::hostname);
-    let id = identity::Identity::load_or_create(&home, name)?;
+    let name = args.common.name.clone().unwrap_or_else(identity::hostname);
     let mut bar = output::Progress::new(args.common.json);
-    let report = node::run_local(&id, workers, job.clone(), |done, total| bar.update(done, total))?;
+    let report = if args.common.local {
+        let id = identity::Identity::load_or_create(&home, name)?;
+        node::run_local(&id, workers, job.clone(), |done, total| bar.update(done, total))?
+    } else {
+        join::submit(&home, name, workers, &args.common.key, job.clone(), |done, total| bar.update(done, total))?
+    };
     bar.finish();
     output::job_report(&job, &report, args.common.json).context("writing the results")?;
     if report.failed.is_empty() {

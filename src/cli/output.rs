@@ -70,6 +70,7 @@ struct JsonReport<'a> {
     efficiency: f64,
     duplicates: u64,
     backups: u64,
+    steals: u64,
     failed: Vec<JsonFailure<'a>>,
     nodes: Vec<JsonNode<'a>>,
 }
@@ -94,6 +95,7 @@ struct JsonNode<'a> {
     tasks: u64,
     task_time_s: f64,
     share: f64,
+    steals: u64,
 }
 
 /// Prints a finished primes job: results to stdout, statistics to stderr (or JSON).
@@ -112,6 +114,7 @@ pub fn job_report(job: &PrimesJob, r: &JobReport, json: bool) -> io::Result<()> 
             efficiency: r.efficiency(),
             duplicates: r.duplicates,
             backups: r.backups,
+            steals: r.steals(),
             failed: r.failed.iter().map(|(task, e)| JsonFailure { task: *task, error: e }).collect(),
             nodes: r
                 .nodes
@@ -123,6 +126,7 @@ pub fn job_report(job: &PrimesJob, r: &JobReport, json: bool) -> io::Result<()> 
                     tasks: n.tasks,
                     task_time_s: n.task_time.as_secs_f64(),
                     share: n.tasks as f64 / r.tasks.max(1) as f64,
+                    steals: n.steals,
                 })
                 .collect(),
         };
@@ -157,7 +161,16 @@ pub fn job_report(job: &PrimesJob, r: &JobReport, json: bool) -> io::Result<()> 
 fn stats_table(r: &JobReport) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_header(["node", "tasks", "% of tasks", "task time sum (s)", "time per task (s)", "workers", "peer id"]);
+    t.set_header([
+        "node",
+        "tasks",
+        "% of tasks",
+        "task time sum (s)",
+        "time per task (s)",
+        "workers",
+        "steals",
+        "peer id",
+    ]);
     for n in &r.nodes {
         let per_task = n.task_time.as_secs_f64() / n.tasks.max(1) as f64;
         t.add_row([
@@ -167,10 +180,11 @@ fn stats_table(r: &JobReport) -> Table {
             format!("{:.4}", n.task_time.as_secs_f64()),
             format!("{per_task:.6}"),
             n.workers.to_string(),
+            n.steals.to_string(),
             short_peer(&n.peer_id),
         ]);
     }
-    for col in 1..6 {
+    for col in 1..7 {
         if let Some(c) = t.column_mut(col) {
             c.set_cell_alignment(CellAlignment::Right);
         }

@@ -129,6 +129,8 @@ pub enum Action<S, R> {
     Broadcast(Message<S, R>),
     /// Owner only: the first result for a task; later ones are dropped.
     Accepted { job: JobId, from: NodeId, report: TaskReport<R> },
+    /// Owner only: `by` stole `tasks` of this job's tasks (from any victim).
+    Stolen { job: JobId, by: NodeId, tasks: u64 },
     /// Owner only: every task of the job has a result.
     JobFinished { job: JobId, progress: Progress },
     /// This node let go of a job; its running tasks may be abandoned.

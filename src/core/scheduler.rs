@@ -204,9 +204,11 @@ impl<S: Clone, R> Scheduler<S, R> {
             Message::Grant { req, work } => self.on_grant(now, from, req, work),
             Message::Lease { job, ranges } => {
                 if let Some(l) = self.ledger_mut(job) {
+                    let tasks = ranges.iter().map(TaskRange::len).sum();
                     for r in ranges {
                         l.lease(r, from);
                     }
+                    self.actions.push_back(Action::Stolen { job, by: from, tasks });
                 }
             }
             Message::Results { job, reports } => {
@@ -389,6 +391,8 @@ impl<S: Clone, R> Scheduler<S, R> {
             for r in &g.ranges {
                 l.lease(*r, self.id);
             }
+            let tasks = g.ranges.iter().map(TaskRange::len).sum();
+            self.actions.push_back(Action::Stolen { job, by: self.id, tasks });
         } else {
             let msg = Message::Lease { job, ranges: g.ranges };
             self.actions.push_back(Action::Send { to: job.owner, msg });

@@ -1,5 +1,6 @@
 //! The libp2p stack: TCP, then pnet with the shared key (if any), then Noise and Yamux;
-//! gossipsub for membership and ping for round-trip times.
+//! gossipsub for membership, ping for round-trip times, and request-response for the
+//! scheduling messages (`protocol::sched`).
 //!
 //! Gossipsub's defaults (D = 6, D_lo = 5) assume big meshes; with 2–5 nodes they would
 //! keep every node "under-meshed" and grafting forever. mesh sets D = 4, D_lo = 1,
@@ -7,6 +8,7 @@
 //! directly whatever the mesh's size.
 
 use crate::protocol::membership::MAX_ANNOUNCE_BYTES;
+use crate::protocol::sched;
 use crate::secret::SharedKey;
 use anyhow::{Context, Result};
 use libp2p::core::transport::upgrade::Version;
@@ -14,7 +16,7 @@ use libp2p::futures::future::Either;
 use libp2p::identity::Keypair;
 use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{Swarm, SwarmBuilder, Transport, gossipsub, noise, ping, tcp, yamux};
+use libp2p::{Swarm, SwarmBuilder, Transport, gossipsub, noise, ping, request_response, tcp, yamux};
 use std::time::Duration;
 
 /// How often ping measures round-trip times: gentle for a Raspberry Pi.
@@ -28,6 +30,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub ping: ping::Behaviour,
+    pub sched: request_response::Behaviour<sched::Codec>,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -74,7 +77,15 @@ pub fn build_swarm(keypair: Keypair, key: &SharedKey) -> Result<Swarm<Behaviour>
                 .build()?;
             let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(kp.clone()), cfg)?;
             let ping = ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL));
-            Ok(Behaviour { gossipsub, ping })
+            let rr = request_response::Config::default()
+                .with_request_timeout(sched::REQUEST_TIMEOUT)
+                .with_max_concurrent_streams(sched::MAX_STREAMS);
+            let sched = request_response::Behaviour::with_codec(
+                sched::Codec,
+                [(sched::PROTOCOL, request_response::ProtocolSupport::Full)],
+                rr,
+            );
+            Ok(Behaviour { gossipsub, ping, sched })
         })
         .context("building the network behaviour")?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))

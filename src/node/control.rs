@@ -8,6 +8,8 @@
 //! at most [`MAX_CLIENTS`] are served at once.
 
 use super::client::{Client, PeersReply};
+use super::report::JobReport;
+use crate::job::PrimesJob;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -27,12 +29,19 @@ pub const MAX_CLIENTS: usize = 16;
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Request {
     Peers,
+    /// Run a job with the node as its owner; the node streams `Progress` lines, then one
+    /// `Report` line.
+    Submit {
+        job: PrimesJob,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Response {
     Peers(PeersReply),
+    Progress { done: u64, total: u64 },
+    Report(JobReport),
     Error(String),
 }
 
@@ -70,8 +79,8 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
                 let Ok(permit) = slots.clone().try_acquire_owned() else { continue }; // busy: drop
                 let client = client.clone();
                 tracker.spawn(async move {
-                    if let Err(e) = tokio::time::timeout(IO_TIMEOUT, handle(stream, client)).await {
-                        tracing::debug!(%e, "control client timed out");
+                    if let Err(e) = handle(stream, client).await {
+                        tracing::debug!(%e, "control client failed");
                     }
                     drop(permit);
                 });
@@ -86,17 +95,72 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
 async fn handle(stream: UnixStream, client: Client) -> Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(rd.take(MAX_REQUEST)).read_line(&mut line).await?;
+    tokio::time::timeout(IO_TIMEOUT, BufReader::new(rd.take(MAX_REQUEST)).read_line(&mut line)).await??;
     let resp = match serde_json::from_str::<Request>(&line) {
         Ok(Request::Peers) => match client.peers().await {
             Ok(p) => Response::Peers(p),
             Err(e) => Response::Error(e.to_string()),
         },
+        Ok(Request::Submit { job }) => match job.validate() {
+            Ok(()) => return stream_job(&mut wr, &client, job).await,
+            Err(e) => Response::Error(e.to_string()),
+        },
         Err(e) => Response::Error(format!("bad request: {e}")),
     };
-    let mut out = serde_json::to_vec(&resp)?;
+    write_line(&mut wr, &resp).await
+}
+
+async fn write_line(wr: &mut (impl AsyncWriteExt + Unpin), resp: &Response) -> Result<()> {
+    let mut out = serde_json::to_vec(resp)?;
     out.push(b'\n');
     wr.write_all(&out).await?;
+    Ok(())
+}
+
+/// Runs a job for a control client, streaming its progress. A job runs as long as it
+/// takes, so only each write is bounded in time.
+async fn stream_job(wr: &mut (impl AsyncWriteExt + Unpin), client: &Client, job: PrimesJob) -> Result<()> {
+    let mut h = client.submit(job).await?;
+    loop {
+        tokio::select! {
+            report = &mut h.done => {
+                let resp = match report {
+                    Ok(r) => Response::Report(r),
+                    Err(_) => Response::Error("the job was dropped".into()),
+                };
+                return tokio::time::timeout(IO_TIMEOUT, write_line(wr, &resp)).await?;
+            }
+            changed = h.progress.changed() => {
+                if changed.is_err() { continue; }
+                let (done, total) = *h.progress.borrow_and_update();
+                tokio::time::timeout(IO_TIMEOUT, write_line(wr, &Response::Progress { done, total })).await??;
+            }
+        }
+    }
+}
+
+/// Hands a job to the node under `home` and waits for its report, calling `progress` on
+/// the way. `Ok(None)` means no node runs there.
+pub async fn submit(home: &Path, job: &PrimesJob, mut progress: impl FnMut(u64, u64)) -> Result<Option<JobReport>> {
+    let Ok(stream) = UnixStream::connect(socket_path(home)).await else { return Ok(None) };
+    let (rd, mut wr) = stream.into_split();
+    write_request(&mut wr, &Request::Submit { job: job.clone() }).await?;
+    let mut lines = BufReader::new(rd).lines();
+    while let Some(line) = lines.next_line().await? {
+        match serde_json::from_str::<Response>(&line).context("the node sent a malformed reply")? {
+            Response::Progress { done, total } => progress(done, total),
+            Response::Report(r) => return Ok(Some(r)),
+            Response::Error(e) => bail!("the node refused the job: {e}"),
+            Response::Peers(_) => bail!("the node sent an unexpected reply"),
+        }
+    }
+    bail!("the node closed the connection before the job finished")
+}
+
+async fn write_request(wr: &mut (impl AsyncWriteExt + Unpin), req: &Request) -> Result<()> {
+    let mut msg = serde_json::to_vec(req)?;
+    msg.push(b'\n');
+    wr.write_all(&msg).await?;
     Ok(())
 }
 
@@ -105,9 +169,7 @@ pub async fn request(home: &Path, req: &Request) -> Result<Option<Response>> {
     let Ok(stream) = UnixStream::connect(socket_path(home)).await else { return Ok(None) };
     let exchange = async {
         let (rd, mut wr) = stream.into_split();
-        let mut msg = serde_json::to_vec(req)?;
-        msg.push(b'\n');
-        wr.write_all(&msg).await?;
+        write_request(&mut wr, req).await?;
         let mut line = String::new();
         BufReader::new(rd.take(64 * 1024 * 1024)).read_line(&mut line).await?;
         anyhow::Ok(serde_json::from_str::<Response>(&line).context("the node sent a malformed reply")?)

@@ -11,22 +11,26 @@ use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use super::client::{Command, PeersReply};
 use super::identity::Identity;
 use super::membership::{Decision, Membership, PeerRow};
+use super::report::{Collector, JobReport};
+use super::workers::{Finished, WorkerPool};
 use crate::core::{Action, Config, Message, Scheduler, Status};
 use crate::discovery::{Advert, Discovery, DiscoveryEvent};
+use crate::id::JobId;
 use crate::id::NodeId;
 use crate::job::{PrimesJob, TaskOutput};
 use crate::protocol::membership::{Announce, PROTOCOL_VERSION, TOPIC};
+use crate::protocol::sched::{Ack, WireMessage};
 use crate::secret::SharedKey;
 use anyhow::{Context, Result};
 use libp2p::futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping, request_response};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// How often membership is swept and owed dials are made.
@@ -62,6 +66,18 @@ pub struct EventLoop {
     listen_addrs: Vec<Multiaddr>,
     next_housekeeping: Instant,
     next_static_dial: Instant,
+    pool: WorkerPool,
+    finished: mpsc::Receiver<Finished>,
+    /// Jobs this node owns, with whoever waits for them.
+    watches: HashMap<JobId, Watch>,
+}
+
+/// An owned job and its waiting submitter.
+#[derive(Debug)]
+struct Watch {
+    collector: Collector,
+    progress: watch::Sender<(u64, u64)>,
+    done: oneshot::Sender<JobReport>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -79,7 +95,11 @@ impl EventLoop {
         let now = Instant::now();
         let sched_cfg = Config { workers: cfg.workers, ..Config::default() };
         let seed = u64::from_le_bytes(cfg.identity.node_id.0.to_le_bytes()) ^ super::seed();
+        let (pool, finished) = WorkerPool::start(cfg.workers as usize).context("starting worker threads")?;
         Ok(Self {
+            pool,
+            finished,
+            watches: HashMap::new(),
             sched: Scheduler::new(cfg.identity.node_id, sched_cfg, seed, now),
             membership: Membership::new(cfg.identity.peer_id, cfg.key.fingerprint()),
             swarm,
@@ -104,6 +124,7 @@ impl EventLoop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                Some(f) = self.finished.recv() => self.sched.handle_task_done(Instant::now(), f.worker, f.report),
                 Some(cmd) = self.commands.recv() => self.on_command(cmd),
                 Some(ev) = recv_opt(&mut self.disc_rx) => self.on_discovery(ev),
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev)?,
@@ -117,9 +138,64 @@ impl EventLoop {
     fn drain_actions(&mut self) {
         while let Some(action) = self.sched.poll_action() {
             match action {
+                Action::Run { worker, job, task, .. } => {
+                    // Invariant: the scheduler only runs tasks of jobs it holds a spec for.
+                    if let Some(spec) = self.sched.spec(job).cloned() {
+                        self.pool.run(worker, job, task, spec);
+                    }
+                }
+                Action::Send { to, msg } => self.send(to, msg),
                 Action::Broadcast(Message::Status(s)) => self.announce(s, false),
-                other => tracing::trace!(?other, "scheduler action not wired to the network yet"),
+                Action::Broadcast(msg) => {
+                    let members: Vec<NodeId> = self.peer_of.keys().copied().collect();
+                    for to in members {
+                        self.send(to, msg.clone());
+                    }
+                }
+                Action::Accepted { job, from, report } => {
+                    if let Some(w) = self.watches.get_mut(&job) {
+                        w.collector.add(from, report);
+                        let _ = w.progress.send((w.collector.done, w.collector.total()));
+                    }
+                }
+                Action::Stolen { job, by, .. } => {
+                    if let Some(w) = self.watches.get_mut(&job) {
+                        w.collector.stolen(by);
+                    }
+                }
+                Action::JobFinished { job, progress } => {
+                    if let Some(w) = self.watches.remove(&job) {
+                        let backups = self.sched.counters().backups;
+                        let report = w.collector.finish(progress, backups, &|n| self.describe(n));
+                        let _ = w.done.send(report);
+                    }
+                }
+                Action::JobDropped { job, reason } => {
+                    tracing::debug!(%job, ?reason, "dropped a job");
+                    self.watches.remove(&job);
+                }
             }
+        }
+    }
+
+    fn send(&mut self, to: NodeId, msg: WireMessage) {
+        match self.peer_of.get(&to) {
+            Some(peer) => {
+                self.swarm.behaviour_mut().sched.send_request(peer, msg);
+            }
+            None => tracing::debug!(%to, "no route to node; the scheduler will recover"),
+        }
+    }
+
+    /// (name, peer id, workers) of a node, for statistics.
+    fn describe(&self, node: NodeId) -> (String, String, u32) {
+        if node == self.cfg.identity.node_id {
+            return (self.cfg.identity.name.clone(), self.cfg.identity.peer_id.to_base58(), self.cfg.workers);
+        }
+        let Some(peer) = self.peer_of.get(&node) else { return (node.to_string(), String::new(), 0) };
+        match self.membership.members().find(|(p, _)| *p == peer) {
+            Some((_, m)) => (m.name.clone(), peer.to_base58(), m.status.workers),
+            None => (peer.to_base58(), peer.to_base58(), 0),
         }
     }
 
@@ -139,6 +215,14 @@ impl EventLoop {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
+            Command::Submit { job, progress, done } => {
+                let now = Instant::now();
+                let spec = Arc::new(job);
+                let collector = Collector::new(spec.clone(), now);
+                let id = self.sched.submit(now, spec.clone(), spec.tasks());
+                tracing::info!(job = %id, tasks = spec.tasks(), "job submitted");
+                self.watches.insert(id, Watch { collector, progress, done });
+            }
             Command::Peers { reply } => {
                 let now = Instant::now();
                 let mut rows = vec![self.self_row()];
@@ -276,6 +360,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. })) => {
                 self.membership.on_rtt(peer, rtt);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Sched(ev)) => self.on_sched(ev),
             _ => {}
         }
         Ok(())
@@ -299,6 +384,28 @@ impl EventLoop {
             let node = NodeId::from_peer_bytes(&from.to_bytes());
             self.peer_of.insert(node, from);
             self.sched.handle_message(Instant::now(), node, Message::Status(status));
+        }
+    }
+
+    fn on_sched(&mut self, ev: request_response::Event<WireMessage, Ack>) {
+        match ev {
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Request { request, channel, .. },
+                ..
+            } => {
+                let _ = self.swarm.behaviour_mut().sched.send_response(channel, Ack);
+                let node = NodeId::from_peer_bytes(&peer.to_bytes());
+                self.peer_of.insert(node, peer);
+                self.sched.handle_message(Instant::now(), node, request);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::warn!(%peer, %error, "dropped a bad scheduling message");
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "scheduling message not delivered");
+            }
+            _ => {}
         }
     }
 
@@ -332,6 +439,7 @@ impl EventLoop {
         if let Some(d) = disc {
             let _ = d.await;
         }
+        self.pool.shutdown();
         tracing::info!("left the mesh");
     }
 }

@@ -7,6 +7,7 @@
 //! error is a [`DecodeError`] that the caller logs and drops.
 
 pub mod membership;
+pub mod sched;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -1,0 +1,146 @@
+//! Jobs across a namespaced LAN: work spreads by stealing, results stay exact when a host
+//! is killed or cut off, submitters run side by side, and a submit with no local node still
+//! gets help. See tests/common/lan.rs for the network.
+
+mod common;
+
+use common::lan::{Lan, eventually, lan_tests_enabled};
+use mesh::exec::primes;
+use std::time::Duration;
+
+const FIND: Duration = Duration::from_secs(30);
+
+fn mesh_of(n: usize) -> Lan {
+    let mut lan = Lan::new(n);
+    for i in 1..=n {
+        lan.join(&format!("h{i}"), &["--key", "jobs"]);
+    }
+    let want: Vec<String> = (2..=n).map(|i| format!("h{i}")).collect();
+    assert!(eventually(FIND, || lan.members("h1") == want), "mesh did not form");
+    lan
+}
+
+/// The demo's expected lines for first..=last, computed here by the sieve.
+fn expected(first: u64, last: u64) -> Vec<(u64, u128)> {
+    (first..=last).map(|n| (n, primes::sieve(0, n).sum)).collect()
+}
+
+fn results(doc: &serde_json::Value) -> Vec<(u64, u128)> {
+    doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["n"].as_u64().unwrap(), r["sum"].as_u64().unwrap() as u128))
+        .collect()
+}
+
+fn share(doc: &serde_json::Value, name: &str) -> u64 {
+    doc["nodes"].as_array().unwrap().iter().filter(|n| n["name"] == name).map(|n| n["tasks"].as_u64().unwrap()).sum()
+}
+
+fn submit(lan: &mut Lan, host: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["submit", "primes"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", "--key", "jobs"]);
+    let out = lan.mesh(host, &all);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn work_spreads_over_three_hosts_and_is_exact() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = mesh_of(3);
+    let doc = submit(&mut lan, "h1", &["100000..100999", "--algo", "trial"]);
+    assert_eq!(results(&doc), expected(100_000, 100_999));
+    for h in ["h1", "h2", "h3"] {
+        let s = share(&doc, h);
+        assert!(s >= 150, "{h} did only {s} of 1000 tasks: {}", doc["nodes"]);
+    }
+    assert!(doc["steals"].as_u64().unwrap() >= 2, "{}", doc["nodes"]);
+}
+
+#[test]
+fn killed_host_mid_job_loses_nothing() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = mesh_of(3);
+    let h1 = lan.host("h1").ns.clone();
+    let home = lan.host("h1").home.clone();
+    let bin = env!("CARGO_BIN_EXE_mesh");
+    let job = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &h1,
+            bin,
+            "submit",
+            "primes",
+            "100000..101999",
+            "--algo",
+            "trial",
+            "--json",
+            "--key",
+            "jobs",
+        ])
+        .env("MESH_HOME", &home)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill h3 once it has finished some of the job's tasks.
+    assert!(eventually(FIND, || {
+        lan.peers("h1").iter().any(|r| r["name"] == "h3" && r["tasks_done"].as_u64().unwrap_or(0) > 20)
+    }));
+    lan.kill9("h3");
+    let out = job.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results(&doc), expected(100_000, 101_999));
+}
+
+#[test]
+fn two_submitters_at_once_both_exact() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = mesh_of(3);
+    let spawn = |lan: &mut Lan, host: &str, range: &str| {
+        let h = lan.host(host);
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh"), "submit", "primes", range])
+            .args(["--algo", "trial", "--json", "--key", "jobs"])
+            .env("MESH_HOME", &h.home)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn(&mut lan, "h1", "100000..100599");
+    let b = spawn(&mut lan, "h2", "90000..90599");
+    for (child, first, last) in [(a, 100_000, 100_599), (b, 90_000, 90_599)] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(results(&doc), expected(first, last));
+    }
+}
+
+#[test]
+fn submit_without_a_local_node_gets_help() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = Lan::new(3);
+    lan.join("h2", &["--key", "jobs"]);
+    lan.join("h3", &["--key", "jobs"]);
+    assert!(eventually(FIND, || lan.members("h2") == ["h3"]));
+    // No node on h1: submit starts a short-lived one that finds h2 and h3.
+    let doc = submit(&mut lan, "h1", &["100000..100999", "--algo", "trial", "--workers", "1"]);
+    assert_eq!(results(&doc), expected(100_000, 100_999));
+    let helpers = share(&doc, "h2") + share(&doc, "h3");
+    assert!(helpers >= 200, "remote hosts did {helpers} of 1000 tasks: {}", doc["nodes"]);
+}
