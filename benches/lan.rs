@@ -46,8 +46,48 @@ fn cpu_ticks(pid: u32) -> u64 {
         + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
+/// The demo job (1000 trial-division tasks) submitted on h1 of a mesh of `hosts` hosts
+/// with 1 worker each: (elapsed s, steals, tasks per host).
+fn demo_on(hosts: usize) -> (f64, u64, Vec<u64>) {
+    let mut lan = Lan::new(hosts);
+    for i in 1..=hosts {
+        lan.join(&format!("h{i}"), &["--key", "bench"]);
+    }
+    let want: Vec<String> = (2..=hosts).map(|i| format!("h{i}")).collect();
+    assert!(eventually(LIMIT, || lan.members("h1") == want));
+    std::thread::sleep(Duration::from_secs(1));
+    let out = lan.mesh("h1", &["submit", "primes", "100000..100999", "--algo", "trial", "--json", "--key", "bench"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shares = (1..=hosts)
+        .map(|i| {
+            let name = format!("h{i}");
+            doc["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["name"] == name.as_str())
+                .map(|n| n["tasks"].as_u64().unwrap())
+                .sum()
+        })
+        .collect();
+    (doc["elapsed_s"].as_f64().unwrap(), doc["steals"].as_u64().unwrap(), shares)
+}
+
 fn main() {
     let trials: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10);
+    // Jobs: the machine has 2 cores, so at most 2 one-worker hosts can run truly in parallel.
+    let best = |hosts| (0..3).map(|_| demo_on(hosts)).min_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
+    let (t1, _, _) = best(1);
+    let (t2, steals, shares) = best(2);
+    println!("demo job, 1 host x 1 worker      {t1:.3} s");
+    println!(
+        "demo job, 2 hosts x 1 worker     {t2:.3} s  efficiency {:.1}%  steals {steals} ({:.4} per task)  shares {shares:?}",
+        100.0 * t1 / (2.0 * t2),
+        steals as f64 / 1000.0
+    );
+    let (t3, steals3, shares3) = best(3);
+    println!("demo job, 3 hosts x 1 worker     {t3:.3} s  steals {steals3}  shares {shares3:?} (3 workers on 2 cores)");
     let (mut join, mut leave, mut kill, mut cut) = (vec![], vec![], vec![], vec![]);
     for _ in 0..trials {
         let mut lan = Lan::new(3);

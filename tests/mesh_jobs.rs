@@ -144,3 +144,31 @@ fn submit_without_a_local_node_gets_help() {
     let helpers = share(&doc, "h2") + share(&doc, "h3");
     assert!(helpers >= 200, "remote hosts did {helpers} of 1000 tasks: {}", doc["nodes"]);
 }
+
+#[test]
+fn cut_cable_mid_job_is_exact_and_the_host_rejoins() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = mesh_of(3);
+    let h = lan.host("h1");
+    let (ns, home) = (h.ns.clone(), h.home.clone());
+    let job = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_mesh"), "submit", "primes", "100000..101999"])
+        .args(["--algo", "trial", "--json", "--key", "jobs"])
+        .env("MESH_HOME", &home)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(eventually(FIND, || {
+        lan.peers("h1").iter().any(|r| r["name"] == "h3" && r["tasks_done"].as_u64().unwrap_or(0) > 20)
+    }));
+    lan.cable("h3", false);
+    let out = job.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results(&doc), expected(100_000, 101_999));
+    lan.cable("h3", true);
+    assert!(eventually(FIND, || lan.members("h1") == ["h2", "h3"]), "h3 rejoins: {:?}", lan.members("h1"));
+}
