@@ -172,3 +172,45 @@ fn cut_cable_mid_job_is_exact_and_the_host_rejoins() {
     lan.cable("h3", true);
     assert!(eventually(FIND, || lan.members("h1") == ["h2", "h3"]), "h3 rejoins: {:?}", lan.members("h1"));
 }
+
+/// Every host that `viewer` lists is idle: no queued and no busy workers.
+fn all_idle(lan: &mut Lan, viewer: &str) -> bool {
+    let rows = lan.peers(viewer);
+    !rows.is_empty() && rows.iter().all(|r| r["queued"] == 0 && r["busy"] == 0)
+}
+
+fn long_job(lan: &mut Lan, host: &str) -> std::process::Child {
+    let h = lan.host(host);
+    std::process::Command::new("ip")
+        .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh"), "submit", "primes", "100000..149999"])
+        .args(["--algo", "trial", "--json", "--key", "jobs"])
+        .env("MESH_HOME", &h.home)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn abandoned_jobs_are_dropped_everywhere() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = mesh_of(3);
+    let busy_h2 = |lan: &mut Lan| lan.peers("h1").iter().any(|r| r["name"] == "h2" && r["busy"] == 1);
+
+    // The submitting client goes away (Ctrl-C): h1's node cancels the job mesh-wide.
+    let mut client = long_job(&mut lan, "h1");
+    assert!(eventually(FIND, || busy_h2(&mut lan)), "the job never reached h2");
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert!(eventually(FIND, || all_idle(&mut lan, "h1")), "{:?}", lan.peers("h1"));
+
+    // The owner itself dies: the others drop its work.
+    let mut client = long_job(&mut lan, "h1");
+    assert!(eventually(FIND, || busy_h2(&mut lan)), "the job never reached h2");
+    lan.kill9("h1");
+    assert!(eventually(FIND, || all_idle(&mut lan, "h2") && lan.members("h2") == ["h3"]), "{:?}", lan.peers("h2"));
+    let _ = client.kill();
+    let _ = client.wait();
+}

@@ -95,14 +95,15 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
 async fn handle(stream: UnixStream, client: Client) -> Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
-    tokio::time::timeout(IO_TIMEOUT, BufReader::new(rd.take(MAX_REQUEST)).read_line(&mut line)).await??;
+    let mut rd = BufReader::new(rd.take(MAX_REQUEST));
+    tokio::time::timeout(IO_TIMEOUT, rd.read_line(&mut line)).await??;
     let resp = match serde_json::from_str::<Request>(&line) {
         Ok(Request::Peers) => match client.peers().await {
             Ok(p) => Response::Peers(p),
             Err(e) => Response::Error(e.to_string()),
         },
         Ok(Request::Submit { job }) => match job.validate() {
-            Ok(()) => return stream_job(&mut wr, &client, job).await,
+            Ok(()) => return stream_job(&mut rd, &mut wr, &client, job).await,
             Err(e) => Response::Error(e.to_string()),
         },
         Err(e) => Response::Error(format!("bad request: {e}")),
@@ -118,11 +119,23 @@ async fn write_line(wr: &mut (impl AsyncWriteExt + Unpin), resp: &Response) -> R
 }
 
 /// Runs a job for a control client, streaming its progress. A job runs as long as it
-/// takes, so only each write is bounded in time.
-async fn stream_job(wr: &mut (impl AsyncWriteExt + Unpin), client: &Client, job: PrimesJob) -> Result<()> {
+/// takes, so only each write is bounded in time. If the client goes away (Ctrl-C on
+/// `mesh submit`), the handle is dropped and the node cancels the job mesh-wide.
+async fn stream_job(
+    rd: &mut (impl AsyncReadExt + Unpin),
+    wr: &mut (impl AsyncWriteExt + Unpin),
+    client: &Client,
+    job: PrimesJob,
+) -> Result<()> {
     let mut h = client.submit(job).await?;
+    let mut scratch = [0u8; 64];
     loop {
         tokio::select! {
+            n = rd.read(&mut scratch) => {
+                if matches!(n, Ok(0) | Err(_)) {
+                    bail!("the submitter went away; cancelling its job");
+                }
+            }
             report = &mut h.done => {
                 let resp = match report {
                     Ok(r) => Response::Report(r),

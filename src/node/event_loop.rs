@@ -268,6 +268,15 @@ impl EventLoop {
         }
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING;
+            // A submitter that stopped waiting (Ctrl-C, a closed control connection): its
+            // job is cancelled everywhere rather than computed for nobody.
+            let abandoned: Vec<JobId> =
+                self.watches.iter().filter(|(_, w)| w.done.is_closed()).map(|(j, _)| *j).collect();
+            for job in abandoned {
+                tracing::info!(%job, "submitter went away; cancelling the job");
+                self.watches.remove(&job);
+                self.sched.cancel(now, job);
+            }
             let expiry = Config::default().peer_expiry;
             for p in self.membership.expire(now, expiry) {
                 tracing::info!(peer = %p, "peer went silent; dropping it");
