@@ -3,7 +3,7 @@
 //! # Layout
 //! * [`core`]: the sans-IO scheduler, a pure state machine (queues, stealing, the owner's
 //!   ledger, peers, timers). No I/O, no clock reads, seeded randomness.
-//! * `sim` (tests only): a deterministic N-node simulator that drives [`core`] on a virtual
+//! * `sim` (tests, and the `sim` feature for benches): a deterministic N-node simulator that drives [`core`] on a virtual
 //!   clock with latency, loss, node death and uneven speeds.
 //! * [`node`]: the drivers: a local job runner with worker threads, and the `mesh join`
 //!   event loop that owns the libp2p Swarm, plus its control socket and membership view.
@@ -25,5 +25,5 @@ pub mod node;
 pub mod protocol;
 pub mod secret;
 
-#[cfg(test)]
-mod sim;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;

@@ -8,7 +8,8 @@
 //! livelock into a test failure instead of a hang.
 //!
 //! Task outputs are a hash of (job salt, task), so the simulator knows the exact expected
-//! result of every job and checks it.
+//! result of every job and checks it. Tasks can also fail: every task on a `broken` node,
+//! and "poison" tasks on every node, which exercises retries.
 
 use crate::core::{Action, Config, Message, Scheduler, TaskReport};
 use crate::id::{JobId, NodeId};
@@ -20,27 +21,33 @@ use std::time::{Duration, Instant};
 type Spec = u64;
 
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct NodeSpec {
-    pub(crate) workers: u32,
+pub struct NodeSpec {
+    pub workers: u32,
     /// Relative speed: a task of cost c takes c / speed.
-    pub(crate) speed: f64,
+    pub speed: f64,
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct SimConfig {
-    pub(crate) nodes: Vec<NodeSpec>,
+pub struct SimConfig {
+    pub nodes: Vec<NodeSpec>,
     /// Uniform one-way latency range.
-    pub(crate) latency: (Duration, Duration),
+    pub latency: (Duration, Duration),
     /// Probability that any one message copy is lost.
-    pub(crate) loss: f64,
+    pub loss: f64,
     /// Uniform task cost range at speed 1.
-    pub(crate) task_cost: (Duration, Duration),
-    pub(crate) seed: u64,
-    pub(crate) core: Config,
+    pub task_cost: (Duration, Duration),
+    pub seed: u64,
+    pub core: Config,
+    /// Nodes on which every task fails.
+    pub broken: Vec<usize>,
+    /// When non-zero, tasks whose index is a multiple of it fail on every node.
+    pub poison_every: u64,
+    /// Retries of a failed task, for every job.
+    pub retries: u32,
 }
 
 impl SimConfig {
-    pub(crate) fn new(nodes: Vec<NodeSpec>, seed: u64) -> Self {
+    pub fn new(nodes: Vec<NodeSpec>, seed: u64) -> Self {
         Self {
             nodes,
             latency: (Duration::from_micros(200), Duration::from_millis(2)),
@@ -48,28 +55,35 @@ impl SimConfig {
             task_cost: (Duration::from_millis(5), Duration::from_millis(15)),
             seed,
             core: Config::default(),
+            broken: Vec::new(),
+            poison_every: 0,
+            retries: 0,
         }
     }
 }
 
 /// What the simulator saw of one job at its owner.
 #[derive(Debug, Clone)]
-pub(crate) struct JobOutcome {
-    pub(crate) owner: usize,
-    pub(crate) tasks: u64,
-    pub(crate) expected: u64,
-    pub(crate) sum: u64,
+pub struct JobOutcome {
+    pub owner: usize,
+    pub tasks: u64,
+    pub expected: u64,
+    pub sum: u64,
     /// How many times each task was accepted: must end as all ones.
-    pub(crate) accepted: Vec<u32>,
+    pub accepted: Vec<u32>,
+    /// Tasks accepted as failed for good.
+    pub failed: Vec<u64>,
+    /// How many times each task was given another run after failing.
+    pub retried: Vec<u32>,
     /// Accepted tasks per node index that ran them.
-    pub(crate) per_node: BTreeMap<usize, u64>,
-    pub(crate) finished_at: Option<Duration>,
+    pub per_node: BTreeMap<usize, u64>,
+    pub finished_at: Option<Duration>,
 }
 
 #[derive(Debug)]
 enum Event {
     Deliver { to: usize, from: usize, msg: Message<Spec, u64> },
-    Done { node: usize, worker: usize, task: u64, value: u64, took: Duration },
+    Done { node: usize, worker: usize, task: u64, value: Result<u64, String>, took: Duration },
     Wake { node: usize },
     Kill { node: usize },
     Submit { node: usize, salt: u64, tasks: u64 },
@@ -85,7 +99,7 @@ struct SimNode {
 }
 
 #[derive(Debug)]
-pub(crate) struct Sim {
+pub struct Sim {
     cfg: SimConfig,
     t0: Instant,
     now: Instant,
@@ -97,13 +111,17 @@ pub(crate) struct Sim {
     rng: fastrand::Rng,
     /// Active partition: the side and when it heals.
     cut: Option<(Vec<usize>, Instant)>,
-    pub(crate) jobs: BTreeMap<JobId, JobOutcome>,
-    pub(crate) messages: u64,
-    pub(crate) steal_messages: u64,
+    pub jobs: BTreeMap<JobId, JobOutcome>,
+    pub messages: u64,
+    pub steal_messages: u64,
+    /// When each node first started a task.
+    pub first_run: Vec<Option<Duration>>,
+    /// Task time run over all nodes, duplicates included.
+    pub busy: Duration,
 }
 
 impl Sim {
-    pub(crate) fn new(cfg: SimConfig) -> Self {
+    pub fn new(cfg: SimConfig) -> Self {
         let t0 = Instant::now();
         let mut index = HashMap::new();
         let nodes = cfg
@@ -133,47 +151,50 @@ impl Sim {
             jobs: BTreeMap::new(),
             messages: 0,
             steal_messages: 0,
+            first_run: Vec::new(),
+            busy: Duration::ZERO,
         };
+        sim.first_run = vec![None; sim.nodes.len()];
         for i in 0..sim.nodes.len() {
             sim.after_input(i);
         }
         sim
     }
 
-    pub(crate) fn id(&self, node: usize) -> NodeId {
+    pub fn id(&self, node: usize) -> NodeId {
         self.nodes[node].sched.id()
     }
 
-    pub(crate) fn alive(&self, node: usize) -> bool {
+    pub fn alive(&self, node: usize) -> bool {
         self.nodes[node].alive
     }
 
-    pub(crate) fn node(&self, node: usize) -> &Scheduler<Spec, u64> {
+    pub fn node(&self, node: usize) -> &Scheduler<Spec, u64> {
         &self.nodes[node].sched
     }
 
-    pub(crate) fn elapsed(&self) -> Duration {
+    pub fn elapsed(&self) -> Duration {
         self.now - self.t0
     }
 
     /// Schedules a job of `tasks` tasks submitted by `node` at virtual time `at`.
-    pub(crate) fn submit_at(&mut self, at: Duration, node: usize, tasks: u64) {
+    pub fn submit_at(&mut self, at: Duration, node: usize, tasks: u64) {
         let salt = self.rng.u64(..);
         self.push(self.t0 + at, Event::Submit { node, salt, tasks });
     }
 
-    pub(crate) fn kill_at(&mut self, at: Duration, node: usize) {
+    pub fn kill_at(&mut self, at: Duration, node: usize) {
         self.push(self.t0 + at, Event::Kill { node });
     }
 
     /// Cuts `side` off from the rest between `at` and `until`.
-    pub(crate) fn cut_at(&mut self, at: Duration, side: Vec<usize>, until: Duration) {
+    pub fn cut_at(&mut self, at: Duration, side: Vec<usize>, until: Duration) {
         self.push(self.t0 + at, Event::Cut { side, until });
     }
 
     /// Runs until every job with a live owner has finished and `settle` more virtual time
     /// has passed, or fails after `max_events` events (a livelock) or at `deadline`.
-    pub(crate) fn drive(&mut self, max_events: u64, settle: Duration, deadline: Duration) -> Result<(), String> {
+    pub fn drive(&mut self, max_events: u64, settle: Duration, deadline: Duration) -> Result<(), String> {
         let mut done_at: Option<Instant> = None;
         for _ in 0..max_events {
             if done_at.is_none() && self.all_finished() {
@@ -230,7 +251,7 @@ impl Sim {
             }
             Event::Done { node, worker, task, value, took } => {
                 if self.nodes[node].alive {
-                    let report = TaskReport { task, outcome: Ok(value), took };
+                    let report = TaskReport { task, outcome: value, took };
                     self.nodes[node].sched.handle_task_done(now, worker, report);
                     self.after_input(node);
                 }
@@ -249,8 +270,9 @@ impl Sim {
                 if !self.nodes[node].alive {
                     return;
                 }
-                let job = self.nodes[node].sched.submit(now, salt, tasks);
-                let expected = (0..tasks).fold(0u64, |a, t| a.wrapping_add(output(salt, t)));
+                let job = self.nodes[node].sched.submit(now, salt, tasks, self.cfg.retries);
+                let ok = (0..tasks).filter(|&t| !self.is_poison(t));
+                let expected = ok.fold(0u64, |a, t| a.wrapping_add(output(salt, t)));
                 self.jobs.insert(
                     job,
                     JobOutcome {
@@ -259,6 +281,8 @@ impl Sim {
                         expected,
                         sum: 0,
                         accepted: vec![0; tasks as usize],
+                        failed: Vec::new(),
+                        retried: vec![0; tasks as usize],
                         per_node: BTreeMap::new(),
                         finished_at: None,
                     },
@@ -266,6 +290,11 @@ impl Sim {
                 self.after_input(node);
             }
         }
+    }
+
+    /// Whether a task fails on every node.
+    pub fn is_poison(&self, task: u64) -> bool {
+        self.cfg.poison_every > 0 && task.is_multiple_of(self.cfg.poison_every)
     }
 
     fn is_cut(&self, a: usize, b: usize) -> bool {
@@ -297,7 +326,14 @@ impl Sim {
                 let (lo, hi) = self.cfg.task_cost;
                 let cost = lo + (hi - lo).mul_f64(unit(salt ^ task.rotate_left(17)));
                 let took = cost.div_f64(self.nodes[i].speed);
-                let value = output(salt, task);
+                self.busy += took;
+                let at = self.now - self.t0;
+                self.first_run[i].get_or_insert(at);
+                let value = if self.cfg.broken.contains(&i) || self.is_poison(task) {
+                    Err(format!("task {task} failed on node {i}"))
+                } else {
+                    Ok(output(salt, task))
+                };
                 self.push(self.now + took, Event::Done { node: i, worker, task, value, took });
             }
             Action::Send { to, msg } => {
@@ -315,8 +351,15 @@ impl Sim {
                 let from = self.index[&from];
                 let j = self.jobs.get_mut(&job).expect("accepted job was submitted");
                 j.accepted[report.task as usize] += 1;
-                j.sum = j.sum.wrapping_add(report.outcome.expect("sim tasks succeed"));
+                match report.outcome {
+                    Ok(v) => j.sum = j.sum.wrapping_add(v),
+                    Err(_) => j.failed.push(report.task),
+                }
                 *j.per_node.entry(from).or_default() += 1;
+            }
+            Action::Retrying { job, report, .. } => {
+                let j = self.jobs.get_mut(&job).expect("retried job was submitted");
+                j.retried[report.task as usize] += 1;
             }
             Action::JobFinished { job, .. } => {
                 let at = self.now - self.t0;
@@ -341,7 +384,7 @@ impl Sim {
 }
 
 /// The output of a task: a well-mixed hash, so a wrong or doubled result shows in the sum.
-pub(crate) fn output(salt: u64, task: u64) -> u64 {
+pub fn output(salt: u64, task: u64) -> u64 {
     let mut z = salt ^ task.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -10,6 +10,10 @@
 //!   report every steal). When a node dies, its leased ranges that are not done go back
 //!   into the owner's queue at once, where idle nodes steal them again.
 //!
+//! * A failed task is retried up to `retries` times before it counts as failed for good.
+//!   The ledger remembers, per failing task, how often it failed and on which node last,
+//!   so the scheduler can run the retry elsewhere.
+//!
 //! Leases are advice, not truth: a lost report leaves a stale holder. Correctness never
 //! depends on them, because the owner also re-runs undone tasks itself once nothing is left
 //! to steal (see `Scheduler::speculate`).
@@ -17,18 +21,33 @@
 use super::queue::TaskRange;
 use crate::id::NodeId;
 use fixedbitset::FixedBitSet;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 #[derive(Debug)]
 pub struct Ledger {
     done: FixedBitSet,
     done_count: u64,
     failed: u64,
+    retried: u64,
     duplicates: u64,
     /// start -> (end, holder); ranges never overlap.
     leases: BTreeMap<u64, (u64, NodeId)>,
     /// Where the next speculative scan starts.
     cursor: u64,
+    /// Failed attempts allowed beyond the first run.
+    retries: u32,
+    /// Tasks that failed and are not done: failures so far, and the node and time of the
+    /// last one.
+    failures: HashMap<u64, Failure>,
+}
+
+/// The failure record of a task that is not done yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    pub count: u32,
+    pub last_on: NodeId,
+    pub at: Instant,
 }
 
 /// What accepting a result did.
@@ -38,18 +57,23 @@ pub enum Accept {
     New,
     /// The task was already done; the result is dropped.
     Duplicate,
+    /// The task failed and has retries left: it stays undone and must run again.
+    Retry,
 }
 
 impl Ledger {
-    pub fn new(tasks: u64) -> Self {
+    pub fn new(tasks: u64, retries: u32) -> Self {
         Self {
             // Invariant: task counts are bounded by the job parser far below usize::MAX.
             done: FixedBitSet::with_capacity(usize::try_from(tasks).expect("task count fits")),
             done_count: 0,
             failed: 0,
+            retried: 0,
             duplicates: 0,
             leases: BTreeMap::new(),
             cursor: 0,
+            retries,
+            failures: HashMap::new(),
         }
     }
 
@@ -65,6 +89,24 @@ impl Ledger {
         self.failed
     }
 
+    /// Failures that were given another run.
+    pub fn retried(&self) -> u64 {
+        self.retried
+    }
+
+    /// Undone tasks whose last failure was on `node`, less than `window` before `now`.
+    pub fn failed_on_within(&self, node: NodeId, now: Instant, window: std::time::Duration) -> Vec<u64> {
+        self.failures.iter().filter(|(_, f)| f.last_on == node && f.at + window > now).map(|(&t, _)| t).collect()
+    }
+
+    /// The failed, undone tasks inside `r`, in order, each with the node it failed on last.
+    pub fn failed_in(&self, r: TaskRange) -> Vec<(u64, NodeId)> {
+        let mut v: Vec<(u64, NodeId)> =
+            self.failures.iter().filter(|(t, _)| (r.start..r.end).contains(*t)).map(|(&t, f)| (t, f.last_on)).collect();
+        v.sort_unstable();
+        v
+    }
+
     pub fn duplicates(&self) -> u64 {
         self.duplicates
     }
@@ -77,17 +119,31 @@ impl Ledger {
         self.done.contains(task as usize)
     }
 
-    /// Records a result. Out-of-range tasks (garbage from a peer) are duplicates.
-    pub fn accept(&mut self, task: u64, ok: bool) -> Accept {
-        if task >= self.total() || self.done.put(task as usize) {
+    /// Records a result that `from` produced. Out-of-range tasks (garbage from a peer) are
+    /// duplicates. A failure with retries left leaves the task undone.
+    pub fn accept(&mut self, now: Instant, task: u64, ok: bool, from: NodeId) -> Accept {
+        if task >= self.total() || self.is_done(task) {
             self.duplicates += 1;
             return Accept::Duplicate;
         }
-        self.done_count += 1;
         if !ok {
+            let f = self.failures.entry(task).or_insert(Failure { count: 0, last_on: from, at: now });
+            *f = Failure { count: f.count + 1, last_on: from, at: now };
+            if f.count <= self.retries {
+                self.retried += 1;
+                return Accept::Retry;
+            }
             self.failed += 1;
         }
+        self.failures.remove(&task);
+        self.done.insert(task as usize);
+        self.done_count += 1;
         Accept::New
+    }
+
+    /// How many times `task` has failed so far, and where and when it failed last.
+    pub fn failure(&self, task: u64) -> Option<Failure> {
+        self.failures.get(&task).copied()
     }
 
     /// Records that `holder` now holds `r`, replacing older holders of any overlap.
@@ -172,27 +228,58 @@ mod tests {
     const A: NodeId = NodeId(1);
     const B: NodeId = NodeId(2);
 
+    fn t0() -> Instant {
+        Instant::now()
+    }
+
     #[test]
     fn accept_is_idempotent() {
-        let mut l = Ledger::new(3);
-        assert_eq!(l.accept(1, true), Accept::New);
-        assert_eq!(l.accept(1, true), Accept::Duplicate);
-        assert_eq!(l.accept(7, true), Accept::Duplicate);
+        let t0 = t0();
+        let mut l = Ledger::new(3, 0);
+        assert_eq!(l.accept(t0, 1, true, A), Accept::New);
+        assert_eq!(l.accept(t0, 1, true, A), Accept::Duplicate);
+        assert_eq!(l.accept(t0, 7, true, A), Accept::Duplicate);
         assert_eq!((l.done_count(), l.duplicates()), (1, 2));
-        l.accept(0, false);
-        l.accept(2, true);
+        l.accept(t0, 0, false, A);
+        l.accept(t0, 2, true, A);
         assert!(l.is_complete());
         assert_eq!(l.failed(), 1);
     }
 
     #[test]
+    fn failures_are_retried_then_final() {
+        let t0 = t0();
+        let mut l = Ledger::new(2, 2);
+        assert_eq!(l.accept(t0, 0, false, A), Accept::Retry);
+        assert_eq!(l.failure(0), Some(Failure { count: 1, last_on: A, at: t0 }));
+        let t1 = t0 + std::time::Duration::from_secs(1);
+        assert_eq!(l.accept(t1, 0, false, B), Accept::Retry);
+        assert_eq!(l.failure(0), Some(Failure { count: 2, last_on: B, at: t1 }));
+        let s = std::time::Duration::from_secs(1);
+        assert_eq!(l.failed_on_within(B, t1, s), vec![0]);
+        assert!(l.failed_on_within(B, t1 + s, s).is_empty(), "the window has passed");
+        assert!(l.failed_on_within(A, t1, s).is_empty());
+        assert_eq!(l.failed_in(TaskRange::new(0, 2)), vec![(0, B)]);
+        assert!(l.failed_in(TaskRange::new(1, 2)).is_empty());
+        assert!(!l.is_done(0));
+        assert_eq!(l.accept(t0, 0, false, A), Accept::New, "the third failure is final with 2 retries");
+        assert_eq!((l.failed(), l.failure(0)), (1, None));
+        assert_eq!(l.accept(t0, 0, true, B), Accept::Duplicate);
+        // A success after a failure clears it and counts as done, not failed.
+        assert_eq!(l.accept(t0, 1, false, A), Accept::Retry);
+        assert_eq!(l.accept(t0, 1, true, B), Accept::New);
+        assert_eq!((l.failed(), l.failure(1), l.is_complete()), (1, None, true));
+    }
+
+    #[test]
     fn reclaim_returns_only_undone_tasks_of_that_holder() {
-        let mut l = Ledger::new(20);
+        let t0 = t0();
+        let mut l = Ledger::new(20, 0);
         l.lease(TaskRange::new(0, 10), A);
         l.lease(TaskRange::new(10, 20), B);
         l.lease(TaskRange::new(5, 12), B); // A keeps 0..5, B holds 5..20
-        l.accept(6, true);
-        l.accept(15, true);
+        l.accept(t0, 6, true, A);
+        l.accept(t0, 15, true, A);
         assert_eq!(
             l.reclaim(B),
             vec![TaskRange::new(5, 6), TaskRange::new(7, 12), TaskRange::new(12, 15), TaskRange::new(16, 20)]
@@ -203,7 +290,7 @@ mod tests {
 
     #[test]
     fn lease_splits_an_enclosing_range() {
-        let mut l = Ledger::new(10);
+        let mut l = Ledger::new(10, 0);
         l.lease(TaskRange::new(0, 10), A);
         l.lease(TaskRange::new(3, 4), B);
         assert_eq!(l.reclaim(A), vec![TaskRange::new(0, 3), TaskRange::new(4, 10)]);
@@ -212,9 +299,10 @@ mod tests {
 
     #[test]
     fn next_undone_cycles_and_skips() {
-        let mut l = Ledger::new(5);
-        l.accept(0, true);
-        l.accept(3, true);
+        let t0 = t0();
+        let mut l = Ledger::new(5, 0);
+        l.accept(t0, 0, true, A);
+        l.accept(t0, 3, true, A);
         assert_eq!(l.next_undone(|t| t == 1), Some(2));
         assert_eq!(l.next_undone(|_| false), Some(4));
         assert_eq!(l.next_undone(|_| false), Some(1));

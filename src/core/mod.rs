@@ -51,6 +51,9 @@ pub struct Config {
     pub result_delay: Duration,
     /// Most ranges in one grant; bounds the steal reply size.
     pub max_grant_ranges: usize,
+    /// How long a task that failed on this node is left to other nodes before this node
+    /// may run it again as a backup (when nobody else reported on it).
+    pub avoid_for: Duration,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             result_batch: 256,
             result_delay: Duration::from_millis(20),
             max_grant_ranges: 32,
+            avoid_for: Duration::from_secs(30),
         }
     }
 }
@@ -86,6 +90,10 @@ pub struct Grant<S> {
     pub job: JobId,
     pub spec: S,
     pub ranges: Vec<TaskRange>,
+    /// Retries of failed tasks: the thief runs them itself and never grants them on, so
+    /// they cannot drift back to the node they failed on.
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 /// Scheduling messages between nodes. The network layer encodes them; see
@@ -127,8 +135,11 @@ pub enum Action<S, R> {
     Send { to: NodeId, msg: Message<S, R> },
     /// Send a message to every peer.
     Broadcast(Message<S, R>),
-    /// Owner only: the first result for a task; later ones are dropped.
+    /// Owner only: the first result for a task; later ones are dropped. A failed report
+    /// here is final: the task used up its retries.
     Accepted { job: JobId, from: NodeId, report: TaskReport<R> },
+    /// Owner only: a task failed on `from` and will run again, on another node if any.
+    Retrying { job: JobId, from: NodeId, report: TaskReport<R> },
     /// Owner only: `by` stole `tasks` of this job's tasks (from any victim).
     Stolen { job: JobId, by: NodeId, tasks: u64 },
     /// Owner only: every task of the job has a result.
@@ -143,6 +154,8 @@ pub struct Progress {
     pub total: u64,
     pub done: u64,
     pub failed: u64,
+    /// Failures that were given another run.
+    pub retried: u64,
     pub duplicates: u64,
 }
 

@@ -12,7 +12,10 @@
 //! 3. **Results go to the owner.** A node that runs another node's tasks buffers the
 //!    results and sends them in batches to the job's owner (the submitter).
 //! 4. **The owner decides completion.** Its [`Ledger`] counts each task once.
-//! 5. **Recovery.** When a peer dies the owner re-queues the undone tasks leased to it, and
+//! 5. **Retries.** A failed task with retries left goes back to its owner's queue, marked
+//!    with the node it failed on. That node does not run it again while other nodes live:
+//!    the owner runs it, or grants it to another thief first.
+//! 6. **Recovery.** When a peer dies the owner re-queues the undone tasks leased to it, and
 //!    every node drops the jobs the dead peer owned. When nothing is left to steal, an
 //!    idle owner re-runs its undone tasks itself (backup runs), so stragglers, lost
 //!    messages and stale leases can delay a job but never stall it.
@@ -39,6 +42,36 @@ struct Job<S> {
     queue: WorkQueue,
     /// Present on the owner only.
     ledger: Option<Ledger>,
+    /// Owner only: failed tasks to run again, each with the node it must avoid.
+    retry: VecDeque<(u64, NodeId)>,
+    /// Retries granted to this node: run here, never granted on.
+    pinned: WorkQueue,
+}
+
+impl<S> Job<S> {
+    fn new(spec: S, ledger: Option<Ledger>) -> Self {
+        Self { spec, queue: WorkQueue::default(), ledger, retry: VecDeque::new(), pinned: WorkQueue::default() }
+    }
+
+    fn queued(&self) -> u64 {
+        self.queue.len() + self.retry.len() as u64
+    }
+
+    /// Takes a retry that `node` may run (any, when `alone`).
+    fn take_retry(&mut self, node: NodeId, alone: bool) -> Option<u64> {
+        let i = self.retry.iter().position(|&(_, avoid)| alone || avoid != node)?;
+        self.retry.remove(i).map(|(t, _)| t)
+    }
+
+    /// Whether `node` has anything of this job to run locally.
+    fn has_work_for(&self, node: NodeId, alone: bool) -> bool {
+        !self.queue.is_empty() || !self.pinned.is_empty() || self.retry.iter().any(|&(_, avoid)| alone || avoid != node)
+    }
+
+    /// The next task to run here: pinned retries, then the owner's retries, then the queue.
+    fn next_task(&mut self, node: NodeId, alone: bool) -> Option<u64> {
+        self.pinned.pop().or_else(|| self.take_retry(node, alone)).or_else(|| self.queue.pop())
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -76,12 +109,16 @@ pub struct Scheduler<S, R> {
 impl<S: Clone, R> Scheduler<S, R> {
     pub fn new(id: NodeId, cfg: Config, seed: u64, now: Instant) -> Self {
         let workers = cfg.workers as usize;
+        let mut rng = fastrand::Rng::with_seed(seed);
+        // A random first sequence number: a node that restarts with the same identity (a
+        // short-lived `mesh submit` node) must not reuse job ids that peers remember as ended.
+        let next_seq = rng.u32(..);
         let mut timers = TimerTable::default();
         timers.set(Timer::Gossip, now);
         timers.set(Timer::PeerSweep, now + cfg.peer_expiry / 4);
         Self {
             id,
-            rng: fastrand::Rng::with_seed(seed),
+            rng,
             jobs: BTreeMap::new(),
             rr: VecDeque::new(),
             ended: (VecDeque::new(), HashSet::new()),
@@ -94,7 +131,7 @@ impl<S: Clone, R> Scheduler<S, R> {
             backoff: cfg.steal_backoff_min,
             outbox: BTreeMap::new(),
             actions: VecDeque::new(),
-            next_seq: 0,
+            next_seq,
             tasks_done: 0,
             counters: Counters::default(),
             published: None,
@@ -112,7 +149,7 @@ impl<S: Clone, R> Scheduler<S, R> {
         Status {
             workers: self.cfg.workers,
             busy: (self.workers.len() - self.idle.len()) as u32,
-            queued: self.jobs.values().map(|j| j.queue.len()).sum(),
+            queued: self.jobs.values().map(Job::queued).sum(),
             tasks_done: self.tasks_done,
         }
     }
@@ -133,7 +170,13 @@ impl<S: Clone, R> Scheduler<S, R> {
     /// Progress of a job this node owns and that has not finished.
     pub fn progress(&self, job: JobId) -> Option<Progress> {
         let l = self.jobs.get(&job)?.ledger.as_ref()?;
-        Some(Progress { total: l.total(), done: l.done_count(), failed: l.failed(), duplicates: l.duplicates() })
+        Some(Progress {
+            total: l.total(),
+            done: l.done_count(),
+            failed: l.failed(),
+            retried: l.retried(),
+            duplicates: l.duplicates(),
+        })
     }
 
     /// Whether this node still has any work (queued or running) or owned jobs.
@@ -143,14 +186,14 @@ impl<S: Clone, R> Scheduler<S, R> {
 
     // ---- inputs ----
 
-    /// Submits a job of `tasks` tasks owned by this node.
-    pub fn submit(&mut self, now: Instant, spec: S, tasks: u64) -> JobId {
+    /// Submits a job of `tasks` tasks owned by this node. A failed task runs again up to
+    /// `retries` times.
+    pub fn submit(&mut self, now: Instant, spec: S, tasks: u64, retries: u32) -> JobId {
         let job = JobId { owner: self.id, seq: self.next_seq };
-        self.next_seq += 1;
-        let mut queue = WorkQueue::default();
-        queue.push(TaskRange::new(0, tasks));
-        let ledger = Some(Ledger::new(tasks));
-        self.jobs.insert(job, Job { spec, queue, ledger });
+        self.next_seq = self.next_seq.wrapping_add(1);
+        let mut j = Job::new(spec, Some(Ledger::new(tasks, retries)));
+        j.queue.push(TaskRange::new(0, tasks));
+        self.jobs.insert(job, j);
         self.rr.push_back(job);
         if tasks == 0 {
             self.finish(job);
@@ -177,7 +220,7 @@ impl<S: Clone, R> Scheduler<S, R> {
         self.tasks_done += 1;
         report.task = run.task;
         if run.job.owner == self.id {
-            self.accept(self.id, run.job, report);
+            self.accept(now, self.id, run.job, report);
         } else if self.jobs.contains_key(&run.job) {
             let buf = self.outbox.entry(run.job).or_default();
             buf.push(report);
@@ -214,7 +257,7 @@ impl<S: Clone, R> Scheduler<S, R> {
             Message::Results { job, reports } => {
                 if job.owner == self.id {
                     for r in reports {
-                        self.accept(from, job, r);
+                        self.accept(now, from, job, r);
                     }
                 }
             }
@@ -295,17 +338,18 @@ impl<S: Clone, R> Scheduler<S, R> {
             match self.peers.choose_victim(&mut self.rng) {
                 Some(victim) if can_steal => self.send_steal(now, victim),
                 Some(_) => {}
-                None => self.speculate(),
+                None => self.speculate(now),
             }
         }
         self.maybe_publish(now);
     }
 
     fn next_local_task(&mut self) -> Option<(JobId, u64)> {
+        let (me, alone) = (self.id, self.peers.is_empty());
         while let Some(job) = self.rr.pop_front() {
             let Some(j) = self.jobs.get_mut(&job) else { continue };
-            if let Some(task) = j.queue.pop() {
-                if !j.queue.is_empty() {
+            if let Some(task) = j.next_task(me, alone) {
+                if j.has_work_for(me, alone) {
                     self.rr.push_back(job);
                 }
                 return Some((job, task));
@@ -337,15 +381,18 @@ impl<S: Clone, R> Scheduler<S, R> {
 
     /// Idle with nothing to steal: re-run undone tasks of our own jobs that are not
     /// already running here. Their first result wins; any later one is a duplicate.
-    fn speculate(&mut self) {
+    /// Tasks that failed here last are left to other nodes for `avoid_for`.
+    fn speculate(&mut self, now: Instant) {
         let owned: Vec<JobId> = self.jobs.iter().filter(|(_, j)| j.ledger.is_some()).map(|(&id, _)| id).collect();
+        let me = self.id;
         for job in owned {
             while let Some(&worker) = self.idle.last() {
-                let running: Vec<u64> =
+                let Some(j) = self.jobs.get_mut(&job) else { break };
+                let Some(l) = j.ledger.as_mut() else { break };
+                let mut skip: HashSet<u64> =
                     self.workers.iter().flatten().filter(|r| r.job == job).map(|r| r.task).collect();
-                let Some(task) = self.ledger_mut(job).and_then(|l| l.next_undone(|t| running.contains(&t))) else {
-                    break;
-                };
+                skip.extend(l.failed_on_within(me, now, self.cfg.avoid_for));
+                let Some(task) = l.next_undone(|t| skip.contains(&t)) else { break };
                 self.idle.pop();
                 self.counters.backups += 1;
                 self.start(worker, job, task, true);
@@ -353,10 +400,31 @@ impl<S: Clone, R> Scheduler<S, R> {
         }
     }
 
-    /// A thief asks: give about half of the largest local queue.
+    /// A thief asks: give it about half of the retries it may run, if any; else about half
+    /// of the largest local queue.
     fn grant(&mut self, thief: NodeId) -> Option<Grant<S>> {
-        let (&job, j) = self.jobs.iter_mut().filter(|(_, j)| !j.queue.is_empty()).max_by_key(|(_, j)| j.queue.len())?;
-        let ranges = j.queue.steal_half(self.cfg.max_grant_ranges);
+        let max = self.cfg.max_grant_ranges;
+        let (&job, j) = match self.jobs.iter_mut().find(|(_, j)| j.retry.iter().any(|&(_, a)| a != thief)) {
+            Some(found) => found,
+            None => self.jobs.iter_mut().filter(|(_, j)| !j.queue.is_empty()).max_by_key(|(_, j)| j.queue.len())?,
+        };
+        let eligible = j.retry.iter().filter(|&&(_, a)| a != thief).count();
+        let pinned = eligible > 0;
+        let ranges = if pinned {
+            let mut want = eligible.div_ceil(2).min(max);
+            let mut ranges = Vec::with_capacity(want);
+            j.retry.retain(|&(t, avoid)| {
+                let take = want > 0 && avoid != thief;
+                if take {
+                    want -= 1;
+                    ranges.push(TaskRange::new(t, t + 1));
+                }
+                !take
+            });
+            ranges
+        } else {
+            j.queue.steal_half(max)
+        };
         let given: u64 = ranges.iter().map(TaskRange::len).sum();
         self.counters.tasks_given += given;
         if let Some(ledger) = j.ledger.as_mut() {
@@ -364,7 +432,7 @@ impl<S: Clone, R> Scheduler<S, R> {
                 ledger.lease(*r, thief);
             }
         }
-        Some(Grant { job, spec: j.spec.clone(), ranges })
+        Some(Grant { job, spec: j.spec.clone(), ranges, pinned })
     }
 
     fn on_grant(&mut self, now: Instant, victim: NodeId, req: u64, work: Option<Grant<S>>) {
@@ -382,10 +450,10 @@ impl<S: Clone, R> Scheduler<S, R> {
         self.backoff = self.cfg.steal_backoff_min;
         self.timers.stop(Timer::StealRetry);
         let job = g.job;
-        let j = self.jobs.entry(job).or_insert_with(|| Job { spec: g.spec, queue: WorkQueue::default(), ledger: None });
+        let j = self.jobs.entry(job).or_insert_with(|| Job::new(g.spec, None));
         for r in &g.ranges {
             self.counters.tasks_stolen += r.len();
-            j.queue.push(*r);
+            if g.pinned { j.pinned.push(*r) } else { j.queue.push(*r) }
         }
         if let Some(l) = j.ledger.as_mut() {
             for r in &g.ranges {
@@ -405,14 +473,28 @@ impl<S: Clone, R> Scheduler<S, R> {
         self.backoff = (self.backoff * 2).min(self.cfg.steal_backoff_max);
     }
 
-    fn accept(&mut self, from: NodeId, job: JobId, report: TaskReport<R>) {
-        let Some(ledger) = self.ledger_mut(job) else { return };
-        if ledger.accept(report.task, report.outcome.is_ok()) == Accept::New {
-            let complete = ledger.is_complete();
-            self.actions.push_back(Action::Accepted { job, from, report });
-            if complete {
-                self.finish(job);
+    fn accept(&mut self, now: Instant, from: NodeId, job: JobId, report: TaskReport<R>) {
+        let me = self.id;
+        let Some(j) = self.jobs.get_mut(&job) else { return };
+        let Some(ledger) = j.ledger.as_mut() else { return };
+        match ledger.accept(now, report.task, report.outcome.is_ok(), from) {
+            Accept::New => {
+                let complete = ledger.is_complete();
+                self.actions.push_back(Action::Accepted { job, from, report });
+                if complete {
+                    self.finish(job);
+                }
             }
+            Accept::Retry => {
+                let task = report.task;
+                ledger.lease(TaskRange::new(task, task + 1), me);
+                if !j.retry.iter().any(|&(t, _)| t == task) {
+                    j.retry.push_back((task, from));
+                }
+                self.actions.push_back(Action::Retrying { job, from, report });
+                self.enlist(job);
+            }
+            Accept::Duplicate => {}
         }
     }
 
@@ -450,9 +532,21 @@ impl<S: Clone, R> Scheduler<S, R> {
             }
             for r in back {
                 l.lease(r, me);
-                j.queue.push(r);
+                // Failed tasks go back to the retry list, still avoiding where they failed.
+                let mut start = r.start;
+                for (t, avoid) in l.failed_in(r) {
+                    j.queue.push(TaskRange::new(start, t));
+                    if !j.retry.iter().any(|&(q, _)| q == t) {
+                        j.retry.push_back((t, avoid));
+                    }
+                    start = t + 1;
+                }
+                j.queue.push(TaskRange::new(start, r.end));
             }
         }
+        // With one peer fewer, this node may now be the only one left to run a retry.
+        let retrying = self.jobs.iter().filter(|(_, j)| !j.retry.is_empty()).map(|(&id, _)| id);
+        requeued.extend(retrying);
         for job in requeued {
             self.enlist(job);
         }
@@ -464,7 +558,11 @@ impl<S: Clone, R> Scheduler<S, R> {
         let me = self.id;
         let busy: Vec<JobId> = self.workers.iter().flatten().map(|r| r.job).collect();
         self.jobs.retain(|job, j| {
-            job.owner == me || !j.queue.is_empty() || busy.contains(job) || self.outbox.contains_key(job)
+            job.owner == me
+                || !j.queue.is_empty()
+                || !j.pinned.is_empty()
+                || busy.contains(job)
+                || self.outbox.contains_key(job)
         });
     }
 
@@ -488,7 +586,7 @@ impl<S: Clone, R> Scheduler<S, R> {
     /// work (and stop asking for gone work) without waiting a whole gossip interval.
     fn maybe_publish(&mut self, now: Instant) {
         let Some((at, last)) = self.published else { return };
-        let has_work = self.jobs.values().any(|j| !j.queue.is_empty());
+        let has_work = self.jobs.values().any(|j| j.queued() > 0);
         if has_work != (last.queued > 0) {
             self.timers.set_if_earlier(Timer::Gossip, (at + self.cfg.publish_min_gap).max(now));
         }

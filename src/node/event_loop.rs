@@ -170,6 +170,9 @@ impl EventLoop {
                         let _ = w.done.send(report);
                     }
                 }
+                Action::Retrying { job, from, report } => {
+                    tracing::info!(%job, task = report.task, node = %from, "task failed; retrying");
+                }
                 Action::JobDropped { job, reason } => {
                     tracing::debug!(%job, ?reason, "dropped a job");
                     self.watches.remove(&job);
@@ -219,7 +222,7 @@ impl EventLoop {
                 let now = Instant::now();
                 let spec = Arc::new(job);
                 let collector = Collector::new(spec.clone(), now);
-                let id = self.sched.submit(now, spec.clone(), spec.tasks());
+                let id = self.sched.submit(now, spec.clone(), spec.tasks(), 0);
                 tracing::info!(job = %id, tasks = spec.tasks(), "job submitted");
                 self.watches.insert(id, Watch { collector, progress, done });
             }

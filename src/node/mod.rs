@@ -47,7 +47,7 @@ pub fn run_local(id: &Identity, workers: u32, job: PrimesJob, mut progress: impl
         let mut sched: Scheduler<Arc<PrimesJob>, TaskOutput> = Scheduler::new(id.node_id, cfg, seed(), started);
         let (pool, mut finished) = WorkerPool::start(workers as usize).context("starting worker threads")?;
         let spec = Arc::new(job);
-        let job_id = sched.submit(Instant::now(), spec.clone(), spec.tasks());
+        let job_id = sched.submit(Instant::now(), spec.clone(), spec.tasks(), 0);
         let mut collector = Collector::new(spec, started);
         let interrupted = tokio::signal::ctrl_c();
         tokio::pin!(interrupted);

@@ -118,7 +118,10 @@ mod tests {
         let id = JobId { owner: NodeId(7), seq: 3 };
         let msgs: Vec<WireMessage> = vec![
             Message::Steal { req: 9 },
-            Message::Grant { req: 9, work: Some(Grant { job: id, spec: job(), ranges: vec![TaskRange::new(5, 10)] }) },
+            Message::Grant {
+                req: 9,
+                work: Some(Grant { job: id, spec: job(), ranges: vec![TaskRange::new(5, 10)], pinned: false }),
+            },
             Message::Results {
                 job: id,
                 reports: vec![TaskReport { task: 1, outcome: Ok(u128::MAX), took: Duration::from_micros(5) }],
@@ -133,13 +136,15 @@ mod tests {
     #[test]
     fn hostile_grants_are_refused() {
         let id = JobId { owner: NodeId(7), seq: 3 };
-        let beyond: WireMessage =
-            Message::Grant { req: 1, work: Some(Grant { job: id, spec: job(), ranges: vec![TaskRange::new(5, 11)] }) };
+        let beyond: WireMessage = Message::Grant {
+            req: 1,
+            work: Some(Grant { job: id, spec: job(), ranges: vec![TaskRange::new(5, 11)], pinned: false }),
+        };
         assert!(decode_message(&encode(&beyond)).is_err());
         let mut bad = (*job()).clone();
         bad.span = 0;
         let m: WireMessage =
-            Message::Grant { req: 1, work: Some(Grant { job: id, spec: Arc::new(bad), ranges: vec![] }) };
+            Message::Grant { req: 1, work: Some(Grant { job: id, spec: Arc::new(bad), ranges: vec![], pinned: true }) };
         assert!(decode_message(&encode(&m)).is_err());
         assert!(decode_message(b"\x00\x01garbage").is_err());
     }

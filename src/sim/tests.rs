@@ -12,14 +12,24 @@ fn nodes(specs: &[(u32, f64)]) -> Vec<NodeSpec> {
 }
 
 /// Every job whose owner lives finished with each task counted exactly once and the exact
-/// sum; every live node let go of every job afterwards.
+/// sum; poison tasks failed for good after exactly `retries` retries, and every other task
+/// succeeded (with no broken node, or a broken node and at least one retry); every live
+/// node let go of every job afterwards.
 fn check_outcomes(sim: &Sim) -> Result<(), TestCaseError> {
+    let retries = sim.cfg.retries;
     for (job, j) in &sim.jobs {
         if !sim.alive(j.owner) {
             continue;
         }
         prop_assert!(j.finished_at.is_some(), "job {job:?} did not finish");
         prop_assert!(j.accepted.iter().all(|&c| c == 1), "job {job:?}: a task was not counted exactly once");
+        let poison: Vec<u64> = (0..j.tasks).filter(|&t| sim.is_poison(t)).collect();
+        let mut failed = j.failed.clone();
+        failed.sort_unstable();
+        prop_assert_eq!(&failed, &poison, "job {:?}: the wrong tasks failed", job);
+        for &t in &poison {
+            prop_assert_eq!(j.retried[t as usize], retries, "job {:?}: task {} retried wrongly", job, t);
+        }
         prop_assert_eq!(j.sum, j.expected, "job {:?}: wrong result", job);
         prop_assert_eq!(j.per_node.values().sum::<u64>(), j.tasks);
     }
@@ -175,6 +185,63 @@ proptest! {
         }
         if let Some((node, at_ms)) = s.kill {
             sim.kill_at(Duration::from_millis(at_ms), node);
+        }
+        sim.drive(MAX_EVENTS, SETTLE, DEADLINE).map_err(TestCaseError::fail)?;
+        check_outcomes(&sim)?;
+    }
+}
+
+#[test]
+fn a_lone_node_retries_its_own_failures() {
+    let mut cfg = SimConfig::new(nodes(&[(2, 1.0)]), 2);
+    cfg.poison_every = 7;
+    cfg.retries = 3;
+    let mut sim = Sim::new(cfg);
+    sim.submit_at(Duration::ZERO, 0, 100);
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    check_outcomes(&sim).unwrap();
+    assert_eq!(sim.jobs.values().next().unwrap().failed.len(), 15);
+}
+
+#[test]
+fn failures_on_a_broken_node_are_retried_elsewhere() {
+    // Node 1 fails everything it runs; one retry is enough to finish every task elsewhere.
+    for broken in [0, 1] {
+        let mut cfg = SimConfig::new(nodes(&[(1, 1.0), (1, 2.0), (1, 1.0)]), 23);
+        cfg.broken = vec![broken];
+        cfg.retries = 1;
+        let mut sim = Sim::new(cfg);
+        sim.submit_at(Duration::from_millis(1500), 0, 600);
+        sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+        check_outcomes(&sim).unwrap();
+        let job = sim.jobs.values().next().unwrap();
+        assert!(job.retried.iter().sum::<u32>() > 0, "node {broken} failed nothing");
+        assert_eq!(job.per_node.get(&broken), None, "no result of the broken node was accepted");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Retries under loss, latency and concurrent jobs: poison tasks fail for good after
+    /// exactly `retries` retries, and a single broken node never makes a task fail.
+    #[test]
+    fn retries_hold(s in scenario(), retries in 1u32..4, poison in prop::sample::select(vec![0u64, 5, 13]), broken in 0usize..6) {
+        let mut cfg = SimConfig::new(nodes(&s.nodes), s.seed);
+        cfg.loss = s.loss;
+        cfg.latency = (Duration::from_micros(50), Duration::from_micros(s.max_latency_us));
+        cfg.retries = retries;
+        cfg.poison_every = poison;
+        // A broken node must not make a task fail once the nodes know each other (1.5 s of
+        // gossip) and no message is lost; with loss, a lost result can leave the retry to
+        // the broken owner after `avoid_for`.
+        if s.nodes.len() >= 2 && broken < s.nodes.len() {
+            cfg.broken = vec![broken];
+            cfg.loss = 0.0;
+        }
+        let mut sim = Sim::new(cfg);
+        for &(owner, tasks, at_ms) in &s.jobs {
+            sim.submit_at(Duration::from_millis(1500 + at_ms), owner, tasks);
         }
         sim.drive(MAX_EVENTS, SETTLE, DEADLINE).map_err(TestCaseError::fail)?;
         check_outcomes(&sim)?;
