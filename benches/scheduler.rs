@@ -16,7 +16,7 @@ const TASKS: u64 = 1_000_000;
 fn run_job(now: Instant) -> u64 {
     let cfg = Config { workers: 4, ..Config::default() };
     let mut s: Scheduler<(), u64> = Scheduler::new(NodeId(1), cfg, 7, now);
-    s.submit(now, (), TASKS);
+    s.submit(now, (), TASKS, 0);
     let mut accepted = 0;
     let mut runs = Vec::with_capacity(4);
     loop {

@@ -7,6 +7,8 @@
 //! * [`JobId`]: the submitting node plus a sequence number, so any node can tell a job's
 //!   owner from its id alone, without a lookup.
 //! * Tasks are plain `u64` indices `0..tasks` inside their job.
+//! * [`ContentId`]: the blake3 hash of a blob (a WebAssembly module, a job's input), so
+//!   any node can fetch it from any other and check what it got.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -56,6 +58,55 @@ impl fmt::Debug for JobId {
     }
 }
 
+/// A blob's content address: the blake3 hash of its bytes. Shown and serialised as 64 hex
+/// digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentId(pub [u8; 32]);
+
+impl ContentId {
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// The first 12 hex digits: enough to tell blobs apart in logs and tables.
+    pub fn fmt_short(&self) -> String {
+        self.to_string()[..12].to_string()
+    }
+}
+
+impl fmt::Display for ContentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&blake3::Hash::from_bytes(self.0).to_hex())
+    }
+}
+
+impl fmt::Debug for ContentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentId({})", self.fmt_short())
+    }
+}
+
+impl std::str::FromStr for ContentId {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        blake3::Hash::from_hex(s).map(|h| Self(*h.as_bytes())).map_err(|_| format!("'{s}' is not a blake3 hash"))
+    }
+}
+
+impl Serialize for ContentId {
+    fn serialize<Ser: serde::Serializer>(&self, s: Ser) -> Result<Ser::Ok, Ser::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,5 +117,18 @@ mod tests {
         assert_eq!(a, NodeId::from_peer_bytes(b"peer-a"));
         assert_ne!(a, NodeId::from_peer_bytes(b"peer-b"));
         assert_eq!(a.to_string().len(), 16);
+    }
+
+    #[test]
+    fn content_ids_round_trip_as_hex() {
+        let id = ContentId::of(b"hello");
+        let hex = id.to_string();
+        assert_eq!(hex, "ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f");
+        assert_eq!(hex.parse::<ContentId>().unwrap(), id);
+        assert_eq!(id.fmt_short(), "ea8f163db386");
+        assert!("xyz".parse::<ContentId>().is_err());
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(serde_json::from_str::<ContentId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<ContentId>("\"00\"").is_err());
     }
 }

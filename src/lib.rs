@@ -10,8 +10,10 @@
 //! * [`discovery`]: mDNS/DNS-SD announce and browse (`mdns-sd`), bridged into the loop.
 //! * [`protocol`]: one module per wire protocol, each with its spec, id and size limits.
 //! * [`secret`]: the shared key, its pnet derivation and its public fingerprint.
-//! * [`exec`]: task kernels; [`exec::primes`] holds the primes sieve and trial division.
-//! * [`job`]: job specs, task splitting and result assembly.
+//! * [`store`]: the content-addressed blob store (modules, job inputs) under `--home`.
+//! * [`exec`]: running tasks: [`exec::primes`] (sieve and trial division) and
+//!   [`exec::wasm`] (users' WebAssembly modules, sandboxed, with the WASI shim).
+//! * [`job`]: job specs (primes, wasm), task splitting and inputs.
 //! * [`cli`]: argument parsing and the only code that prints.
 //! * [`id`]: node, job and task identifiers.
 
@@ -24,6 +26,7 @@ pub mod job;
 pub mod node;
 pub mod protocol;
 pub mod secret;
+pub mod store;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;

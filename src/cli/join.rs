@@ -3,7 +3,7 @@
 use super::output;
 use super::{ExitCode, JoinArgs, KeyArgs, PeersArgs};
 use crate::discovery::{Discovery, DiscoveryEvent};
-use crate::job::PrimesJob;
+use crate::job::JobSpec;
 use crate::node::client::Client;
 use crate::node::control::{self, Request, Response};
 use crate::node::event_loop::{EventLoop, NodeConfig};
@@ -86,6 +86,7 @@ pub fn join(home: PathBuf, args: JoinArgs) -> Result<ExitCode> {
     let identity = Identity::load_or_create(&home, name)?;
     let cfg = NodeConfig {
         identity,
+        home: home.clone(),
         key,
         workers: args.workers.unwrap_or_else(super::default_workers),
         listen: args.listen.unwrap_or_else(default_listen),
@@ -96,7 +97,7 @@ pub fn join(home: PathBuf, args: JoinArgs) -> Result<ExitCode> {
         let shutdown = CancellationToken::new();
         let listener = control::bind(&home).await?;
         let (client, commands) = Client::new();
-        let event_loop = EventLoop::new(cfg.clone(), commands)?;
+        let event_loop = EventLoop::new(cfg.clone(), client.clone(), commands)?;
         tracing::info!(peer_id = %cfg.identity.peer_id, name = %cfg.identity.name, key = %cfg.key.fingerprint(), "joining the mesh");
         let server = tokio::spawn(control::serve(listener, home.clone(), client, shutdown.clone()));
         tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -124,7 +125,7 @@ pub fn submit(
     name: String,
     workers: u32,
     key: &KeyArgs,
-    job: PrimesJob,
+    job: JobSpec,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<JobReport> {
     runtime()?.block_on(async {
@@ -135,6 +136,7 @@ pub fn submit(
         let identity = Identity::load_or_create(home, name)?;
         let cfg = NodeConfig {
             identity,
+            home: home.to_path_buf(),
             key,
             workers,
             listen: "/ip4/0.0.0.0/tcp/0".parse().expect("a valid multiaddr"),
@@ -142,7 +144,7 @@ pub fn submit(
             mdns: true,
         };
         let (client, commands) = Client::new();
-        let event_loop = EventLoop::new(cfg, commands)?;
+        let event_loop = EventLoop::new(cfg, client.clone(), commands)?;
         let shutdown = CancellationToken::new();
         let node = tokio::spawn(event_loop.run(shutdown.clone()));
         let mut h = client.submit(job).await?;

@@ -6,12 +6,16 @@
 
 pub mod join;
 pub mod output;
+pub mod wasm;
 
-use crate::job::{Algo, PrimesJob, Split, Target, parse_target};
-use crate::node::{self, identity};
+use crate::exec::Executor;
+use crate::job::{Algo, JobSpec, PrimesJob, Split, Target, parse_target};
+use crate::node::{self, JobReport, identity};
+use crate::store::BlobStore;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The outcome of a command that ran: the process exit code.
 pub type ExitCode = u8;
@@ -112,6 +116,13 @@ pub enum SubmitJob {
     /// `mesh submit primes 100999` prints one sum; `mesh submit primes 100000..100999
     /// --algo trial` reproduces the Parallel Python cluster demo, one task per n.
     Primes(PrimesArgs),
+    /// Run a WebAssembly module once per input line, on the mesh, sandboxed.
+    ///
+    /// MODULE is a WASI preview 1 command module (.wasm) or WebAssembly text (.wat). Each
+    /// line of the input is one task: the module reads it on stdin and writes its result
+    /// to stdout. Results print in input order, one per line. The module gets no files,
+    /// no network and no environment. `seq 1 100 | mesh submit wasm square.wasm`
+    Wasm(wasm::WasmArgs),
 }
 
 #[derive(Debug, Args)]
@@ -165,6 +176,7 @@ pub struct SubmitOpts {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Submit(SubmitJob::Primes(args)) => submit_primes(cli.home, args),
+        Command::Submit(SubmitJob::Wasm(args)) => wasm::submit(cli.home.unwrap_or_else(identity::default_home), args),
         Command::Join(args) => join::join(cli.home.unwrap_or_else(identity::default_home), args),
         Command::Peers(args) => join::peers(cli.home.unwrap_or_else(identity::default_home), args),
     }
@@ -179,16 +191,34 @@ fn submit_primes(home: Option<PathBuf>, args: PrimesArgs) -> Result<ExitCode> {
     };
     let job = PrimesJob::new(args.target, args.algo, split).map_err(output::usage)?;
     let home = home.unwrap_or_else(identity::default_home);
-    let name = args.common.name.clone().unwrap_or_else(identity::hostname);
-    let mut bar = output::Progress::new(args.common.json);
-    let report = if args.common.local {
-        let id = identity::Identity::load_or_create(&home, name)?;
-        node::run_local(&id, workers, job.clone(), |done, total| bar.update(done, total))?
+    let report = run_job(&home, &args.common, JobSpec::Primes(job.clone()), None)?;
+    output::job_report(&job, &report, args.common.json).context("writing the results")?;
+    exit_code(&report)
+}
+
+/// Runs a job as `opts` say: on this machine only (`--local`, with `exec` if the caller
+/// has one warm), or on the mesh. Shows progress on the way.
+fn run_job(home: &std::path::Path, opts: &SubmitOpts, job: JobSpec, exec: Option<Arc<Executor>>) -> Result<JobReport> {
+    let workers = opts.workers.unwrap_or_else(default_workers);
+    let name = opts.name.clone().unwrap_or_else(identity::hostname);
+    let mut bar = output::Progress::new(opts.json);
+    let report = if opts.local {
+        let id = identity::Identity::load_or_create(home, name)?;
+        let exec = exec.unwrap_or_else(|| Arc::new(local_executor(home)));
+        node::run_local(&id, workers, exec, job, |done, total| bar.update(done, total))?
     } else {
-        join::submit(&home, name, workers, &args.common.key, job.clone(), |done, total| bar.update(done, total))?
+        join::submit(home, name, workers, &opts.key, job, |done, total| bar.update(done, total))?
     };
     bar.finish();
-    output::job_report(&job, &report, args.common.json).context("writing the results")?;
+    Ok(report)
+}
+
+/// An executor with no network: blobs must be in the home's store.
+fn local_executor(home: &std::path::Path) -> Executor {
+    Executor::new(home.to_path_buf(), Arc::new(BlobStore::new(home)), None)
+}
+
+fn exit_code(report: &JobReport) -> Result<ExitCode> {
     if report.failed.is_empty() {
         Ok(0)
     } else {

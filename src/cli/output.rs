@@ -1,9 +1,10 @@
 //! Everything mesh prints: results on stdout, statistics and progress on stderr, or one
 //! JSON document on stdout with `--json`. This is the only module that prints.
 
-use crate::job::PrimesJob;
+use crate::job::{InputLines, PrimesJob, WasmJob};
 use crate::node::JobReport;
 use crate::node::membership::PeerRow;
+use crate::node::report::JobResults;
 use comfy_table::{CellAlignment, Table, presets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -57,11 +58,9 @@ impl Progress {
     }
 }
 
+/// Statistics every job's JSON document carries.
 #[derive(Serialize)]
-struct JsonReport<'a> {
-    job: &'static str,
-    algo: String,
-    results: Vec<JsonResult>,
+struct JsonStats<'a> {
     elapsed_s: f64,
     tasks: u64,
     workers: u32,
@@ -70,15 +69,44 @@ struct JsonReport<'a> {
     efficiency: f64,
     duplicates: u64,
     backups: u64,
+    retried: u64,
     steals: u64,
     failed: Vec<JsonFailure<'a>>,
     nodes: Vec<JsonNode<'a>>,
 }
 
 #[derive(Serialize)]
+struct JsonPrimes<'a> {
+    job: &'static str,
+    algo: String,
+    results: Vec<JsonResult>,
+    #[serde(flatten)]
+    stats: JsonStats<'a>,
+}
+
+#[derive(Serialize)]
 struct JsonResult {
     n: u64,
     sum: u128,
+}
+
+#[derive(Serialize)]
+struct JsonWasm<'a> {
+    job: &'static str,
+    module: String,
+    results: Vec<JsonTask<'a>>,
+    #[serde(flatten)]
+    stats: JsonStats<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonTask<'a> {
+    input: String,
+    output: Option<&'a str>,
+    error: Option<&'a str>,
+    node: &'a str,
+    time_s: f64,
+    attempts: u32,
 }
 
 #[derive(Serialize)]
@@ -98,46 +126,88 @@ struct JsonNode<'a> {
     steals: u64,
 }
 
+fn json_stats(r: &JobReport) -> JsonStats<'_> {
+    JsonStats {
+        elapsed_s: r.elapsed.as_secs_f64(),
+        tasks: r.tasks,
+        workers: r.workers,
+        task_time_s: r.task_time().as_secs_f64(),
+        speedup: r.speedup(),
+        efficiency: r.efficiency(),
+        duplicates: r.duplicates,
+        backups: r.backups,
+        retried: r.retried,
+        steals: r.steals(),
+        failed: r.failed.iter().map(|(task, e)| JsonFailure { task: *task, error: e }).collect(),
+        nodes: r
+            .nodes
+            .iter()
+            .map(|n| JsonNode {
+                name: &n.name,
+                peer_id: &n.peer_id,
+                workers: n.workers,
+                tasks: n.tasks,
+                task_time_s: n.task_time.as_secs_f64(),
+                share: n.tasks as f64 / r.tasks.max(1) as f64,
+                steals: n.steals,
+            })
+            .collect(),
+    }
+}
+
+fn print_json(doc: &impl Serialize) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, doc)?;
+    writeln!(out)?;
+    out.flush()
+}
+
 /// Prints a finished primes job: results to stdout, statistics to stderr (or JSON).
 pub fn job_report(job: &PrimesJob, r: &JobReport, json: bool) -> io::Result<()> {
-    let mut out = io::stdout().lock();
+    let JobResults::Primes(results) = &r.results else { return Ok(()) };
     if json {
-        let doc = JsonReport {
-            job: "primes",
-            algo: job.algo.to_string(),
-            results: r.results.iter().map(|&(n, sum)| JsonResult { n, sum }).collect(),
-            elapsed_s: r.elapsed.as_secs_f64(),
-            tasks: r.tasks,
-            workers: r.workers,
-            task_time_s: r.task_time().as_secs_f64(),
-            speedup: r.speedup(),
-            efficiency: r.efficiency(),
-            duplicates: r.duplicates,
-            backups: r.backups,
-            steals: r.steals(),
-            failed: r.failed.iter().map(|(task, e)| JsonFailure { task: *task, error: e }).collect(),
-            nodes: r
-                .nodes
-                .iter()
-                .map(|n| JsonNode {
-                    name: &n.name,
-                    peer_id: &n.peer_id,
-                    workers: n.workers,
-                    tasks: n.tasks,
-                    task_time_s: n.task_time.as_secs_f64(),
-                    share: n.tasks as f64 / r.tasks.max(1) as f64,
-                    steals: n.steals,
-                })
-                .collect(),
-        };
-        serde_json::to_writer_pretty(&mut out, &doc)?;
-        writeln!(out)?;
-        return out.flush();
+        let results = results.iter().map(|&(n, sum)| JsonResult { n, sum }).collect();
+        return print_json(&JsonPrimes { job: "primes", algo: job.algo.to_string(), results, stats: json_stats(r) });
     }
-    for (n, sum) in &r.results {
+    let mut out = io::stdout().lock();
+    for (n, sum) in results {
         writeln!(out, "Sum of primes below {n} is {sum}")?;
     }
     out.flush()?;
+    statistics(r)
+}
+
+/// Prints a finished WebAssembly job: each task's output in input order on stdout, then
+/// failures and statistics on stderr (or JSON).
+pub fn wasm_report(job: &WasmJob, inputs: &InputLines, r: &JobReport, json: bool) -> io::Result<()> {
+    let JobResults::Wasm(tasks) = &r.results else { return Ok(()) };
+    if json {
+        let results = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| JsonTask {
+                input: String::from_utf8_lossy(inputs.get(i as u64).unwrap_or_default()).into_owned(),
+                output: t.output.as_deref(),
+                error: t.error.as_deref(),
+                node: &t.node,
+                time_s: t.time.as_secs_f64(),
+                attempts: t.attempts,
+            })
+            .collect();
+        return print_json(&JsonWasm { job: "wasm", module: job.module.to_string(), results, stats: json_stats(r) });
+    }
+    let mut out = io::stdout().lock();
+    for t in tasks {
+        if let Some(o) = &t.output {
+            writeln!(out, "{o}")?;
+        }
+    }
+    out.flush()?;
+    statistics(r)
+}
+
+/// The statistics after a job's results, on stderr.
+fn statistics(r: &JobReport) -> io::Result<()> {
     let mut err = io::stderr().lock();
     for (task, e) in &r.failed {
         writeln!(err, "task {task} failed: {e}")?;
@@ -153,6 +223,9 @@ pub fn job_report(job: &PrimesJob, r: &JobReport, json: bool) -> io::Result<()> 
     )?;
     if r.duplicates > 0 || r.backups > 0 {
         writeln!(err, "{} backup runs, {} duplicate results dropped", r.backups, r.duplicates)?;
+    }
+    if r.retried > 0 {
+        writeln!(err, "{} failed runs were retried", r.retried)?;
     }
     Ok(())
 }

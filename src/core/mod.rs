@@ -47,6 +47,8 @@ pub struct Config {
     pub steal_backoff_max: Duration,
     /// Results to buffer per job before sending them to the owner.
     pub result_batch: usize,
+    /// Bytes of results (by [`Payload::size_hint`]) to buffer per job before sending them.
+    pub result_batch_bytes: usize,
     /// Longest a finished result waits in the buffer.
     pub result_delay: Duration,
     /// Most ranges in one grant; bounds the steal reply size.
@@ -67,9 +69,31 @@ impl Default for Config {
             steal_backoff_min: Duration::from_millis(50),
             steal_backoff_max: Duration::from_secs(2),
             result_batch: 256,
+            result_batch_bytes: 256 * 1024,
             result_delay: Duration::from_millis(20),
             max_grant_ranges: 32,
             avoid_for: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The size of a task output on the wire, roughly, so result batches stay bounded in bytes
+/// as well as in count.
+pub trait Payload {
+    fn size_hint(&self) -> usize;
+}
+
+impl Payload for u64 {
+    fn size_hint(&self) -> usize {
+        9
+    }
+}
+
+impl<R: Payload> TaskReport<R> {
+    fn size_hint(&self) -> usize {
+        16 + match &self.outcome {
+            Ok(r) => r.size_hint(),
+            Err(e) => e.len(),
         }
     }
 }

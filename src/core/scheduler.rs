@@ -28,7 +28,7 @@ use super::ledger::{Accept, Ledger};
 use super::peers::{Peers, Status};
 use super::queue::{TaskRange, WorkQueue};
 use super::timer::{Timer, TimerTable};
-use super::{Action, Config, Counters, DropReason, Grant, Message, Progress, TaskReport};
+use super::{Action, Config, Counters, DropReason, Grant, Message, Payload, Progress, TaskReport};
 use crate::id::{JobId, NodeId};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -97,8 +97,9 @@ pub struct Scheduler<S, R> {
     stealing: Option<(u64, NodeId)>,
     next_req: u64,
     backoff: Duration,
-    /// Ordered so flushes (and so simulations) are deterministic.
-    outbox: BTreeMap<JobId, Vec<TaskReport<R>>>,
+    /// Results waiting to go to their owners, with their size. Ordered so flushes (and so
+    /// simulations) are deterministic.
+    outbox: BTreeMap<JobId, (Vec<TaskReport<R>>, usize)>,
     actions: VecDeque<Action<S, R>>,
     next_seq: u32,
     tasks_done: u64,
@@ -106,7 +107,7 @@ pub struct Scheduler<S, R> {
     published: Option<(Instant, Status)>,
 }
 
-impl<S: Clone, R> Scheduler<S, R> {
+impl<S: Clone, R: Payload> Scheduler<S, R> {
     pub fn new(id: NodeId, cfg: Config, seed: u64, now: Instant) -> Self {
         let workers = cfg.workers as usize;
         let mut rng = fastrand::Rng::with_seed(seed);
@@ -222,9 +223,10 @@ impl<S: Clone, R> Scheduler<S, R> {
         if run.job.owner == self.id {
             self.accept(now, self.id, run.job, report);
         } else if self.jobs.contains_key(&run.job) {
-            let buf = self.outbox.entry(run.job).or_default();
+            let (buf, bytes) = self.outbox.entry(run.job).or_default();
+            *bytes += report.size_hint();
             buf.push(report);
-            if buf.len() >= self.cfg.result_batch {
+            if buf.len() >= self.cfg.result_batch || *bytes >= self.cfg.result_batch_bytes {
                 self.flush(run.job);
             } else {
                 self.timers.set_if_earlier(Timer::FlushResults, now + self.cfg.result_delay);
@@ -567,7 +569,7 @@ impl<S: Clone, R> Scheduler<S, R> {
     }
 
     fn flush(&mut self, job: JobId) {
-        if let Some(reports) = self.outbox.remove(&job).filter(|r| !r.is_empty()) {
+        if let Some((reports, _)) = self.outbox.remove(&job).filter(|(r, _)| !r.is_empty()) {
             let msg = Message::Results { job, reports };
             self.actions.push_back(Action::Send { to: job.owner, msg });
         }

@@ -1,6 +1,6 @@
 //! The libp2p stack: TCP, then pnet with the shared key (if any), then Noise and Yamux;
 //! gossipsub for membership, ping for round-trip times, and request-response for the
-//! scheduling messages (`protocol::sched`).
+//! scheduling messages (`protocol::sched`) and blob transfers (`protocol::blob`).
 //!
 //! Gossipsub's defaults (D = 6, D_lo = 5) assume big meshes; with 2–5 nodes they would
 //! keep every node "under-meshed" and grafting forever. mesh sets D = 4, D_lo = 1,
@@ -8,7 +8,7 @@
 //! directly whatever the mesh's size.
 
 use crate::protocol::membership::MAX_ANNOUNCE_BYTES;
-use crate::protocol::sched;
+use crate::protocol::{blob, sched};
 use crate::secret::SharedKey;
 use anyhow::{Context, Result};
 use libp2p::core::transport::upgrade::Version;
@@ -31,6 +31,7 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub ping: ping::Behaviour,
     pub sched: request_response::Behaviour<sched::Codec>,
+    pub blob: request_response::Behaviour<blob::Codec>,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -81,11 +82,19 @@ pub fn build_swarm(keypair: Keypair, key: &SharedKey) -> Result<Swarm<Behaviour>
                 .with_request_timeout(sched::REQUEST_TIMEOUT)
                 .with_max_concurrent_streams(sched::MAX_STREAMS);
             let sched = request_response::Behaviour::with_codec(
-                sched::Codec,
+                sched::Codec::default(),
                 [(sched::PROTOCOL, request_response::ProtocolSupport::Full)],
                 rr,
             );
-            Ok(Behaviour { gossipsub, ping, sched })
+            let rr = request_response::Config::default()
+                .with_request_timeout(blob::REQUEST_TIMEOUT)
+                .with_max_concurrent_streams(blob::MAX_STREAMS);
+            let blob = request_response::Behaviour::with_codec(
+                blob::Codec::default(),
+                [(blob::PROTOCOL, request_response::ProtocolSupport::Full)],
+                rr,
+            );
+            Ok(Behaviour { gossipsub, ping, sched, blob })
         })
         .context("building the network behaviour")?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))

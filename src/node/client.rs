@@ -1,9 +1,14 @@
 //! The handle other tasks use to talk to a running event loop: bounded commands, each with
 //! a oneshot reply. A stopped loop is an error ([`NodeStopped`]), never a panic.
 
+use super::blobs::Fetched;
 use super::membership::PeerRow;
 use super::report::JobReport;
-use crate::job::PrimesJob;
+use crate::id::{ContentId, NodeId};
+use crate::job::JobSpec;
+use crate::protocol::blob::{BlobRequest, BlobResponse};
+use libp2p::PeerId;
+use libp2p::request_response::ResponseChannel;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -30,8 +35,36 @@ pub struct JobHandle {
 
 #[derive(Debug)]
 pub enum Command {
-    Peers { reply: oneshot::Sender<PeersReply> },
-    Submit { job: PrimesJob, progress: watch::Sender<(u64, u64)>, done: oneshot::Sender<JobReport> },
+    Peers {
+        reply: oneshot::Sender<PeersReply>,
+    },
+    Submit {
+        job: JobSpec,
+        progress: watch::Sender<(u64, u64)>,
+        done: oneshot::Sender<JobReport>,
+    },
+    /// A worker needs a blob: fetch it (once, however many ask), from `hint` first.
+    Fetch {
+        id: ContentId,
+        hint: NodeId,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// A fetch the loop started has ended.
+    FetchDone {
+        id: ContentId,
+        result: Result<Fetched, String>,
+    },
+    /// Send one blob request to a peer.
+    BlobRequest {
+        peer: PeerId,
+        req: BlobRequest,
+        reply: oneshot::Sender<Result<BlobResponse, String>>,
+    },
+    /// The answer to a peer's blob request, read from the store off the loop.
+    BlobServed {
+        channel: ResponseChannel<BlobResponse>,
+        response: BlobResponse,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -46,11 +79,28 @@ impl Client {
     }
 
     /// Submits a job to the node; it runs on the mesh with this node as its owner.
-    pub async fn submit(&self, job: PrimesJob) -> Result<JobHandle, NodeStopped> {
+    pub async fn submit(&self, job: JobSpec) -> Result<JobHandle, NodeStopped> {
         let (progress, progress_rx) = watch::channel((0, job.tasks()));
         let (done, done_rx) = oneshot::channel();
         self.tx.send(Command::Submit { job, progress, done }).await.map_err(|_| NodeStopped)?;
         Ok(JobHandle { progress: progress_rx, done: done_rx })
+    }
+
+    /// Queues a command, waiting while the queue is full.
+    pub async fn send(&self, cmd: Command) -> Result<(), NodeStopped> {
+        self.tx.send(cmd).await.map_err(|_| NodeStopped)
+    }
+
+    /// [`Client::send`] for threads outside the runtime (the workers).
+    pub fn send_blocking(&self, cmd: Command) -> Result<(), NodeStopped> {
+        self.tx.blocking_send(cmd).map_err(|_| NodeStopped)
+    }
+
+    /// One blob request to `peer` and its answer.
+    pub async fn blob_request(&self, peer: PeerId, req: BlobRequest) -> Result<BlobResponse, String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::BlobRequest { peer, req, reply }).await.map_err(|e| e.to_string())?;
+        rx.await.map_err(|_| NodeStopped.to_string())?
     }
 
     pub async fn peers(&self) -> Result<PeersReply, NodeStopped> {

@@ -9,7 +9,8 @@
 
 use super::client::{Client, PeersReply};
 use super::report::JobReport;
-use crate::job::PrimesJob;
+use crate::job::JobSpec;
+use crate::store::BlobStore;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ pub enum Request {
     /// Run a job with the node as its owner; the node streams `Progress` lines, then one
     /// `Report` line.
     Submit {
-        job: PrimesJob,
+        job: JobSpec,
     },
 }
 
@@ -78,8 +79,9 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
                 let Ok((stream, _)) = accepted else { continue };
                 let Ok(permit) = slots.clone().try_acquire_owned() else { continue }; // busy: drop
                 let client = client.clone();
+                let home = home.clone();
                 tracker.spawn(async move {
-                    if let Err(e) = handle(stream, client).await {
+                    if let Err(e) = handle(stream, client, &home).await {
                         tracing::debug!(%e, "control client failed");
                     }
                     drop(permit);
@@ -92,7 +94,7 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
     let _ = std::fs::remove_file(socket_path(&home));
 }
 
-async fn handle(stream: UnixStream, client: Client) -> Result<()> {
+async fn handle(stream: UnixStream, client: Client, home: &Path) -> Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
     let mut rd = BufReader::new(rd.take(MAX_REQUEST));
@@ -102,13 +104,28 @@ async fn handle(stream: UnixStream, client: Client) -> Result<()> {
             Ok(p) => Response::Peers(p),
             Err(e) => Response::Error(e.to_string()),
         },
-        Ok(Request::Submit { job }) => match job.validate() {
+        Ok(Request::Submit { job }) => match check(&job, home) {
             Ok(()) => return stream_job(&mut rd, &mut wr, &client, job).await,
-            Err(e) => Response::Error(e.to_string()),
+            Err(e) => Response::Error(e),
         },
         Err(e) => Response::Error(format!("bad request: {e}")),
     };
     write_line(&mut wr, &resp).await
+}
+
+/// A submitted job must be valid, and its blobs must be in this home's store: the
+/// submitter puts them there before it asks.
+fn check(job: &JobSpec, home: &Path) -> Result<(), String> {
+    job.validate().map_err(|e| e.to_string())?;
+    if let JobSpec::Wasm(w) = job {
+        let store = BlobStore::new(home);
+        for (id, what) in [(w.module, "module"), (w.input, "input")] {
+            if !store.contains(id) {
+                return Err(format!("the job's {what} ({}) is not in {}", id.fmt_short(), home.display()));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn write_line(wr: &mut (impl AsyncWriteExt + Unpin), resp: &Response) -> Result<()> {
@@ -125,7 +142,7 @@ async fn stream_job(
     rd: &mut (impl AsyncReadExt + Unpin),
     wr: &mut (impl AsyncWriteExt + Unpin),
     client: &Client,
-    job: PrimesJob,
+    job: JobSpec,
 ) -> Result<()> {
     let mut h = client.submit(job).await?;
     let mut scratch = [0u8; 64];
@@ -154,7 +171,7 @@ async fn stream_job(
 
 /// Hands a job to the node under `home` and waits for its report, calling `progress` on
 /// the way. `Ok(None)` means no node runs there.
-pub async fn submit(home: &Path, job: &PrimesJob, mut progress: impl FnMut(u64, u64)) -> Result<Option<JobReport>> {
+pub async fn submit(home: &Path, job: &JobSpec, mut progress: impl FnMut(u64, u64)) -> Result<Option<JobReport>> {
     let Ok(stream) = UnixStream::connect(socket_path(home)).await else { return Ok(None) };
     let (rd, mut wr) = stream.into_split();
     write_request(&mut wr, &Request::Submit { job: job.clone() }).await?;

@@ -8,19 +8,22 @@
 //! gives the swarm a moment to send both, so peers drop it within a second or two.
 
 use super::behaviour::{Behaviour, BehaviourEvent, build_swarm};
-use super::client::{Command, PeersReply};
+use super::blobs::{self, BlobStats, CorruptServes, LoopFetcher};
+use super::client::{Client, Command, PeersReply};
 use super::identity::Identity;
 use super::membership::{Decision, Membership, PeerRow};
 use super::report::{Collector, JobReport};
 use super::workers::{Finished, WorkerPool};
 use crate::core::{Action, Config, Message, Scheduler, Status};
 use crate::discovery::{Advert, Discovery, DiscoveryEvent};
-use crate::id::JobId;
-use crate::id::NodeId;
-use crate::job::{PrimesJob, TaskOutput};
+use crate::exec::Executor;
+use crate::id::{ContentId, JobId, NodeId};
+use crate::job::{JobSpec, TaskOutput};
+use crate::protocol::blob::{BlobRequest, BlobResponse};
 use crate::protocol::membership::{Announce, PROTOCOL_VERSION, TOPIC};
 use crate::protocol::sched::{Ack, WireMessage};
 use crate::secret::SharedKey;
+use crate::store::BlobStore;
 use anyhow::{Context, Result};
 use libp2p::futures::StreamExt;
 use libp2p::multiaddr::Protocol;
@@ -28,6 +31,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping, request_response};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -45,6 +49,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub identity: Identity,
+    /// Holds the blob store and the compiled-code cache.
+    pub home: PathBuf,
     pub key: SharedKey,
     pub workers: u32,
     pub listen: Multiaddr,
@@ -55,11 +61,19 @@ pub struct NodeConfig {
 pub struct EventLoop {
     cfg: NodeConfig,
     swarm: Swarm<Behaviour>,
-    sched: Scheduler<Arc<PrimesJob>, TaskOutput>,
+    sched: Scheduler<Arc<JobSpec>, TaskOutput>,
     membership: Membership,
     discovery: Option<Discovery>,
     disc_rx: Option<mpsc::Receiver<DiscoveryEvent>>,
     commands: mpsc::Receiver<Command>,
+    /// Our own handle, for tasks the loop spawns (fetches, blob reads).
+    client: Client,
+    exec: Arc<Executor>,
+    /// Blobs being fetched, with the workers waiting for each.
+    fetching: HashMap<ContentId, Vec<oneshot::Sender<Result<(), String>>>>,
+    blob_requests: HashMap<request_response::OutboundRequestId, oneshot::Sender<Result<BlobResponse, String>>>,
+    blob_stats: BlobStats,
+    corrupt: Arc<CorruptServes>,
     topic: gossipsub::IdentTopic,
     peer_of: HashMap<NodeId, PeerId>,
     conn_addr: HashMap<PeerId, Multiaddr>,
@@ -87,7 +101,7 @@ impl std::fmt::Debug for EventLoop {
 }
 
 impl EventLoop {
-    pub fn new(cfg: NodeConfig, commands: mpsc::Receiver<Command>) -> Result<Self> {
+    pub fn new(cfg: NodeConfig, client: Client, commands: mpsc::Receiver<Command>) -> Result<Self> {
         let mut swarm = build_swarm(cfg.identity.keypair.clone(), &cfg.key)?;
         let topic = gossipsub::IdentTopic::new(TOPIC);
         swarm.behaviour_mut().gossipsub.subscribe(&topic).context("subscribing to the membership topic")?;
@@ -95,8 +109,18 @@ impl EventLoop {
         let now = Instant::now();
         let sched_cfg = Config { workers: cfg.workers, ..Config::default() };
         let seed = u64::from_le_bytes(cfg.identity.node_id.0.to_le_bytes()) ^ super::seed();
-        let (pool, finished) = WorkerPool::start(cfg.workers as usize).context("starting worker threads")?;
+        let store = Arc::new(BlobStore::new(&cfg.home));
+        let fetcher = Arc::new(LoopFetcher(client.clone()));
+        let exec = Arc::new(Executor::new(cfg.home.clone(), store, Some(fetcher)));
+        let (pool, finished) =
+            WorkerPool::start(cfg.workers as usize, exec.clone()).context("starting worker threads")?;
         Ok(Self {
+            client,
+            exec,
+            fetching: HashMap::new(),
+            blob_requests: HashMap::new(),
+            blob_stats: BlobStats::default(),
+            corrupt: Arc::new(CorruptServes::from_env()),
             pool,
             finished,
             watches: HashMap::new(),
@@ -158,6 +182,12 @@ impl EventLoop {
                         let _ = w.progress.send((w.collector.done, w.collector.total()));
                     }
                 }
+                Action::Retrying { job, from, report } => {
+                    tracing::info!(%job, task = report.task, node = %from, "task failed; retrying");
+                    if let Some(w) = self.watches.get_mut(&job) {
+                        w.collector.retrying(from, &report);
+                    }
+                }
                 Action::Stolen { job, by, .. } => {
                     if let Some(w) = self.watches.get_mut(&job) {
                         w.collector.stolen(by);
@@ -169,9 +199,6 @@ impl EventLoop {
                         let report = w.collector.finish(progress, backups, &|n| self.describe(n));
                         let _ = w.done.send(report);
                     }
-                }
-                Action::Retrying { job, from, report } => {
-                    tracing::info!(%job, task = report.task, node = %from, "task failed; retrying");
                 }
                 Action::JobDropped { job, reason } => {
                     tracing::debug!(%job, ?reason, "dropped a job");
@@ -222,7 +249,7 @@ impl EventLoop {
                 let now = Instant::now();
                 let spec = Arc::new(job);
                 let collector = Collector::new(spec.clone(), now);
-                let id = self.sched.submit(now, spec.clone(), spec.tasks(), 0);
+                let id = self.sched.submit(now, spec.clone(), spec.tasks(), spec.retries());
                 tracing::info!(job = %id, tasks = spec.tasks(), "job submitted");
                 self.watches.insert(id, Watch { collector, progress, done });
             }
@@ -232,6 +259,90 @@ impl EventLoop {
                 rows.extend(self.membership.rows(now));
                 let _ = reply.send(PeersReply { rows });
             }
+            Command::Fetch { id, hint, reply } => self.on_fetch(id, hint, reply),
+            Command::FetchDone { id, result } => self.on_fetch_done(id, result),
+            Command::BlobRequest { peer, req, reply } => {
+                let rid = self.swarm.behaviour_mut().blob.send_request(&peer, req);
+                self.blob_requests.insert(rid, reply);
+            }
+            Command::BlobServed { channel, response } => {
+                if let BlobResponse::Chunk { data, .. } = &response {
+                    self.blob_stats.chunks_served += 1;
+                    self.blob_stats.bytes_out += data.len() as u64;
+                }
+                let _ = self.swarm.behaviour_mut().blob.send_response(channel, response);
+            }
+        }
+    }
+
+    /// A worker needs a blob: join the fetch under way, or start one from the job's owner
+    /// and then every other member.
+    fn on_fetch(&mut self, id: ContentId, hint: NodeId, reply: oneshot::Sender<Result<(), String>>) {
+        if let Some(waiting) = self.fetching.get_mut(&id) {
+            waiting.push(reply);
+            return;
+        }
+        let first = self.peer_of.get(&hint).copied();
+        let mut others: Vec<PeerId> = self.peer_of.values().copied().filter(|p| Some(*p) != first).collect();
+        fastrand::shuffle(&mut others);
+        let candidates: Vec<PeerId> = first.into_iter().chain(others).collect();
+        self.fetching.insert(id, vec![reply]);
+        let (client, store) = (self.client.clone(), self.exec.store().clone());
+        tokio::spawn(async move {
+            let result = blobs::fetch(&client, &store, id, &candidates).await;
+            let _ = client.send(Command::FetchDone { id, result }).await;
+        });
+    }
+
+    fn on_fetch_done(&mut self, id: ContentId, result: Result<blobs::Fetched, String>) {
+        let outcome = match result {
+            Ok(f) => {
+                tracing::info!(blob = %id.fmt_short(), bytes = f.bytes, from = %f.from, rejected = f.rejected, "fetched a blob");
+                self.blob_stats.fetched += 1;
+                self.blob_stats.bytes_in += f.bytes;
+                self.blob_stats.rejected += u64::from(f.rejected);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(blob = %id.fmt_short(), %e, "blob fetch failed");
+                Err(e)
+            }
+        };
+        for reply in self.fetching.remove(&id).unwrap_or_default() {
+            let _ = reply.send(outcome.clone());
+        }
+    }
+
+    fn on_blob(&mut self, ev: request_response::Event<BlobRequest, BlobResponse>) {
+        match ev {
+            request_response::Event::Message {
+                message: request_response::Message::Request { request, channel, .. },
+                ..
+            } => {
+                let (client, store, corrupt) = (self.client.clone(), self.exec.store().clone(), self.corrupt.clone());
+                tokio::spawn(async move {
+                    let read = tokio::task::spawn_blocking(move || blobs::serve(&store, &request, &corrupt));
+                    let response = read.await.unwrap_or(BlobResponse::Missing);
+                    let _ = client.send(Command::BlobServed { channel, response }).await;
+                });
+            }
+            request_response::Event::Message {
+                message: request_response::Message::Response { request_id, response },
+                ..
+            } => {
+                if let Some(reply) = self.blob_requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure { request_id, error, .. } => {
+                if let Some(reply) = self.blob_requests.remove(&request_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "blob request from a peer failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
         }
     }
 
@@ -250,6 +361,7 @@ impl EventLoop {
             last_seen_s: Some(0.0),
             is_self: true,
             state: "member".into(),
+            blobs: Some(self.blob_stats),
         }
     }
 
@@ -373,6 +485,7 @@ impl EventLoop {
                 self.membership.on_rtt(peer, rtt);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sched(ev)) => self.on_sched(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Blob(ev)) => self.on_blob(ev),
             _ => {}
         }
         Ok(())

@@ -81,6 +81,9 @@ pub struct PeerRow {
     pub is_self: bool,
     /// `member`, `different-key` or `incompatible`.
     pub state: String,
+    /// This node's blob traffic (the self row only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<super::blobs::BlobStats>,
 }
 
 impl Membership {
@@ -231,6 +234,7 @@ impl Membership {
                 last_seen_s: Some(now.saturating_duration_since(m.last_seen).as_secs_f64()),
                 is_self: false,
                 state: "member".into(),
+                blobs: None,
             })
             .collect();
         for s in self.sightings.values() {
@@ -263,6 +267,7 @@ pub fn sighting_row(r: &Record, state: &str) -> PeerRow {
         last_seen_s: None,
         is_self: false,
         state: state.into(),
+        blobs: None,
     }
 }
 
@@ -308,8 +313,10 @@ mod tests {
         let t0 = Instant::now();
         let mut m_lo = Membership::new(lo, "open".into());
         let mut m_hi = Membership::new(hi, "open".into());
-        assert!(matches!(m_lo.on_record(t0, rec(hi, "open", 1), false), Decision::Dial(p, _) if p == hi));
-        assert_eq!(m_hi.on_record(t0, rec(lo, "open", 1), false), Decision::Nothing);
+        assert!(
+            matches!(m_lo.on_record(t0, rec(hi, "open", PROTOCOL_VERSION), false), Decision::Dial(p, _) if p == hi)
+        );
+        assert_eq!(m_hi.on_record(t0, rec(lo, "open", PROTOCOL_VERSION), false), Decision::Nothing);
         assert!(m_hi.overdue_dials(t0 + Duration::from_secs(1), |_| false).is_empty());
         assert!(m_hi.overdue_dials(t0 + DIAL_GRACE, |_| true).is_empty(), "connected: no dial");
         assert_eq!(m_hi.overdue_dials(t0 + DIAL_GRACE, |_| false).len(), 1);
@@ -320,7 +327,7 @@ mod tests {
         let (lo, hi) = ordered_pair();
         let t0 = Instant::now();
         let mut m = Membership::new(lo, "aaaa0000".into());
-        assert_eq!(m.on_record(t0, rec(hi, "bbbb1111", 1), false), Decision::Nothing);
+        assert_eq!(m.on_record(t0, rec(hi, "bbbb1111", PROTOCOL_VERSION), false), Decision::Nothing);
         let mut r2 = rec(PeerId::random().max(hi), "aaaa0000", 99);
         r2.fullname = "other".into();
         assert_eq!(m.on_record(t0, r2, false), Decision::Nothing);

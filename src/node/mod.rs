@@ -9,6 +9,7 @@
 //! actions have nobody to go to.
 
 pub mod behaviour;
+pub mod blobs;
 pub mod client;
 pub mod control;
 pub mod event_loop;
@@ -20,7 +21,8 @@ pub mod workers;
 pub use report::{JobReport, NodeStats};
 
 use crate::core::{Action, Config, Scheduler};
-use crate::job::{PrimesJob, TaskOutput};
+use crate::exec::Executor;
+use crate::job::{JobSpec, TaskOutput};
 use anyhow::{Context, Result};
 use identity::Identity;
 use report::Collector;
@@ -39,15 +41,21 @@ pub enum NodeError {
 
 /// Runs one job on this machine's workers only (`mesh submit --local`), calling
 /// `progress(done, total)` as results come.
-pub fn run_local(id: &Identity, workers: u32, job: PrimesJob, mut progress: impl FnMut(u64, u64)) -> Result<JobReport> {
+pub fn run_local(
+    id: &Identity,
+    workers: u32,
+    exec: Arc<Executor>,
+    job: JobSpec,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<JobReport> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(async move {
         let started = Instant::now();
         let cfg = Config { workers, ..Config::default() };
-        let mut sched: Scheduler<Arc<PrimesJob>, TaskOutput> = Scheduler::new(id.node_id, cfg, seed(), started);
-        let (pool, mut finished) = WorkerPool::start(workers as usize).context("starting worker threads")?;
+        let mut sched: Scheduler<Arc<JobSpec>, TaskOutput> = Scheduler::new(id.node_id, cfg, seed(), started);
+        let (pool, mut finished) = WorkerPool::start(workers as usize, exec).context("starting worker threads")?;
         let spec = Arc::new(job);
-        let job_id = sched.submit(Instant::now(), spec.clone(), spec.tasks(), 0);
+        let job_id = sched.submit(Instant::now(), spec.clone(), spec.tasks(), spec.retries());
         let mut collector = Collector::new(spec, started);
         let interrupted = tokio::signal::ctrl_c();
         tokio::pin!(interrupted);
@@ -63,6 +71,7 @@ pub fn run_local(id: &Identity, workers: u32, job: PrimesJob, mut progress: impl
                         }
                     }
                     Action::Accepted { job, from, report } if job == job_id => collector.add(from, report),
+                    Action::Retrying { job, from, report } if job == job_id => collector.retrying(from, &report),
                     Action::JobFinished { job, progress } if job == job_id => complete = Some(progress),
                     _ => {} // no peers: nothing to send
                 }

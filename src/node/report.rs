@@ -4,9 +4,10 @@
 
 use crate::core::{Progress, TaskReport};
 use crate::id::NodeId;
-use crate::job::{PrimesJob, TaskOutput};
+use crate::job::{JobSpec, TaskOutput};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Statistics of one node's part in a job.
@@ -15,17 +16,40 @@ pub struct NodeStats {
     pub name: String,
     pub peer_id: String,
     pub workers: u32,
+    /// Tasks whose accepted result came from this node.
     pub tasks: u64,
+    /// Time spent on this job's tasks, failed attempts included.
     pub task_time: Duration,
     /// Successful steals of this job's work by this node.
     pub steals: u64,
 }
 
+/// One task of a WebAssembly job, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// What the task wrote to stdout (one trailing newline removed), if it succeeded.
+    pub output: Option<String>,
+    pub error: Option<String>,
+    /// The node whose result counted.
+    pub node: String,
+    pub time: Duration,
+    /// Runs it took, retries included.
+    pub attempts: u32,
+}
+
+/// A job's results, by kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum JobResults {
+    /// One `(n, sum)` per result, in order.
+    Primes(Vec<(u64, u128)>),
+    /// One record per task, in input order.
+    Wasm(Vec<TaskRecord>),
+}
+
 /// Everything a finished job reports.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobReport {
-    /// One `(n, sum)` per result, in order.
-    pub results: Vec<(u64, u128)>,
+    pub results: JobResults,
     pub elapsed: Duration,
     pub tasks: u64,
     /// Tasks that failed for good: (task, error).
@@ -37,6 +61,8 @@ pub struct JobReport {
     pub duplicates: u64,
     /// Speculative backup runs on the submitting node.
     pub backups: u64,
+    /// Failures that were given another run.
+    pub retried: u64,
 }
 
 impl JobReport {
@@ -64,37 +90,87 @@ impl JobReport {
 /// How the collector names a node in the statistics: (name, peer id, workers).
 pub type Describe<'a> = &'a dyn Fn(NodeId) -> (String, String, u32);
 
+/// A task's accepted result.
+#[derive(Debug)]
+struct Record {
+    node: NodeId,
+    took: Duration,
+    outcome: Result<TaskOutput, String>,
+}
+
+/// What the collector keeps per task: a primes job only needs its sums.
+#[derive(Debug)]
+enum Outputs {
+    Sums(Vec<u128>),
+    Tasks(Vec<Option<Record>>),
+}
+
+/// Per node: tasks accepted, task time, steals.
+type NodeTally = (u64, Duration, u64);
+
 /// Collects the owner's accepted results of one job.
 #[derive(Debug)]
 pub struct Collector {
-    spec: std::sync::Arc<PrimesJob>,
+    spec: Arc<JobSpec>,
     started: Instant,
-    outputs: Vec<TaskOutput>,
+    outputs: Outputs,
+    total: u64,
+    /// Failed attempts that were retried, per task.
+    retries: HashMap<u64, u32>,
     failed: Vec<(u64, String)>,
-    per_node: BTreeMap<NodeId, (u64, Duration, u64)>,
+    per_node: BTreeMap<NodeId, NodeTally>,
     pub done: u64,
 }
 
 impl Collector {
-    pub fn new(spec: std::sync::Arc<PrimesJob>, started: Instant) -> Self {
-        let tasks = spec.tasks() as usize;
-        Self { spec, started, outputs: vec![0; tasks], failed: Vec::new(), per_node: BTreeMap::new(), done: 0 }
+    pub fn new(spec: Arc<JobSpec>, started: Instant) -> Self {
+        let total = spec.tasks();
+        let n = total as usize;
+        let outputs = match *spec {
+            JobSpec::Primes(_) => Outputs::Sums(vec![0; n]),
+            JobSpec::Wasm(_) => Outputs::Tasks((0..n).map(|_| None).collect()),
+        };
+        Self {
+            spec,
+            started,
+            outputs,
+            total,
+            retries: HashMap::new(),
+            failed: Vec::new(),
+            per_node: BTreeMap::new(),
+            done: 0,
+        }
     }
 
     pub fn total(&self) -> u64 {
-        self.outputs.len() as u64
+        self.total
     }
 
+    /// The first (final) result of a task.
     pub fn add(&mut self, from: NodeId, report: TaskReport<TaskOutput>) {
-        let Some(slot) = self.outputs.get_mut(report.task as usize) else { return };
-        match report.outcome {
-            Ok(v) => *slot = v,
-            Err(e) => self.failed.push((report.task, e)),
+        if report.task >= self.total {
+            return;
+        }
+        let i = report.task as usize;
+        if let Err(e) = &report.outcome {
+            self.failed.push((report.task, e.clone()));
+        }
+        match &mut self.outputs {
+            Outputs::Sums(sums) => sums[i] = report.outcome.as_ref().ok().and_then(TaskOutput::sum).unwrap_or(0),
+            Outputs::Tasks(tasks) => {
+                tasks[i] = Some(Record { node: from, took: report.took, outcome: report.outcome });
+            }
         }
         let e = self.per_node.entry(from).or_default();
         e.0 += 1;
         e.1 += report.took;
         self.done += 1;
+    }
+
+    /// A failed attempt that will run again.
+    pub fn retrying(&mut self, from: NodeId, report: &TaskReport<TaskOutput>) {
+        *self.retries.entry(report.task).or_default() += 1;
+        self.per_node.entry(from).or_default().1 += report.took;
     }
 
     /// Counts a steal of this job's work by `by`.
@@ -105,6 +181,7 @@ impl Collector {
     pub fn finish(self, progress: Progress, backups: u64, describe: Describe<'_>) -> JobReport {
         let elapsed = self.started.elapsed();
         let mut workers = 0;
+        let mut names = HashMap::new();
         let nodes = self
             .per_node
             .iter()
@@ -112,19 +189,56 @@ impl Collector {
             .map(|(&node, &(tasks, task_time, steals))| {
                 let (name, peer_id, w) = describe(node);
                 workers += w;
+                names.insert(node, name.clone());
                 NodeStats { name, peer_id, workers: w, tasks, task_time, steals }
             })
             .collect();
-        let results = self.spec.result_ns().into_iter().zip(self.spec.assemble(&self.outputs)).collect();
+        let results = match (self.outputs, &*self.spec) {
+            (Outputs::Sums(sums), JobSpec::Primes(p)) => {
+                JobResults::Primes(p.result_ns().into_iter().zip(p.assemble(&sums)).collect())
+            }
+            (Outputs::Tasks(tasks), _) => JobResults::Wasm(
+                tasks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| record(r, self.retries.get(&(i as u64)).copied().unwrap_or(0), &names))
+                    .collect(),
+            ),
+            (Outputs::Sums(_), JobSpec::Wasm(_)) => JobResults::Wasm(Vec::new()), // never built
+        };
         JobReport {
             results,
             elapsed,
-            tasks: self.total(),
+            tasks: self.total,
             failed: self.failed,
             nodes,
             workers,
             duplicates: progress.duplicates,
             backups,
+            retried: progress.retried,
         }
     }
+}
+
+fn record(r: Option<Record>, retries: u32, names: &HashMap<NodeId, String>) -> TaskRecord {
+    let Some(r) = r else {
+        return TaskRecord {
+            output: None,
+            error: Some("no result".into()),
+            node: String::new(),
+            time: Duration::ZERO,
+            attempts: retries,
+        };
+    };
+    let node = names.get(&r.node).cloned().unwrap_or_else(|| r.node.to_string());
+    let (output, error) = match r.outcome {
+        Ok(TaskOutput::Bytes(b)) => {
+            let text = String::from_utf8_lossy(&b);
+            let line = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+            (Some(line.to_string()), None)
+        }
+        Ok(TaskOutput::Sum(s)) => (Some(s.to_string()), None),
+        Err(e) => (None, Some(e)),
+    };
+    TaskRecord { output, error, node, time: r.took, attempts: retries + 1 }
 }

@@ -5,8 +5,9 @@
 //! the driver. A panicking task becomes a failed task, not a dead worker.
 
 use crate::core::TaskReport;
+use crate::exec::Executor;
 use crate::id::JobId;
-use crate::job::{PrimesJob, TaskOutput};
+use crate::job::{JobSpec, TaskOutput};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -25,7 +26,7 @@ pub struct Finished {
 struct Work {
     job: JobId,
     task: u64,
-    spec: Arc<PrimesJob>,
+    spec: Arc<JobSpec>,
 }
 
 #[derive(Debug)]
@@ -41,20 +42,22 @@ impl std::fmt::Debug for Work {
 }
 
 impl WorkerPool {
-    /// Starts `n` workers; finished tasks arrive on the returned receiver.
-    pub fn start(n: usize) -> std::io::Result<(Self, mpsc::Receiver<Finished>)> {
+    /// Starts `n` workers running tasks with `exec`; finished tasks arrive on the returned
+    /// receiver.
+    pub fn start(n: usize, exec: Arc<Executor>) -> std::io::Result<(Self, mpsc::Receiver<Finished>)> {
         let (done_tx, done_rx) = mpsc::channel(n.max(1) * 2);
         let mut inboxes = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for worker in 0..n {
             let (tx, rx) = sync_channel::<Work>(1);
             let done = done_tx.clone();
+            let exec = exec.clone();
             let t = std::thread::Builder::new().name(format!("mesh-worker-{worker}")).spawn(move || {
                 while let Ok(w) = rx.recv() {
                     let _span = tracing::debug_span!("task", job = %w.job, task = w.task).entered();
                     let started = Instant::now();
-                    let outcome = catch_unwind(AssertUnwindSafe(|| w.spec.run(w.task)))
-                        .map_err(|p| format!("task {} panicked: {}", w.task, panic_message(&p)));
+                    let outcome = catch_unwind(AssertUnwindSafe(|| exec.run(w.job, &w.spec, w.task)))
+                        .unwrap_or_else(|p| Err(format!("task {} panicked: {}", w.task, panic_message(&p))));
                     let report = TaskReport { task: w.task, outcome, took: started.elapsed() };
                     if done.blocking_send(Finished { worker, job: w.job, report }).is_err() {
                         break; // the driver is gone
@@ -68,7 +71,7 @@ impl WorkerPool {
     }
 
     /// Hands a task to an idle worker. Returns false if the worker is gone.
-    pub fn run(&self, worker: usize, job: JobId, task: u64, spec: Arc<PrimesJob>) -> bool {
+    pub fn run(&self, worker: usize, job: JobId, task: u64, spec: Arc<JobSpec>) -> bool {
         self.inboxes.get(worker).is_some_and(|tx| tx.send(Work { job, task, spec }).is_ok())
     }
 

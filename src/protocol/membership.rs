@@ -22,11 +22,14 @@ use super::{DecodeError, decode, encode};
 use crate::core::Status;
 use serde::{Deserialize, Serialize};
 
-/// The gossipsub topic.
+/// The gossipsub topic. It keeps its version 1 across protocol versions: the announce's
+/// layout does not change, so nodes of every version still see (and flag) each other.
 pub const TOPIC: &str = "mesh/membership/1";
 
 /// The version of all of mesh's wire protocols together; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version 2 added WebAssembly jobs to `/mesh/sched/2` and the blob protocol
+/// `/mesh/blob/2`.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest accepted announce.
 pub const MAX_ANNOUNCE_BYTES: usize = 1024;

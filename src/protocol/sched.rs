@@ -1,4 +1,4 @@
-//! Scheduling messages between nodes: libp2p request-response protocol `/mesh/sched/1`.
+//! Scheduling messages between nodes: libp2p request-response protocol `/mesh/sched/2`.
 //!
 //! # Spec
 //! Each scheduler [`Message`] (steal, grant, lease, results, job ended) travels as one
@@ -8,109 +8,67 @@
 //! level (a `Grant` answering a `Steal`) are requests in the other direction, matched by
 //! their `req` id, so a slow or lost answer never holds a substream open.
 //!
-//! Limits: a message is at most [`MAX_MESSAGE_BYTES`] (a results batch of 256 reports is a
-//! few KiB); at most [`MAX_STREAMS`] substreams per connection; a request unanswered after
+//! Limits: a message is at most [`MAX_MESSAGE_BYTES`] (a results batch holds at most 256
+//! reports or about 256 KiB of outputs, and one output at most 64 KiB); at most [`MAX_STREAMS`] substreams per connection; a request unanswered after
 //! [`REQUEST_TIMEOUT`] has failed, and the core's own timeouts and the owner's backup runs
 //! cover the loss. Job specs inside grants are validated like user input.
 
-use super::{DecodeError, decode, encode};
+use super::{CborCodec, DecodeError, Wire};
 use crate::core::Message;
-use crate::job::{PrimesJob, TaskOutput};
+use crate::job::{JobSpec, TaskOutput};
 use libp2p::StreamProtocol;
-use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use std::io;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/sched/1");
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/sched/2");
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub const MAX_STREAMS: usize = 64;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A scheduling message as it crosses the network.
-pub type WireMessage = Message<Arc<PrimesJob>, TaskOutput>;
+pub type WireMessage = Message<Arc<JobSpec>, TaskOutput>;
 
-/// The acknowledgement of a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The acknowledgement of a request: CBOR `null` (`0xf6`) on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack;
 
-const ACK: &[u8] = &[0xf6];
+impl Wire for Ack {
+    const MAX_BYTES: usize = 1;
+}
+
+impl Wire for WireMessage {
+    const MAX_BYTES: usize = MAX_MESSAGE_BYTES;
+
+    fn check(&self) -> Result<(), DecodeError> {
+        if let Self::Grant { work: Some(g), .. } = self {
+            g.spec.validate().map_err(|_| DecodeError::Invalid("grant carries an invalid job spec"))?;
+            if g.ranges.len() > 1024 || g.ranges.iter().any(|r| r.end > g.spec.tasks()) {
+                return Err(DecodeError::Invalid("grant ranges outside the job"));
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Decodes and checks a message from a peer.
 pub fn decode_message(bytes: &[u8]) -> Result<WireMessage, DecodeError> {
-    let msg: WireMessage = decode(bytes, MAX_MESSAGE_BYTES)?;
-    if let Message::Grant { work: Some(g), .. } = &msg {
-        g.spec.validate().map_err(|_| DecodeError::Invalid("grant carries an invalid job spec"))?;
-        if g.ranges.len() > 1024 || g.ranges.iter().any(|r| r.end > g.spec.tasks()) {
-            return Err(DecodeError::Invalid("grant ranges outside the job"));
-        }
-    }
-    Ok(msg)
+    WireMessage::decode_checked(bytes)
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Codec;
-
-fn invalid(e: impl ToString) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
-}
-
-async fn read_limited<T: AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    io.take(max as u64 + 1).read_to_end(&mut buf).await?;
-    if buf.len() > max {
-        return Err(invalid(format!("message over {max} bytes")));
-    }
-    Ok(buf)
-}
-
-impl libp2p::request_response::Codec for Codec {
-    type Protocol = StreamProtocol;
-    type Request = WireMessage;
-    type Response = Ack;
-
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<WireMessage>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let buf = read_limited(io, MAX_MESSAGE_BYTES).await?;
-        decode_message(&buf).map_err(invalid)
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Ack>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let buf = read_limited(io, ACK.len()).await?;
-        if buf == ACK { Ok(Ack) } else { Err(invalid("bad acknowledgement")) }
-    }
-
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: WireMessage) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(&encode(&req)).await?;
-        io.close().await
-    }
-
-    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, _: Ack) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        io.write_all(ACK).await?;
-        io.close().await
-    }
-}
+/// The codec of `/mesh/sched/2`.
+pub type Codec = CborCodec<WireMessage, Ack>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::core::{Grant, TaskRange, TaskReport};
     use crate::id::{JobId, NodeId};
-    use crate::job::{Algo, Split, Target};
+    use crate::job::{Algo, PrimesJob, Split, Target};
+    use crate::protocol::encode;
 
-    fn job() -> Arc<PrimesJob> {
-        Arc::new(PrimesJob::new(Target::Below(1000), Algo::Sieve, Split::Tasks(10)).unwrap())
+    fn job() -> Arc<JobSpec> {
+        Arc::new(JobSpec::Primes(PrimesJob::new(Target::Below(1000), Algo::Sieve, Split::Tasks(10)).unwrap()))
     }
 
     #[test]
@@ -124,7 +82,15 @@ mod tests {
             },
             Message::Results {
                 job: id,
-                reports: vec![TaskReport { task: 1, outcome: Ok(u128::MAX), took: Duration::from_micros(5) }],
+                reports: vec![
+                    TaskReport { task: 1, outcome: Ok(TaskOutput::Sum(u128::MAX)), took: Duration::from_micros(5) },
+                    TaskReport {
+                        task: 2,
+                        outcome: Ok(TaskOutput::Bytes(serde_bytes::ByteBuf::from(vec![0, 255, 10]))),
+                        took: Duration::from_micros(5),
+                    },
+                    TaskReport { task: 3, outcome: Err("timed out".into()), took: Duration::from_secs(1) },
+                ],
             },
             Message::JobEnded { job: id },
         ];
@@ -141,8 +107,9 @@ mod tests {
             work: Some(Grant { job: id, spec: job(), ranges: vec![TaskRange::new(5, 11)], pinned: false }),
         };
         assert!(decode_message(&encode(&beyond)).is_err());
-        let mut bad = (*job()).clone();
+        let JobSpec::Primes(mut bad) = (*job()).clone() else { unreachable!() };
         bad.span = 0;
+        let bad = JobSpec::Primes(bad);
         let m: WireMessage =
             Message::Grant { req: 1, work: Some(Grant { job: id, spec: Arc::new(bad), ranges: vec![], pinned: true }) };
         assert!(decode_message(&encode(&m)).is_err());

@@ -1,4 +1,4 @@
-//! Job specs: what a job computes, how it splits into tasks, and how task outputs add up.
+//! The primes job: what it computes, how it splits into tasks, and how task outputs add up.
 //!
 //! A primes job has one of two targets:
 //! * `Below(n)`: one result, the sum of the primes below `n`. The numbers `0..n` are cut into
@@ -10,6 +10,7 @@
 //! Everything is parsed into these types at the edge (`parse_target`, `Split`), so the rest
 //! of the program never sees an unchecked bound.
 
+use super::{JobError, MAX_TASKS};
 use crate::exec::primes::{self, MAX_N};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -17,9 +18,6 @@ use std::fmt;
 /// The most results one range job may ask for. It bounds the owner's memory and output; the
 /// demo asks for 1001.
 pub const MAX_RANGE_ITEMS: u64 = 1_000_000;
-
-/// Most tasks one job may be split into.
-pub const MAX_TASKS: u64 = 1 << 24;
 
 /// Tasks per worker the automatic split aims for: enough for stealing to even out uneven
 /// tasks and nodes, few enough that per-task overhead stays invisible.
@@ -68,14 +66,6 @@ pub struct PrimesJob {
     /// Numbers per task for `Below`; 1 for `Each`.
     pub span: u64,
 }
-
-/// One task's output: a partial or complete prime sum.
-pub type TaskOutput = u128;
-
-/// A validation failure, worded for the user.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct JobError(String);
 
 impl PrimesJob {
     pub fn new(target: Target, algo: Algo, split: Split) -> Result<Self, JobError> {
@@ -127,8 +117,8 @@ impl PrimesJob {
         }
     }
 
-    /// Runs one task.
-    pub fn run(&self, task: u64) -> TaskOutput {
+    /// Runs one task: a partial or complete prime sum.
+    pub fn run(&self, task: u64) -> u128 {
         let (lo, hi) = match self.target {
             Target::Below(n) => (task * self.span, ((task + 1) * self.span).min(n)),
             Target::Each { first, .. } => (0, first + task),
@@ -149,7 +139,7 @@ impl PrimesJob {
     }
 
     /// Folds task outputs (indexed by task) into the job's results, one per `n`.
-    pub fn assemble(&self, outputs: &[TaskOutput]) -> Vec<u128> {
+    pub fn assemble(&self, outputs: &[u128]) -> Vec<u128> {
         match self.target {
             Target::Below(_) => vec![outputs.iter().sum()],
             Target::Each { .. } => outputs.to_vec(),

@@ -1,0 +1,373 @@
+//! WebAssembly tasks: users' WASI command modules, compiled once and run sandboxed.
+//!
+//! A [`WasmRuntime`] serves every WebAssembly task of a process:
+//!
+//! * **Engine.** wasmtime with Cranelift. NaNs are canonicalised and relaxed SIMD is
+//!   deterministic, so a module gives the same bits on x86-64 and ARM, and a retry on
+//!   another node cannot change an answer.
+//! * **Modules** are fetched by content id into the [`BlobStore`] (from the job's owner
+//!   first, see [`BlobFetcher`]), compiled once, and the compiled code is cached under
+//!   `<home>/cache/wasm/`, keyed by module and by the engine's compatibility hash, so a
+//!   node of another CPU or mesh build never loads it. Each cached file carries the blake3
+//!   hash of its contents, checked before wasmtime reads it. In memory, the last
+//!   [`MODULE_CACHE`] modules stay ready to instantiate.
+//! * **Limits.** Each task gets a fresh instance with at most `memory_mb` of linear memory
+//!   and `timeout_ms` of run time, enforced by epoch interruption (a ticker thread that
+//!   runs only while tasks do, every [`TICK`]). A trap, a timeout, a refused memory grow, a
+//!   non-zero exit or too much output fails the task with an error naming its input.
+//! * **Sandbox.** What a task can reach is [`wasi`]: its stdin, stdout and stderr, clocks
+//!   and a deterministic random stream. No files, no network, no environment.
+
+pub mod wasi;
+
+use crate::id::{ContentId, NodeId};
+use crate::job::{InputLines, WasmJob};
+use crate::store::{BlobStore, StoreError};
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use wasi::{Exit, OutputTooLarge, TaskCtx};
+use wasmtime::{Engine, InstancePre, Module, Store, Trap};
+
+/// Epoch length: the granularity of task timeouts.
+pub const TICK: Duration = Duration::from_millis(10);
+/// Modules kept compiled in memory.
+pub const MODULE_CACHE: usize = 8;
+/// Inputs kept split into lines in memory.
+pub const INPUT_CACHE: usize = 4;
+
+/// Brings a missing blob into the store, from the peers. It blocks: workers call it from
+/// their own threads.
+pub trait BlobFetcher: Send + Sync + std::fmt::Debug {
+    /// Fetches `id` into the store, asking the node `hint` (the job's owner) first.
+    fn fetch(&self, id: ContentId, hint: NodeId) -> Result<(), String>;
+}
+
+/// A module ready to run: linked against the WASI shim.
+struct Prepared {
+    pre: InstancePre<TaskCtx>,
+}
+
+type Slot<T> = Arc<OnceLock<Result<Arc<T>, String>>>;
+
+/// A small map of at most `cap` entries, evicting the oldest.
+struct Lru<T> {
+    cap: usize,
+    map: HashMap<ContentId, Slot<T>>,
+    order: VecDeque<ContentId>,
+}
+
+impl<T> Lru<T> {
+    fn new(cap: usize) -> Self {
+        Self { cap, map: HashMap::new(), order: VecDeque::new() }
+    }
+
+    /// The slot for `id`; the first caller fills it, concurrent ones wait for it.
+    fn slot(&mut self, id: ContentId) -> Slot<T> {
+        if let Some(s) = self.map.get(&id) {
+            return s.clone();
+        }
+        if self.order.len() >= self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.map.remove(&old);
+        }
+        self.order.push_back(id);
+        self.map.entry(id).or_default().clone()
+    }
+
+    /// Forgets a failed entry so the next task tries again (a fetch can succeed later).
+    fn forget(&mut self, id: ContentId) {
+        self.map.remove(&id);
+        self.order.retain(|&o| o != id);
+    }
+}
+
+pub struct WasmRuntime {
+    engine: Engine,
+    store: Arc<BlobStore>,
+    fetcher: Option<Arc<dyn BlobFetcher>>,
+    compiled_dir: PathBuf,
+    modules: Mutex<Lru<Prepared>>,
+    inputs: Mutex<Lru<InputLines>>,
+    ticker: Arc<Ticker>,
+}
+
+impl std::fmt::Debug for WasmRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmRuntime").field("compiled_dir", &self.compiled_dir).finish_non_exhaustive()
+    }
+}
+
+impl WasmRuntime {
+    /// A runtime that keeps its compiled code under `home` and its blobs in `store`.
+    pub fn new(
+        home: &std::path::Path,
+        store: Arc<BlobStore>,
+        fetcher: Option<Arc<dyn BlobFetcher>>,
+    ) -> Result<Self, String> {
+        let engine = Engine::new(&engine_config()).map_err(|e| format!("starting the WebAssembly engine: {e}"))?;
+        let ticker = Ticker::start(engine.clone()).map_err(|e| format!("starting the timeout ticker: {e}"))?;
+        Ok(Self {
+            engine,
+            store,
+            fetcher,
+            compiled_dir: home.join("cache").join("wasm"),
+            modules: Mutex::new(Lru::new(MODULE_CACHE)),
+            inputs: Mutex::new(Lru::new(INPUT_CACHE)),
+            ticker,
+        })
+    }
+
+    /// Checks module bytes as a submitter would before shipping them: they must be valid
+    /// WebAssembly, a WASI command (`_start` and `memory` exported) importing only WASI.
+    /// Compiles them and caches the result, so a local node starts warm.
+    pub fn check(&self, bytes: &[u8]) -> Result<ContentId, String> {
+        let id = self.store.put(bytes).map_err(|e| e.to_string())?;
+        self.prepared(id, None)?;
+        Ok(id)
+    }
+
+    /// Runs task `task` of `job`; `hint` is the node to fetch missing blobs from first.
+    /// Returns what the task wrote to stdout, or an error that names its input line.
+    pub fn run(&self, job: &WasmJob, task: u64, hint: NodeId) -> Result<Vec<u8>, String> {
+        let input = self.input(job.input, hint)?;
+        let Some(line) = input.get(task) else {
+            return Err(format!("task {task} is beyond the input's {} lines", input.len()));
+        };
+        let what = format!("input line {} ('{}')", task + 1, input.describe(task));
+        let prepared = self.prepared(job.module, Some(hint)).map_err(|e| format!("{what}: {e}"))?;
+        let mut key = blake3::Hasher::new_derive_key("mesh 2026-11 wasi random_get v1");
+        key.update(&job.module.0).update(&task.to_le_bytes()).update(line);
+        let started = Instant::now();
+        let ctx = TaskCtx::new(line, key, started + job.timeout(), job.memory_bytes());
+        let mut store = Store::new(&self.engine, ctx);
+        store.limiter(|cx| &mut cx.limits);
+        store.set_epoch_deadline(job.timeout().as_millis().div_ceil(TICK.as_millis()) as u64 + 1);
+        store.epoch_deadline_trap();
+        let outcome = {
+            let _ticking = self.ticker.running();
+            prepared.pre.instantiate(&mut store).and_then(|instance| {
+                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                start.call(&mut store, ())
+            })
+        };
+        let ctx = store.into_data();
+        match outcome {
+            Ok(()) => Ok(ctx.stdout),
+            Err(e) if e.downcast_ref::<Exit>().is_some_and(|x| x.0 == 0) => Ok(ctx.stdout),
+            Err(e) => Err(format!("{what}: {}", explain(&e, &ctx, job))),
+        }
+    }
+
+    fn input(&self, id: ContentId, hint: NodeId) -> Result<Arc<InputLines>, String> {
+        let slot = lock(&self.inputs).slot(id);
+        let got = slot
+            .get_or_init(|| {
+                let bytes = self.blob(id, Some(hint)).map_err(|e| format!("the job's input: {e}"))?;
+                InputLines::parse(bytes).map(Arc::new).map_err(|e| e.to_string())
+            })
+            .clone();
+        if got.is_err() {
+            lock(&self.inputs).forget(id);
+        }
+        got
+    }
+
+    fn prepared(&self, id: ContentId, hint: Option<NodeId>) -> Result<Arc<Prepared>, String> {
+        let slot = lock(&self.modules).slot(id);
+        let got = slot.get_or_init(|| self.prepare(id, hint).map(Arc::new)).clone();
+        if got.is_err() {
+            lock(&self.modules).forget(id);
+        }
+        got
+    }
+
+    fn prepare(&self, id: ContentId, hint: Option<NodeId>) -> Result<Prepared, String> {
+        let module = match self.load_compiled(id) {
+            Some(m) => m,
+            None => {
+                let bytes = self.blob(id, hint).map_err(|e| format!("the module: {e}"))?;
+                let m = Module::from_binary(&self.engine, &bytes)
+                    .map_err(|e| format!("the module is not valid WebAssembly: {}", root_cause(&e)))?;
+                self.save_compiled(id, &m);
+                m
+            }
+        };
+        for (name, what) in [("_start", "a _start function"), ("memory", "its memory")] {
+            if module.get_export(name).is_none() {
+                return Err(format!(
+                    "the module does not export {what}: it must be a WASI command module \
+                     (built for wasm32-wasip1 as a program, not a library)"
+                ));
+            }
+        }
+        let linker = wasi::linker(&self.engine, &module).map_err(|e| format!("the module cannot run: {e}"))?;
+        let pre = linker.instantiate_pre(&module).map_err(|e| format!("the module cannot be linked: {e}"))?;
+        Ok(Prepared { pre })
+    }
+
+    /// A blob from the store, fetched from peers if it is missing or damaged.
+    fn blob(&self, id: ContentId, hint: Option<NodeId>) -> Result<Vec<u8>, String> {
+        match self.store.read(id) {
+            Ok(b) => return Ok(b),
+            Err(StoreError::Missing(_) | StoreError::Corrupt(_)) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        match (&self.fetcher, hint) {
+            (Some(f), Some(hint)) => f.fetch(id, hint)?,
+            _ => return Err(format!("blob {} is not on this node", id.fmt_short())),
+        }
+        self.store.read(id).map_err(|e| e.to_string())
+    }
+
+    fn compiled_path(&self, id: ContentId) -> PathBuf {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        self.compiled_dir.join(format!("{id}-{:016x}.cwasm", h.finish()))
+    }
+
+    fn load_compiled(&self, id: ContentId) -> Option<Module> {
+        let path = self.compiled_path(id);
+        let bytes = std::fs::read(&path).ok()?;
+        let (sum, code) = bytes.split_at_checked(32)?;
+        if blake3::hash(code).as_bytes() != sum {
+            tracing::warn!(path = %path.display(), "damaged compiled-code cache entry; compiling again");
+            let _ = std::fs::remove_file(&path);
+            return None;
+        }
+        // SAFETY: wasmtime requires that serialized code come from a trusted source. This
+        // file was written by `save_compiled` of this engine configuration (the file name
+        // carries its compatibility hash, and wasmtime checks it again), lives in the
+        // node's own home directory, and has just been checked against its hash.
+        match unsafe { Module::deserialize(&self.engine, code) } {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::debug!(%e, "compiled code not loadable; compiling again");
+                None
+            }
+        }
+    }
+
+    fn save_compiled(&self, id: ContentId, module: &Module) {
+        let Ok(code) = module.serialize() else { return };
+        let path = self.compiled_path(id);
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let mut file = blake3::hash(&code).as_bytes().to_vec();
+        file.extend_from_slice(&code);
+        let saved = std::fs::create_dir_all(&self.compiled_dir)
+            .and_then(|()| std::fs::write(&tmp, &file))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = saved {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::debug!(%e, "cannot cache compiled code");
+        }
+    }
+}
+
+fn engine_config() -> wasmtime::Config {
+    let mut c = wasmtime::Config::new();
+    c.epoch_interruption(true);
+    // The same bits on every CPU: a retry elsewhere must not change a result.
+    c.cranelift_nan_canonicalization(true);
+    c.relaxed_simd_deterministic(true);
+    c
+}
+
+/// Why a task failed, in words.
+fn explain(e: &wasmtime::Error, ctx: &TaskCtx, job: &WasmJob) -> String {
+    let why = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        format!("timed out after {:.1} s (--timeout)", job.timeout().as_secs_f64())
+    } else if let Some(asked) = ctx.limits.denied {
+        format!(
+            "ran out of memory: it asked for {} MiB, over its limit of {} MiB (--memory)",
+            asked.div_ceil(1 << 20),
+            job.memory_mb
+        )
+    } else if let Some(x) = e.downcast_ref::<Exit>() {
+        x.to_string()
+    } else if e.downcast_ref::<OutputTooLarge>().is_some() {
+        OutputTooLarge.to_string()
+    } else {
+        format!("trapped: {}", root_cause(e))
+    };
+    match ctx.stderr_tail() {
+        tail if tail.is_empty() => why,
+        tail => format!("{why}; stderr: {tail}"),
+    }
+}
+
+fn root_cause(e: &wasmtime::Error) -> String {
+    e.chain().last().map_or_else(|| e.to_string(), ToString::to_string)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The caches hold no invariant a panicking holder could break half-way.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Advances the engine's epoch every [`TICK`] while at least one task runs, and sleeps
+/// otherwise, so an idle node pays nothing for timeouts.
+struct Ticker {
+    active: AtomicUsize,
+    stop: AtomicBool,
+    thread: OnceLock<std::thread::Thread>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> std::io::Result<Arc<Self>> {
+        let t = Arc::new(Self { active: AtomicUsize::new(0), stop: AtomicBool::new(false), thread: OnceLock::new() });
+        let me = Arc::downgrade(&t);
+        let handle = std::thread::Builder::new().name("mesh-wasm-epoch".into()).spawn(move || {
+            loop {
+                let Some(t) = me.upgrade() else { return };
+                if t.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let active = t.active.load(Ordering::Acquire) > 0;
+                drop(t);
+                if active {
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                } else {
+                    std::thread::park_timeout(Duration::from_secs(1));
+                }
+            }
+        })?;
+        let _ = t.thread.set(handle.thread().clone());
+        Ok(t)
+    }
+
+    /// Keeps the ticker running while the guard lives.
+    fn running(&self) -> TickGuard<'_> {
+        if self.active.fetch_add(1, Ordering::AcqRel) == 0
+            && let Some(t) = self.thread.get()
+        {
+            t.unpark();
+        }
+        TickGuard(self)
+    }
+}
+
+struct TickGuard<'a>(&'a Ticker);
+
+impl Drop for TickGuard<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for WasmRuntime {
+    fn drop(&mut self) {
+        self.ticker.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.thread.get() {
+            t.unpark();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! The runtime against small modules: outputs, the examples, limits, the sandbox, the
+//! compiled-code cache.
+
+use super::*;
+
+struct Fixture {
+    home: PathBuf,
+    rt: WasmRuntime,
+}
+
+impl Fixture {
+    fn new(tag: &str) -> Self {
+        let home = std::env::temp_dir().join(format!("mesh-wasm-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        let rt = WasmRuntime::new(&home, Arc::new(BlobStore::new(&home)), None).unwrap();
+        Self { home, rt }
+    }
+
+    /// A job of `module` (text) over `input`, with small limits.
+    fn job(&self, module: &str, input: &str) -> Result<WasmJob, String> {
+        let bytes = wat::parse_str(module).map_err(|e| e.to_string())?;
+        let module = self.rt.check(&bytes)?;
+        let lines = InputLines::parse(input.as_bytes().to_vec()).unwrap();
+        let input = self.rt.store.put(input.as_bytes()).unwrap();
+        Ok(WasmJob { module, input, tasks: lines.len(), timeout_ms: 2000, memory_mb: 16, retries: 0 })
+    }
+
+    fn run(&self, job: &WasmJob, task: u64) -> Result<String, String> {
+        self.rt.run(job, task, NodeId(0)).map(|o| String::from_utf8(o).unwrap())
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/examples/wasm/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// A module whose `_start` runs `body`, with `fd_write` of `len` bytes at `ptr` available
+/// as `(call $print (i32.const ptr) (i32.const len))`, and `data` at 100.
+fn module(imports: &str, body: &str, data: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  {imports}
+  (memory (export "memory") 1)
+  (data (i32.const 100) "{data}")
+  (func $print (param i32 i32)
+    (i32.store (i32.const 0) (local.get 0))
+    (i32.store (i32.const 4) (local.get 1))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "_start") {body}))"#
+    )
+}
+
+#[test]
+fn the_primes_example_matches_the_native_kernel() {
+    let f = Fixture::new("primes");
+    let ns = [0u64, 1, 2, 3, 10, 1000, 100_999];
+    let input: String = ns.iter().map(|n| format!("{n}\n")).collect();
+    let job = f.job(&example("primes.wat"), &input).unwrap();
+    for (task, &n) in ns.iter().enumerate() {
+        let want = crate::exec::primes::sieve(0, n).sum;
+        assert_eq!(f.run(&job, task as u64).unwrap(), format!("{want}\n"), "n = {n}");
+    }
+}
+
+/// The example's generator, written again in Rust.
+fn monte_carlo(seed: u64, samples: u64) -> u64 {
+    let mut s = seed.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut hits = 0;
+    for _ in 0..samples {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        let r = s.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let (x, y) = (r >> 33, (r >> 2) & 0x7fff_ffff);
+        hits += u64::from(x * x + y * y < 1 << 62);
+    }
+    hits
+}
+
+#[test]
+fn the_monte_carlo_example_is_exact_and_estimates_pi() {
+    let f = Fixture::new("mc");
+    let job = f.job(&example("montecarlo.wat"), "1 100000\n2 100000\n77 5\n").unwrap();
+    let mut hits = 0;
+    for (task, (seed, samples)) in [(1, 100_000), (2, 100_000), (77, 5)].into_iter().enumerate() {
+        let want = monte_carlo(seed, samples);
+        assert_eq!(f.run(&job, task as u64).unwrap(), format!("{want} {samples}\n"));
+        hits += want;
+    }
+    let pi = 4.0 * hits as f64 / 200_005.0;
+    assert!((pi - std::f64::consts::PI).abs() < 0.02, "estimate {pi}");
+}
+
+#[test]
+fn an_infinite_loop_times_out_and_the_runtime_goes_on() {
+    let f = Fixture::new("loop");
+    let mut job = f.job(&module("", "(loop $l (br $l))", ""), "x\n").unwrap();
+    job.timeout_ms = 200;
+    let err = f.run(&job, 0).unwrap_err();
+    assert!(err.contains("input line 1 ('x')") && err.contains("timed out after 0.2 s"), "{err}");
+    let ok = f.job(&module("", "(call $print (i32.const 100) (i32.const 2))", "ok"), "y\n").unwrap();
+    assert_eq!(f.run(&ok, 0).unwrap(), "ok");
+}
+
+#[test]
+fn a_memory_bomb_is_refused_more_memory() {
+    let f = Fixture::new("bomb");
+    // Grows memory a page at a time until refused, then traps.
+    let body = "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))) unreachable";
+    let job = f.job(&module("", body, ""), "x\n").unwrap();
+    let err = f.run(&job, 0).unwrap_err();
+    assert!(err.contains("ran out of memory") && err.contains("limit of 16 MiB"), "{err}");
+    // A module that asks for more than the limit up front cannot even start.
+    let big = module("", "", "").replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 1000)");
+    let err = f.run(&f.job(&big, "x\n").unwrap(), 0).unwrap_err();
+    assert!(err.contains("ran out of memory"), "{err}");
+}
+
+#[test]
+fn exits_traps_and_floods_fail_the_task_with_reasons() {
+    let f = Fixture::new("fail");
+    let exit3 = f.job(&module("", "(call $proc_exit (i32.const 3))", ""), "a\n").unwrap();
+    assert!(f.run(&exit3, 0).unwrap_err().contains("exited with code 3"));
+    let exit0 =
+        f.job(&module("", "(call $print (i32.const 100) (i32.const 1)) (call $proc_exit (i32.const 0))", "k"), "a\n");
+    assert_eq!(f.run(&exit0.unwrap(), 0).unwrap(), "k");
+    let trap = f.job(&module("", "unreachable", ""), "a\n").unwrap();
+    assert!(f.run(&trap, 0).unwrap_err().contains("trapped"), "a trap is reported");
+    let flood = "(loop $l (call $print (i32.const 0) (i32.const 4096)) (br $l))";
+    let err = f.run(&f.job(&module("", flood, ""), "a\n").unwrap(), 0).unwrap_err();
+    assert!(err.contains("more than 65536 bytes to stdout"), "{err}");
+}
+
+#[test]
+fn bad_modules_get_clear_errors() {
+    let f = Fixture::new("bad");
+    let err = f.rt.check(b"\0asm\x01\0\0\0garbage").unwrap_err();
+    assert!(err.contains("not valid WebAssembly"), "{err}");
+    let err = f.rt.check(b"not wasm at all").unwrap_err();
+    assert!(err.contains("not valid WebAssembly"), "{err}");
+    let foreign =
+        r#"(module (import "env" "system" (func (param i32))) (memory (export "memory") 1) (func (export "_start")))"#;
+    let err = f.rt.check(&wat::parse_str(foreign).unwrap()).unwrap_err();
+    assert!(err.contains("imports `env.system`"), "{err}");
+    let library = r#"(module (memory (export "memory") 1) (func (export "run")))"#;
+    let err = f.rt.check(&wat::parse_str(library).unwrap()).unwrap_err();
+    assert!(err.contains("does not export a _start function"), "{err}");
+}
+
+#[test]
+fn the_sandbox_has_no_files_network_or_environment() {
+    let f = Fixture::new("sandbox");
+    // Each call's errno is printed as one byte, 'A' + errno.
+    let imports = r#"
+  (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_accept" (func $sock_accept (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $env (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_raise" (func $raise (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_pread" (func $pread (param i32 i32 i32 i64 i32) (result i32)))"#;
+    let body = r#"
+    (i32.store8 (i32.const 200) (i32.add (i32.const 65) (call $path_open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 4) (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 40))))
+    (i32.store8 (i32.const 201) (i32.add (i32.const 65) (call $sock_accept (i32.const 3) (i32.const 0) (i32.const 40))))
+    (i32.store8 (i32.const 202) (i32.add (i32.const 65) (call $prestat (i32.const 3) (i32.const 40))))
+    (i32.store8 (i32.const 203) (i32.add (i32.const 65) (call $env (i32.const 40) (i32.const 44))))
+    (i32.store8 (i32.const 204) (i32.add (i32.const 65) (i32.load (i32.const 40))))
+    (i32.store8 (i32.const 205) (i32.add (i32.const 65) (call $raise (i32.const 9))))
+    (i32.store8 (i32.const 206) (i32.add (i32.const 65) (call $pread (i32.const 0) (i32.const 0) (i32.const 0) (i64.const 0) (i32.const 40))))
+    (call $print (i32.const 200) (i32.const 7))"#;
+    let job = f.job(&module(imports, body, "/etc"), "x\n").unwrap();
+    let out = f.rt.run(&job, 0, NodeId(0)).unwrap();
+    let errnos: Vec<i32> = out.iter().map(|&b| i32::from(b) - 65).collect();
+    // path_open and sock_accept: ENOTCAPABLE; no preopened fd 3: EBADF; an empty
+    // environment; proc_raise: ENOSYS; fd_pread on stdin: EBADF.
+    assert_eq!(errnos, [76, 76, 8, 0, 0, 52, 8]);
+}
+
+#[test]
+fn random_get_is_deterministic_per_task() {
+    let f = Fixture::new("random");
+    let imports = r#"(import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))"#;
+    let body = "(drop (call $random (i32.const 200) (i32.const 16))) (call $print (i32.const 200) (i32.const 16))";
+    let job = f.job(&module(imports, body, ""), "same\nsame\n").unwrap();
+    let (a, again, b) = (f.rt.run(&job, 0, NodeId(1)), f.rt.run(&job, 0, NodeId(2)), f.rt.run(&job, 1, NodeId(1)));
+    assert_eq!(a, again, "a rerun of a task sees the same random bytes");
+    assert_ne!(a, b, "another task sees other bytes");
+}
+
+#[test]
+fn stdin_is_the_line_and_compiled_code_is_cached() {
+    let f = Fixture::new("cache");
+    let echo = r#"(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 1000))
+    (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 4)))
+    (i32.store (i32.const 0) (i32.const 100))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+    let job = f.job(echo, "hello\r\nworld").unwrap();
+    assert_eq!(f.run(&job, 0).unwrap(), "hello\n");
+    assert_eq!(f.run(&job, 1).unwrap(), "world\n");
+    let cached: Vec<_> = std::fs::read_dir(&f.rt.compiled_dir).unwrap().flatten().collect();
+    assert_eq!(cached.len(), 1, "one compiled module on disk");
+    // A new runtime (a restarted node) loads the cached code, and a damaged cache file
+    // is compiled again rather than trusted.
+    let again = WasmRuntime::new(&f.home, Arc::new(BlobStore::new(&f.home)), None).unwrap();
+    assert!(again.load_compiled(job.module).is_some());
+    let path = cached[0].path();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    assert!(again.load_compiled(job.module).is_none());
+    assert!(!path.exists(), "the damaged entry is removed");
+    assert_eq!(again.run(&job, 1, NodeId(0)).unwrap(), b"world\n");
+    assert!(path.exists(), "and written again");
+}

@@ -1,0 +1,415 @@
+//! The sandbox's whole interface to the world: the WASI preview 1 calls a task may make.
+//!
+//! mesh implements WASI itself instead of linking a general WASI library, so that the list
+//! of what a task can do is this file and nothing else:
+//!
+//! * **stdin** is the task's input line followed by `\n`; **stdout** is captured as the
+//!   task's output (at most [`MAX_STDOUT`] bytes, or the task fails); **stderr** is kept
+//!   (its last [`STDERR_TAIL`] bytes) to explain a failure.
+//! * **args** are just `task`; the **environment** is empty.
+//! * **clocks** read the host's clocks; `poll_oneoff` can sleep on them, but never past the
+//!   task's deadline.
+//! * **random_get** is a deterministic stream keyed by (module, task, input line), so a
+//!   task that runs twice (a retry, a backup run, another node) gives the same output.
+//! * **no filesystem, no network**: there are no preopened directories, every `path_*`
+//!   and `sock_*` call returns `ENOTCAPABLE`, and file descriptors other than 0–2 do not
+//!   exist (`EBADF`). Any other WASI call returns `ENOSYS`.
+//! * `proc_exit` ends the task: code 0 is success, anything else a failure.
+//!
+//! Memory passed by the module is bounds-checked: a bad pointer gets `EFAULT`, never a
+//! host crash. Only imports from `wasi_snapshot_preview1` can be linked; a module that
+//! imports anything else is refused before it runs.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use wasmtime::{Caller, Engine, Extern, ExternType, Linker, Module, ResourceLimiter, Trap, Val, ValType};
+
+pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
+/// Most bytes a task may write to stdout.
+pub const MAX_STDOUT: usize = 64 * 1024;
+/// How much of stderr is kept for error messages.
+pub const STDERR_TAIL: usize = 2048;
+
+const ARGS: &[&str] = &["task"];
+
+// WASI errno values.
+const SUCCESS: i32 = 0;
+const EBADF: i32 = 8;
+const EFAULT: i32 = 21;
+const EINVAL: i32 = 28;
+const ENOSYS: i32 = 52;
+const ESPIPE: i32 = 70;
+const ENOTCAPABLE: i32 = 76;
+
+/// The task ended itself with `proc_exit`.
+#[derive(Debug, thiserror::Error)]
+#[error("exited with code {0}")]
+pub struct Exit(pub i32);
+
+/// The task wrote more than [`MAX_STDOUT`] bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("wrote more than {MAX_STDOUT} bytes to stdout")]
+pub struct OutputTooLarge;
+
+/// The state of one running task.
+#[derive(Debug)]
+pub struct TaskCtx {
+    stdin: Vec<u8>,
+    stdin_pos: usize,
+    pub stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    random: blake3::OutputReader,
+    deadline: Instant,
+    pub limits: Limits,
+}
+
+impl TaskCtx {
+    pub fn new(line: &[u8], random_key: blake3::Hasher, deadline: Instant, max_memory: usize) -> Self {
+        let mut stdin = Vec::with_capacity(line.len() + 1);
+        stdin.extend_from_slice(line);
+        stdin.push(b'\n');
+        Self {
+            stdin,
+            stdin_pos: 0,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            random: random_key.finalize_xof(),
+            deadline,
+            limits: Limits { max_memory, denied: None },
+        }
+    }
+
+    /// The end of what the task wrote to stderr, as text.
+    pub fn stderr_tail(&self) -> String {
+        let start = self.stderr.len().saturating_sub(STDERR_TAIL);
+        String::from_utf8_lossy(&self.stderr[start..]).trim().to_string()
+    }
+}
+
+/// Memory bounds of a task; records a refused growth so the error can say so.
+#[derive(Debug)]
+pub struct Limits {
+    max_memory: usize,
+    /// The size a refused `memory.grow` asked for.
+    pub denied: Option<usize>,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.denied = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// A linker with every import `module` needs, or why it cannot run under mesh.
+pub fn linker(engine: &Engine, module: &Module) -> Result<Linker<TaskCtx>, String> {
+    let mut l = Linker::new(engine);
+    define(&mut l).map_err(|e| format!("setting up WASI: {e}"))?;
+    for import in module.imports() {
+        let (m, name) = (import.module(), import.name());
+        if m != WASI_MODULE {
+            return Err(format!("it imports `{m}.{name}`; mesh provides only WASI preview 1 ({WASI_MODULE}) to tasks"));
+        }
+        let ExternType::Func(ty) = import.ty() else {
+            return Err(format!("it imports `{m}.{name}`, which is not a function"));
+        };
+        if IMPLEMENTED.contains(&name) {
+            continue;
+        }
+        let errno = if name.starts_with("path_") || name.starts_with("sock_") {
+            ENOTCAPABLE
+        } else if name.starts_with("fd_") {
+            EBADF
+        } else {
+            ENOSYS
+        };
+        let returns_errno = ty.results().len() == 1 && matches!(ty.results().next(), Some(ValType::I32));
+        let call = name.to_string();
+        l.func_new(m, name, ty.clone(), move |_, _, results| {
+            if returns_errno {
+                results[0] = Val::I32(errno);
+                Ok(())
+            } else {
+                Err(wasmtime::format_err!("the task called `{call}`, which mesh does not provide"))
+            }
+        })
+        .map_err(|e| format!("linking `{name}`: {e}"))?;
+    }
+    Ok(l)
+}
+
+const IMPLEMENTED: &[&str] = &[
+    "args_get",
+    "args_sizes_get",
+    "environ_get",
+    "environ_sizes_get",
+    "clock_res_get",
+    "clock_time_get",
+    "fd_close",
+    "fd_fdstat_get",
+    "fd_fdstat_set_flags",
+    "fd_filestat_get",
+    "fd_prestat_get",
+    "fd_prestat_dir_name",
+    "fd_read",
+    "fd_write",
+    "fd_seek",
+    "poll_oneoff",
+    "proc_exit",
+    "random_get",
+    "sched_yield",
+];
+
+type Cx<'a> = Caller<'a, TaskCtx>;
+
+fn define(l: &mut Linker<TaskCtx>) -> wasmtime::Result<()> {
+    let m = WASI_MODULE;
+    l.func_wrap(m, "args_sizes_get", |mut c: Cx<'_>, argc: i32, size: i32| {
+        let bytes: usize = ARGS.iter().map(|a| a.len() + 1).sum();
+        with_mem(&mut c, |mem, _| {
+            put_u32(mem, argc, ARGS.len() as u32)?;
+            put_u32(mem, size, bytes as u32)
+        })
+    })?;
+    l.func_wrap(m, "args_get", |mut c: Cx<'_>, argv: i32, buf: i32| {
+        with_mem(&mut c, |mem, _| {
+            let mut at = buf as u32;
+            for (i, a) in ARGS.iter().enumerate() {
+                put_u32(mem, argv + 4 * i as i32, at)?;
+                let dst = slice(mem, at as i32, a.len() as u32 + 1)?;
+                dst[..a.len()].copy_from_slice(a.as_bytes());
+                dst[a.len()] = 0;
+                at += a.len() as u32 + 1;
+            }
+            Ok(())
+        })
+    })?;
+    l.func_wrap(m, "environ_sizes_get", |mut c: Cx<'_>, count: i32, size: i32| {
+        with_mem(&mut c, |mem, _| {
+            put_u32(mem, count, 0)?;
+            put_u32(mem, size, 0)
+        })
+    })?;
+    l.func_wrap(m, "environ_get", |_: Cx<'_>, _: i32, _: i32| SUCCESS)?;
+    l.func_wrap(m, "clock_res_get", |mut c: Cx<'_>, id: i32, out: i32| {
+        if !(0..=3).contains(&id) {
+            return EINVAL;
+        }
+        with_mem(&mut c, |mem, _| put_u64(mem, out, 1_000))
+    })?;
+    l.func_wrap(m, "clock_time_get", |mut c: Cx<'_>, id: i32, _precision: i64, out: i32| {
+        let Some(now) = clock_ns(id) else { return EINVAL };
+        with_mem(&mut c, |mem, _| put_u64(mem, out, now))
+    })?;
+    l.func_wrap(m, "fd_close", |_: Cx<'_>, fd: i32| if is_stdio(fd) { SUCCESS } else { EBADF })?;
+    l.func_wrap(m, "fd_fdstat_get", |mut c: Cx<'_>, fd: i32, out: i32| {
+        if !is_stdio(fd) {
+            return EBADF;
+        }
+        const RIGHT_READ: u64 = 1 << 1;
+        const RIGHT_WRITE: u64 = 1 << 6;
+        with_mem(&mut c, |mem, _| {
+            let stat = slice(mem, out, 24)?;
+            stat.fill(0);
+            stat[0] = 2; // a character device
+            let rights = if fd == 0 { RIGHT_READ } else { RIGHT_WRITE };
+            stat[8..16].copy_from_slice(&rights.to_le_bytes());
+            Ok(())
+        })
+    })?;
+    l.func_wrap(m, "fd_fdstat_set_flags", |_: Cx<'_>, fd: i32, _: i32| if is_stdio(fd) { SUCCESS } else { EBADF })?;
+    l.func_wrap(m, "fd_filestat_get", |mut c: Cx<'_>, fd: i32, out: i32| {
+        if !is_stdio(fd) {
+            return EBADF;
+        }
+        with_mem(&mut c, |mem, _| {
+            let stat = slice(mem, out, 64)?;
+            stat.fill(0);
+            stat[16] = 2; // a character device
+            Ok(())
+        })
+    })?;
+    // No preopened directories: this is what keeps the filesystem out of reach.
+    l.func_wrap(m, "fd_prestat_get", |_: Cx<'_>, _: i32, _: i32| EBADF)?;
+    l.func_wrap(m, "fd_prestat_dir_name", |_: Cx<'_>, _: i32, _: i32, _: i32| EBADF)?;
+    l.func_wrap(m, "fd_seek", |_: Cx<'_>, fd: i32, _: i64, _: i32, _: i32| if is_stdio(fd) { ESPIPE } else { EBADF })?;
+    l.func_wrap(m, "fd_read", fd_read)?;
+    l.func_wrap(m, "fd_write", fd_write)?;
+    l.func_wrap(m, "poll_oneoff", poll_oneoff)?;
+    l.func_wrap(m, "proc_exit", |_: Cx<'_>, code: i32| -> wasmtime::Result<()> { Err(Exit(code).into()) })?;
+    l.func_wrap(m, "random_get", |mut c: Cx<'_>, buf: i32, len: i32| {
+        with_mem(&mut c, |mem, cx| {
+            let dst = slice(mem, buf, len as u32)?;
+            cx.random.fill(dst);
+            Ok(())
+        })
+    })?;
+    l.func_wrap(m, "sched_yield", |_: Cx<'_>| SUCCESS)?;
+    Ok(())
+}
+
+fn fd_read(mut c: Cx<'_>, fd: i32, iovs: i32, n: i32, nread: i32) -> i32 {
+    if fd != 0 {
+        return EBADF;
+    }
+    with_mem(&mut c, |mem, cx| {
+        let mut total = 0u32;
+        for i in 0..n.max(0) {
+            let (ptr, len) = (get_u32(mem, iovs + 8 * i)?, get_u32(mem, iovs + 8 * i + 4)?);
+            let left = &cx.stdin[cx.stdin_pos..];
+            let k = left.len().min(len as usize);
+            slice(mem, ptr as i32, k as u32)?.copy_from_slice(&left[..k]);
+            cx.stdin_pos += k;
+            total += k as u32;
+            if k < len as usize {
+                break;
+            }
+        }
+        put_u32(mem, nread, total)
+    })
+}
+
+fn fd_write(mut c: Cx<'_>, fd: i32, iovs: i32, n: i32, nwritten: i32) -> wasmtime::Result<i32> {
+    if fd != 1 && fd != 2 {
+        return Ok(EBADF);
+    }
+    let mut overflow = false;
+    let errno = with_mem(&mut c, |mem, cx| {
+        let mut total = 0u32;
+        for i in 0..n.max(0) {
+            let (ptr, len) = (get_u32(mem, iovs + 8 * i)?, get_u32(mem, iovs + 8 * i + 4)?);
+            let data = slice(mem, ptr as i32, len)?;
+            if fd == 1 {
+                if cx.stdout.len() + data.len() > MAX_STDOUT {
+                    overflow = true;
+                    return Ok(());
+                }
+                cx.stdout.extend_from_slice(data);
+            } else {
+                cx.stderr.extend_from_slice(data);
+                if cx.stderr.len() > 2 * STDERR_TAIL {
+                    cx.stderr.drain(..cx.stderr.len() - STDERR_TAIL);
+                }
+            }
+            total += len;
+        }
+        put_u32(mem, nwritten, total)
+    });
+    if overflow { Err(OutputTooLarge.into()) } else { Ok(errno) }
+}
+
+/// Waits for clocks (sleeping, but never past the task's deadline) or reports stdio ready.
+fn poll_oneoff(mut c: Cx<'_>, subs: i32, events: i32, n: i32, nevents: i32) -> wasmtime::Result<i32> {
+    if n <= 0 {
+        return Ok(EINVAL);
+    }
+    let deadline = c.data().deadline;
+    // First pass: read the subscriptions; stdio is always ready.
+    let mut clocks: Vec<(u64, Duration)> = Vec::new();
+    let mut ready: Vec<[u8; 32]> = Vec::new();
+    let errno = with_mem(&mut c, |mem, cx| {
+        for i in 0..n {
+            let sub = slice(mem, subs + 48 * i, 48)?;
+            let userdata = u64::from_le_bytes(sub[0..8].try_into().expect("8 bytes"));
+            let tag = sub[8];
+            if tag == 0 {
+                let id = i32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
+                let timeout = u64::from_le_bytes(sub[24..32].try_into().expect("8 bytes"));
+                let absolute = sub[40] & 1 == 1;
+                let now = clock_ns(id).unwrap_or(0);
+                let wait = if absolute { timeout.saturating_sub(now) } else { timeout };
+                clocks.push((userdata, Duration::from_nanos(wait)));
+                continue;
+            }
+            let fd = i32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
+            let mut ev = [0u8; 32];
+            ev[0..8].copy_from_slice(&userdata.to_le_bytes());
+            ev[10] = tag;
+            let ok = (tag == 1 && fd == 0) || (tag == 2 && (fd == 1 || fd == 2));
+            if ok {
+                let nbytes = if tag == 1 { (cx.stdin.len() - cx.stdin_pos) as u64 } else { 0 };
+                ev[16..24].copy_from_slice(&nbytes.to_le_bytes());
+            } else {
+                ev[8..10].copy_from_slice(&(EBADF as u16).to_le_bytes());
+            }
+            ready.push(ev);
+        }
+        Ok(())
+    });
+    if errno != SUCCESS {
+        return Ok(errno);
+    }
+    if ready.is_empty() {
+        let wait = clocks.iter().map(|&(_, d)| d).min().unwrap_or_default();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if wait >= left {
+            std::thread::sleep(left);
+            return Err(Trap::Interrupt.into());
+        }
+        std::thread::sleep(wait);
+        for &(userdata, d) in &clocks {
+            if d <= wait {
+                let mut ev = [0u8; 32];
+                ev[0..8].copy_from_slice(&userdata.to_le_bytes());
+                ready.push(ev); // type 0: clock
+            }
+        }
+    }
+    Ok(with_mem(&mut c, |mem, _| {
+        for (i, ev) in ready.iter().enumerate() {
+            slice(mem, events + 32 * i as i32, 32)?.copy_from_slice(ev);
+        }
+        put_u32(mem, nevents, ready.len() as u32)
+    }))
+}
+
+fn is_stdio(fd: i32) -> bool {
+    (0..=2).contains(&fd)
+}
+
+/// Nanoseconds on a WASI clock: 0 realtime, 1 monotonic, 2–3 CPU time (the monotonic
+/// clock stands in).
+fn clock_ns(id: i32) -> Option<u64> {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    match id {
+        0 => Some(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64),
+        1..=3 => Some(START.get_or_init(Instant::now).elapsed().as_nanos() as u64),
+        _ => None,
+    }
+}
+
+/// Runs `f` on the task's memory; an out-of-bounds pointer becomes `EFAULT`.
+fn with_mem(c: &mut Cx<'_>, f: impl FnOnce(&mut [u8], &mut TaskCtx) -> Result<(), i32>) -> i32 {
+    let Some(Extern::Memory(memory)) = c.get_export("memory") else { return EFAULT };
+    let (mem, cx) = memory.data_and_store_mut(c);
+    match f(mem, cx) {
+        Ok(()) => SUCCESS,
+        Err(errno) => errno,
+    }
+}
+
+fn slice(mem: &mut [u8], ptr: i32, len: u32) -> Result<&mut [u8], i32> {
+    let start = ptr as u32 as usize;
+    let end = start.checked_add(len as usize).ok_or(EFAULT)?;
+    mem.get_mut(start..end).ok_or(EFAULT)
+}
+
+fn get_u32(mem: &mut [u8], ptr: i32) -> Result<u32, i32> {
+    Ok(u32::from_le_bytes(slice(mem, ptr, 4)?.try_into().expect("4 bytes")))
+}
+
+fn put_u32(mem: &mut [u8], ptr: i32, v: u32) -> Result<(), i32> {
+    slice(mem, ptr, 4)?.copy_from_slice(&v.to_le_bytes());
+    Ok(())
+}
+
+fn put_u64(mem: &mut [u8], ptr: i32, v: u64) -> Result<(), i32> {
+    slice(mem, ptr, 8)?.copy_from_slice(&v.to_le_bytes());
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! Job specs: what a job computes, how it splits into tasks, and what a task returns.
+//!
+//! Two kinds of job travel through the same scheduler:
+//! * [`PrimesJob`] ([`primes`]): the built-in demo, sums of primes;
+//! * [`WasmJob`] ([`wasm`]): a user's WebAssembly module run once per input line.
+//!
+//! Everything is parsed and checked into these types at the edge (the CLI, the control
+//! socket, a peer's grant), so the rest of the program never sees an unchecked bound.
+
+pub mod primes;
+pub mod wasm;
+
+pub use primes::{Algo, MAX_RANGE_ITEMS, PrimesJob, Split, Target, parse_target};
+pub use wasm::{InputLines, WasmJob};
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+/// Most tasks one job may have.
+pub const MAX_TASKS: u64 = 1 << 24;
+
+/// A validation failure, worded for the user.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct JobError(pub String);
+
+/// Any job mesh can run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobSpec {
+    Primes(PrimesJob),
+    Wasm(WasmJob),
+}
+
+impl JobSpec {
+    pub fn tasks(&self) -> u64 {
+        match self {
+            Self::Primes(p) => p.tasks(),
+            Self::Wasm(w) => w.tasks,
+        }
+    }
+
+    /// How many times a failed task runs again before it fails for good. A primes task
+    /// fails only on a bug, which a second run would repeat.
+    pub fn retries(&self) -> u32 {
+        match self {
+            Self::Primes(_) => 0,
+            Self::Wasm(w) => w.retries,
+        }
+    }
+
+    /// Checks a spec that came from elsewhere (a peer, the control socket) against the
+    /// bounds the CLI enforces.
+    pub fn validate(&self) -> Result<(), JobError> {
+        match self {
+            Self::Primes(p) => p.validate(),
+            Self::Wasm(w) => w.validate(),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Primes(_) => "primes",
+            Self::Wasm(_) => "wasm",
+        }
+    }
+}
+
+/// What one task returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskOutput {
+    /// A primes task: a partial or complete sum.
+    Sum(u128),
+    /// A WebAssembly task: what it wrote to stdout.
+    Bytes(ByteBuf),
+}
+
+impl TaskOutput {
+    pub fn sum(&self) -> Option<u128> {
+        match self {
+            Self::Sum(s) => Some(*s),
+            Self::Bytes(_) => None,
+        }
+    }
+}
+
+impl crate::core::Payload for TaskOutput {
+    fn size_hint(&self) -> usize {
+        match self {
+            Self::Sum(_) => 17,
+            Self::Bytes(b) => b.len() + 9,
+        }
+    }
+}
