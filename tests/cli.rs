@@ -171,3 +171,95 @@ fn join_refuses_bad_addresses_and_keys_before_touching_the_network() {
         assert!(err.contains(expect), "{args:?}: expected {expect:?} in {err}");
     }
 }
+
+fn fixture(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn wasm_outputs_print_in_input_order() {
+    let ns = [10u64, 0, 100, 100_000, 7];
+    let input: String = ns.iter().map(|n| format!("{n}\n")).collect();
+    let out = mesh("wasm-order")
+        .args(["submit", "wasm", &fixture("examples/wasm/primes.wat"), "--local", "-w", "2"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Sums of the primes below each n (OEIS A046731 gives 454396537 for 100000).
+    assert_eq!(stdout(&out), "17\n0\n1060\n454396537\n10\n");
+    assert!(stderr(&out).contains("% of tasks"), "the statistics table follows");
+}
+
+#[test]
+fn wasm_json_names_input_output_node_and_time() {
+    let dir = std::env::temp_dir().join(format!("mesh-cli-wasm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let inputs = dir.join("in.txt");
+    std::fs::write(&inputs, "hello\nfail\nworld\n").unwrap();
+    let out = mesh("wasm-json")
+        .args(["submit", "wasm", &fixture("tests/wasm/chaos.wat"), "--input-file"])
+        .arg(&inputs)
+        .args(["--local", "--json", "--name", "pi-7", "--retries", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "a task failed for good: {}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = doc["results"].as_array().unwrap();
+    assert_eq!(r.len(), 3);
+    assert_eq!((r[0]["input"].as_str(), r[0]["output"].as_str()), (Some("hello"), Some("hello")));
+    assert_eq!((r[2]["input"].as_str(), r[2]["output"].as_str()), (Some("world"), Some("world")));
+    assert_eq!(r[0]["node"], "pi-7");
+    assert!(r[0]["time_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(r[1]["output"], serde_json::Value::Null);
+    let error = r[1]["error"].as_str().unwrap();
+    assert!(error.contains("input line 2 ('fail')") && error.contains("exited with code 7"), "{error}");
+    assert_eq!(r[1]["attempts"], 2, "one retry, then it failed for good");
+    assert_eq!(doc["retried"], 1);
+    assert_eq!(doc["failed"].as_array().unwrap().len(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn wasm_limits_fail_tasks_with_reasons_and_the_rest_still_runs() {
+    let out = mesh("wasm-limits")
+        .args(["submit", "wasm", &fixture("tests/wasm/chaos.wat"), "-", "--local", "--timeout", "0.5"])
+        .args(["--memory", "8", "--retries", "0"])
+        .write_stdin("a\nloop\nbomb\nb\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "a\nb\n", "failed tasks print nothing; the others print in order");
+    let err = stderr(&out);
+    assert!(err.contains("input line 2 ('loop'): timed out after 0.5 s"), "{err}");
+    assert!(err.contains("input line 3 ('bomb'): ran out of memory") && err.contains("limit of 8 MiB"), "{err}");
+}
+
+#[test]
+fn bad_modules_and_inputs_are_usage_errors() {
+    let dir = std::env::temp_dir().join(format!("mesh-cli-badwasm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let garbage = dir.join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x01\0\0\0\x01\x05garbage").unwrap();
+    let text = dir.join("typo.wat");
+    std::fs::write(&text, "(module (func $f (i32.add)))x").unwrap();
+    let foreign = dir.join("foreign.wat");
+    let module = r#"(module (import "env" "system" (func)) (memory (export "memory") 1) (func (export "_start")))"#;
+    std::fs::write(&foreign, module).unwrap();
+    let primes = fixture("examples/wasm/primes.wat");
+    let missing = dir.join("missing.wasm");
+    let cases: [(Vec<&std::ffi::OsStr>, &str); 6] = [
+        (vec![missing.as_os_str()], "cannot read module"),
+        (vec![garbage.as_os_str()], "not valid WebAssembly"),
+        (vec![text.as_os_str()], "neither WebAssembly nor WebAssembly text"),
+        (vec![foreign.as_os_str()], "imports `env.system`"),
+        (vec![primes.as_ref(), "--timeout".as_ref(), "0".as_ref()], "not a timeout"),
+        (vec![primes.as_ref(), "--input-file".as_ref(), missing.as_os_str()], "cannot read input file"),
+    ];
+    for (args, why) in cases {
+        let out = mesh("wasm-bad").args(["submit", "wasm"]).args(&args).arg("--local").write_stdin("1\n").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

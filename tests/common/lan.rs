@@ -100,6 +100,11 @@ impl Lan {
 
     /// Starts `mesh join` on a host, with extra arguments.
     pub(crate) fn join(&mut self, name: &str, extra: &[&str]) {
+        self.join_with_env(name, extra, &[]);
+    }
+
+    /// Starts `mesh join` on a host, with extra arguments and environment variables.
+    pub(crate) fn join_with_env(&mut self, name: &str, extra: &[&str], env: &[(&str, &str)]) {
         let h = self.host(name);
         let log = std::fs::File::create(h.home.with_extension("log")).unwrap();
         let child = Command::new("ip")
@@ -109,6 +114,7 @@ impl Lan {
             .args(extra)
             .env("MESH_LOG", "info,libp2p_swarm=warn")
             .env_remove("MESH_KEY")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
