@@ -1,49 +1,98 @@
 //! The scheduler at scale, in the deterministic simulator: 10, 100 and 1,000 one-worker
-//! nodes of mixed speeds run one job of 50 tasks per node (5–15 ms each at speed 1),
-//! submitted by node 0 once gossip has introduced the nodes. Latency 0.2–2 ms, no loss.
+//! nodes of mixed speeds (0.5, 1, 1 and 2) run one job of 200 tasks per node (5–15 ms each
+//! at speed 1, so about 2 s of work per node), submitted by node 0 once gossip has
+//! introduced the nodes. Latency 0.2–2 ms, no loss.
 //!
-//! Run: `cargo bench --features sim --bench sim_scale`
+//! Run: `cargo bench --features sim --bench sim_scale` (prints a table; add `-- --csv`
+//! for the rows as CSV, which `benches/plot.py` reads).
 //!
 //! Reported per size:
 //! * efficiency: ideal makespan (total work / total speed) over the real one;
 //! * steal messages (requests and grants) per task;
 //! * spread: time from submit until every node has started a task;
+//! * fairness: tasks per unit of speed on the slowest nodes over that on the fastest
+//!   (1.0 means each node's share follows its speed exactly);
 //! * backups: speculative re-runs at the end of the job.
 
 use mesh::sim::{NodeSpec, Sim, SimConfig};
 use std::time::{Duration, Instant};
 
-fn run(n: usize, seed: u64) {
-    let speeds = [0.5, 1.0, 1.0, 2.0];
-    let nodes: Vec<NodeSpec> = (0..n).map(|i| NodeSpec { workers: 1, speed: speeds[i % speeds.len()] }).collect();
+const SPEEDS: [f64; 4] = [0.5, 1.0, 1.0, 2.0];
+const TASKS_PER_NODE: u64 = 200;
+
+struct Row {
+    nodes: usize,
+    tasks: u64,
+    makespan: f64,
+    ideal: f64,
+    steal_msgs_per_task: f64,
+    spread: f64,
+    fairness: f64,
+    backups: u64,
+    wall: f64,
+}
+
+fn run(n: usize, seed: u64) -> Row {
+    let nodes: Vec<NodeSpec> = (0..n).map(|i| NodeSpec { workers: 1, speed: SPEEDS[i % SPEEDS.len()] }).collect();
     let total_speed: f64 = nodes.iter().map(|n| n.speed).sum();
-    let tasks = 50 * n as u64;
+    let tasks = TASKS_PER_NODE * n as u64;
     let submit = Duration::from_millis(1500);
-    let mut sim = Sim::new(SimConfig::new(nodes, seed));
+    let mut sim = Sim::new(SimConfig::new(nodes.clone(), seed));
     sim.submit_at(submit, 0, tasks);
     let wall = Instant::now();
-    sim.drive(2_000_000_000, Duration::ZERO, Duration::from_secs(3600)).expect("the job terminates");
-    let wall = wall.elapsed();
+    sim.drive(u64::MAX, Duration::ZERO, Duration::from_secs(3600)).expect("the job terminates");
+    let wall = wall.elapsed().as_secs_f64();
     let job = sim.jobs.values().next().expect("one job");
-    let makespan = job.finished_at.expect("finished") - submit;
+    let makespan = (job.finished_at.expect("finished") - submit).as_secs_f64();
     // Mean task cost is 10 ms at speed 1, so the ideal makespan is total / total speed.
-    let ideal = Duration::from_millis(10).mul_f64(tasks as f64 / total_speed);
-    let spread = sim.first_run.iter().map(|t| t.map_or(Duration::MAX, |t| t.saturating_sub(submit))).max().unwrap();
-    let backups = sim.node(0).counters().backups;
-    println!(
-        "{n:>5} nodes  {tasks:>6} tasks  makespan {:>7.3} s  ideal {:>7.3} s  efficiency {:>5.1}%  \
-         steal msgs/task {:.3}  spread {:>6.3} s  backups {backups:>3}  (simulated in {:.1} s)",
-        makespan.as_secs_f64(),
-        ideal.as_secs_f64(),
-        100.0 * ideal.as_secs_f64() / makespan.as_secs_f64(),
-        sim.steal_messages as f64 / tasks as f64,
-        spread.as_secs_f64(),
-        wall.as_secs_f64(),
-    );
+    let ideal = 0.010 * tasks as f64 / total_speed;
+    let spread = sim.first_run.iter().map(|t| t.map_or(f64::INFINITY, |t| (t.saturating_sub(submit)).as_secs_f64()));
+    let per_speed = |speed: f64| {
+        let ids: Vec<usize> = (0..n).filter(|&i| nodes[i].speed == speed).collect();
+        let done: u64 = ids.iter().map(|i| job.per_node.get(i).copied().unwrap_or(0)).sum();
+        done as f64 / (ids.len() as f64 * speed)
+    };
+    Row {
+        nodes: n,
+        tasks,
+        makespan,
+        ideal,
+        steal_msgs_per_task: sim.steal_messages as f64 / tasks as f64,
+        spread: spread.fold(0.0, f64::max),
+        fairness: per_speed(0.5) / per_speed(2.0),
+        backups: sim.node(0).counters().backups,
+        wall,
+    }
 }
 
 fn main() {
+    let csv = std::env::args().any(|a| a == "--csv");
+    if csv {
+        println!("nodes,tasks,makespan_s,ideal_s,efficiency,steal_msgs_per_task,spread_s,fairness,backups");
+    }
     for n in [10, 100, 1000] {
-        run(n, 42);
+        let r = run(n, 42);
+        let eff = r.ideal / r.makespan;
+        if csv {
+            println!(
+                "{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.3},{}",
+                r.nodes, r.tasks, r.makespan, r.ideal, eff, r.steal_msgs_per_task, r.spread, r.fairness, r.backups
+            );
+        } else {
+            println!(
+                "{:>5} nodes {:>7} tasks  makespan {:>6.3} s  ideal {:>6.3} s  efficiency {:>5.1}%  \
+                 steal msgs/task {:.3}  spread {:.3} s  fairness {:.2}  backups {:>3}  (simulated in {:.1} s)",
+                r.nodes,
+                r.tasks,
+                r.makespan,
+                r.ideal,
+                100.0 * eff,
+                r.steal_msgs_per_task,
+                r.spread,
+                r.fairness,
+                r.backups,
+                r.wall,
+            );
+        }
     }
 }

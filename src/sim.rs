@@ -118,6 +118,8 @@ pub struct Sim {
     pub first_run: Vec<Option<Duration>>,
     /// Task time run over all nodes, duplicates included.
     pub busy: Duration,
+    /// Submissions not yet made: the run cannot be over before them.
+    pending_submits: usize,
 }
 
 impl Sim {
@@ -153,6 +155,7 @@ impl Sim {
             steal_messages: 0,
             first_run: Vec::new(),
             busy: Duration::ZERO,
+            pending_submits: 0,
         };
         sim.first_run = vec![None; sim.nodes.len()];
         for i in 0..sim.nodes.len() {
@@ -180,6 +183,7 @@ impl Sim {
     /// Schedules a job of `tasks` tasks submitted by `node` at virtual time `at`.
     pub fn submit_at(&mut self, at: Duration, node: usize, tasks: u64) {
         let salt = self.rng.u64(..);
+        self.pending_submits += 1;
         self.push(self.t0 + at, Event::Submit { node, salt, tasks });
     }
 
@@ -220,8 +224,7 @@ impl Sim {
     }
 
     fn all_finished(&self) -> bool {
-        self.jobs.values().all(|j| j.finished_at.is_some() || !self.nodes[j.owner].alive)
-            && self.events.values().all(|e| !matches!(e, Event::Submit { .. }))
+        self.pending_submits == 0 && self.jobs.values().all(|j| j.finished_at.is_some() || !self.nodes[j.owner].alive)
     }
 
     fn unfinished(&self) -> Vec<(JobId, u64)> {
@@ -267,6 +270,7 @@ impl Sim {
             Event::Kill { node } => self.nodes[node].alive = false,
             Event::Cut { side, until } => self.cut = Some((side, self.t0 + until)),
             Event::Submit { node, salt, tasks } => {
+                self.pending_submits -= 1;
                 if !self.nodes[node].alive {
                     return;
                 }

@@ -7,7 +7,7 @@
 
 use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 /// A node's load, as gossiped.
@@ -31,18 +31,42 @@ pub struct PeerInfo {
 
 #[derive(Debug, Default)]
 pub struct Peers {
-    // Ordered, so iteration (and so victim choice) depends only on the RNG seed.
+    // Ordered, so iteration depends only on the order of events.
     map: BTreeMap<NodeId, PeerInfo>,
+    /// The peers advertising queued work, for an O(1) victim draw in big meshes. Its order
+    /// follows the order of events, so draws still depend only on the RNG seed.
+    with_work: Vec<NodeId>,
+    slot: HashMap<NodeId, usize>,
 }
 
 impl Peers {
     /// Records a status; returns true if the peer was not known (new or back from the dead).
     pub fn update(&mut self, now: Instant, peer: NodeId, status: Status) -> bool {
+        self.index(peer, status.queued > 0);
         self.map.insert(peer, PeerInfo { status, last_seen: now }).is_none()
     }
 
     pub fn remove(&mut self, peer: NodeId) -> bool {
+        self.index(peer, false);
         self.map.remove(&peer).is_some()
+    }
+
+    /// Keeps `with_work` in step with whether `peer` advertises work.
+    fn index(&mut self, peer: NodeId, has_work: bool) {
+        match (self.slot.get(&peer).copied(), has_work) {
+            (None, true) => {
+                self.slot.insert(peer, self.with_work.len());
+                self.with_work.push(peer);
+            }
+            (Some(i), false) => {
+                self.slot.remove(&peer);
+                self.with_work.swap_remove(i);
+                if let Some(&moved) = self.with_work.get(i) {
+                    self.slot.insert(moved, i);
+                }
+            }
+            _ => {}
+        }
     }
 
     pub fn contains(&self, peer: NodeId) -> bool {
@@ -66,6 +90,7 @@ impl Peers {
         if let Some(p) = self.map.get_mut(&peer) {
             p.status.queued = 0;
         }
+        self.index(peer, false);
     }
 
     /// Removes and returns the peers silent for longer than `expiry`.
@@ -76,8 +101,8 @@ impl Peers {
             .filter(|(_, p)| now.saturating_duration_since(p.last_seen) > expiry)
             .map(|(&id, _)| id)
             .collect();
-        for id in &dead {
-            self.map.remove(id);
+        for &id in &dead {
+            self.remove(id);
         }
         dead
     }
@@ -85,16 +110,15 @@ impl Peers {
     /// Picks a victim: the busier of two random peers that advertise queued work
     /// ("power of two choices"), which spreads thieves while still favouring big queues.
     pub fn choose_victim(&self, rng: &mut fastrand::Rng) -> Option<NodeId> {
-        let candidates: Vec<(NodeId, u64)> =
-            self.map.iter().filter(|(_, p)| p.status.queued > 0).map(|(&id, p)| (id, p.status.queued)).collect();
-        match candidates.len() {
+        let queued = |id: NodeId| self.map.get(&id).map_or(0, |p| p.status.queued);
+        match self.with_work.len() {
             0 => None,
-            1 => Some(candidates[0].0),
+            1 => Some(self.with_work[0]),
             n => {
-                let a = candidates[rng.usize(..n)];
-                let b = candidates[rng.usize(..n)];
+                let a = self.with_work[rng.usize(..n)];
+                let b = self.with_work[rng.usize(..n)];
                 // Ties broken by id so the choice depends only on the seed.
-                Some(if (b.1, b.0) > (a.1, a.0) { b.0 } else { a.0 })
+                Some(if (queued(b), b) > (queued(a), a) { b } else { a })
             }
         }
     }
@@ -125,6 +149,26 @@ mod tests {
         let dead = p.expire(t0 + Duration::from_secs(3), Duration::from_secs(2));
         assert_eq!(dead, vec![NodeId(1)]);
         assert_eq!(p.len(), 1);
+        p.remove(NodeId(2));
+        assert_eq!(p.choose_victim(&mut rng), None);
+    }
+
+    #[test]
+    fn the_work_index_follows_every_change() {
+        let t0 = Instant::now();
+        let mut p = Peers::default();
+        let mut rng = fastrand::Rng::with_seed(3);
+        for i in 0..50 {
+            p.update(t0, NodeId(i), st(i % 3));
+        }
+        p.mark_empty(NodeId(1));
+        p.remove(NodeId(2));
+        p.update(t0, NodeId(4), st(0));
+        let want: std::collections::BTreeSet<NodeId> =
+            p.iter().filter(|(_, i)| i.status.queued > 0).map(|(&id, _)| id).collect();
+        let got: std::collections::BTreeSet<NodeId> = (0..2000).filter_map(|_| p.choose_victim(&mut rng)).collect();
+        assert!(got.is_subset(&want), "only peers with work are chosen");
+        assert!(got.len() >= want.len() / 2, "draws reach most of them: {} of {}", got.len(), want.len());
     }
 
     #[test]

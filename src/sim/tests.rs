@@ -169,7 +169,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// No task lost, none counted twice, every job with a live owner terminates with the
     /// exact result, and a dead node's work is redone — under loss, latency, uneven speeds,
@@ -221,7 +221,7 @@ fn failures_on_a_broken_node_are_retried_elsewhere() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     /// Retries under loss, latency and concurrent jobs: poison tasks fail for good after
     /// exactly `retries` retries, and a single broken node never makes a task fail.
