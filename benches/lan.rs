@@ -1,8 +1,12 @@
 //! Membership timings and idle cost on the namespace LAN (root and iproute2 needed).
 //!
-//! Run: `cargo bench --bench lan` (optionally `-- TRIALS`, default 10)
+//! Run: `cargo bench --bench lan` (optionally `-- TRIALS`, default 10, and the names of
+//! the parts to run: `jobs`, `membership`, `recovery`, `wasm`; default all)
 //!
 //! Measures, with the release binary:
+//! * jobs: the demo job on 1, 2 and 3 one-worker hosts;
+//! * recovery: the extra time a job takes when a host is killed half-way;
+//! * wasm: how many times each node receives a module (2-worker hosts, two jobs);
 //! * join → visible: from starting `mesh join` on a fresh host until another host's
 //!   `mesh peers` lists it (median and max over the trials);
 //! * graceful leave (SIGTERM), kill -9 and a pulled cable: until the others drop it;
@@ -49,13 +53,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 /// The demo job (1000 trial-division tasks) submitted on h1 of a mesh of `hosts` hosts
 /// with 1 worker each: (elapsed s, steals, tasks per host).
 fn demo_on(hosts: usize) -> (f64, u64, Vec<u64>) {
-    let mut lan = Lan::new(hosts);
-    for i in 1..=hosts {
-        lan.join(&format!("h{i}"), &["--key", "bench"]);
-    }
-    let want: Vec<String> = (2..=hosts).map(|i| format!("h{i}")).collect();
-    assert!(eventually(LIMIT, || lan.members("h1") == want));
-    std::thread::sleep(Duration::from_secs(1));
+    let mut lan = mesh_of(hosts, &["--key", "bench"]);
     let out = lan.mesh("h1", &["submit", "primes", "100000..100999", "--algo", "trial", "--json", "--key", "bench"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -74,8 +72,92 @@ fn demo_on(hosts: usize) -> (f64, u64, Vec<u64>) {
     (doc["elapsed_s"].as_f64().unwrap(), doc["steals"].as_u64().unwrap(), shares)
 }
 
+/// Starts `hosts` hosts with `extra` join arguments and waits until h1 sees them all.
+fn mesh_of(hosts: usize, extra: &[&str]) -> Lan {
+    let mut lan = Lan::new(hosts);
+    for i in 1..=hosts {
+        lan.join(&format!("h{i}"), extra);
+    }
+    let want: Vec<String> = (2..=hosts).map(|i| format!("h{i}")).collect();
+    assert!(eventually(LIMIT, || lan.members("h1") == want));
+    std::thread::sleep(Duration::from_secs(1));
+    lan
+}
+
+/// The 2000-task demo job on 3 one-worker hosts, with h3 killed once it has done 300
+/// tasks (or not): the elapsed time.
+fn recovery_run(kill: bool) -> f64 {
+    let mut lan = mesh_of(3, &["--key", "bench"]);
+    let h = lan.host("h1");
+    let job = std::process::Command::new("ip")
+        .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh"), "submit", "primes", "100000..101999"])
+        .args(["--algo", "trial", "--json", "--key", "bench"])
+        .env("MESH_HOME", &h.home)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    if kill {
+        assert!(eventually(LIMIT, || {
+            lan.peers("h1").iter().any(|r| r["name"] == "h3" && r["tasks_done"].as_u64().unwrap_or(0) >= 300)
+        }));
+        lan.kill9("h3");
+    }
+    let out = job.wait_with_output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["elapsed_s"].as_f64().unwrap()
+}
+
+/// A wasm job run twice from h1 on 3 two-worker hosts: the blobs each helper fetched.
+fn wasm_fetches() -> Vec<(String, u64, u64)> {
+    let mut lan = mesh_of(3, &["--key", "bench", "--workers", "2"]);
+    let input: String = (100_000..100_200).map(|n| format!("{n}\n")).collect();
+    let file = lan.dir().join("ns.txt");
+    std::fs::write(&file, input).unwrap();
+    let module = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wasm/primes.wat");
+    for _ in 0..2 {
+        let args = ["submit", "wasm", module, "--input-file", file.to_str().unwrap(), "--key", "bench"];
+        let out = lan.mesh("h1", &args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    ["h2", "h3"]
+        .iter()
+        .map(|h| {
+            let me = lan.peers(h).into_iter().find(|r| r["self"] == true).unwrap_or_default();
+            let b = &me["blobs"];
+            (h.to_string(), b["fetched"].as_u64().unwrap_or(0), me["tasks_done"].as_u64().unwrap_or(0))
+        })
+        .collect()
+}
+
 fn main() {
-    let trials: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(10);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let trials: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10);
+    let parts = ["jobs", "membership", "recovery", "wasm"];
+    let chosen: Vec<&str> = parts.iter().copied().filter(|p| args.iter().any(|a| a == p)).collect();
+    let run = |part: &str| chosen.is_empty() || chosen.contains(&part);
+    if run("jobs") {
+        jobs();
+    }
+    if run("recovery") {
+        let base = (0..2).map(|_| recovery_run(false)).fold(f64::INFINITY, f64::min);
+        let killed = (0..2).map(|_| recovery_run(true)).fold(f64::INFINITY, f64::min);
+        println!(
+            "2000-task demo on 3 hosts: {base:.3} s; with h3 killed after 300 tasks: {killed:.3} s (+{:.3} s)",
+            killed - base
+        );
+    }
+    if run("wasm") {
+        for (h, fetched, done) in wasm_fetches() {
+            println!("wasm job twice, 3 hosts x 2 workers: {h} ran {done} tasks and fetched {fetched} blobs");
+        }
+    }
+    if run("membership") {
+        membership(trials);
+    }
+}
+
+fn jobs() {
     // Jobs: the machine has 2 cores, so at most 2 one-worker hosts can run truly in parallel.
     let best = |hosts| (0..3).map(|_| demo_on(hosts)).min_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
     let (t1, _, _) = best(1);
@@ -88,6 +170,9 @@ fn main() {
     );
     let (t3, steals3, shares3) = best(3);
     println!("demo job, 3 hosts x 1 worker     {t3:.3} s  steals {steals3}  shares {shares3:?} (3 workers on 2 cores)");
+}
+
+fn membership(trials: usize) {
     let (mut join, mut leave, mut kill, mut cut) = (vec![], vec![], vec![], vec![]);
     for _ in 0..trials {
         let mut lan = Lan::new(3);

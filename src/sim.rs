@@ -85,7 +85,9 @@ enum Event {
     Deliver { to: usize, from: usize, msg: Message<Spec, u64> },
     Done { node: usize, worker: usize, task: u64, value: Result<u64, String>, took: Duration },
     Wake { node: usize },
-    Kill { node: usize },
+    /// `crash`: the peers learn at once (a killed process's connections close); otherwise
+    /// they notice only by its silence (an unplugged node).
+    Kill { node: usize, crash: bool },
     Submit { node: usize, salt: u64, tasks: u64 },
     Cut { side: Vec<usize>, until: Duration },
 }
@@ -188,7 +190,13 @@ impl Sim {
     }
 
     pub fn kill_at(&mut self, at: Duration, node: usize) {
-        self.push(self.t0 + at, Event::Kill { node });
+        self.push(self.t0 + at, Event::Kill { node, crash: false });
+    }
+
+    /// Kills a node whose peers learn of it at once, as when its process dies and the
+    /// kernel closes its connections.
+    pub fn crash_at(&mut self, at: Duration, node: usize) {
+        self.push(self.t0 + at, Event::Kill { node, crash: true });
     }
 
     /// Cuts `side` off from the rest between `at` and `until`.
@@ -267,7 +275,15 @@ impl Sim {
                     self.after_input(node);
                 }
             }
-            Event::Kill { node } => self.nodes[node].alive = false,
+            Event::Kill { node, crash } => {
+                self.nodes[node].alive = false;
+                let dead = self.id(node);
+                let told: Vec<usize> = (0..self.nodes.len()).filter(|&i| crash && self.nodes[i].alive).collect();
+                for i in told {
+                    self.nodes[i].sched.handle_peer_gone(now, dead);
+                    self.after_input(i);
+                }
+            }
             Event::Cut { side, until } => self.cut = Some((side, self.t0 + until)),
             Event::Submit { node, salt, tasks } => {
                 self.pending_submits -= 1;

@@ -183,8 +183,13 @@ proptest! {
         for &(owner, tasks, at_ms) in &s.jobs {
             sim.submit_at(Duration::from_millis(at_ms), owner, tasks);
         }
+        // Half the deaths are crashes the peers hear of at once, half silent unpluggings.
         if let Some((node, at_ms)) = s.kill {
-            sim.kill_at(Duration::from_millis(at_ms), node);
+            if s.seed % 2 == 0 {
+                sim.crash_at(Duration::from_millis(at_ms), node);
+            } else {
+                sim.kill_at(Duration::from_millis(at_ms), node);
+            }
         }
         sim.drive(MAX_EVENTS, SETTLE, DEADLINE).map_err(TestCaseError::fail)?;
         check_outcomes(&sim)?;

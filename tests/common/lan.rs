@@ -108,7 +108,8 @@ impl Lan {
         let h = self.host(name);
         let log = std::fs::File::create(h.home.with_extension("log")).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh"), "join", "--name", &h.name, "--workers", "1"])
+            .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh"), "join", "--name", &h.name])
+            .args(if extra.contains(&"--workers") { &[][..] } else { &["--workers", "1"][..] })
             .arg("--home")
             .arg(&h.home)
             .args(extra)
