@@ -77,7 +77,11 @@ fn recovery(crash: bool) -> f64 {
     let mut sim = Sim::new(SimConfig::new(nodes, 7));
     sim.submit_at(submit, 0, 3000);
     let at = submit + Duration::from_secs(5);
-    if crash { sim.crash_at(at, 2) } else { sim.kill_at(at, 2) }
+    if crash {
+        sim.crash_at(at, 2)
+    } else {
+        sim.kill_at(at, 2)
+    }
     sim.drive(u64::MAX, Duration::ZERO, Duration::from_secs(3600)).expect("the job terminates");
     let job = sim.jobs.values().next().expect("one job");
     let makespan = (job.finished_at.expect("finished") - submit).as_secs_f64();
@@ -117,7 +121,10 @@ fn main() {
     }
     if !csv {
         for (crash, what) in [(true, "crashed (connections close)"), (false, "unplugged (silent)")] {
-            println!("recovery, node 2 of 3 {what:<28} 5 s into 30 s of work: +{:.3} s over the ideal", recovery(crash));
+            println!(
+                "recovery, node 2 of 3 {what:<28} 5 s into 30 s of work: +{:.3} s over the ideal",
+                recovery(crash)
+            );
         }
     }
 }

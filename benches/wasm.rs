@@ -13,18 +13,6 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Reads its line and writes it back: the least a task can do.
-const ECHO: &str = r#"(module
-  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 100))
-    (i32.store (i32.const 4) (i32.const 1000))
-    (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 4)))
-    (i32.store (i32.const 0) (i32.const 100))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
-
 fn home(tag: &str) -> PathBuf {
     let h = std::env::temp_dir().join(format!("mesh-bench-wasm-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&h);
@@ -42,7 +30,8 @@ fn tasks(c: &mut Criterion) {
     let h = home("warm");
     let store = Arc::new(BlobStore::new(&h));
     let rt = WasmRuntime::new(&h, store.clone(), None).unwrap();
-    let echo = job(&rt, &store, &wat::parse_str(ECHO).unwrap(), "hello\n");
+    let echo_wat = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wasm/echo.wat")).unwrap();
+    let echo = job(&rt, &store, &wat::parse_str(&echo_wat).unwrap(), "hello\n");
     let demo_wat = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wasm/primes.wat")).unwrap();
     let demo = job(&rt, &store, &wat::parse_str(&demo_wat).unwrap(), "100000\n");
     assert_eq!(rt.run(&demo, 0, NodeId(0)).unwrap(), b"454396537\n");

@@ -82,14 +82,36 @@ pub struct JobOutcome {
 
 #[derive(Debug)]
 enum Event {
-    Deliver { to: usize, from: usize, msg: Message<Spec, u64> },
-    Done { node: usize, worker: usize, task: u64, value: Result<u64, String>, took: Duration },
-    Wake { node: usize },
+    Deliver {
+        to: usize,
+        from: usize,
+        msg: Message<Spec, u64>,
+    },
+    Done {
+        node: usize,
+        worker: usize,
+        task: u64,
+        value: Result<u64, String>,
+        took: Duration,
+    },
+    Wake {
+        node: usize,
+    },
     /// `crash`: the peers learn at once (a killed process's connections close); otherwise
     /// they notice only by its silence (an unplugged node).
-    Kill { node: usize, crash: bool },
-    Submit { node: usize, salt: u64, tasks: u64 },
-    Cut { side: Vec<usize>, until: Duration },
+    Kill {
+        node: usize,
+        crash: bool,
+    },
+    Submit {
+        node: usize,
+        salt: u64,
+        tasks: u64,
+    },
+    Cut {
+        side: Vec<usize>,
+        until: Duration,
+    },
 }
 
 #[derive(Debug)]

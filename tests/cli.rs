@@ -257,7 +257,8 @@ fn bad_modules_and_inputs_are_usage_errors() {
         (vec![primes.as_ref(), "--input-file".as_ref(), missing.as_os_str()], "cannot read input file"),
     ];
     for (args, why) in cases {
-        let out = mesh("wasm-bad").args(["submit", "wasm"]).args(&args).arg("--local").write_stdin("1\n").output().unwrap();
+        let out =
+            mesh("wasm-bad").args(["submit", "wasm"]).args(&args).arg("--local").write_stdin("1\n").output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
     }

@@ -34,8 +34,8 @@ fn submit(lan: &mut Lan, host: &str, module: &str, input: &str, extra: &[&str]) 
     let mut args = vec!["submit", "wasm", module, "--input-file", &file, "--json", "--key", "wasm"];
     args.extend_from_slice(extra);
     let out = lan.mesh(host, &args);
-    let doc = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let doc =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code(), doc)
 }
 
@@ -66,12 +66,14 @@ fn a_module_runs_on_every_host_exactly_and_ships_once() {
     }
     let mut lan = mesh_of(3, &[]);
     let module = fixture("examples/wasm/primes.wat");
-    let (input, want) = primes_job(100_000, 200);
+    // About 3 s of work: enough for every host to steal some even when the other LAN
+    // tests share the machine's 2 cores.
+    let (input, want) = primes_job(100_000, 500);
     let (code, doc) = submit(&mut lan, "h1", &module, &input, &[]);
     assert_eq!(code, Some(0), "{doc}");
     assert_eq!(outputs(&doc), want);
     for h in ["h1", "h2", "h3"] {
-        assert!(share(&doc, h) >= 20, "{h} did only {} of 200 tasks: {}", share(&doc, h), doc["nodes"]);
+        assert!(share(&doc, h) >= 25, "{h} did only {} of 500 tasks: {}", share(&doc, h), doc["nodes"]);
     }
     // The same job again: the helpers hold the module and the input already.
     let (code, again) = submit(&mut lan, "h1", &module, &input, &[]);

@@ -78,26 +78,24 @@ pub fn build_swarm(keypair: Keypair, key: &SharedKey) -> Result<Swarm<Behaviour>
                 .build()?;
             let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(kp.clone()), cfg)?;
             let ping = ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL));
-            let rr = request_response::Config::default()
-                .with_request_timeout(sched::REQUEST_TIMEOUT)
-                .with_max_concurrent_streams(sched::MAX_STREAMS);
-            let sched = request_response::Behaviour::with_codec(
-                sched::Codec::default(),
-                [(sched::PROTOCOL, request_response::ProtocolSupport::Full)],
-                rr,
-            );
-            let rr = request_response::Config::default()
-                .with_request_timeout(blob::REQUEST_TIMEOUT)
-                .with_max_concurrent_streams(blob::MAX_STREAMS);
-            let blob = request_response::Behaviour::with_codec(
-                blob::Codec::default(),
-                [(blob::PROTOCOL, request_response::ProtocolSupport::Full)],
-                rr,
-            );
+            let sched = request_response_of(sched::PROTOCOL, sched::REQUEST_TIMEOUT, sched::MAX_STREAMS);
+            let blob = request_response_of(blob::PROTOCOL, blob::REQUEST_TIMEOUT, blob::MAX_STREAMS);
             Ok(Behaviour { gossipsub, ping, sched, blob })
         })
         .context("building the network behaviour")?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
         .build();
     Ok(swarm)
+}
+
+/// A request-response behaviour for one of mesh's protocols, with its limits.
+fn request_response_of<
+    C: request_response::Codec<Protocol = libp2p::StreamProtocol> + Default + Clone + Send + 'static,
+>(
+    protocol: libp2p::StreamProtocol,
+    timeout: Duration,
+    streams: usize,
+) -> request_response::Behaviour<C> {
+    let cfg = request_response::Config::default().with_request_timeout(timeout).with_max_concurrent_streams(streams);
+    request_response::Behaviour::with_codec(C::default(), [(protocol, request_response::ProtocolSupport::Full)], cfg)
 }

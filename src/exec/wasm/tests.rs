@@ -197,17 +197,8 @@ fn random_get_is_deterministic_per_task() {
 #[test]
 fn stdin_is_the_line_and_compiled_code_is_cached() {
     let f = Fixture::new("cache");
-    let echo = r#"(module
-  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 100))
-    (i32.store (i32.const 4) (i32.const 1000))
-    (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 4)))
-    (i32.store (i32.const 0) (i32.const 100))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
-    let job = f.job(echo, "hello\r\nworld").unwrap();
+    let echo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wasm/echo.wat")).unwrap();
+    let job = f.job(&echo, "hello\r\nworld").unwrap();
     assert_eq!(f.run(&job, 0).unwrap(), "hello\n");
     assert_eq!(f.run(&job, 1).unwrap(), "world\n");
     let cached: Vec<_> = std::fs::read_dir(&f.rt.compiled_dir).unwrap().flatten().collect();
@@ -225,4 +216,22 @@ fn stdin_is_the_line_and_compiled_code_is_cached() {
     assert!(!path.exists(), "the damaged entry is removed");
     assert_eq!(again.run(&job, 1, NodeId(0)).unwrap(), b"world\n");
     assert!(path.exists(), "and written again");
+}
+
+#[test]
+fn the_c_example_runs_on_wasi_libc_and_matches_sha256() {
+    let f = Fixture::new("c");
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wasm/c/sha256.wasm")).unwrap();
+    let module = f.rt.check(&bytes).unwrap();
+    let input = "abc 1\nhello 2\nmesh 100000\nno-rounds\n";
+    let lines = InputLines::parse(input.as_bytes().to_vec()).unwrap();
+    let input = f.rt.store.put(input.as_bytes()).unwrap();
+    let job = WasmJob { module, input, tasks: lines.len(), timeout_ms: 20_000, memory_mb: 16, retries: 0 };
+    // FIPS 180-2's "abc" vector; the others from Python's hashlib (sha256 applied again
+    // to the 32-byte digest, ROUNDS times in all).
+    assert_eq!(f.run(&job, 0).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n");
+    assert_eq!(f.run(&job, 1).unwrap(), "9595c9df90075148eb06860365df33584b75bff782a510c6cd4883a419833d50\n");
+    assert_eq!(f.run(&job, 2).unwrap(), "4af7f79786014faceb87a507612a4e9266a32ecb4b4e0995023cebfdb22cf3de\n");
+    let err = f.run(&job, 3).unwrap_err();
+    assert!(err.contains("exited with code 2") && err.contains("expected \"TEXT ROUNDS\""), "stderr explains: {err}");
 }
