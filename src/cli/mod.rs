@@ -4,6 +4,7 @@
 //! bad input fails before any work starts, with exit code 2 and a message that names the
 //! argument. Printing happens only in [`output`].
 
+pub mod bench;
 pub mod join;
 pub mod output;
 pub mod wasm;
@@ -53,6 +54,11 @@ pub enum Command {
     /// Run a job and print its results and statistics.
     #[command(subcommand)]
     Submit(SubmitJob),
+    /// Measure the mesh: each node's speed, the speedup and efficiency, the overhead per task.
+    ///
+    /// Runs a calibration task on this machine, then a heavy job of demo tasks and a job of
+    /// 10,000 tiny tasks on the mesh (or with --local, on this machine only).
+    Bench(bench::BenchArgs),
 }
 
 /// The shared key, Parallel Python's `-s` secret. Nodes with different keys never connect.
@@ -177,6 +183,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Submit(SubmitJob::Primes(args)) => submit_primes(cli.home, args),
         Command::Submit(SubmitJob::Wasm(args)) => wasm::submit(cli.home.unwrap_or_else(identity::default_home), args),
+        Command::Bench(args) => bench::bench(&cli.home.unwrap_or_else(identity::default_home), args),
         Command::Join(args) => join::join(cli.home.unwrap_or_else(identity::default_home), args),
         Command::Peers(args) => join::peers(cli.home.unwrap_or_else(identity::default_home), args),
     }

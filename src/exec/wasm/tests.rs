@@ -235,3 +235,12 @@ fn the_c_example_runs_on_wasi_libc_and_matches_sha256() {
     let err = f.run(&job, 3).unwrap_err();
     assert!(err.contains("exited with code 2") && err.contains("expected \"TEXT ROUNDS\""), "stderr explains: {err}");
 }
+
+#[test]
+fn nans_are_canonical_so_every_cpu_prints_the_same_bits() {
+    let f = Fixture::new("nan");
+    let nan = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wasm/nan.wat")).unwrap();
+    let job = f.job(&nan, "x\n").unwrap();
+    // x86-64 would make fff8000000000000 without canonicalisation, ARM 7ff8000000000000.
+    assert_eq!(f.run(&job, 0).unwrap(), "7ff8000000000000\n");
+}
