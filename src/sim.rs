@@ -144,6 +144,8 @@ pub struct Sim {
     pub busy: Duration,
     /// Submissions not yet made: the run cannot be over before them.
     pending_submits: usize,
+    /// Runs handed to workers (each one or more consecutive tasks).
+    pub runs: u64,
 }
 
 impl Sim {
@@ -180,6 +182,7 @@ impl Sim {
             first_run: Vec::new(),
             busy: Duration::ZERO,
             pending_submits: 0,
+            runs: 0,
         };
         sim.first_run = vec![None; sim.nodes.len()];
         for i in 0..sim.nodes.len() {
@@ -363,20 +366,26 @@ impl Sim {
 
     fn act(&mut self, i: usize, a: Action<Spec, u64>) {
         match a {
-            Action::Run { worker, job, task, .. } => {
+            Action::Run { worker, job, tasks, .. } => {
                 let salt = *self.nodes[i].sched.spec(job).expect("running job has a spec");
                 let (lo, hi) = self.cfg.task_cost;
-                let cost = lo + (hi - lo).mul_f64(unit(salt ^ task.rotate_left(17)));
-                let took = cost.div_f64(self.nodes[i].speed);
-                self.busy += took;
+                self.runs += 1;
                 let at = self.now - self.t0;
                 self.first_run[i].get_or_insert(at);
-                let value = if self.cfg.broken.contains(&i) || self.is_poison(task) {
-                    Err(format!("task {task} failed on node {i}"))
-                } else {
-                    Ok(output(salt, task))
-                };
-                self.push(self.now + took, Event::Done { node: i, worker, task, value, took });
+                // The worker runs the tasks one after another and reports each when done.
+                let mut done = self.now;
+                for task in tasks.start..tasks.end {
+                    let cost = lo + (hi - lo).mul_f64(unit(salt ^ task.rotate_left(17)));
+                    let took = cost.div_f64(self.nodes[i].speed);
+                    self.busy += took;
+                    done += took;
+                    let value = if self.cfg.broken.contains(&i) || self.is_poison(task) {
+                        Err(format!("task {task} failed on node {i}"))
+                    } else {
+                        Ok(output(salt, task))
+                    };
+                    self.push(done, Event::Done { node: i, worker, task, value, took });
+                }
             }
             Action::Send { to, msg } => {
                 let to = self.index[&to];

@@ -53,6 +53,12 @@ pub struct Config {
     pub result_delay: Duration,
     /// Most ranges in one grant; bounds the steal reply size.
     pub max_grant_ranges: usize,
+    /// How long a run of tiny tasks handed to a worker at once should take. Tasks shorter
+    /// than this go to workers in runs of consecutive tasks, so the hand-off to a worker
+    /// costs once per run instead of once per task.
+    pub run_target: Duration,
+    /// The most tasks in one run.
+    pub max_run: u64,
     /// How long a task that failed on this node is left to other nodes before this node
     /// may run it again as a backup (when nobody else reported on it).
     pub avoid_for: Duration,
@@ -72,6 +78,8 @@ impl Default for Config {
             result_batch_bytes: 256 * 1024,
             result_delay: Duration::from_millis(20),
             max_grant_ranges: 32,
+            run_target: Duration::from_millis(1),
+            max_run: 64,
             avoid_for: Duration::from_secs(30),
         }
     }
@@ -152,9 +160,11 @@ pub enum DropReason {
 /// What the scheduler asks its driver to do.
 #[derive(Debug)]
 pub enum Action<S, R> {
-    /// Start `task` of `job` on the idle `worker`. `backup` marks a speculative re-run of a
-    /// task that may still be running elsewhere.
-    Run { worker: usize, job: JobId, task: u64, backup: bool },
+    /// Start the run `tasks` of `job` (consecutive tasks, often just one) on the idle
+    /// `worker`, which reports each task's result in order with `handle_task_done` and is
+    /// idle again after the last. `backup` marks a speculative re-run of a task that may
+    /// still be running elsewhere.
+    Run { worker: usize, job: JobId, tasks: TaskRange, backup: bool },
     /// Send a message to one peer.
     Send { to: NodeId, msg: Message<S, R> },
     /// Send a message to every peer.

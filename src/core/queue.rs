@@ -61,14 +61,20 @@ impl WorkQueue {
 
     /// Takes the next task from the front.
     pub fn pop(&mut self) -> Option<u64> {
+        self.pop_run(1).map(|r| r.start)
+    }
+
+    /// Takes up to `n` (at least 1) consecutive tasks from the front.
+    pub fn pop_run(&mut self, n: u64) -> Option<TaskRange> {
         let front = self.ranges.front_mut()?;
-        let task = front.start;
-        front.start += 1;
+        let end = front.end.min(front.start + n.max(1));
+        let run = TaskRange::new(front.start, end);
+        front.start = end;
         if front.is_empty() {
             self.ranges.pop_front();
         }
-        self.len -= 1;
-        Some(task)
+        self.len -= run.len();
+        Some(run)
     }
 
     /// Removes about half of the queued tasks (rounded up) from the back, as at most

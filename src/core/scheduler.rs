@@ -46,11 +46,20 @@ struct Job<S> {
     retry: VecDeque<(u64, NodeId)>,
     /// Retries granted to this node: run here, never granted on.
     pinned: WorkQueue,
+    /// The mean time of this job's tasks here (an exponential average), once known.
+    mean_task: Option<Duration>,
 }
 
 impl<S> Job<S> {
     fn new(spec: S, ledger: Option<Ledger>) -> Self {
-        Self { spec, queue: WorkQueue::default(), ledger, retry: VecDeque::new(), pinned: WorkQueue::default() }
+        Self {
+            spec,
+            queue: WorkQueue::default(),
+            ledger,
+            retry: VecDeque::new(),
+            pinned: WorkQueue::default(),
+            mean_task: None,
+        }
     }
 
     fn queued(&self) -> u64 {
@@ -68,16 +77,36 @@ impl<S> Job<S> {
         !self.queue.is_empty() || !self.pinned.is_empty() || self.retry.iter().any(|&(_, avoid)| alone || avoid != node)
     }
 
-    /// The next task to run here: pinned retries, then the owner's retries, then the queue.
-    fn next_task(&mut self, node: NodeId, alone: bool) -> Option<u64> {
-        self.pinned.pop().or_else(|| self.take_retry(node, alone)).or_else(|| self.queue.pop())
+    /// The next run of tasks here: a pinned retry, an owner's retry, or up to `run` tasks
+    /// from the front of the queue.
+    fn next_run(&mut self, node: NodeId, alone: bool, run: u64) -> Option<TaskRange> {
+        let single = |t: u64| TaskRange::new(t, t + 1);
+        self.pinned.pop().or_else(|| self.take_retry(node, alone)).map(single).or_else(|| self.queue.pop_run(run))
+    }
+
+    /// How many tasks to hand a worker at once: enough to last about `target`, at most
+    /// `max`, and never more than a share of the queue that leaves the rest to thieves.
+    fn run_len(&self, target: Duration, max: u64, workers: usize) -> u64 {
+        let Some(mean) = self.mean_task else { return 1 };
+        let want = if mean.is_zero() { max } else { (target.as_secs_f64() / mean.as_secs_f64()) as u64 };
+        want.min(max).min(self.queue.len() / (2 * workers as u64 + 1)).max(1)
+    }
+
+    /// Folds a local task time into the mean.
+    fn observe(&mut self, took: Duration) {
+        self.mean_task = Some(match self.mean_task {
+            None => took,
+            Some(m) => (m * 7 + took) / 8,
+        });
     }
 }
 
+/// The run a worker is on: tasks `next..end` of `job` are still to report.
 #[derive(Debug, Clone, Copy)]
 struct Running {
     job: JobId,
-    task: u64,
+    next: u64,
+    end: u64,
 }
 
 #[derive(Debug)]
@@ -214,12 +243,21 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
 
     /// A worker finished the task it was given.
     pub fn handle_task_done(&mut self, now: Instant, worker: usize, mut report: TaskReport<R>) {
-        let Some(run) = self.workers.get_mut(worker).and_then(Option::take) else {
+        let Some(slot) = self.workers.get_mut(worker) else { return };
+        let Some(run) = slot.as_mut() else {
             return; // not running anything: a driver bug, ignored rather than trusted
         };
-        self.idle.push(worker);
+        report.task = run.next;
+        run.next += 1;
+        let run = *run;
+        if run.next >= run.end {
+            *slot = None;
+            self.idle.push(worker);
+        }
         self.tasks_done += 1;
-        report.task = run.task;
+        if let Some(j) = self.jobs.get_mut(&run.job) {
+            j.observe(report.took);
+        }
         if run.job.owner == self.id {
             self.accept(now, self.id, run.job, report);
         } else if self.jobs.contains_key(&run.job) {
@@ -331,9 +369,9 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
     /// Puts idle workers to work: local tasks, else a steal, else backup runs.
     fn pump(&mut self, now: Instant) {
         while let Some(&worker) = self.idle.last() {
-            let Some((job, task)) = self.next_local_task() else { break };
+            let Some((job, run)) = self.next_local_run() else { break };
             self.idle.pop();
-            self.start(worker, job, task, false);
+            self.start(worker, job, run, false);
         }
         if !self.idle.is_empty() && self.stealing.is_none() {
             let can_steal = !self.timers.is_armed(Timer::StealRetry);
@@ -346,15 +384,17 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         self.maybe_publish(now);
     }
 
-    fn next_local_task(&mut self) -> Option<(JobId, u64)> {
+    fn next_local_run(&mut self) -> Option<(JobId, TaskRange)> {
         let (me, alone) = (self.id, self.peers.is_empty());
+        let (target, max, workers) = (self.cfg.run_target, self.cfg.max_run, self.workers.len());
         while let Some(job) = self.rr.pop_front() {
             let Some(j) = self.jobs.get_mut(&job) else { continue };
-            if let Some(task) = j.next_task(me, alone) {
+            let len = j.run_len(target, max, workers);
+            if let Some(run) = j.next_run(me, alone, len) {
                 if j.has_work_for(me, alone) {
                     self.rr.push_back(job);
                 }
-                return Some((job, task));
+                return Some((job, run));
             }
         }
         None
@@ -367,9 +407,9 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         }
     }
 
-    fn start(&mut self, worker: usize, job: JobId, task: u64, backup: bool) {
-        self.workers[worker] = Some(Running { job, task });
-        self.actions.push_back(Action::Run { worker, job, task, backup });
+    fn start(&mut self, worker: usize, job: JobId, tasks: TaskRange, backup: bool) {
+        self.workers[worker] = Some(Running { job, next: tasks.start, end: tasks.end });
+        self.actions.push_back(Action::Run { worker, job, tasks, backup });
     }
 
     fn send_steal(&mut self, now: Instant, victim: NodeId) {
@@ -392,12 +432,12 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
                 let Some(j) = self.jobs.get_mut(&job) else { break };
                 let Some(l) = j.ledger.as_mut() else { break };
                 let mut skip: HashSet<u64> =
-                    self.workers.iter().flatten().filter(|r| r.job == job).map(|r| r.task).collect();
+                    self.workers.iter().flatten().filter(|r| r.job == job).flat_map(|r| r.next..r.end).collect();
                 skip.extend(l.failed_on_within(me, now, self.cfg.avoid_for));
                 let Some(task) = l.next_undone(|t| skip.contains(&t)) else { break };
                 self.idle.pop();
                 self.counters.backups += 1;
-                self.start(worker, job, task, true);
+                self.start(worker, job, TaskRange::new(task, task + 1), true);
             }
         }
     }

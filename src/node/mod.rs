@@ -63,10 +63,10 @@ pub fn run_local(
             let mut complete = None;
             while let Some(action) = sched.poll_action() {
                 match action {
-                    Action::Run { worker, job, task, .. } => {
+                    Action::Run { worker, job, tasks, .. } => {
                         // Invariant: the scheduler only runs tasks of jobs it holds a spec for.
                         let spec = sched.spec(job).context("scheduler ran a task of an unknown job")?.clone();
-                        if !pool.run(worker, job, task, spec) {
+                        if !pool.run(worker, job, tasks, spec) {
                             return Err(NodeError::WorkerLost(worker).into());
                         }
                     }
@@ -82,7 +82,11 @@ pub fn run_local(
             }
             let deadline = sched.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
-                Some(f) = finished.recv() => sched.handle_task_done(Instant::now(), f.worker, f.report),
+                Some(f) = finished.recv() => {
+                    for r in f.reports {
+                        sched.handle_task_done(Instant::now(), f.worker, r);
+                    }
+                }
                 () = tokio::time::sleep_until(deadline.into()) => sched.handle_timeout(Instant::now()),
                 _ = &mut interrupted => return Err(NodeError::Interrupted.into()),
             }

@@ -1,10 +1,11 @@
 //! The worker pool: one OS thread per worker slot, so compute never blocks the event loop.
 //!
-//! Each worker has a one-slot inbox (the scheduler gives a worker a task only when it is
-//! idle, so one slot is all it ever needs) and all workers share one bounded outbox back to
-//! the driver. A panicking task becomes a failed task, not a dead worker.
+//! Each worker has a one-slot inbox (the scheduler gives a worker a run of tasks only when
+//! it is idle, so one slot is all it ever needs) and all workers share one bounded outbox
+//! back to the driver. A run of tiny tasks comes back as one message. A panicking task
+//! becomes a failed task, not a dead worker.
 
-use crate::core::TaskReport;
+use crate::core::{TaskRange, TaskReport};
 use crate::exec::Executor;
 use crate::id::JobId;
 use crate::job::{JobSpec, TaskOutput};
@@ -15,17 +16,17 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-/// A finished task, from a worker to the driver.
+/// A finished run of tasks, from a worker to the driver, in task order.
 #[derive(Debug)]
 pub struct Finished {
     pub worker: usize,
     pub job: JobId,
-    pub report: TaskReport<TaskOutput>,
+    pub reports: Vec<TaskReport<TaskOutput>>,
 }
 
 struct Work {
     job: JobId,
-    task: u64,
+    tasks: TaskRange,
     spec: Arc<JobSpec>,
 }
 
@@ -37,7 +38,7 @@ pub struct WorkerPool {
 
 impl std::fmt::Debug for Work {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Work({}, {})", self.job, self.task)
+        write!(f, "Work({}, {}..{})", self.job, self.tasks.start, self.tasks.end)
     }
 }
 
@@ -54,12 +55,8 @@ impl WorkerPool {
             let exec = exec.clone();
             let t = std::thread::Builder::new().name(format!("mesh-worker-{worker}")).spawn(move || {
                 while let Ok(w) = rx.recv() {
-                    let _span = tracing::debug_span!("task", job = %w.job, task = w.task).entered();
-                    let started = Instant::now();
-                    let outcome = catch_unwind(AssertUnwindSafe(|| exec.run(w.job, &w.spec, w.task)))
-                        .unwrap_or_else(|p| Err(format!("task {} panicked: {}", w.task, panic_message(&p))));
-                    let report = TaskReport { task: w.task, outcome, took: started.elapsed() };
-                    if done.blocking_send(Finished { worker, job: w.job, report }).is_err() {
+                    let reports = (w.tasks.start..w.tasks.end).map(|task| run_one(&exec, &w, task)).collect();
+                    if done.blocking_send(Finished { worker, job: w.job, reports }).is_err() {
                         break; // the driver is gone
                     }
                 }
@@ -70,9 +67,9 @@ impl WorkerPool {
         Ok((Self { inboxes, threads }, done_rx))
     }
 
-    /// Hands a task to an idle worker. Returns false if the worker is gone.
-    pub fn run(&self, worker: usize, job: JobId, task: u64, spec: Arc<JobSpec>) -> bool {
-        self.inboxes.get(worker).is_some_and(|tx| tx.send(Work { job, task, spec }).is_ok())
+    /// Hands a run of tasks to an idle worker. Returns false if the worker is gone.
+    pub fn run(&self, worker: usize, job: JobId, tasks: TaskRange, spec: Arc<JobSpec>) -> bool {
+        self.inboxes.get(worker).is_some_and(|tx| tx.send(Work { job, tasks, spec }).is_ok())
     }
 
     /// Closes the inboxes and waits for the workers to finish their current task.
@@ -82,6 +79,14 @@ impl WorkerPool {
             let _ = t.join();
         }
     }
+}
+
+fn run_one(exec: &Executor, w: &Work, task: u64) -> TaskReport<TaskOutput> {
+    let _span = tracing::debug_span!("task", job = %w.job, task).entered();
+    let started = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| exec.run(w.job, &w.spec, task)))
+        .unwrap_or_else(|p| Err(format!("task {task} panicked: {}", panic_message(&p))));
+    TaskReport { task, outcome, took: started.elapsed() }
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -75,6 +75,22 @@ fn work_spreads_and_steals_stay_rare() {
 }
 
 #[test]
+fn tiny_tasks_go_out_in_runs_and_still_spread() {
+    let mut cfg = SimConfig::new(nodes(&[(2, 1.0), (1, 1.0), (1, 0.5)]), 29);
+    cfg.task_cost = (Duration::from_micros(10), Duration::from_micros(30));
+    let mut sim = Sim::new(cfg);
+    sim.submit_at(Duration::from_millis(1500), 0, 200_000);
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    check_outcomes(&sim).unwrap();
+    assert!(sim.runs < 200_000 / 8, "{} runs for 200000 tasks of 10-30 µs", sim.runs);
+    let job = sim.jobs.values().next().unwrap();
+    for i in 0..3 {
+        let share = job.per_node.get(&i).copied().unwrap_or(0);
+        assert!(share > 20_000, "node {i} did only {share} of 200000 tiny tasks");
+    }
+}
+
+#[test]
 fn faster_nodes_do_proportionally_more() {
     let speeds = [(1, 1.0), (1, 1.0), (1, 2.0), (1, 4.0)];
     let mut sim = Sim::new(SimConfig::new(nodes(&speeds), 9));

@@ -150,7 +150,11 @@ impl EventLoop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                Some(f) = self.finished.recv() => self.sched.handle_task_done(Instant::now(), f.worker, f.report),
+                Some(f) = self.finished.recv() => {
+                    for r in f.reports {
+                        self.sched.handle_task_done(Instant::now(), f.worker, r);
+                    }
+                }
                 Some(cmd) = self.commands.recv() => self.on_command(cmd),
                 Some(ev) = recv_opt(&mut self.disc_rx) => self.on_discovery(ev),
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev)?,
@@ -164,10 +168,10 @@ impl EventLoop {
     fn drain_actions(&mut self) {
         while let Some(action) = self.sched.poll_action() {
             match action {
-                Action::Run { worker, job, task, .. } => {
+                Action::Run { worker, job, tasks, .. } => {
                     // Invariant: the scheduler only runs tasks of jobs it holds a spec for.
                     if let Some(spec) = self.sched.spec(job).cloned() {
-                        self.pool.run(worker, job, task, spec);
+                        self.pool.run(worker, job, tasks, spec);
                     }
                 }
                 Action::Send { to, msg } => self.send(to, msg),
