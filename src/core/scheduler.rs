@@ -46,8 +46,9 @@ struct Job<S> {
     retry: VecDeque<(u64, NodeId)>,
     /// Retries granted to this node: run here, never granted on.
     pinned: WorkQueue,
-    /// The mean time of this job's tasks here (an exponential average), once known.
-    mean_task: Option<Duration>,
+    /// The mean time of this job's tasks here in nanoseconds (an exponential average),
+    /// once known.
+    mean_task_ns: Option<u64>,
 }
 
 impl<S> Job<S> {
@@ -58,7 +59,7 @@ impl<S> Job<S> {
             ledger,
             retry: VecDeque::new(),
             pinned: WorkQueue::default(),
-            mean_task: None,
+            mean_task_ns: None,
         }
     }
 
@@ -87,17 +88,15 @@ impl<S> Job<S> {
     /// How many tasks to hand a worker at once: enough to last about `target`, at most
     /// `max`, and never more than a share of the queue that leaves the rest to thieves.
     fn run_len(&self, target: Duration, max: u64, workers: usize) -> u64 {
-        let Some(mean) = self.mean_task else { return 1 };
-        let want = if mean.is_zero() { max } else { (target.as_secs_f64() / mean.as_secs_f64()) as u64 };
+        let Some(mean) = self.mean_task_ns else { return 1 };
+        let want = (target.as_nanos() as u64).checked_div(mean).unwrap_or(max);
         want.min(max).min(self.queue.len() / (2 * workers as u64 + 1)).max(1)
     }
 
     /// Folds a local task time into the mean.
     fn observe(&mut self, took: Duration) {
-        self.mean_task = Some(match self.mean_task {
-            None => took,
-            Some(m) => (m * 7 + took) / 8,
-        });
+        let t = took.as_nanos().min(u128::from(u64::MAX / 8)) as u64;
+        self.mean_task_ns = Some(self.mean_task_ns.map_or(t, |m| (m * 7 + t) / 8));
     }
 }
 
