@@ -1,7 +1,8 @@
 //! Membership timings and idle cost on the namespace LAN (root and iproute2 needed).
 //!
 //! Run: `cargo bench --bench lan` (optionally `-- TRIALS`, default 10, and the names of
-//! the parts to run: `jobs`, `membership`, `recovery`, `wasm`; default all)
+//! the parts to run: `jobs`, `membership`, `recovery`, `wasm`; default all; `--csv`
+//! prints the jobs part as CSV for `benches/plot.py`)
 //!
 //! Measures, with the release binary:
 //! * jobs: the demo job on 1, 2 and 3 one-worker hosts;
@@ -137,7 +138,7 @@ fn main() {
     let chosen: Vec<&str> = parts.iter().copied().filter(|p| args.iter().any(|a| a == p)).collect();
     let run = |part: &str| chosen.is_empty() || chosen.contains(&part);
     if run("jobs") {
-        jobs();
+        jobs(args.iter().any(|a| a == "--csv"));
     }
     if run("recovery") {
         let base = (0..2).map(|_| recovery_run(false)).fold(f64::INFINITY, f64::min);
@@ -157,19 +158,26 @@ fn main() {
     }
 }
 
-fn jobs() {
+fn jobs(csv: bool) {
     // Jobs: the machine has 2 cores, so at most 2 one-worker hosts can run truly in parallel.
     let best = |hosts| (0..3).map(|_| demo_on(hosts)).min_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
-    let (t1, _, _) = best(1);
-    let (t2, steals, shares) = best(2);
-    println!("demo job, 1 host x 1 worker      {t1:.3} s");
-    println!(
-        "demo job, 2 hosts x 1 worker     {t2:.3} s  efficiency {:.1}%  steals {steals} ({:.4} per task)  shares {shares:?}",
-        100.0 * t1 / (2.0 * t2),
-        steals as f64 / 1000.0
-    );
-    let (t3, steals3, shares3) = best(3);
-    println!("demo job, 3 hosts x 1 worker     {t3:.3} s  steals {steals3}  shares {shares3:?} (3 workers on 2 cores)");
+    let runs: Vec<(usize, (f64, u64, Vec<u64>))> = (1..=3).map(|h| (h, best(h))).collect();
+    let t1 = runs[0].1.0;
+    if csv {
+        println!("hosts,elapsed_s,efficiency,steals");
+    }
+    for (hosts, (t, steals, shares)) in &runs {
+        let eff = t1 / (*hosts as f64 * t);
+        if csv {
+            println!("{hosts},{t:.4},{eff:.4},{steals}");
+        } else {
+            println!(
+                "demo job, {hosts} host(s) x 1 worker  {t:.3} s  efficiency {:.1}%  steals {steals} ({:.4} per task)  shares {shares:?}",
+                100.0 * eff,
+                *steals as f64 / 1000.0
+            );
+        }
+    }
 }
 
 fn membership(trials: usize) {

@@ -264,3 +264,26 @@ fn bad_modules_and_inputs_are_usage_errors() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_reports_speeds_speedup_and_overhead() {
+    let out = mesh("bench").args(["bench", "--local", "--tasks", "40", "-w", "2", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(doc["calibration_ms"].as_f64().unwrap() > 0.0);
+    let heavy = &doc["heavy"];
+    assert_eq!(heavy["tasks"], 40);
+    assert_eq!(heavy["workers"], 2);
+    let nodes = heavy["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0]["tasks"], 40);
+    assert!(nodes[0]["ms_per_task"].as_f64().unwrap() > 0.0 && nodes[0]["relative_speed"].as_f64().unwrap() > 0.0);
+    assert!(heavy["speedup"].as_f64().unwrap() > 0.0);
+    assert_eq!(doc["tiny"]["tasks"], 10_000);
+    assert!(doc["tiny"]["tasks_per_s"].as_f64().unwrap() > 0.0);
+    let text = mesh("bench").args(["bench", "--local", "--tasks", "10", "-w", "1"]).output().unwrap();
+    let report = stdout(&text);
+    for want in ["Calibration:", "Heavy job: 10 demo tasks", "speed (this core = 1.00)", "Speedup", "Tiny job: 10000 tasks"] {
+        assert!(report.contains(want), "{want} in {report}");
+    }
+}
