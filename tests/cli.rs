@@ -283,7 +283,9 @@ fn bench_reports_speeds_speedup_and_overhead() {
     assert!(doc["tiny"]["tasks_per_s"].as_f64().unwrap() > 0.0);
     let text = mesh("bench").args(["bench", "--local", "--tasks", "10", "-w", "1"]).output().unwrap();
     let report = stdout(&text);
-    for want in ["Calibration:", "Heavy job: 10 demo tasks", "speed (this core = 1.00)", "Speedup", "Tiny job: 10000 tasks"] {
+    for want in
+        ["Calibration:", "Heavy job: 10 demo tasks", "speed (this core = 1.00)", "Speedup", "Tiny job: 10000 tasks"]
+    {
         assert!(report.contains(want), "{want} in {report}");
     }
 }
