@@ -51,9 +51,12 @@ fn cpu_ticks(pid: u32) -> u64 {
         + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
+/// A demo run: elapsed seconds, steals, tasks per host.
+type DemoRun = (f64, u64, Vec<u64>);
+
 /// The demo job (1000 trial-division tasks) submitted on h1 of a mesh of `hosts` hosts
-/// with 1 worker each: (elapsed s, steals, tasks per host).
-fn demo_on(hosts: usize) -> (f64, u64, Vec<u64>) {
+/// with 1 worker each.
+fn demo_on(hosts: usize) -> DemoRun {
     let mut lan = mesh_of(hosts, &["--key", "bench"]);
     let out = lan.mesh("h1", &["submit", "primes", "100000..100999", "--algo", "trial", "--json", "--key", "bench"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -161,7 +164,7 @@ fn main() {
 fn jobs(csv: bool) {
     // Jobs: the machine has 2 cores, so at most 2 one-worker hosts can run truly in parallel.
     let best = |hosts| (0..3).map(|_| demo_on(hosts)).min_by(|a, b| a.0.total_cmp(&b.0)).unwrap();
-    let runs: Vec<(usize, (f64, u64, Vec<u64>))> = (1..=3).map(|h| (h, best(h))).collect();
+    let runs: Vec<(usize, DemoRun)> = (1..=3).map(|h| (h, best(h))).collect();
     let t1 = runs[0].1.0;
     if csv {
         println!("hosts,elapsed_s,efficiency,steals");
