@@ -141,3 +141,21 @@ fn a_corrupted_transfer_is_rejected_and_fetched_again() {
     });
     assert!(done && rejected == 1, "exactly the one corrupted chunk was caught, not {rejected}");
 }
+
+#[test]
+fn a_submit_without_a_local_node_ships_the_module_to_the_mesh() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = Lan::new(3);
+    lan.join("h2", &["--key", "wasm"]);
+    lan.join("h3", &["--key", "wasm"]);
+    assert!(eventually(FIND, || lan.members("h2") == ["h3"]), "mesh did not form");
+    // No node on h1: `mesh submit wasm` starts a short-lived one, which serves the blobs.
+    let (input, want) = primes_job(100_000, 300);
+    let (code, doc) = submit(&mut lan, "h1", &fixture("examples/wasm/primes.wat"), &input, &["--workers", "1"]);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(outputs(&doc), want);
+    let helpers = share(&doc, "h2") + share(&doc, "h3");
+    assert!(helpers >= 30, "remote hosts did {helpers} of 300 tasks: {}", doc["nodes"]);
+}
