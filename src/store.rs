@@ -6,7 +6,9 @@
 //!   renamed into place, and [`BlobStore::read`] checks the hash of what it reads (once per
 //!   process per blob), so a truncated or corrupted file is deleted and fetched again rather
 //!   than used;
-//! * blobs are at most [`MAX_BLOB`] bytes.
+//! * blobs are at most [`MAX_BLOB`] bytes, and a node keeps at most [`STORE_BUDGET`] bytes
+//!   of them: [`prune`] removes the least recently used when a node starts. Reading a blob
+//!   marks it used.
 //!
 //! The store is shared by every process that uses the same home: `mesh submit` writes a
 //! job's module and input here, and the `mesh join` node under that home reads them.
@@ -19,6 +21,9 @@ use std::sync::Mutex;
 
 /// The largest blob (module or input) the store accepts.
 pub const MAX_BLOB: u64 = 64 << 20;
+
+/// The most bytes of blobs a node keeps between runs.
+pub const STORE_BUDGET: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,6 +96,9 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::Missing(id)),
             Err(source) => return Err(StoreError::Io { path, source }),
         };
+        if let Ok(f) = std::fs::File::options().append(true).open(&path) {
+            let _ = f.set_modified(std::time::SystemTime::now()); // most recently used
+        }
         if !self.lock().contains(&id) {
             if ContentId::of(&bytes) != id {
                 let _ = std::fs::remove_file(&path);
@@ -125,6 +133,34 @@ impl BlobStore {
     }
 }
 
+/// Removes the least recently modified files of `dir` until the rest fit in `budget`
+/// bytes. Returns how many files and bytes went. A missing directory is empty.
+pub fn prune(dir: &Path, budget: u64) -> std::io::Result<(usize, u64)> {
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .flatten()
+            .filter_map(|e| {
+                let m = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
+                Some((m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len(), e.path()))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(e),
+    };
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    let mut gone = (0, 0);
+    for (_, len, path) in files {
+        if total <= budget {
+            break;
+        }
+        std::fs::remove_file(&path)?;
+        total -= len;
+        gone = (gone.0 + 1, gone.1 + len);
+    }
+    Ok(gone)
+}
+
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -153,6 +189,27 @@ mod tests {
         assert_eq!(s.read_chunk(id, 50, 4).unwrap(), (11, Vec::new()));
         let other = ContentId::of(b"nope");
         assert!(matches!(s.read(other), Err(StoreError::Missing(_))));
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+
+    #[test]
+    fn prune_keeps_the_most_recently_used_within_budget() {
+        let home = temp_home("prune");
+        let s = BlobStore::new(&home);
+        let old = s.put(&[1u8; 100]).unwrap();
+        let mid = s.put(&[2u8; 100]).unwrap();
+        let new = s.put(&[3u8; 100]).unwrap();
+        let t = std::time::SystemTime::now();
+        for (id, age) in [(old, 300), (mid, 200), (new, 100)] {
+            let f = std::fs::File::options().append(true).open(s.path(id)).unwrap();
+            f.set_modified(t - std::time::Duration::from_secs(age)).unwrap();
+        }
+        s.read(old).unwrap(); // reading makes it the most recently used
+        assert_eq!(prune(&home.join("blobs"), 250).unwrap(), (1, 100));
+        assert!(!s.contains(mid), "the least recently used went");
+        assert!(s.contains(old) && s.contains(new));
+        assert_eq!(prune(&home.join("blobs"), 250).unwrap(), (0, 0));
+        assert_eq!(prune(&home.join("nothing-here"), 0).unwrap(), (0, 0));
         std::fs::remove_dir_all(&home).unwrap();
     }
 

@@ -37,6 +37,8 @@ pub const TICK: Duration = Duration::from_millis(10);
 pub const MODULE_CACHE: usize = 8;
 /// Inputs kept split into lines in memory.
 pub const INPUT_CACHE: usize = 4;
+/// The most bytes of compiled code a node keeps between runs.
+pub const COMPILED_BUDGET: u64 = 512 << 20;
 
 /// Brings a missing blob into the store, from the peers. It blocks: workers call it from
 /// their own threads.
@@ -233,6 +235,9 @@ impl WasmRuntime {
     fn load_compiled(&self, id: ContentId) -> Option<Module> {
         let path = self.compiled_path(id);
         let bytes = std::fs::read(&path).ok()?;
+        if let Ok(f) = std::fs::File::options().append(true).open(&path) {
+            let _ = f.set_modified(std::time::SystemTime::now()); // most recently used
+        }
         let (sum, code) = bytes.split_at_checked(32)?;
         if blake3::hash(code).as_bytes() != sum {
             tracing::warn!(path = %path.display(), "damaged compiled-code cache entry; compiling again");
@@ -264,6 +269,19 @@ impl WasmRuntime {
         if let Err(e) = saved {
             let _ = std::fs::remove_file(&tmp);
             tracing::debug!(%e, "cannot cache compiled code");
+        }
+    }
+}
+
+/// Trims the home's blob store and compiled-code cache to their budgets, least recently
+/// used first. A node calls it when it starts.
+pub fn prune_caches(home: &std::path::Path) {
+    let dirs = [(home.join("blobs"), crate::store::STORE_BUDGET), (home.join("cache").join("wasm"), COMPILED_BUDGET)];
+    for (dir, budget) in dirs {
+        match crate::store::prune(&dir, budget) {
+            Ok((0, _)) => {}
+            Ok((files, bytes)) => tracing::info!(dir = %dir.display(), files, bytes, "pruned the least recently used"),
+            Err(e) => tracing::warn!(dir = %dir.display(), %e, "cannot prune"),
         }
     }
 }

@@ -111,6 +111,7 @@ impl EventLoop {
         let now = Instant::now();
         let sched_cfg = Config { workers: cfg.workers, ..Config::default() };
         let seed = u64::from_le_bytes(cfg.identity.node_id.0.to_le_bytes()) ^ super::seed();
+        crate::exec::wasm::prune_caches(&cfg.home);
         let store = Arc::new(BlobStore::new(&cfg.home));
         let fetcher = Arc::new(LoopFetcher(client.clone()));
         let exec = Arc::new(Executor::new(cfg.home.clone(), store, Some(fetcher)));
