@@ -71,7 +71,11 @@ impl BlobStore {
             return Err(StoreError::TooLarge { id, len: bytes.len() as u64 });
         }
         let path = self.path(id);
-        if !path.is_file() {
+        // A file already there is kept only if it is sound; a damaged one is replaced.
+        let sound = path.is_file() && (self.lock().contains(&id) || self.read(id).is_ok());
+        if sound {
+            touch(&path);
+        } else {
             let io = |source| StoreError::Io { path: path.clone(), source };
             std::fs::create_dir_all(&self.dir).map_err(io)?;
             let tmp = self.dir.join(format!(".{id}.{}.{}", std::process::id(), unique()));
@@ -96,9 +100,7 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::Missing(id)),
             Err(source) => return Err(StoreError::Io { path, source }),
         };
-        if let Ok(f) = std::fs::File::options().append(true).open(&path) {
-            let _ = f.set_modified(std::time::SystemTime::now()); // most recently used
-        }
+        touch(&path);
         if !self.lock().contains(&id) {
             if ContentId::of(&bytes) != id {
                 let _ = std::fs::remove_file(&path);
@@ -140,6 +142,10 @@ pub fn prune(dir: &Path, budget: u64) -> std::io::Result<(usize, u64)> {
         Ok(rd) => rd
             .flatten()
             .filter_map(|e| {
+                // Names starting with a dot are other processes' writes in progress.
+                if e.file_name().to_string_lossy().starts_with('.') {
+                    return None;
+                }
                 let m = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
                 Some((m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len(), e.path()))
             })
@@ -154,11 +160,19 @@ pub fn prune(dir: &Path, budget: u64) -> std::io::Result<(usize, u64)> {
         if total <= budget {
             break;
         }
-        std::fs::remove_file(&path)?;
-        total -= len;
-        gone = (gone.0 + 1, gone.1 + len);
+        if std::fs::remove_file(&path).is_ok() {
+            total -= len;
+            gone = (gone.0 + 1, gone.1 + len);
+        }
     }
     Ok(gone)
+}
+
+/// Marks a file as the most recently used, for [`prune`].
+pub fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
 }
 
 fn unique() -> u64 {
@@ -221,6 +235,10 @@ mod tests {
         let fresh = BlobStore::new(&home); // a new process checks again
         assert!(matches!(fresh.read(id), Err(StoreError::Corrupt(_))));
         assert!(!fresh.contains(id), "the bad file is gone, so it will be fetched again");
+        // Storing the blob again over a damaged copy replaces the copy.
+        std::fs::write(fresh.path(id), b"tampered").unwrap();
+        assert_eq!(BlobStore::new(&home).put(b"precious").unwrap(), id);
+        assert_eq!(BlobStore::new(&home).read(id).unwrap(), b"precious");
         std::fs::remove_dir_all(&home).unwrap();
     }
 }

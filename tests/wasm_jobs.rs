@@ -159,3 +159,34 @@ fn a_submit_without_a_local_node_ships_the_module_to_the_mesh() {
     let helpers = share(&doc, "h2") + share(&doc, "h3");
     assert!(helpers >= 30, "remote hosts did {helpers} of 300 tasks: {}", doc["nodes"]);
 }
+
+#[test]
+fn a_node_busy_with_a_long_task_still_leaves_promptly() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = mesh_of(2, &[]);
+    let h = lan.host("h1");
+    let (ns, home) = (h.ns.clone(), h.home.clone());
+    let file = lan.dir().join("loops.txt");
+    std::fs::write(&file, "loop\nloop\nloop\nloop\n").unwrap();
+    let mut job = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_mesh"), "submit", "wasm", &fixture("tests/wasm/chaos.wat")])
+        .arg("--input-file")
+        .arg(&file)
+        .args(["--timeout", "120", "--retries", "0", "--key", "wasm"])
+        .env("MESH_HOME", &home)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        eventually(FIND, || lan.peers("h1").iter().any(|r| r["name"] == "h2" && r["busy"] == 1)),
+        "h2 never took a task"
+    );
+    // h2 spins in a task allowed 120 s; SIGTERM must still end it within seconds.
+    let code = lan.stop_within("h2", Duration::from_secs(30));
+    assert_eq!(code, Some(0), "h2 did not leave cleanly while busy");
+    let _ = job.kill();
+    let _ = job.wait();
+}

@@ -521,6 +521,8 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         match ledger.accept(now, report.task, report.outcome.is_ok(), from) {
             Accept::New => {
                 let complete = ledger.is_complete();
+                // Done now (a backup's result, or a final failure): no retry is owed.
+                j.retry.retain(|&(t, _)| t != report.task);
                 self.actions.push_back(Action::Accepted { job, from, report });
                 if complete {
                     self.finish(job);

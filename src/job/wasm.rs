@@ -40,7 +40,7 @@ impl WasmJob {
     }
 
     pub fn memory_bytes(&self) -> usize {
-        self.memory_mb as usize * (1 << 20)
+        (self.memory_mb as usize).saturating_mul(1 << 20)
     }
 
     pub fn validate(&self) -> Result<(), JobError> {

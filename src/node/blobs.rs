@@ -26,6 +26,8 @@ use tokio::sync::oneshot;
 
 /// Rounds over all candidate peers before a fetch gives up.
 pub const FETCH_ROUNDS: u32 = 3;
+/// The longest a fetch may take, whatever the peers do.
+pub const FETCH_DEADLINE: Duration = Duration::from_secs(120);
 
 /// A node's blob traffic since it started, shown by `mesh peers --json`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,8 +116,10 @@ async fn fetch_from(client: &Client, id: ContentId, peer: PeerId) -> Result<Vec<
         let resp = client.blob_request(peer, req).await.map_err(FromPeer::Failed)?;
         let BlobResponse::Chunk { total: t, data } = resp else { return Err(FromPeer::Missing) };
         let t = *total.get_or_insert(t);
-        let have = buf.len() as u64 + data.len() as u64;
-        if (data.is_empty() && have < t) || have > t {
+        // Every chunk but the last is whole: a peer cannot drag a transfer out with
+        // slivers.
+        let want = (t.saturating_sub(buf.len() as u64)).min(u64::from(CHUNK));
+        if data.len() as u64 != want || want == 0 {
             return Err(FromPeer::Failed(format!("{peer} sent a chunk that does not fit a {t}-byte blob")));
         }
         buf.extend_from_slice(&data);

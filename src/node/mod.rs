@@ -92,7 +92,7 @@ pub fn run_local(
             }
         };
         let backups = sched.counters().backups;
-        pool.shutdown();
+        pool.shutdown(Duration::from_secs(1));
         let describe = |_| (id.name.clone(), id.peer_id.to_string(), workers);
         Ok(collector.finish(progress_done, backups, &describe))
     })

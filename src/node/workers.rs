@@ -13,7 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// A finished run of tasks, from a worker to the driver, in task order.
@@ -72,11 +72,19 @@ impl WorkerPool {
         self.inboxes.get(worker).is_some_and(|tx| tx.send(Work { job, tasks, spec }).is_ok())
     }
 
-    /// Closes the inboxes and waits for the workers to finish their current task.
-    pub fn shutdown(self) {
+    /// Closes the inboxes and waits up to `grace` for the workers to finish their current
+    /// run. A worker still busy after that (a long WebAssembly task) is left to end with
+    /// the process rather than hold up a node that is leaving.
+    pub fn shutdown(self, grace: Duration) {
         drop(self.inboxes);
+        let deadline = Instant::now() + grace;
         for t in self.threads {
-            let _ = t.join();
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
     }
 }

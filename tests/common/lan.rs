@@ -139,6 +139,23 @@ impl Lan {
         c.wait().ok()?.code()
     }
 
+    /// Sends SIGTERM to a host's node and waits up to `limit` for it to exit: its exit
+    /// code, or None if it is still running (it is then killed).
+    pub(crate) fn stop_within(&mut self, name: &str, limit: Duration) -> Option<i32> {
+        let mut c = self.host(name).node.take()?;
+        sh(&["kill", "-TERM", &c.id().to_string()]);
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
     /// Takes a host's cable out (or puts it back).
     pub(crate) fn cable(&mut self, name: &str, plugged: bool) {
         let veth = self.host(name).veth.clone();

@@ -66,9 +66,14 @@ impl<T> Lru<T> {
         Self { cap, map: HashMap::new(), order: VecDeque::new() }
     }
 
-    /// The slot for `id`; the first caller fills it, concurrent ones wait for it.
+    /// The slot for `id`, now the most recently used; the first caller fills it,
+    /// concurrent ones wait for it.
     fn slot(&mut self, id: ContentId) -> Slot<T> {
         if let Some(s) = self.map.get(&id) {
+            if let Some(i) = self.order.iter().position(|&o| o == id) {
+                self.order.remove(i);
+                self.order.push_back(id);
+            }
             return s.clone();
         }
         if self.order.len() >= self.cap
@@ -127,6 +132,8 @@ impl WasmRuntime {
     /// WebAssembly, a WASI command (`_start` and `memory` exported) importing only WASI.
     /// Compiles them and caches the result, so a local node starts warm.
     pub fn check(&self, bytes: &[u8]) -> Result<ContentId, String> {
+        Module::validate(&self.engine, bytes)
+            .map_err(|e| format!("the module is not valid WebAssembly: {}", root_cause(&e)))?;
         let id = self.store.put(bytes).map_err(|e| e.to_string())?;
         self.prepared(id, None)?;
         Ok(id)
@@ -235,9 +242,7 @@ impl WasmRuntime {
     fn load_compiled(&self, id: ContentId) -> Option<Module> {
         let path = self.compiled_path(id);
         let bytes = std::fs::read(&path).ok()?;
-        if let Ok(f) = std::fs::File::options().append(true).open(&path) {
-            let _ = f.set_modified(std::time::SystemTime::now()); // most recently used
-        }
+        crate::store::touch(&path);
         let (sum, code) = bytes.split_at_checked(32)?;
         if blake3::hash(code).as_bytes() != sum {
             tracing::warn!(path = %path.display(), "damaged compiled-code cache entry; compiling again");
@@ -260,7 +265,7 @@ impl WasmRuntime {
     fn save_compiled(&self, id: ContentId, module: &Module) {
         let Ok(code) = module.serialize() else { return };
         let path = self.compiled_path(id);
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = path.with_extension(format!("tmp{}-{:?}", std::process::id(), std::thread::current().id()));
         let mut file = blake3::hash(&code).as_bytes().to_vec();
         file.extend_from_slice(&code);
         let saved = std::fs::create_dir_all(&self.compiled_dir)
@@ -289,6 +294,8 @@ pub fn prune_caches(home: &std::path::Path) {
 fn engine_config() -> wasmtime::Config {
     let mut c = wasmtime::Config::new();
     c.epoch_interruption(true);
+    // One linear memory per module, so `--memory` bounds the whole task.
+    c.wasm_multi_memory(false);
     // The same bits on every CPU: a retry elsewhere must not change a result.
     c.cranelift_nan_canonicalization(true);
     c.relaxed_simd_deterministic(true);

@@ -244,3 +244,19 @@ fn nans_are_canonical_so_every_cpu_prints_the_same_bits() {
     // x86-64 would make fff8000000000000 without canonicalisation, ARM 7ff8000000000000.
     assert_eq!(f.run(&job, 0).unwrap(), "7ff8000000000000\n");
 }
+
+#[test]
+fn one_memory_only_and_bounded_host_calls() {
+    let f = Fixture::new("bounds");
+    // A second memory would double what --memory allows, so it is refused.
+    let two = r#"(module (memory (export "memory") 1) (memory 1) (func (export "_start")))"#;
+    let err = f.rt.check(&wat::parse_str(two).unwrap()).unwrap_err();
+    assert!(err.contains("not valid WebAssembly"), "{err}");
+    // Host calls do bounded work: too many iovecs is EINVAL, not a long copy.
+    let body = "(i32.store8 (i32.const 200) (i32.add (i32.const 65) \
+                (call $fd_write (i32.const 2) (i32.const 0) (i32.const 100000) (i32.const 8)))) \
+                (call $print (i32.const 200) (i32.const 1))";
+    let job = f.job(&module("", body, ""), "x\n").unwrap();
+    let out = f.rt.run(&job, 0, NodeId(0)).unwrap();
+    assert_eq!(out, [65 + 28], "EINVAL");
+}

@@ -28,6 +28,9 @@ pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 pub const MAX_STDOUT: usize = 64 * 1024;
 /// How much of stderr is kept for error messages.
 pub const STDERR_TAIL: usize = 2048;
+/// The most iovecs one `fd_read` or `fd_write` may pass (Linux's `IOV_MAX`): host calls
+/// are not interrupted by the task's timeout, so each must do bounded work.
+pub const MAX_IOVECS: i32 = 1024;
 
 const ARGS: &[&str] = &["task"];
 
@@ -105,6 +108,20 @@ impl ResourceLimiter for Limits {
     fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1 << 20)
     }
+
+    // One instance with one memory, so the memory limit is the task's limit; a few
+    // tables, each bounded above.
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        4
+    }
 }
 
 /// A linker with every import `module` needs, or why it cannot run under mesh.
@@ -179,13 +196,13 @@ fn define(l: &mut Linker<TaskCtx>) -> wasmtime::Result<()> {
     })?;
     l.func_wrap(m, "args_get", |mut c: Cx<'_>, argv: i32, buf: i32| {
         with_mem(&mut c, |mem, _| {
-            let mut at = buf as u32;
+            let mut next = buf as u32;
             for (i, a) in ARGS.iter().enumerate() {
-                put_u32(mem, argv + 4 * i as i32, at)?;
-                let dst = slice(mem, at as i32, a.len() as u32 + 1)?;
+                slice(mem, at(argv, 4 * i as u64), 4)?.copy_from_slice(&next.to_le_bytes());
+                let dst = slice(mem, u64::from(next), a.len() as u32 + 1)?;
                 dst[..a.len()].copy_from_slice(a.as_bytes());
                 dst[a.len()] = 0;
-                at += a.len() as u32 + 1;
+                next = next.checked_add(a.len() as u32 + 1).ok_or(EFAULT)?;
             }
             Ok(())
         })
@@ -258,13 +275,16 @@ fn fd_read(mut c: Cx<'_>, fd: i32, iovs: i32, n: i32, nread: i32) -> i32 {
     if fd != 0 {
         return EBADF;
     }
+    if !(0..=MAX_IOVECS).contains(&n) {
+        return EINVAL;
+    }
     with_mem(&mut c, |mem, cx| {
         let mut total = 0u32;
-        for i in 0..n.max(0) {
-            let (ptr, len) = (get_u32(mem, iovs + 8 * i)?, get_u32(mem, iovs + 8 * i + 4)?);
+        for i in 0..n {
+            let (ptr, len) = iovec(mem, iovs, i)?;
             let left = &cx.stdin[cx.stdin_pos..];
             let k = left.len().min(len as usize);
-            slice(mem, ptr as i32, k as u32)?.copy_from_slice(&left[..k]);
+            slice(mem, ptr, k as u32)?.copy_from_slice(&left[..k]);
             cx.stdin_pos += k;
             total += k as u32;
             if k < len as usize {
@@ -279,12 +299,15 @@ fn fd_write(mut c: Cx<'_>, fd: i32, iovs: i32, n: i32, nwritten: i32) -> wasmtim
     if fd != 1 && fd != 2 {
         return Ok(EBADF);
     }
+    if !(0..=MAX_IOVECS).contains(&n) {
+        return Ok(EINVAL);
+    }
     let mut overflow = false;
     let errno = with_mem(&mut c, |mem, cx| {
         let mut total = 0u32;
-        for i in 0..n.max(0) {
-            let (ptr, len) = (get_u32(mem, iovs + 8 * i)?, get_u32(mem, iovs + 8 * i + 4)?);
-            let data = slice(mem, ptr as i32, len)?;
+        for i in 0..n {
+            let (ptr, len) = iovec(mem, iovs, i)?;
+            let data = slice(mem, ptr, len)?;
             if fd == 1 {
                 if cx.stdout.len() + data.len() > MAX_STDOUT {
                     overflow = true;
@@ -292,12 +315,13 @@ fn fd_write(mut c: Cx<'_>, fd: i32, iovs: i32, n: i32, nwritten: i32) -> wasmtim
                 }
                 cx.stdout.extend_from_slice(data);
             } else {
-                cx.stderr.extend_from_slice(data);
+                // Only the tail is kept, so only the tail is copied.
+                cx.stderr.extend_from_slice(&data[data.len().saturating_sub(STDERR_TAIL)..]);
                 if cx.stderr.len() > 2 * STDERR_TAIL {
                     cx.stderr.drain(..cx.stderr.len() - STDERR_TAIL);
                 }
             }
-            total += len;
+            total = total.saturating_add(len);
         }
         put_u32(mem, nwritten, total)
     });
@@ -306,7 +330,7 @@ fn fd_write(mut c: Cx<'_>, fd: i32, iovs: i32, n: i32, nwritten: i32) -> wasmtim
 
 /// Waits for clocks (sleeping, but never past the task's deadline) or reports stdio ready.
 fn poll_oneoff(mut c: Cx<'_>, subs: i32, events: i32, n: i32, nevents: i32) -> wasmtime::Result<i32> {
-    if n <= 0 {
+    if n <= 0 || n > MAX_IOVECS {
         return Ok(EINVAL);
     }
     let deadline = c.data().deadline;
@@ -315,29 +339,34 @@ fn poll_oneoff(mut c: Cx<'_>, subs: i32, events: i32, n: i32, nevents: i32) -> w
     let mut ready: Vec<[u8; 32]> = Vec::new();
     let errno = with_mem(&mut c, |mem, cx| {
         for i in 0..n {
-            let sub = slice(mem, subs + 48 * i, 48)?;
+            let sub = slice(mem, at(subs, 48 * i as u64), 48)?;
             let userdata = u64::from_le_bytes(sub[0..8].try_into().expect("8 bytes"));
             let tag = sub[8];
-            if tag == 0 {
-                let id = i32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
-                let timeout = u64::from_le_bytes(sub[24..32].try_into().expect("8 bytes"));
-                let absolute = sub[40] & 1 == 1;
-                let now = clock_ns(id).unwrap_or(0);
-                let wait = if absolute { timeout.saturating_sub(now) } else { timeout };
-                clocks.push((userdata, Duration::from_nanos(wait)));
-                continue;
-            }
-            let fd = i32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
             let mut ev = [0u8; 32];
             ev[0..8].copy_from_slice(&userdata.to_le_bytes());
             ev[10] = tag;
-            let ok = (tag == 1 && fd == 0) || (tag == 2 && (fd == 1 || fd == 2));
-            if ok {
-                let nbytes = if tag == 1 { (cx.stdin.len() - cx.stdin_pos) as u64 } else { 0 };
-                ev[16..24].copy_from_slice(&nbytes.to_le_bytes());
-            } else {
-                ev[8..10].copy_from_slice(&(EBADF as u16).to_le_bytes());
-            }
+            let id_or_fd = i32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
+            let errno = match tag {
+                0 => match clock_ns(id_or_fd) {
+                    Some(now) => {
+                        let timeout = u64::from_le_bytes(sub[24..32].try_into().expect("8 bytes"));
+                        let absolute = sub[40] & 1 == 1;
+                        let wait = if absolute { timeout.saturating_sub(now) } else { timeout };
+                        clocks.push((userdata, Duration::from_nanos(wait)));
+                        continue;
+                    }
+                    None => EINVAL,
+                },
+                1 if id_or_fd == 0 => {
+                    let nbytes = (cx.stdin.len() - cx.stdin_pos) as u64;
+                    ev[16..24].copy_from_slice(&nbytes.to_le_bytes());
+                    SUCCESS
+                }
+                2 if id_or_fd == 1 || id_or_fd == 2 => SUCCESS,
+                1 | 2 => EBADF,
+                _ => EINVAL,
+            };
+            ev[8..10].copy_from_slice(&(errno as u16).to_le_bytes());
             ready.push(ev);
         }
         Ok(())
@@ -363,7 +392,7 @@ fn poll_oneoff(mut c: Cx<'_>, subs: i32, events: i32, n: i32, nevents: i32) -> w
     }
     Ok(with_mem(&mut c, |mem, _| {
         for (i, ev) in ready.iter().enumerate() {
-            slice(mem, events + 32 * i as i32, 32)?.copy_from_slice(ev);
+            slice(mem, at(events, 32 * i as u64), 32)?.copy_from_slice(ev);
         }
         put_u32(mem, nevents, ready.len() as u32)
     }))
@@ -394,14 +423,39 @@ fn with_mem(c: &mut Cx<'_>, f: impl FnOnce(&mut [u8], &mut TaskCtx) -> Result<()
     }
 }
 
-fn slice(mem: &mut [u8], ptr: i32, len: u32) -> Result<&mut [u8], i32> {
-    let start = ptr as u32 as usize;
+/// A guest address: the module's 32-bit pointer (unsigned) plus an offset, in 64 bits so
+/// that nothing wraps.
+fn at(ptr: i32, offset: u64) -> u64 {
+    u64::from(ptr as u32) + offset
+}
+
+fn slice(mem: &mut [u8], addr: impl Into<Addr>, len: u32) -> Result<&mut [u8], i32> {
+    let start = usize::try_from(addr.into().0).map_err(|_| EFAULT)?;
     let end = start.checked_add(len as usize).ok_or(EFAULT)?;
     mem.get_mut(start..end).ok_or(EFAULT)
 }
 
-fn get_u32(mem: &mut [u8], ptr: i32) -> Result<u32, i32> {
-    Ok(u32::from_le_bytes(slice(mem, ptr, 4)?.try_into().expect("4 bytes")))
+/// A guest address, from a module's `i32` pointer or from [`at`].
+struct Addr(u64);
+
+impl From<i32> for Addr {
+    fn from(ptr: i32) -> Self {
+        Self(at(ptr, 0))
+    }
+}
+
+impl From<u64> for Addr {
+    fn from(addr: u64) -> Self {
+        Self(addr)
+    }
+}
+
+/// The `i`th iovec of the array at `iovs`: (buffer address, length).
+fn iovec(mem: &mut [u8], iovs: i32, i: i32) -> Result<(u64, u32), i32> {
+    let base = at(iovs, 8 * i as u64);
+    let ptr = u32::from_le_bytes(slice(mem, base, 4)?.try_into().expect("4 bytes"));
+    let len = u32::from_le_bytes(slice(mem, base + 4, 4)?.try_into().expect("4 bytes"));
+    Ok((u64::from(ptr), len))
 }
 
 fn put_u32(mem: &mut [u8], ptr: i32, v: u32) -> Result<(), i32> {

@@ -14,7 +14,7 @@ use super::identity::Identity;
 use super::membership::{Decision, Membership, PeerRow};
 use super::report::{Collector, JobReport};
 use super::workers::{Finished, WorkerPool};
-use crate::core::{Action, Config, Message, Scheduler, Status};
+use crate::core::{Action, Config, Message, Scheduler, Status, TaskReport};
 use crate::discovery::{Advert, Discovery, DiscoveryEvent};
 use crate::exec::Executor;
 use crate::id::{ContentId, JobId, NodeId};
@@ -43,6 +43,8 @@ const HOUSEKEEPING: Duration = Duration::from_millis(500);
 const STATIC_REDIAL: Duration = Duration::from_secs(10);
 /// How long a leaving node keeps the swarm running to deliver its goodbye.
 const GOODBYE_GRACE: Duration = Duration::from_millis(300);
+/// How long a leaving node waits for its workers to finish their current run.
+const WORKER_GRACE: Duration = Duration::from_secs(2);
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -170,9 +172,19 @@ impl EventLoop {
         while let Some(action) = self.sched.poll_action() {
             match action {
                 Action::Run { worker, job, tasks, .. } => {
-                    // Invariant: the scheduler only runs tasks of jobs it holds a spec for.
-                    if let Some(spec) = self.sched.spec(job).cloned() {
-                        self.pool.run(worker, job, tasks, spec);
+                    let started =
+                        self.sched.spec(job).cloned().is_some_and(|spec| self.pool.run(worker, job, tasks, spec));
+                    if !started {
+                        // The job is gone or the worker is: fail the run rather than leave
+                        // the worker counted busy for ever.
+                        for task in tasks.start..tasks.end {
+                            let report = TaskReport {
+                                task,
+                                outcome: Err("the task could not start".into()),
+                                took: Duration::ZERO,
+                            };
+                            self.sched.handle_task_done(Instant::now(), worker, report);
+                        }
                     }
                 }
                 Action::Send { to, msg } => self.send(to, msg),
@@ -494,7 +506,13 @@ impl EventLoop {
         if let Some(d) = disc {
             let _ = d.await;
         }
-        self.pool.shutdown();
+        // Workers waiting for a blob must not wait for a loop that has stopped: closing
+        // the command queue fails their requests, and dropping the fetches' waiters wakes
+        // the ones already waiting.
+        self.commands.close();
+        while self.commands.try_recv().is_ok() {}
+        self.fetching.clear();
+        self.pool.shutdown(WORKER_GRACE);
         tracing::info!("left the mesh");
     }
 }

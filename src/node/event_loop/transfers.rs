@@ -26,7 +26,10 @@ impl EventLoop {
         self.fetching.insert(id, vec![reply]);
         let (client, store) = (self.client.clone(), self.exec.store().clone());
         tokio::spawn(async move {
-            let result = blobs::fetch(&client, &store, id, &candidates).await;
+            let fetch = blobs::fetch(&client, &store, id, &candidates);
+            let result = tokio::time::timeout(blobs::FETCH_DEADLINE, fetch).await.unwrap_or_else(|_| {
+                Err(format!("fetching blob {} took over {:?}", id.fmt_short(), blobs::FETCH_DEADLINE))
+            });
             let _ = client.send(Command::FetchDone { id, result }).await;
         });
     }
