@@ -14,6 +14,7 @@
 //! The same core runs a lone laptop and a mesh of Pis; a node with no peers simply never
 //! steals. See `docs/ARCHITECTURE.md` for the life of a job.
 
+mod job;
 pub mod ledger;
 pub mod peers;
 pub mod queue;

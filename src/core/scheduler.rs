@@ -24,9 +24,10 @@
 //! `max_grant_ranges` ranges; one steal is in flight at a time; the ended-job tombstones
 //! keep the last [`TOMBSTONES`] ids.
 
+use super::job::Job;
 use super::ledger::{Accept, Ledger};
 use super::peers::{Peers, Status};
-use super::queue::{TaskRange, WorkQueue};
+use super::queue::TaskRange;
 use super::timer::{Timer, TimerTable};
 use super::{Action, Config, Counters, DropReason, Grant, Message, Payload, Progress, TaskReport};
 use crate::id::{JobId, NodeId};
@@ -35,70 +36,6 @@ use std::time::{Duration, Instant};
 
 /// How many ended job ids a node remembers, to ignore their late grants and results.
 pub const TOMBSTONES: usize = 4096;
-
-#[derive(Debug)]
-struct Job<S> {
-    spec: S,
-    queue: WorkQueue,
-    /// Present on the owner only.
-    ledger: Option<Ledger>,
-    /// Owner only: failed tasks to run again, each with the node it must avoid.
-    retry: VecDeque<(u64, NodeId)>,
-    /// Retries granted to this node: run here, never granted on.
-    pinned: WorkQueue,
-    /// The mean time of this job's tasks here in nanoseconds (an exponential average),
-    /// once known.
-    mean_task_ns: Option<u64>,
-}
-
-impl<S> Job<S> {
-    fn new(spec: S, ledger: Option<Ledger>) -> Self {
-        Self {
-            spec,
-            queue: WorkQueue::default(),
-            ledger,
-            retry: VecDeque::new(),
-            pinned: WorkQueue::default(),
-            mean_task_ns: None,
-        }
-    }
-
-    fn queued(&self) -> u64 {
-        self.queue.len() + self.retry.len() as u64
-    }
-
-    /// Takes a retry that `node` may run (any, when `alone`).
-    fn take_retry(&mut self, node: NodeId, alone: bool) -> Option<u64> {
-        let i = self.retry.iter().position(|&(_, avoid)| alone || avoid != node)?;
-        self.retry.remove(i).map(|(t, _)| t)
-    }
-
-    /// Whether `node` has anything of this job to run locally.
-    fn has_work_for(&self, node: NodeId, alone: bool) -> bool {
-        !self.queue.is_empty() || !self.pinned.is_empty() || self.retry.iter().any(|&(_, avoid)| alone || avoid != node)
-    }
-
-    /// The next run of tasks here: a pinned retry, an owner's retry, or up to `run` tasks
-    /// from the front of the queue.
-    fn next_run(&mut self, node: NodeId, alone: bool, run: u64) -> Option<TaskRange> {
-        let single = |t: u64| TaskRange::new(t, t + 1);
-        self.pinned.pop().or_else(|| self.take_retry(node, alone)).map(single).or_else(|| self.queue.pop_run(run))
-    }
-
-    /// How many tasks to hand a worker at once: enough to last about `target`, at most
-    /// `max`, and never more than a share of the queue that leaves the rest to thieves.
-    fn run_len(&self, target: Duration, max: u64, workers: usize) -> u64 {
-        let Some(mean) = self.mean_task_ns else { return 1 };
-        let want = (target.as_nanos() as u64).checked_div(mean).unwrap_or(max);
-        want.min(max).min(self.queue.len() / (2 * workers as u64 + 1)).max(1)
-    }
-
-    /// Folds a local task time into the mean.
-    fn observe(&mut self, took: Duration) {
-        let t = took.as_nanos().min(u128::from(u64::MAX / 8)) as u64;
-        self.mean_task_ns = Some(self.mean_task_ns.map_or(t, |m| (m * 7 + t) / 8));
-    }
-}
 
 /// The run a worker is on: tasks `next..end` of `job` are still to report.
 #[derive(Debug, Clone, Copy)]
@@ -445,27 +382,13 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
     /// of the largest local queue.
     fn grant(&mut self, thief: NodeId) -> Option<Grant<S>> {
         let max = self.cfg.max_grant_ranges;
-        let (&job, j) = match self.jobs.iter_mut().find(|(_, j)| j.retry.iter().any(|&(_, a)| a != thief)) {
+        let (&job, j) = match self.jobs.iter_mut().find(|(_, j)| j.has_retries_for(thief)) {
             Some(found) => found,
             None => self.jobs.iter_mut().filter(|(_, j)| !j.queue.is_empty()).max_by_key(|(_, j)| j.queue.len())?,
         };
-        let eligible = j.retry.iter().filter(|&&(_, a)| a != thief).count();
-        let pinned = eligible > 0;
-        let ranges = if pinned {
-            let mut want = eligible.div_ceil(2).min(max);
-            let mut ranges = Vec::with_capacity(want);
-            j.retry.retain(|&(t, avoid)| {
-                let take = want > 0 && avoid != thief;
-                if take {
-                    want -= 1;
-                    ranges.push(TaskRange::new(t, t + 1));
-                }
-                !take
-            });
-            ranges
-        } else {
-            j.queue.steal_half(max)
-        };
+        let retries = j.take_retries_for(thief, max);
+        let pinned = !retries.is_empty();
+        let ranges = if pinned { retries } else { j.queue.steal_half(max) };
         let given: u64 = ranges.iter().map(TaskRange::len).sum();
         self.counters.tasks_given += given;
         if let Some(ledger) = j.ledger.as_mut() {
@@ -531,9 +454,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
             Accept::Retry => {
                 let task = report.task;
                 ledger.lease(TaskRange::new(task, task + 1), me);
-                if !j.retry.iter().any(|&(t, _)| t == task) {
-                    j.retry.push_back((task, from));
-                }
+                j.add_retry(task, from);
                 self.actions.push_back(Action::Retrying { job, from, report });
                 self.enlist(job);
             }
@@ -568,23 +489,8 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         let me = self.id;
         let mut requeued = Vec::new();
         for (&job, j) in self.jobs.iter_mut() {
-            let Some(l) = j.ledger.as_mut() else { continue };
-            let back = l.reclaim(peer);
-            if !back.is_empty() {
+            if j.take_back(peer, me) {
                 requeued.push(job);
-            }
-            for r in back {
-                l.lease(r, me);
-                // Failed tasks go back to the retry list, still avoiding where they failed.
-                let mut start = r.start;
-                for (t, avoid) in l.failed_in(r) {
-                    j.queue.push(TaskRange::new(start, t));
-                    if !j.retry.iter().any(|&(q, _)| q == t) {
-                        j.retry.push_back((t, avoid));
-                    }
-                    start = t + 1;
-                }
-                j.queue.push(TaskRange::new(start, r.end));
             }
         }
         // With one peer fewer, this node may now be the only one left to run a retry.
@@ -601,11 +507,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         let me = self.id;
         let busy: Vec<JobId> = self.workers.iter().flatten().map(|r| r.job).collect();
         self.jobs.retain(|job, j| {
-            job.owner == me
-                || !j.queue.is_empty()
-                || !j.pinned.is_empty()
-                || busy.contains(job)
-                || self.outbox.contains_key(job)
+            job.owner == me || j.has_local_work() || busy.contains(job) || self.outbox.contains_key(job)
         });
     }
 

@@ -67,6 +67,24 @@ enum FromPeer {
     Failed(String),
 }
 
+/// Fetches `id` into `store`: from the job's `owner` first, then from the other `members`
+/// in random order (so that many fetchers spread over the holders), within
+/// [`FETCH_DEADLINE`].
+pub async fn fetch_from_mesh(
+    client: &Client,
+    store: &Arc<BlobStore>,
+    id: ContentId,
+    owner: Option<PeerId>,
+    mut members: Vec<PeerId>,
+) -> Result<Fetched, String> {
+    members.retain(|p| Some(*p) != owner);
+    fastrand::shuffle(&mut members);
+    let candidates: Vec<PeerId> = owner.into_iter().chain(members).collect();
+    tokio::time::timeout(FETCH_DEADLINE, fetch(client, store, id, &candidates))
+        .await
+        .unwrap_or_else(|_| Err(format!("fetching blob {} took over {FETCH_DEADLINE:?}", id.fmt_short())))
+}
+
 /// Fetches `id` into `store` from the first of `candidates` that has it.
 pub async fn fetch(
     client: &Client,

@@ -4,7 +4,7 @@
 
 use crate::core::{Progress, TaskReport};
 use crate::id::NodeId;
-use crate::job::{JobSpec, TaskOutput};
+use crate::job::{JobSpec, PrimesJob, TaskOutput};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -101,7 +101,7 @@ struct Record {
 /// What the collector keeps per task: a primes job only needs its sums.
 #[derive(Debug)]
 enum Outputs {
-    Sums(Vec<u128>),
+    Sums { job: PrimesJob, sums: Vec<u128> },
     Tasks(Vec<Option<Record>>),
 }
 
@@ -111,7 +111,6 @@ type NodeTally = (u64, Duration, u64);
 /// Collects the owner's accepted results of one job.
 #[derive(Debug)]
 pub struct Collector {
-    spec: Arc<JobSpec>,
     started: Instant,
     outputs: Outputs,
     total: u64,
@@ -126,12 +125,11 @@ impl Collector {
     pub fn new(spec: Arc<JobSpec>, started: Instant) -> Self {
         let total = spec.tasks();
         let n = total as usize;
-        let outputs = match *spec {
-            JobSpec::Primes(_) => Outputs::Sums(vec![0; n]),
+        let outputs = match &*spec {
+            JobSpec::Primes(job) => Outputs::Sums { job: job.clone(), sums: vec![0; n] },
             JobSpec::Wasm(_) => Outputs::Tasks((0..n).map(|_| None).collect()),
         };
         Self {
-            spec,
             started,
             outputs,
             total,
@@ -156,7 +154,9 @@ impl Collector {
             self.failed.push((report.task, e.clone()));
         }
         match &mut self.outputs {
-            Outputs::Sums(sums) => sums[i] = report.outcome.as_ref().ok().and_then(TaskOutput::sum).unwrap_or(0),
+            Outputs::Sums { sums, .. } => {
+                sums[i] = report.outcome.as_ref().ok().and_then(TaskOutput::sum).unwrap_or(0);
+            }
             Outputs::Tasks(tasks) => {
                 tasks[i] = Some(Record { node: from, took: report.took, outcome: report.outcome });
             }
@@ -193,18 +193,17 @@ impl Collector {
                 NodeStats { name, peer_id, workers: w, tasks, task_time, steals }
             })
             .collect();
-        let results = match (self.outputs, &*self.spec) {
-            (Outputs::Sums(sums), JobSpec::Primes(p)) => {
-                JobResults::Primes(p.result_ns().into_iter().zip(p.assemble(&sums)).collect())
+        let results = match self.outputs {
+            Outputs::Sums { job, sums } => {
+                JobResults::Primes(job.result_ns().into_iter().zip(job.assemble(&sums)).collect())
             }
-            (Outputs::Tasks(tasks), _) => JobResults::Wasm(
+            Outputs::Tasks(tasks) => JobResults::Wasm(
                 tasks
                     .into_iter()
                     .enumerate()
                     .map(|(i, r)| record(r, self.retries.get(&(i as u64)).copied().unwrap_or(0), &names))
                     .collect(),
             ),
-            (Outputs::Sums(_), JobSpec::Wasm(_)) => JobResults::Wasm(Vec::new()), // never built
         };
         JobReport {
             results,

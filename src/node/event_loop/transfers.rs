@@ -19,17 +19,12 @@ impl EventLoop {
             waiting.push(reply);
             return;
         }
-        let first = self.peer_of.get(&hint).copied();
-        let mut others: Vec<PeerId> = self.peer_of.values().copied().filter(|p| Some(*p) != first).collect();
-        fastrand::shuffle(&mut others);
-        let candidates: Vec<PeerId> = first.into_iter().chain(others).collect();
+        let owner = self.peer_of.get(&hint).copied();
+        let members: Vec<PeerId> = self.peer_of.values().copied().collect();
         self.fetching.insert(id, vec![reply]);
         let (client, store) = (self.client.clone(), self.exec.store().clone());
         tokio::spawn(async move {
-            let fetch = blobs::fetch(&client, &store, id, &candidates);
-            let result = tokio::time::timeout(blobs::FETCH_DEADLINE, fetch).await.unwrap_or_else(|_| {
-                Err(format!("fetching blob {} took over {:?}", id.fmt_short(), blobs::FETCH_DEADLINE))
-            });
+            let result = blobs::fetch_from_mesh(&client, &store, id, owner, members).await;
             let _ = client.send(Command::FetchDone { id, result }).await;
         });
     }
