@@ -28,17 +28,17 @@ use std::net::Ipv4Addr;
 use tokio::sync::mpsc;
 
 /// The DNS-SD service type of mesh nodes.
-pub const SERVICE_TYPE: &str = "_mesh._tcp.local.";
+pub(crate) const SERVICE_TYPE: &str = "_mesh._tcp.local.";
 
 /// Longest TXT value accepted from a peer.
-pub const MAX_TXT_VALUE: usize = 128;
+pub(crate) const MAX_TXT_VALUE: usize = 128;
 
 /// Capacity of the channel from the mDNS thread to the event loop.
-pub const CHANNEL_CAPACITY: usize = 64;
+pub(crate) const CHANNEL_CAPACITY: usize = 64;
 
 /// What this node advertises.
 #[derive(Debug, Clone)]
-pub struct Advert {
+pub(crate) struct Advert {
     pub name: String,
     pub peer_id: PeerId,
     pub port: u16,
@@ -61,13 +61,13 @@ pub struct Record {
 }
 
 #[derive(Debug, Clone)]
-pub enum DiscoveryEvent {
+pub(crate) enum DiscoveryEvent {
     Found(Record),
     Removed { fullname: String },
 }
 
 /// A running mDNS responder and browser.
-pub struct Discovery {
+pub(crate) struct Discovery {
     daemon: ServiceDaemon,
     registered: Option<String>,
 }
@@ -81,7 +81,7 @@ impl std::fmt::Debug for Discovery {
 impl Discovery {
     /// Starts browsing (and, with an advert, announcing). Events arrive on the returned
     /// receiver until [`Discovery::shutdown`].
-    pub fn start(advert: Option<&Advert>) -> Result<(Self, mpsc::Receiver<DiscoveryEvent>)> {
+    pub(crate) fn start(advert: Option<&Advert>) -> Result<(Self, mpsc::Receiver<DiscoveryEvent>)> {
         let daemon = ServiceDaemon::new().context("starting mDNS (is UDP port 5353 usable?)")?;
         let mut registered = None;
         if let Some(a) = advert {
@@ -118,7 +118,7 @@ impl Discovery {
 
     /// Says goodbye on the LAN (an mDNS unregister, so others drop the record at once) and
     /// stops the daemon. Waits at most a second for the goodbye to go out.
-    pub fn shutdown(self) {
+    pub(crate) fn shutdown(self) {
         if let Some(name) = &self.registered
             && let Ok(rx) = self.daemon.unregister(name)
         {

@@ -86,11 +86,16 @@ impl fmt::Debug for ContentId {
     }
 }
 
-impl std::str::FromStr for ContentId {
-    type Err = String;
+/// A string that is not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a blake3 hash (64 hex digits)")]
+pub struct NotAContentId(String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        blake3::Hash::from_hex(s).map(|h| Self(*h.as_bytes())).map_err(|_| format!("'{s}' is not a blake3 hash"))
+impl std::str::FromStr for ContentId {
+    type Err = NotAContentId;
+
+    fn from_str(s: &str) -> Result<Self, NotAContentId> {
+        blake3::Hash::from_hex(s).map(|h| Self(*h.as_bytes())).map_err(|_| NotAContentId(s.into()))
     }
 }
 

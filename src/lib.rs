@@ -19,12 +19,12 @@
 
 pub mod cli;
 pub mod core;
-pub mod discovery;
+mod discovery;
 pub mod exec;
 pub mod id;
 pub mod job;
 pub mod node;
-pub mod protocol;
+mod protocol;
 pub mod secret;
 pub mod store;
 

@@ -3,8 +3,7 @@
 //! (`mesh submit ... | head`) ends quietly.
 
 use clap::Parser;
-use mesh::cli::{self, Cli, JobFailed};
-use mesh::node::NodeError;
+use mesh::cli::{self, Cli, Exit};
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -17,28 +16,15 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
-    match cli::run(cli) {
-        Ok(code) => ExitCode::from(code),
+    let exit = match cli::run(cli) {
+        Ok(exit) => exit,
+        Err(e) if is_broken_pipe(&e) => Exit::Success,
         Err(e) => {
-            if is_broken_pipe(&e) {
-                return ExitCode::SUCCESS;
-            }
             eprintln!("mesh: {e:#}");
-            ExitCode::from(exit_code(&e))
+            Exit::of_error(&e)
         }
-    }
-}
-
-fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.downcast_ref::<JobFailed>().is_some() {
-        1
-    } else {
-        match e.downcast_ref::<NodeError>() {
-            Some(NodeError::Interrupted) => 130,
-            Some(_) => 1,
-            None => 2,
-        }
-    }
+    };
+    ExitCode::from(exit.code())
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

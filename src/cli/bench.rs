@@ -10,20 +10,19 @@
 //!    itself (scheduling, messages, the worker hand-off), as tasks per second and as the
 //!    overhead per task per worker.
 
-use super::output;
-use super::{ExitCode, SubmitOpts, run_job};
+use super::output::{self, BenchReport};
+use super::{Exit, SubmitOpts, run_job};
 use crate::exec::primes;
 use crate::job::{Algo, JobSpec, PrimesJob, Split, Target};
-use crate::node::JobReport;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The calibration task's n: the demo's first.
-pub const CALIBRATION_N: u64 = 100_000;
+pub(crate) const CALIBRATION_N: u64 = 100_000;
 /// Tasks of the tiny job.
-pub const TINY_TASKS: u64 = 10_000;
+pub(crate) const TINY_TASKS: u64 = 10_000;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -36,30 +35,7 @@ pub struct BenchArgs {
     pub common: SubmitOpts,
 }
 
-/// What `mesh bench` found.
-#[derive(Debug)]
-pub struct BenchReport {
-    /// One demo task on one core of this machine.
-    pub calibration: Duration,
-    pub heavy: JobReport,
-    pub tiny: JobReport,
-}
-
-impl BenchReport {
-    /// Tiny tasks per second over the mesh.
-    pub fn tiny_rate(&self) -> f64 {
-        self.tiny.tasks as f64 / self.tiny.elapsed.as_secs_f64().max(1e-9)
-    }
-
-    /// Time each worker spent per tiny task on anything but the task itself.
-    pub fn overhead_per_task(&self) -> Duration {
-        let slots = self.tiny.elapsed.as_secs_f64() * f64::from(self.tiny.workers.max(1));
-        let idle = (slots - self.tiny.task_time().as_secs_f64()).max(0.0);
-        Duration::from_secs_f64(idle / self.tiny.tasks.max(1) as f64)
-    }
-}
-
-pub fn bench(home: &Path, args: BenchArgs) -> Result<ExitCode> {
+pub(crate) fn bench(home: &Path, args: BenchArgs) -> Result<Exit> {
     output::note("calibrating: one demo task on one core of this machine");
     let calibration = calibrate();
     let last = CALIBRATION_N + args.tasks - 1;
@@ -67,14 +43,14 @@ pub fn bench(home: &Path, args: BenchArgs) -> Result<ExitCode> {
         PrimesJob::new(Target::Each { first: CALIBRATION_N, last }, Algo::Trial, Split::Auto { workers: 1 })
             .map_err(output::usage)?;
     output::note(&format!("heavy job: {} demo tasks on the mesh", args.tasks));
-    let heavy = run_job(home, &args.common, JobSpec::Primes(heavy_job), None).context("running the heavy job")?;
+    let heavy = run_job(home, &args.common, JobSpec::Primes(heavy_job)).context("running the heavy job")?;
     let tiny_job =
         PrimesJob::new(Target::Below(TINY_TASKS), Algo::Sieve, Split::Tasks(TINY_TASKS)).map_err(output::usage)?;
     output::note(&format!("tiny job: {TINY_TASKS} tasks of one number each"));
-    let tiny = run_job(home, &args.common, JobSpec::Primes(tiny_job), None).context("running the tiny job")?;
+    let tiny = run_job(home, &args.common, JobSpec::Primes(tiny_job)).context("running the tiny job")?;
     let report = BenchReport { calibration, heavy, tiny };
     output::bench_report(&report, args.common.json).context("writing the report")?;
-    Ok(if report.heavy.failed.is_empty() && report.tiny.failed.is_empty() { 0 } else { 1 })
+    Ok(if report.heavy.failed.is_empty() && report.tiny.failed.is_empty() { Exit::Success } else { Exit::Failed })
 }
 
 /// The fastest of a few runs of the demo task, on this thread.

@@ -1,15 +1,10 @@
-//! `mesh join` and `mesh peers`.
+//! `mesh join` and `mesh peers`: arguments into a node's configuration, and the mesh as
+//! the local node (or, with none, an mDNS browse) sees it.
 
 use super::output;
-use super::{ExitCode, JoinArgs, KeyArgs, PeersArgs};
+use super::{Exit, JoinArgs, KeyArgs, PeersArgs, runtime};
 use crate::discovery::{Discovery, DiscoveryEvent};
-use crate::job::JobSpec;
-use crate::node::client::Client;
-use crate::node::control::{self, Request, Response};
-use crate::node::event_loop::{EventLoop, NodeConfig};
-use crate::node::identity::{self, Identity};
-use crate::node::membership::{PeerRow, sighting_row};
-use crate::node::{JobReport, NodeError};
+use crate::node::{self, NetConfig, Node, NodeConfig, PeerRow, PeerState, control, sighting_row};
 use crate::protocol::membership::PROTOCOL_VERSION;
 use crate::secret::SharedKey;
 use anyhow::{Context, Result};
@@ -17,13 +12,12 @@ use libp2p::Multiaddr;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// The port mesh listens on unless told otherwise; open it in a firewall.
-pub const DEFAULT_PORT: u16 = 4877;
+pub(crate) const DEFAULT_PORT: u16 = 4877;
 
 /// Parses `--listen`: a port, `IP:PORT`, or a multiaddr.
-pub fn parse_listen(s: &str) -> Result<Multiaddr, String> {
+pub(crate) fn parse_listen(s: &str) -> Result<Multiaddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(tcp_addr("0.0.0.0".parse().expect("a valid address"), port));
     }
@@ -36,7 +30,7 @@ pub fn parse_listen(s: &str) -> Result<Multiaddr, String> {
 }
 
 /// Parses `--peer`: a multiaddr, or `IP:PORT` for convenience.
-pub fn parse_peer(s: &str) -> Result<Multiaddr, String> {
+pub(crate) fn parse_peer(s: &str) -> Result<Multiaddr, String> {
     if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
         return Ok(tcp_addr(sa.ip(), sa.port()));
     }
@@ -62,7 +56,7 @@ fn default_listen() -> Multiaddr {
     }
 }
 
-pub fn shared_key(k: &KeyArgs) -> Result<SharedKey> {
+pub(crate) fn shared_key(k: &KeyArgs) -> Result<SharedKey> {
     let pass = match (&k.key, &k.key_file) {
         (Some(p), _) => p.clone(),
         (None, Some(f)) => {
@@ -73,113 +67,45 @@ pub fn shared_key(k: &KeyArgs) -> Result<SharedKey> {
     SharedKey::from_passphrase(&pass).map_err(output::usage)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")
+/// Listen on any free port, as a short-lived node of `mesh submit` does.
+pub(crate) fn any_port() -> Multiaddr {
+    tcp_addr("0.0.0.0".parse().expect("a valid address"), 0)
 }
 
-pub fn join(home: PathBuf, args: JoinArgs) -> Result<ExitCode> {
+pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
     let key = shared_key(&args.key)?;
     if key.is_open() {
         tracing::warn!("no --key, --key-file or MESH_KEY: any machine on this LAN can join this mesh and run tasks");
     }
-    let name = args.name.unwrap_or_else(identity::hostname);
-    let identity = Identity::load_or_create(&home, name)?;
     let cfg = NodeConfig {
-        identity,
-        home: home.clone(),
-        key,
+        name: args.name.unwrap_or_else(node::hostname),
+        home,
         workers: args.workers.unwrap_or_else(super::default_workers),
-        listen: args.listen.unwrap_or_else(default_listen),
-        static_peers: args.peers,
-        mdns: !args.no_mdns,
+        network: Some(NetConfig {
+            key,
+            listen: args.listen.unwrap_or_else(default_listen),
+            static_peers: args.peers,
+            mdns: !args.no_mdns,
+        }),
+        control: true,
     };
     runtime()?.block_on(async move {
-        let shutdown = CancellationToken::new();
-        let listener = control::bind(&home).await?;
-        let (client, commands) = Client::new();
-        let event_loop = EventLoop::new(cfg.clone(), client.clone(), commands)?;
-        tracing::info!(peer_id = %cfg.identity.peer_id, name = %cfg.identity.name, key = %cfg.key.fingerprint(), "joining the mesh");
-        let server = tokio::spawn(control::serve(listener, home.clone(), client, shutdown.clone()));
-        tokio::spawn(cancel_on_signal(shutdown.clone()));
-        let result = event_loop.run(shutdown.clone()).await;
-        shutdown.cancel();
-        let _ = server.await;
-        result.map(|()| 0)
-    })
+        let (_client, node) = Node::spawn(cfg).await?;
+        node.stop_on(node::shutdown_signal()).await
+    })?;
+    Ok(Exit::Success)
 }
 
-async fn cancel_on_signal(token: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else { return };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    token.cancel();
-}
-
-/// Runs a job on the mesh: through the node serving `home` if there is one, else through
-/// a short-lived node of this process that joins the mesh for the job's duration.
-pub fn submit(
-    home: &Path,
-    name: String,
-    workers: u32,
-    key: &KeyArgs,
-    job: JobSpec,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<JobReport> {
-    runtime()?.block_on(async {
-        if let Some(report) = control::submit(home, &job, &mut progress).await? {
-            return Ok(report);
-        }
-        let key = shared_key(key)?;
-        let identity = Identity::load_or_create(home, name)?;
-        let cfg = NodeConfig {
-            identity,
-            home: home.to_path_buf(),
-            key,
-            workers,
-            listen: "/ip4/0.0.0.0/tcp/0".parse().expect("a valid multiaddr"),
-            static_peers: Vec::new(),
-            mdns: true,
-        };
-        let (client, commands) = Client::new();
-        let event_loop = EventLoop::new(cfg, client.clone(), commands)?;
-        let shutdown = CancellationToken::new();
-        let node = tokio::spawn(event_loop.run(shutdown.clone()));
-        let mut h = client.submit(job).await?;
-        let interrupted = tokio::signal::ctrl_c();
-        tokio::pin!(interrupted);
-        let report = loop {
-            tokio::select! {
-                r = &mut h.done => break r.context("the node dropped the job"),
-                Ok(()) = h.progress.changed() => {
-                    let (d, t) = *h.progress.borrow_and_update();
-                    progress(d, t);
-                }
-                _ = &mut interrupted => break Err(NodeError::Interrupted.into()),
-            }
-        };
-        shutdown.cancel();
-        let _ = node.await;
-        report
-    })
-}
-
-pub fn peers(home: PathBuf, args: PeersArgs) -> Result<ExitCode> {
+pub(crate) fn peers(home: PathBuf, args: PeersArgs) -> Result<Exit> {
     let rows = runtime()?.block_on(async {
-        match control::request(&home, &Request::Peers).await? {
-            Some(Response::Peers(p)) => anyhow::Ok(p.rows),
-            Some(Response::Error(e)) => anyhow::bail!("the node answered: {e}"),
-            Some(_) => anyhow::bail!("the node sent an unexpected reply"),
-            None => {
-                let key = shared_key(&args.key)?;
-                browse(&home, &key, Duration::from_secs_f64(args.browse.clamp(0.1, 60.0))).await
-            }
+        if let Some(reply) = control::peers(&home).await? {
+            return anyhow::Ok(reply.rows);
         }
+        let key = shared_key(&args.key)?;
+        browse(&home, &key, Duration::from_secs_f64(args.browse.clamp(0.1, 60.0))).await
     })?;
     output::peers(&rows, args.json).context("writing the peer list")?;
-    Ok(0)
+    Ok(Exit::Success)
 }
 
 /// No node runs here: list what mDNS shows for a moment.
@@ -209,11 +135,11 @@ async fn browse(home: &Path, key: &SharedKey, how_long: Duration) -> Result<Vec<
         .values()
         .map(|r| {
             let state = if r.fingerprint != fp {
-                "different-key"
+                PeerState::DifferentKey
             } else if r.protocol != PROTOCOL_VERSION {
-                "incompatible"
+                PeerState::Incompatible
             } else {
-                "seen"
+                PeerState::Seen
             };
             sighting_row(r, state)
         })

@@ -4,24 +4,51 @@
 //! bad input fails before any work starts, with exit code 2 and a message that names the
 //! argument. Printing happens only in [`output`].
 
-pub mod bench;
-pub mod join;
-pub mod output;
-pub mod wasm;
+mod bench;
+mod join;
+mod output;
+mod wasm;
 
-use crate::exec::Executor;
 use crate::job::{Algo, JobSpec, PrimesJob, Split, Target, parse_target};
-use crate::node::{self, JobReport, identity};
-use crate::store::BlobStore;
+use crate::node::{self, JobReport, NetConfig, NodeConfig, NodeError};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
-/// The outcome of a command that ran: the process exit code.
-pub type ExitCode = u8;
+/// How a command ended: the process's exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    /// A job ran, but tasks failed for good (or the node running it stopped).
+    Failed,
+    /// Bad arguments, or a set-up error (a home, a key file, a port).
+    Usage,
+    /// Ctrl-C or SIGTERM during a job.
+    Interrupted,
+}
 
-/// A job ran to its end but some tasks failed: exit code 1.
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failed => 1,
+            Self::Usage => 2,
+            Self::Interrupted => 130,
+        }
+    }
+
+    /// The status of a command that ended with `e`: a job's failure or an interruption
+    /// by its type; anything else is a usage or set-up error.
+    pub fn of_error(e: &anyhow::Error) -> Self {
+        match (e.downcast_ref::<NodeError>(), e.downcast_ref::<JobFailed>()) {
+            (Some(NodeError::Interrupted), _) => Self::Interrupted,
+            (Some(NodeError::Stopped(_) | NodeError::JobDropped), _) | (None, Some(_)) => Self::Failed,
+            (None, None) => Self::Usage,
+        }
+    }
+}
+
+/// A job ran to its end but some tasks failed: exit status 1.
 #[derive(Debug, thiserror::Error)]
 #[error("{failed} of {tasks} tasks failed")]
 pub struct JobFailed {
@@ -179,17 +206,18 @@ pub struct SubmitOpts {
 }
 
 /// Runs the parsed command.
-pub fn run(cli: Cli) -> Result<ExitCode> {
+pub fn run(cli: Cli) -> Result<Exit> {
+    let home = cli.home.unwrap_or_else(node::default_home);
     match cli.command {
-        Command::Submit(SubmitJob::Primes(args)) => submit_primes(cli.home, args),
-        Command::Submit(SubmitJob::Wasm(args)) => wasm::submit(cli.home.unwrap_or_else(identity::default_home), args),
-        Command::Bench(args) => bench::bench(&cli.home.unwrap_or_else(identity::default_home), args),
-        Command::Join(args) => join::join(cli.home.unwrap_or_else(identity::default_home), args),
-        Command::Peers(args) => join::peers(cli.home.unwrap_or_else(identity::default_home), args),
+        Command::Submit(SubmitJob::Primes(args)) => submit_primes(&home, args),
+        Command::Submit(SubmitJob::Wasm(args)) => wasm::submit(home, args),
+        Command::Bench(args) => bench::bench(&home, args),
+        Command::Join(args) => join::join(home, args),
+        Command::Peers(args) => join::peers(home, args),
     }
 }
 
-fn submit_primes(home: Option<PathBuf>, args: PrimesArgs) -> Result<ExitCode> {
+fn submit_primes(home: &Path, args: PrimesArgs) -> Result<Exit> {
     let workers = args.common.workers.unwrap_or_else(default_workers);
     let split = match (args.tasks, args.task_size) {
         (Some(t), _) => Split::Tasks(t),
@@ -197,37 +225,48 @@ fn submit_primes(home: Option<PathBuf>, args: PrimesArgs) -> Result<ExitCode> {
         (None, None) => Split::Auto { workers },
     };
     let job = PrimesJob::new(args.target, args.algo, split).map_err(output::usage)?;
-    let home = home.unwrap_or_else(identity::default_home);
-    let report = run_job(&home, &args.common, JobSpec::Primes(job.clone()), None)?;
+    let report = run_job(home, &args.common, JobSpec::Primes(job.clone()))?;
     output::job_report(&job, &report, args.common.json).context("writing the results")?;
-    exit_code(&report)
+    exit_of(&report)
 }
 
-/// Runs a job as `opts` say: on this machine only (`--local`, with `exec` if the caller
-/// has one warm), or on the mesh. Shows progress on the way.
-fn run_job(home: &std::path::Path, opts: &SubmitOpts, job: JobSpec, exec: Option<Arc<Executor>>) -> Result<JobReport> {
-    let workers = opts.workers.unwrap_or_else(default_workers);
-    let name = opts.name.clone().unwrap_or_else(identity::hostname);
-    let mut bar = output::Progress::new(opts.json);
-    let report = if opts.local {
-        let id = identity::Identity::load_or_create(home, name)?;
-        let exec = exec.unwrap_or_else(|| Arc::new(local_executor(home)));
-        node::run_local(&id, workers, exec, job, |done, total| bar.update(done, total))?
-    } else {
-        join::submit(home, name, workers, &opts.key, job, |done, total| bar.update(done, total))?
+/// Runs a job as `opts` say: on this machine only (`--local`: a node with no network), or
+/// on the mesh (through the node under `home`, or a node of this process for the job's
+/// length). Shows progress on the way; Ctrl-C cancels the job.
+fn run_job(home: &Path, opts: &SubmitOpts, job: JobSpec) -> Result<JobReport> {
+    let network = match opts.local {
+        true => None,
+        false => Some(NetConfig {
+            key: join::shared_key(&opts.key)?,
+            listen: join::any_port(),
+            static_peers: Vec::new(),
+            mdns: true,
+        }),
     };
+    let cfg = NodeConfig {
+        name: opts.name.clone().unwrap_or_else(node::hostname),
+        home: home.to_path_buf(),
+        workers: opts.workers.unwrap_or_else(default_workers),
+        network,
+        control: false,
+    };
+    let mut bar = output::Progress::new(opts.json);
+    let interrupted = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let report = runtime()?.block_on(node::run_job(cfg, job, |p| bar.update(p.done, p.total), interrupted))?;
     bar.finish();
     Ok(report)
 }
 
-/// An executor with no network: blobs must be in the home's store.
-fn local_executor(home: &std::path::Path) -> Executor {
-    Executor::new(home.to_path_buf(), Arc::new(BlobStore::new(home)), None)
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")
 }
 
-fn exit_code(report: &JobReport) -> Result<ExitCode> {
+/// Success, or [`JobFailed`] when tasks failed for good.
+fn exit_of(report: &JobReport) -> Result<Exit> {
     if report.failed.is_empty() {
-        Ok(0)
+        Ok(Exit::Success)
     } else {
         Err(JobFailed { failed: report.failed.len() as u64, tasks: report.tasks }.into())
     }

@@ -7,9 +7,11 @@
 //! error (exit 2) that names the file.
 
 use super::output::{self, usage};
-use super::{ExitCode, SubmitOpts, exit_code, local_executor, run_job};
+use super::{Exit, SubmitOpts, exit_of, run_job};
+use crate::exec::Executor;
 use crate::job::wasm::{DEFAULT_MEMORY_MB, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_MEMORY_MB, MAX_RETRIES, MAX_TIMEOUT};
 use crate::job::{InputLines, JobSpec, WasmJob};
+use crate::store::BlobStore;
 use crate::store::MAX_BLOB;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -61,14 +63,16 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
     }
 }
 
-pub fn submit(home: PathBuf, args: WasmArgs) -> Result<ExitCode> {
+pub(crate) fn submit(home: PathBuf, args: WasmArgs) -> Result<Exit> {
     let module = read_module(&args.module)?;
     let input = read_input(args.input_file.as_deref())?;
     let lines = InputLines::parse(input.clone()).map_err(|e| usage(format!("the input: {e}")))?;
-    let exec = Arc::new(local_executor(&home));
+    // The module is compiled here once, to check it; its compiled code is cached under
+    // the home, so this machine's node starts warm.
+    let exec = Executor::new(home.clone(), Arc::new(BlobStore::new(&home)), None);
     let module_id = exec
         .wasm()
-        .map_err(anyhow::Error::msg)?
+        .map_err(|e| anyhow::Error::new(e.clone()))?
         .check(&module)
         .map_err(|e| usage(format!("module {}: {e}", args.module.display())))?;
     let input_id = exec.store().put(&input).with_context(|| format!("storing the input under {}", home.display()))?;
@@ -80,9 +84,9 @@ pub fn submit(home: PathBuf, args: WasmArgs) -> Result<ExitCode> {
         memory_mb: args.memory,
         retries: args.retries,
     };
-    let report = run_job(&home, &args.common, JobSpec::Wasm(job.clone()), Some(exec))?;
+    let report = run_job(&home, &args.common, JobSpec::Wasm(job.clone()))?;
     output::wasm_report(&job, &lines, &report, args.common.json).context("writing the results")?;
-    exit_code(&report)
+    exit_of(&report)
 }
 
 /// The module's binary: `.wasm` as it is, WebAssembly text converted.

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 #[derive(Debug)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     done: FixedBitSet,
     done_count: u64,
     failed: u64,
@@ -44,7 +44,7 @@ pub struct Ledger {
 
 /// The failure record of a task that is not done yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub count: u32,
     pub last_on: NodeId,
     pub at: Instant,
@@ -52,7 +52,7 @@ pub struct Failure {
 
 /// What accepting a result did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Accept {
+pub(crate) enum Accept {
     /// First result for this task.
     New,
     /// The task was already done; the result is dropped.
@@ -62,7 +62,7 @@ pub enum Accept {
 }
 
 impl Ledger {
-    pub fn new(tasks: u64, retries: u32) -> Self {
+    pub(crate) fn new(tasks: u64, retries: u32) -> Self {
         Self {
             // Invariant: task counts are bounded by the job parser far below usize::MAX.
             done: FixedBitSet::with_capacity(usize::try_from(tasks).expect("task count fits")),
@@ -77,51 +77,51 @@ impl Ledger {
         }
     }
 
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.done.len() as u64
     }
 
-    pub fn done_count(&self) -> u64 {
+    pub(crate) fn done_count(&self) -> u64 {
         self.done_count
     }
 
-    pub fn failed(&self) -> u64 {
+    pub(crate) fn failed(&self) -> u64 {
         self.failed
     }
 
     /// Failures that were given another run.
-    pub fn retried(&self) -> u64 {
+    pub(crate) fn retried(&self) -> u64 {
         self.retried
     }
 
     /// Undone tasks whose last failure was on `node`, less than `window` before `now`.
-    pub fn failed_on_within(&self, node: NodeId, now: Instant, window: std::time::Duration) -> Vec<u64> {
+    pub(crate) fn failed_on_within(&self, node: NodeId, now: Instant, window: std::time::Duration) -> Vec<u64> {
         self.failures.iter().filter(|(_, f)| f.last_on == node && f.at + window > now).map(|(&t, _)| t).collect()
     }
 
     /// The failed, undone tasks inside `r`, in order, each with the node it failed on last.
-    pub fn failed_in(&self, r: TaskRange) -> Vec<(u64, NodeId)> {
+    pub(crate) fn failed_in(&self, r: TaskRange) -> Vec<(u64, NodeId)> {
         let mut v: Vec<(u64, NodeId)> =
             self.failures.iter().filter(|(t, _)| (r.start..r.end).contains(*t)).map(|(&t, f)| (t, f.last_on)).collect();
         v.sort_unstable();
         v
     }
 
-    pub fn duplicates(&self) -> u64 {
+    pub(crate) fn duplicates(&self) -> u64 {
         self.duplicates
     }
 
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.done_count == self.total()
     }
 
-    pub fn is_done(&self, task: u64) -> bool {
+    pub(crate) fn is_done(&self, task: u64) -> bool {
         self.done.contains(task as usize)
     }
 
     /// Records a result that `from` produced. Out-of-range tasks (garbage from a peer) are
     /// duplicates. A failure with retries left leaves the task undone.
-    pub fn accept(&mut self, now: Instant, task: u64, ok: bool, from: NodeId) -> Accept {
+    pub(crate) fn accept(&mut self, now: Instant, task: u64, ok: bool, from: NodeId) -> Accept {
         if task >= self.total() || self.is_done(task) {
             self.duplicates += 1;
             return Accept::Duplicate;
@@ -142,12 +142,13 @@ impl Ledger {
     }
 
     /// How many times `task` has failed so far, and where and when it failed last.
-    pub fn failure(&self, task: u64) -> Option<Failure> {
+    #[cfg(test)]
+    pub(crate) fn failure(&self, task: u64) -> Option<Failure> {
         self.failures.get(&task).copied()
     }
 
     /// Records that `holder` now holds `r`, replacing older holders of any overlap.
-    pub fn lease(&mut self, r: TaskRange, holder: NodeId) {
+    pub(crate) fn lease(&mut self, r: TaskRange, holder: NodeId) {
         let r = TaskRange::new(r.start, r.end.min(self.total()));
         if r.is_empty() {
             return;
@@ -175,7 +176,7 @@ impl Ledger {
 
     /// Takes back every range leased to `holder` and returns its tasks that are not done,
     /// as ranges. The caller queues them and becomes their holder.
-    pub fn reclaim(&mut self, holder: NodeId) -> Vec<TaskRange> {
+    pub(crate) fn reclaim(&mut self, holder: NodeId) -> Vec<TaskRange> {
         let mine: Vec<(u64, u64)> =
             self.leases.iter().filter(|(_, (_, h))| *h == holder).map(|(&s, &(e, _))| (s, e)).collect();
         let mut out = Vec::new();
@@ -203,7 +204,7 @@ impl Ledger {
 
     /// The next undone task, scanning round-robin from the cursor, that `skip` rejects not.
     /// Used for speculative backup runs at the end of a job.
-    pub fn next_undone(&mut self, skip: impl Fn(u64) -> bool) -> Option<u64> {
+    pub(crate) fn next_undone(&mut self, skip: impl Fn(u64) -> bool) -> Option<u64> {
         let total = self.total();
         if self.is_complete() {
             return None;

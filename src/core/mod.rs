@@ -15,11 +15,13 @@
 //! steals. See `docs/ARCHITECTURE.md` for the life of a job.
 
 mod job;
-pub mod ledger;
-pub mod peers;
-pub mod queue;
-pub mod scheduler;
-pub mod timer;
+mod ledger;
+mod outbox;
+mod peers;
+mod queue;
+mod scheduler;
+mod timer;
+mod tombstones;
 
 pub use peers::Status;
 pub use queue::TaskRange;

@@ -36,23 +36,23 @@ impl TaskRange {
 
 /// One job's queued tasks on one node.
 #[derive(Debug, Default, Clone)]
-pub struct WorkQueue {
+pub(crate) struct WorkQueue {
     ranges: VecDeque<TaskRange>,
     len: u64,
 }
 
 impl WorkQueue {
     /// Number of queued tasks.
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Appends a range; empty ranges are ignored.
-    pub fn push(&mut self, r: TaskRange) {
+    pub(crate) fn push(&mut self, r: TaskRange) {
         if !r.is_empty() {
             self.len += r.len();
             self.ranges.push_back(r);
@@ -60,12 +60,12 @@ impl WorkQueue {
     }
 
     /// Takes the next task from the front.
-    pub fn pop(&mut self) -> Option<u64> {
+    pub(crate) fn pop(&mut self) -> Option<u64> {
         self.pop_run(1).map(|r| r.start)
     }
 
     /// Takes up to `n` (at least 1) consecutive tasks from the front.
-    pub fn pop_run(&mut self, n: u64) -> Option<TaskRange> {
+    pub(crate) fn pop_run(&mut self, n: u64) -> Option<TaskRange> {
         let front = self.ranges.front_mut()?;
         let end = front.end.min(front.start + n.max(1));
         let run = TaskRange::new(front.start, end);
@@ -80,7 +80,7 @@ impl WorkQueue {
     /// Removes about half of the queued tasks (rounded up) from the back, as at most
     /// `max_ranges` ranges, and returns them. A queue of one task gives that task away:
     /// the victim's workers are all busy, so an idle thief starts it sooner.
-    pub fn steal_half(&mut self, max_ranges: usize) -> Vec<TaskRange> {
+    pub(crate) fn steal_half(&mut self, max_ranges: usize) -> Vec<TaskRange> {
         let mut want = self.len.div_ceil(2);
         let mut out = Vec::new();
         while want > 0 && out.len() < max_ranges {
@@ -101,16 +101,6 @@ impl WorkQueue {
             }
         }
         out
-    }
-
-    /// Drops everything.
-    pub fn clear(&mut self) {
-        self.ranges.clear();
-        self.len = 0;
-    }
-
-    pub fn ranges(&self) -> impl Iterator<Item = &TaskRange> {
-        self.ranges.iter()
     }
 }
 

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Timer {
+pub(crate) enum Timer {
     /// Publish our status.
     Gossip,
     /// Look for peers that went silent.
@@ -25,38 +25,38 @@ impl Timer {
 }
 
 #[derive(Debug, Default)]
-pub struct TimerTable {
+pub(crate) struct TimerTable {
     slots: [Option<Instant>; Timer::ALL.len()],
 }
 
 impl TimerTable {
-    pub fn set(&mut self, t: Timer, at: Instant) {
+    pub(crate) fn set(&mut self, t: Timer, at: Instant) {
         self.slots[t as usize] = Some(at);
     }
 
     /// Arms `t` unless it is already armed for an earlier time.
-    pub fn set_if_earlier(&mut self, t: Timer, at: Instant) {
+    pub(crate) fn set_if_earlier(&mut self, t: Timer, at: Instant) {
         let slot = &mut self.slots[t as usize];
         if slot.is_none_or(|cur| at < cur) {
             *slot = Some(at);
         }
     }
 
-    pub fn stop(&mut self, t: Timer) {
+    pub(crate) fn stop(&mut self, t: Timer) {
         self.slots[t as usize] = None;
     }
 
-    pub fn is_armed(&self, t: Timer) -> bool {
+    pub(crate) fn is_armed(&self, t: Timer) -> bool {
         self.slots[t as usize].is_some()
     }
 
     /// The earliest deadline.
-    pub fn next(&self) -> Option<Instant> {
+    pub(crate) fn next(&self) -> Option<Instant> {
         self.slots.iter().flatten().min().copied()
     }
 
     /// Disarms and returns the timers due at `now`.
-    pub fn expired(&mut self, now: Instant) -> impl Iterator<Item = Timer> + use<> {
+    pub(crate) fn expired(&mut self, now: Instant) -> impl Iterator<Item = Timer> + use<> {
         let mut due = Vec::new();
         for t in Timer::ALL {
             if self.slots[t as usize].is_some_and(|at| at <= now) {

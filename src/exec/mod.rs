@@ -11,7 +11,23 @@ use crate::job::{JobSpec, TaskOutput};
 use crate::store::BlobStore;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use wasm::{BlobFetcher, WasmRuntime};
+use wasm::{BlobFetcher, WasmError, WasmRuntime, WasmTaskError};
+
+/// Why a task failed. It becomes text only in the task's report, which crosses the wire.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TaskError {
+    /// The WebAssembly engine could not start on this node.
+    #[error(transparent)]
+    Engine(WasmError),
+    #[error(transparent)]
+    Wasm(#[from] WasmTaskError),
+    /// The task's code panicked: a bug in mesh, caught so the worker lives on.
+    #[error("task {task} panicked: {message}")]
+    Panicked { task: u64, message: String },
+    /// The worker or the job's spec was gone when the task was due to start.
+    #[error("the task could not start")]
+    NotStarted,
+}
 
 /// Runs tasks of any job. Shared by all worker threads of a node; the WebAssembly engine
 /// starts on the first WebAssembly task, so a node that only runs primes never pays for it.
@@ -20,7 +36,7 @@ pub struct Executor {
     home: PathBuf,
     store: Arc<BlobStore>,
     fetcher: Option<Arc<dyn BlobFetcher>>,
-    wasm: OnceLock<Result<WasmRuntime, String>>,
+    wasm: OnceLock<Result<WasmRuntime, WasmError>>,
 }
 
 impl Executor {
@@ -35,19 +51,19 @@ impl Executor {
     }
 
     /// The WebAssembly runtime, started on first use.
-    pub fn wasm(&self) -> Result<&WasmRuntime, String> {
+    pub fn wasm(&self) -> Result<&WasmRuntime, WasmError> {
         self.wasm
             .get_or_init(|| WasmRuntime::new(&self.home, self.store.clone(), self.fetcher.clone()))
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    /// Runs one task. An error is the task's failure, worded for the user.
-    pub fn run(&self, job: JobId, spec: &JobSpec, task: u64) -> Result<TaskOutput, String> {
+    /// Runs one task.
+    pub fn run(&self, job: JobId, spec: &JobSpec, task: u64) -> Result<TaskOutput, TaskError> {
         match spec {
-            JobSpec::Primes(p) => Ok(TaskOutput::Sum(p.run(task))),
+            JobSpec::Primes(p) => Ok(TaskOutput::Sum(primes::run_task(p, task))),
             JobSpec::Wasm(w) => {
-                let out = self.wasm()?.run(w, task, job.owner)?;
+                let out = self.wasm().map_err(|e| TaskError::Engine(e.clone()))?.run(w, task, job.owner)?;
                 Ok(TaskOutput::Bytes(serde_bytes::ByteBuf::from(out)))
             }
         }

@@ -11,13 +11,11 @@
 //!   2 up to ceil(sqrt(x)). It is deliberately slow and regular, for measuring clusters.
 //!
 //! Sums use `u128`: the sum of the primes below `MAX_N = 10^14` is about 3e26, far past
-//! `u64`. `MAX_N` keeps every product `p * q` inside `u64` and the base-prime table (primes
-//! up to sqrt(MAX_N) = 10^7) small; it is well past the 10^12 users asked for.
+//! `u64`. [`MAX_N`] belongs to the job spec (`job::primes`), which parses every bound
+//! against it; [`run_task`] runs one task of a [`PrimesJob`] with these kernels.
 
+use crate::job::primes::{Algo, MAX_N, PrimesJob};
 use std::cell::RefCell;
-
-/// The largest exclusive upper bound the kernels accept.
-pub const MAX_N: u64 = 100_000_000_000_000;
 
 /// Segment length in bytes; each byte covers 30 numbers.
 const SEGMENT_BYTES: usize = 1 << 17;
@@ -47,6 +45,16 @@ impl std::ops::Add for PrimeSum {
     fn add(self, o: Self) -> Self {
         Self { sum: self.sum + o.sum, count: self.count + o.count }
     }
+}
+
+/// Runs task `task` of a primes job: the sum of the primes in its span.
+pub fn run_task(job: &PrimesJob, task: u64) -> u128 {
+    let (lo, hi) = job.span_of(task);
+    let sum = match job.algo {
+        Algo::Sieve => sieve(lo, hi),
+        Algo::Trial => trial(lo, hi),
+    };
+    sum.sum
 }
 
 /// Sum and count of the primes `p` with `lo <= p < hi`, by the segmented wheel sieve.
@@ -299,6 +307,7 @@ fn simple_sieve(limit: u64) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::primes::{Split, Target};
     use proptest::prelude::*;
 
     /// Sums of the primes below 10^k, k = 1..=9, from OEIS A046731.
@@ -392,5 +401,31 @@ mod tests {
         fn sieve_agrees_with_trial(lo in 0u64..3_000_000, len in 0u64..20_000) {
             prop_assert_eq!(sieve(lo, lo + len), trial(lo, lo + len));
         }
+    }
+
+    #[test]
+    fn split_covers_every_number_once() {
+        for (n, split) in [
+            (100_999, Split::Auto { workers: 2 }),
+            (10, Split::Tasks(3)),
+            (1, Split::Auto { workers: 64 }),
+            (0, Split::Auto { workers: 1 }),
+            (1000, Split::Size(7)),
+        ] {
+            let job = PrimesJob::new(Target::Below(n), Algo::Sieve, split).unwrap();
+            let outs: Vec<u128> = (0..job.tasks()).map(|t| run_task(&job, t)).collect();
+            assert_eq!(job.assemble(&outs), vec![sieve(0, n).sum], "n={n} {split:?}");
+        }
+    }
+
+    #[test]
+    fn tasks_of_a_range_job_give_one_sum_per_n() {
+        let job =
+            PrimesJob::new(Target::Each { first: 10, last: 12 }, Algo::Trial, Split::Auto { workers: 4 }).unwrap();
+        assert_eq!(job.tasks(), 3);
+        let outs: Vec<u128> = (0..3).map(|t| run_task(&job, t)).collect();
+        assert_eq!(job.assemble(&outs), vec![17, 17, 28]);
+        assert_eq!(job.result_ns(), vec![10, 11, 12]);
+        assert!(PrimesJob::new(Target::Each { first: 1, last: 2 }, Algo::Sieve, Split::Tasks(2)).is_err());
     }
 }

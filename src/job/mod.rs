@@ -19,10 +19,25 @@ use serde_bytes::ByteBuf;
 /// Most tasks one job may have.
 pub const MAX_TASKS: u64 = 1 << 24;
 
-/// A validation failure, worded for the user.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct JobError(pub String);
+/// Why a job spec or its input was refused, worded for the user.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum JobError {
+    #[error("--tasks and --task-size split a single N; a range already makes one task per n")]
+    SplitOfRange,
+    #[error("--tasks must be between 1 and {MAX_TASKS}, not {0}")]
+    TaskCount(u64),
+    #[error("--task-size must be at least 1")]
+    ZeroTaskSize,
+    #[error("--task-size {0} makes more than {MAX_TASKS} tasks; use a larger size")]
+    TaskSizeTooSmall(u64),
+    /// A spec from elsewhere (a peer, the control socket) breaks a bound the CLI enforces.
+    #[error("invalid {kind} job: {what}")]
+    Invalid { kind: &'static str, what: String },
+    #[error("the input has {0} lines; at most {MAX_TASKS} are allowed")]
+    TooManyLines(u64),
+    #[error("input line {line} is longer than {max} bytes")]
+    LineTooLong { line: u64, max: usize },
+}
 
 /// Any job mesh can run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

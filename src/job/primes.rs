@@ -11,9 +11,13 @@
 //! of the program never sees an unchecked bound.
 
 use super::{JobError, MAX_TASKS};
-use crate::exec::primes::{self, MAX_N};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+/// The largest N a primes job accepts: the kernels (`exec::primes`) are exact up to here.
+/// It keeps every product `p * q` inside `u64` and the base-prime table (primes up to
+/// sqrt(MAX_N) = 10^7) small, and is well past the 10^12 users asked for.
+pub const MAX_N: u64 = 100_000_000_000_000;
 
 /// The most results one range job may ask for. It bounds the owner's memory and output; the
 /// demo asks for 1001.
@@ -71,25 +75,19 @@ impl PrimesJob {
     pub fn new(target: Target, algo: Algo, split: Split) -> Result<Self, JobError> {
         let span = match (target, split) {
             (Target::Each { .. }, Split::Auto { .. }) => 1,
-            (Target::Each { .. }, _) => {
-                return Err(JobError(
-                    "--tasks and --task-size split a single N; a range already makes one task per n".into(),
-                ));
-            }
+            (Target::Each { .. }, _) => return Err(JobError::SplitOfRange),
             (Target::Below(n), Split::Tasks(t)) => {
                 if t == 0 || t > MAX_TASKS {
-                    return Err(JobError(format!("--tasks must be between 1 and {MAX_TASKS}, not {t}")));
+                    return Err(JobError::TaskCount(t));
                 }
                 n.div_ceil(t).max(1)
             }
             (Target::Below(n), Split::Size(s)) => {
                 if s == 0 {
-                    return Err(JobError("--task-size must be at least 1".into()));
+                    return Err(JobError::ZeroTaskSize);
                 }
                 if n.div_ceil(s) > MAX_TASKS {
-                    return Err(JobError(format!(
-                        "--task-size {s} makes more than {MAX_TASKS} tasks; use a larger size"
-                    )));
+                    return Err(JobError::TaskSizeTooSmall(s));
                 }
                 s
             }
@@ -107,7 +105,7 @@ impl PrimesJob {
                 first <= last && last <= MAX_N && last - first < MAX_RANGE_ITEMS && self.span == 1
             }
         };
-        if ok { Ok(()) } else { Err(JobError(format!("invalid job spec {self:?}"))) }
+        if ok { Ok(()) } else { Err(JobError::Invalid { kind: "primes", what: format!("{self:?}") }) }
     }
 
     pub fn tasks(&self) -> u64 {
@@ -117,17 +115,12 @@ impl PrimesJob {
         }
     }
 
-    /// Runs one task: a partial or complete prime sum.
-    pub fn run(&self, task: u64) -> u128 {
-        let (lo, hi) = match self.target {
+    /// The numbers task `task` covers: `lo..hi`.
+    pub fn span_of(&self, task: u64) -> (u64, u64) {
+        match self.target {
             Target::Below(n) => (task * self.span, ((task + 1) * self.span).min(n)),
             Target::Each { first, .. } => (0, first + task),
-        };
-        let sum = match self.algo {
-            Algo::Sieve => primes::sieve(lo, hi),
-            Algo::Trial => primes::trial(lo, hi),
-        };
-        sum.sum
+        }
     }
 
     /// The `n` each result is for, in output order.
@@ -159,37 +152,52 @@ fn auto_span(n: u64, algo: Algo, workers: u32) -> u64 {
     want.clamp(min, max).max(n.div_ceil(MAX_TASKS))
 }
 
-/// Parses `N` or `A..B` (inclusive). Errors name what is accepted.
-pub fn parse_target(s: &str) -> Result<Target, String> {
+/// Why a `N|A..B` argument was refused; each message names what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("range '{0}' needs both ends, like 100000..100999")]
+    OpenRange(String),
+    #[error("range '{range}' is reversed; write {last}..{first}")]
+    Reversed { range: String, first: u64, last: u64 },
+    #[error("range '{range}' has {count} values; at most {MAX_RANGE_ITEMS} are allowed")]
+    TooManyValues { range: String, count: u64 },
+    #[error("'{0}' is negative; N must be a whole number from 0 to {MAX_N}")]
+    Negative(String),
+    #[error("'{0}' is not a whole number; write N like 100999, 1_000_000 or 1e9, or a range like 100000..100999")]
+    NotANumber(String),
+    #[error("{0} is beyond the supported bound of {MAX_N} (1e14)")]
+    TooLarge(String),
+}
+
+/// Parses `N` or `A..B` (inclusive).
+pub fn parse_target(s: &str) -> Result<Target, TargetError> {
     let s = s.trim();
     if let Some((a, b)) = s.split_once("..") {
         let b = b.strip_prefix('=').unwrap_or(b);
         if a.is_empty() || b.is_empty() {
-            return Err(format!("range '{s}' needs both ends, like 100000..100999"));
+            return Err(TargetError::OpenRange(s.into()));
         }
         let (first, last) = (parse_n(a)?, parse_n(b)?);
         if first > last {
-            return Err(format!("range '{s}' is reversed; write {last}..{first}"));
+            return Err(TargetError::Reversed { range: s.into(), first, last });
         }
         if last - first + 1 > MAX_RANGE_ITEMS {
-            return Err(format!("range '{s}' has {} values; at most {MAX_RANGE_ITEMS} are allowed", last - first + 1));
+            return Err(TargetError::TooManyValues { range: s.into(), count: last - first + 1 });
         }
         return Ok(Target::Each { first, last });
     }
     Ok(Target::Below(parse_n(s)?))
 }
 
-fn parse_n(s: &str) -> Result<u64, String> {
+fn parse_n(s: &str) -> Result<u64, TargetError> {
     let s = s.trim();
     let clean: String = s.chars().filter(|&c| c != '_').collect();
     if clean.starts_with('-') {
-        return Err(format!("'{s}' is negative; N must be a whole number from 0 to {MAX_N}"));
+        return Err(TargetError::Negative(s.into()));
     }
-    let n = parse_number(&clean).ok_or_else(|| {
-        format!("'{s}' is not a whole number; write N like 100999, 1_000_000 or 1e9, or a range like 100000..100999")
-    })?;
+    let n = parse_number(&clean).ok_or_else(|| TargetError::NotANumber(s.into()))?;
     if n > MAX_N {
-        return Err(format!("{s} is beyond the supported bound of {MAX_N} (1e14)"));
+        return Err(TargetError::TooLarge(s.into()));
     }
     Ok(n)
 }
@@ -230,23 +238,8 @@ mod tests {
             ("0..2000000", "at most"),
             ("", "not a whole number"),
         ] {
-            let err = parse_target(bad).unwrap_err();
+            let err = parse_target(bad).unwrap_err().to_string();
             assert!(err.contains(why), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn split_covers_every_number_once() {
-        for (n, split) in [
-            (100_999, Split::Auto { workers: 2 }),
-            (10, Split::Tasks(3)),
-            (1, Split::Auto { workers: 64 }),
-            (0, Split::Auto { workers: 1 }),
-            (1000, Split::Size(7)),
-        ] {
-            let job = PrimesJob::new(Target::Below(n), Algo::Sieve, split).unwrap();
-            let outs: Vec<u128> = (0..job.tasks()).map(|t| job.run(t)).collect();
-            assert_eq!(job.assemble(&outs), vec![primes::sieve(0, n).sum], "n={n} {split:?}");
         }
     }
 
@@ -259,13 +252,30 @@ mod tests {
     }
 
     #[test]
-    fn range_jobs_make_one_result_per_n() {
+    fn range_jobs_make_one_task_per_n() {
         let job =
             PrimesJob::new(Target::Each { first: 10, last: 12 }, Algo::Trial, Split::Auto { workers: 4 }).unwrap();
         assert_eq!(job.tasks(), 3);
-        let outs: Vec<u128> = (0..3).map(|t| job.run(t)).collect();
-        assert_eq!(job.assemble(&outs), vec![17, 17, 28]);
+        assert_eq!((0..3).map(|t| job.span_of(t)).collect::<Vec<_>>(), [(0, 10), (0, 11), (0, 12)]);
+        assert_eq!(job.assemble(&[17, 17, 28]), vec![17, 17, 28]);
         assert_eq!(job.result_ns(), vec![10, 11, 12]);
-        assert!(PrimesJob::new(Target::Each { first: 1, last: 2 }, Algo::Sieve, Split::Tasks(2)).is_err());
+        assert_eq!(
+            PrimesJob::new(Target::Each { first: 1, last: 2 }, Algo::Sieve, Split::Tasks(2)),
+            Err(JobError::SplitOfRange)
+        );
+    }
+
+    #[test]
+    fn spans_of_a_single_n_cover_every_number_once() {
+        for (n, split) in [(10, Split::Tasks(3)), (1000, Split::Size(7)), (0, Split::Auto { workers: 1 })] {
+            let job = PrimesJob::new(Target::Below(n), Algo::Sieve, split).unwrap();
+            let mut next = 0;
+            for t in 0..job.tasks() {
+                let (lo, hi) = job.span_of(t);
+                assert_eq!(lo, next, "n={n} {split:?}");
+                next = hi;
+            }
+            assert_eq!(next, n, "n={n} {split:?}");
+        }
     }
 }

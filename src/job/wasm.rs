@@ -44,7 +44,7 @@ impl WasmJob {
     }
 
     pub fn validate(&self) -> Result<(), JobError> {
-        let bad = |what: String| Err(JobError(format!("invalid wasm job: {what}")));
+        let bad = |what: String| Err(JobError::Invalid { kind: "wasm", what });
         if self.tasks > MAX_TASKS {
             return bad(format!("{} tasks; at most {MAX_TASKS}", self.tasks));
         }
@@ -83,10 +83,10 @@ impl InputLines {
         }
         let lines = Self { bytes, starts };
         if lines.len() > MAX_TASKS {
-            return Err(JobError(format!("the input has {} lines; at most {MAX_TASKS} are allowed", lines.len())));
+            return Err(JobError::TooManyLines(lines.len()));
         }
         if let Some(i) = (0..lines.len()).find(|&i| lines.get(i).is_some_and(|l| l.len() > MAX_LINE)) {
-            return Err(JobError(format!("input line {} is longer than {MAX_LINE} bytes", i + 1)));
+            return Err(JobError::LineTooLong { line: i + 1, max: MAX_LINE });
         }
         Ok(lines)
     }

@@ -20,14 +20,21 @@ use libp2p::{Swarm, SwarmBuilder, Transport, gossipsub, noise, ping, request_res
 use std::time::Duration;
 
 /// How often ping measures round-trip times: gentle for a Raspberry Pi.
-pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Connections with nothing to do stay open this long; membership gossip keeps them busy,
 /// so in practice only a peer that stopped talking is closed by it.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A connection must finish pnet, Noise and Yamux within this, or it is dropped.
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest gossipsub frame: a few announces of at most `MAX_ANNOUNCE_BYTES` each, with
+/// gossipsub's own envelope and signature.
+pub(crate) const MAX_GOSSIP_BYTES: usize = MAX_ANNOUNCE_BYTES * 4;
 
 #[derive(NetworkBehaviour)]
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub ping: ping::Behaviour,
     pub sched: request_response::Behaviour<sched::Codec>,
@@ -41,7 +48,7 @@ impl std::fmt::Debug for Behaviour {
 }
 
 /// Builds the swarm for this identity and key.
-pub fn build_swarm(keypair: Keypair, key: &SharedKey) -> Result<Swarm<Behaviour>> {
+pub(crate) fn build_swarm(keypair: Keypair, key: &SharedKey) -> Result<Swarm<Behaviour>> {
     let psk = key.psk().map(PreSharedKey::new);
     let swarm = SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -60,7 +67,7 @@ pub fn build_swarm(keypair: Keypair, key: &SharedKey) -> Result<Swarm<Behaviour>
                 .upgrade(Version::V1)
                 .authenticate(noise)
                 .multiplex(yamux::Config::default())
-                .timeout(Duration::from_secs(10));
+                .timeout(HANDSHAKE_TIMEOUT);
             Ok(transport)
         })
         .context("building the transport")?
@@ -73,7 +80,7 @@ pub fn build_swarm(keypair: Keypair, key: &SharedKey) -> Result<Swarm<Behaviour>
                 .mesh_outbound_min(1)
                 .gossip_lazy(4)
                 .flood_publish(true)
-                .max_transmit_size(MAX_ANNOUNCE_BYTES * 4)
+                .max_transmit_size(MAX_GOSSIP_BYTES)
                 .validation_mode(gossipsub::ValidationMode::Strict)
                 .build()?;
             let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(kp.clone()), cfg)?;

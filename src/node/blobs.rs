@@ -1,144 +1,124 @@
 //! Moving blobs between nodes: fetching a missing module or input from peers, and serving
-//! chunks of ours. The wire format is `protocol::blob`; the event loop only translates,
-//! and the logic lives here.
+//! chunks of ours. The wire format is `protocol::blob`; the event loop only translates
+//! (`event_loop::transfers`), and the logic lives here.
 //!
-//! * A worker that needs a blob calls [`LoopFetcher::fetch`], which blocks it until the
-//!   event loop's fetch finishes. The loop runs one fetch per blob however many workers
-//!   wait for it, so a node receives each blob once.
-//! * [`fetch`] asks the job's owner first, then every other member, chunk by chunk, and
-//!   checks the blake3 hash of the whole before storing it. A blob that fails the check is
-//!   rejected and fetched again from the next peer; three rounds over all peers are tried
-//!   before the fetch fails (and with it the task, which is then retried elsewhere).
-//! * [`serve`] reads one chunk from the store on a blocking thread.
+//! * [`fetch_from_mesh`] asks the job's owner first, then every other member in random
+//!   order, chunk by chunk, and checks the blake3 hash of the whole before storing it. A
+//!   blob that fails the check is rejected and fetched again from the next peer;
+//!   [`FETCH_ROUNDS`] rounds over all peers, [`ROUND_PAUSE`] apart and growing, are tried
+//!   within [`FETCH_DEADLINE`] before the fetch fails (and with it the task, which is
+//!   then retried elsewhere).
+//! * Chunks come from a [`ChunkSource`]: the event loop's transfer handle in a node, a
+//!   fake peer in the tests below.
+//! * [`serve`] reads one chunk from the store; it blocks, so the loop runs it off itself.
 
-use super::client::{Client, Command};
-use crate::exec::wasm::BlobFetcher;
-use crate::id::{ContentId, NodeId};
+use crate::exec::wasm::{FetchError, PeerAnswer};
+use crate::id::ContentId;
 use crate::protocol::blob::{BlobRequest, BlobResponse, CHUNK};
 use crate::store::{BlobStore, StoreError};
 use libp2p::PeerId;
-use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tokio::sync::oneshot;
 
 /// Rounds over all candidate peers before a fetch gives up.
-pub const FETCH_ROUNDS: u32 = 3;
+pub(crate) const FETCH_ROUNDS: u32 = 3;
+/// The pause before the second round; each later round waits one more of these.
+pub(crate) const ROUND_PAUSE: Duration = Duration::from_millis(500);
 /// The longest a fetch may take, whatever the peers do.
-pub const FETCH_DEADLINE: Duration = Duration::from_secs(120);
+pub(crate) const FETCH_DEADLINE: Duration = Duration::from_secs(120);
 
-/// A node's blob traffic since it started, shown by `mesh peers --json`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobStats {
-    /// Blobs fetched from peers.
-    pub fetched: u64,
-    pub bytes_in: u64,
-    /// Transfers rejected because the blob did not match its hash.
-    pub rejected: u64,
-    /// Chunks served to peers.
-    pub chunks_served: u64,
-    pub bytes_out: u64,
+/// Where chunks come from: one request to one peer, and its answer.
+pub(crate) trait ChunkSource {
+    async fn chunk(&self, peer: PeerId, req: BlobRequest) -> Result<BlobResponse, PeerAnswer>;
 }
 
 /// A finished fetch.
 #[derive(Debug, Clone, Copy)]
-pub struct Fetched {
-    pub bytes: u64,
-    pub from: PeerId,
-    pub rejected: u32,
-}
-
-/// The worker threads' way to the event loop's fetches.
-#[derive(Debug)]
-pub struct LoopFetcher(pub Client);
-
-impl BlobFetcher for LoopFetcher {
-    fn fetch(&self, id: ContentId, hint: NodeId) -> Result<(), String> {
-        let (reply, rx) = oneshot::channel();
-        self.0.send_blocking(Command::Fetch { id, hint, reply }).map_err(|e| e.to_string())?;
-        rx.blocking_recv().map_err(|_| "the node stopped during the fetch".to_string())?
-    }
-}
-
-enum FromPeer {
-    Missing,
-    Failed(String),
+pub(crate) struct Fetched {
+    pub(crate) bytes: u64,
+    pub(crate) from: PeerId,
+    /// Copies rejected on the way because they did not match the blob's hash.
+    pub(crate) rejected: u32,
 }
 
 /// Fetches `id` into `store`: from the job's `owner` first, then from the other `members`
 /// in random order (so that many fetchers spread over the holders), within
 /// [`FETCH_DEADLINE`].
-pub async fn fetch_from_mesh(
-    client: &Client,
+pub(crate) async fn fetch_from_mesh(
+    source: &impl ChunkSource,
     store: &Arc<BlobStore>,
     id: ContentId,
     owner: Option<PeerId>,
     mut members: Vec<PeerId>,
-) -> Result<Fetched, String> {
+) -> Result<Fetched, FetchError> {
     members.retain(|p| Some(*p) != owner);
     fastrand::shuffle(&mut members);
     let candidates: Vec<PeerId> = owner.into_iter().chain(members).collect();
-    tokio::time::timeout(FETCH_DEADLINE, fetch(client, store, id, &candidates))
+    tokio::time::timeout(FETCH_DEADLINE, fetch(source, store, id, &candidates))
         .await
-        .unwrap_or_else(|_| Err(format!("fetching blob {} took over {FETCH_DEADLINE:?}", id.fmt_short())))
+        .unwrap_or(Err(FetchError::Deadline { blob: id, limit: FETCH_DEADLINE }))
 }
 
 /// Fetches `id` into `store` from the first of `candidates` that has it.
-pub async fn fetch(
-    client: &Client,
+async fn fetch(
+    source: &impl ChunkSource,
     store: &Arc<BlobStore>,
     id: ContentId,
     candidates: &[PeerId],
-) -> Result<Fetched, String> {
+) -> Result<Fetched, FetchError> {
     let mut rejected = 0;
-    let mut last = String::from("no peer has it");
+    let mut last = PeerAnswer::NobodyHasIt;
+    if candidates.is_empty() {
+        return Err(FetchError::Exhausted { blob: id, peers: 0, last });
+    }
     for round in 0..FETCH_ROUNDS {
         if round > 0 {
-            tokio::time::sleep(Duration::from_millis(500) * round).await;
+            tokio::time::sleep(ROUND_PAUSE * round).await;
         }
         for &peer in candidates {
-            match fetch_from(client, id, peer).await {
+            match fetch_from(source, id, peer).await {
                 Ok(bytes) if ContentId::of(&bytes) == id => {
                     let n = bytes.len() as u64;
                     let store = store.clone();
                     tokio::task::spawn_blocking(move || store.put_verified(id, &bytes))
                         .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|_| FetchError::NodeStopped)?
+                        .map_err(|e| FetchError::Store(Arc::new(e)))?;
                     return Ok(Fetched { bytes: n, from: peer, rejected });
                 }
                 Ok(_) => {
                     rejected += 1;
-                    last = format!("the copy from {peer} did not match its hash");
+                    last = PeerAnswer::Mismatch { peer: peer.to_string() };
                     tracing::warn!(blob = %id.fmt_short(), %peer, "blob failed its hash check; rejected, fetching it again");
                 }
-                Err(FromPeer::Missing) => {}
-                Err(FromPeer::Failed(e)) => {
+                Err(PeerAnswer::NobodyHasIt) => {}
+                Err(e) => {
                     tracing::debug!(blob = %id.fmt_short(), %peer, %e, "blob transfer failed");
                     last = e;
                 }
             }
         }
     }
-    Err(format!("cannot fetch blob {} from {} peer(s): {last}", id.fmt_short(), candidates.len()))
+    Err(FetchError::Exhausted { blob: id, peers: candidates.len(), last })
 }
 
-/// All of a blob from one peer, unchecked.
-async fn fetch_from(client: &Client, id: ContentId, peer: PeerId) -> Result<Vec<u8>, FromPeer> {
+/// All of a blob from one peer, unchecked. `NobodyHasIt` means this peer lacks it.
+async fn fetch_from(source: &impl ChunkSource, id: ContentId, peer: PeerId) -> Result<Vec<u8>, PeerAnswer> {
     let mut buf: Vec<u8> = Vec::new();
     let mut total = None;
     loop {
         let req = BlobRequest { id, offset: buf.len() as u64, len: CHUNK };
-        let resp = client.blob_request(peer, req).await.map_err(FromPeer::Failed)?;
-        let BlobResponse::Chunk { total: t, data } = resp else { return Err(FromPeer::Missing) };
+        let BlobResponse::Chunk { total: t, data } = source.chunk(peer, req).await? else {
+            return Err(PeerAnswer::NobodyHasIt);
+        };
         let t = *total.get_or_insert(t);
         // Every chunk but the last is whole: a peer cannot drag a transfer out with
         // slivers.
         let want = (t.saturating_sub(buf.len() as u64)).min(u64::from(CHUNK));
         if data.len() as u64 != want || want == 0 {
-            return Err(FromPeer::Failed(format!("{peer} sent a chunk that does not fit a {t}-byte blob")));
+            return Err(PeerAnswer::BadChunk { peer: peer.to_string(), total: t });
         }
         buf.extend_from_slice(&data);
         if buf.len() as u64 == t {
@@ -150,10 +130,10 @@ async fn fetch_from(client: &Client, id: ContentId, peer: PeerId) -> Result<Vec<
 /// A test hook: when `MESH_FAILPOINT_CORRUPT_BLOBS=N` is set, the first N chunks this node
 /// serves have a byte flipped, as a faulty peer's would.
 #[derive(Debug, Default)]
-pub struct CorruptServes(AtomicU32);
+pub(crate) struct CorruptServes(AtomicU32);
 
 impl CorruptServes {
-    pub fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let n = std::env::var("MESH_FAILPOINT_CORRUPT_BLOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
         if n > 0 {
             tracing::warn!(n, "MESH_FAILPOINT_CORRUPT_BLOBS is set: this node serves corrupted blob chunks");
@@ -167,7 +147,7 @@ impl CorruptServes {
 }
 
 /// Answers a peer's chunk request from the store. Blocking: run it off the event loop.
-pub fn serve(store: &BlobStore, req: &BlobRequest, corrupt: &CorruptServes) -> BlobResponse {
+pub(crate) fn serve(store: &BlobStore, req: &BlobRequest, corrupt: &CorruptServes) -> BlobResponse {
     match store.read_chunk(req.id, req.offset, req.len.min(CHUNK)) {
         Ok((total, mut data)) => {
             if !data.is_empty() && corrupt.take() {
@@ -180,5 +160,67 @@ pub fn serve(store: &BlobStore, req: &BlobRequest, corrupt: &CorruptServes) -> B
             tracing::warn!(%e, "cannot serve a blob");
             BlobResponse::Missing
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Peers that serve blobs from their own stores, some of them damaged.
+    struct FakePeers {
+        stores: HashMap<PeerId, (BlobStore, CorruptServes)>,
+        asked: std::sync::Mutex<Vec<PeerId>>,
+    }
+
+    impl ChunkSource for FakePeers {
+        async fn chunk(&self, peer: PeerId, req: BlobRequest) -> Result<BlobResponse, PeerAnswer> {
+            self.asked.lock().unwrap().push(peer);
+            let (store, corrupt) = self.stores.get(&peer).ok_or(PeerAnswer::Transfer("connection closed".into()))?;
+            Ok(serve(store, &req, corrupt))
+        }
+    }
+
+    fn home(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("mesh-blobs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_damaged_copy_is_rejected_and_the_next_peer_serves_it() {
+        let blob: Vec<u8> = (0..(CHUNK as usize * 2 + 17)).map(|i| (i % 251) as u8).collect();
+        let (bad, good, gone) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let dirs = [home("bad"), home("good"), home("me")];
+        let mut stores = HashMap::new();
+        for (peer, dir, corrupt) in [(bad, &dirs[0], 1), (good, &dirs[1], 0)] {
+            let store = BlobStore::new(dir);
+            store.put(&blob).unwrap();
+            stores.insert(peer, (store, CorruptServes(AtomicU32::new(corrupt))));
+        }
+        let peers = FakePeers { stores, asked: Default::default() };
+        let mine = Arc::new(BlobStore::new(&dirs[2]));
+        let id = ContentId::of(&blob);
+        let got = fetch_from_mesh(&peers, &mine, id, Some(bad), vec![gone, good]).await.unwrap();
+        assert_eq!((got.from, got.rejected, got.bytes), (good, 1, blob.len() as u64));
+        assert_eq!(mine.read(id).unwrap(), blob);
+        assert_eq!(peers.asked.lock().unwrap()[0], bad, "the owner is asked first");
+        for d in dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blob_nobody_has_fails_after_every_round() {
+        let dir = home("none");
+        let peers = FakePeers { stores: HashMap::new(), asked: Default::default() };
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let err = fetch_from_mesh(&peers, &Arc::new(BlobStore::new(&dir)), ContentId::of(b"x"), Some(a), vec![b])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::Exhausted { peers: 2, .. }), "{err}");
+        assert_eq!(peers.asked.lock().unwrap().len(), 2 * FETCH_ROUNDS as usize);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,108 +1,57 @@
-//! The handle other tasks use to talk to a running event loop: bounded commands, each with
-//! a oneshot reply. A stopped loop is an error ([`NodeStopped`]), never a panic.
+//! The handle users of a running node hold: bounded requests to its event loop, each with
+//! a reply. It carries only what a user may ask (submit a job, list the mesh); the loop's
+//! own plumbing (blob transfers) has a private channel. A stopped node is an error
+//! ([`NodeStopped`]), never a panic.
 
-use super::blobs::Fetched;
-use super::membership::PeerRow;
 use super::report::JobReport;
-use crate::id::{ContentId, NodeId};
+use super::view::{JobProgress, PeersReply};
 use crate::job::JobSpec;
-use crate::protocol::blob::{BlobRequest, BlobResponse};
-use libp2p::PeerId;
-use libp2p::request_response::ResponseChannel;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// Commands queued to the event loop at most; senders wait beyond that.
+/// Requests queued to the event loop at most; senders wait beyond that.
 pub const COMMAND_CAPACITY: usize = 32;
 
 /// The event loop is gone.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the mesh node has stopped")]
 pub struct NodeStopped;
 
-/// What `mesh peers` shows: this node, then every other node it knows of.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PeersReply {
-    pub rows: Vec<PeerRow>,
-}
-
-/// A job handed to the node: its progress, then its report.
+/// A job handed to the node: its progress, then its report. Dropping the handle before
+/// the report comes cancels the job mesh-wide.
 #[derive(Debug)]
 pub struct JobHandle {
-    pub progress: watch::Receiver<(u64, u64)>,
+    pub progress: watch::Receiver<JobProgress>,
     pub done: oneshot::Receiver<JobReport>,
 }
 
+/// What a user asks of the node.
 #[derive(Debug)]
-pub enum Command {
-    Peers {
-        reply: oneshot::Sender<PeersReply>,
-    },
-    Submit {
-        job: JobSpec,
-        progress: watch::Sender<(u64, u64)>,
-        done: oneshot::Sender<JobReport>,
-    },
-    /// A worker needs a blob: fetch it (once, however many ask), from `hint` first.
-    Fetch {
-        id: ContentId,
-        hint: NodeId,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    /// A fetch the loop started has ended.
-    FetchDone {
-        id: ContentId,
-        result: Result<Fetched, String>,
-    },
-    /// Send one blob request to a peer.
-    BlobRequest {
-        peer: PeerId,
-        req: BlobRequest,
-        reply: oneshot::Sender<Result<BlobResponse, String>>,
-    },
-    /// The answer to a peer's blob request, read from the store off the loop.
-    BlobServed {
-        channel: ResponseChannel<BlobResponse>,
-        response: BlobResponse,
-    },
+pub(super) enum Command {
+    Peers { reply: oneshot::Sender<PeersReply> },
+    Submit { job: JobSpec, progress: watch::Sender<JobProgress>, done: oneshot::Sender<JobReport> },
 }
 
+/// A cloneable handle to a running node.
 #[derive(Debug, Clone)]
 pub struct Client {
     tx: mpsc::Sender<Command>,
 }
 
 impl Client {
-    pub fn new() -> (Self, mpsc::Receiver<Command>) {
+    pub(super) fn new() -> (Self, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         (Self { tx }, rx)
     }
 
     /// Submits a job to the node; it runs on the mesh with this node as its owner.
     pub async fn submit(&self, job: JobSpec) -> Result<JobHandle, NodeStopped> {
-        let (progress, progress_rx) = watch::channel((0, job.tasks()));
+        let (progress, progress_rx) = watch::channel(JobProgress { done: 0, total: job.tasks() });
         let (done, done_rx) = oneshot::channel();
         self.tx.send(Command::Submit { job, progress, done }).await.map_err(|_| NodeStopped)?;
         Ok(JobHandle { progress: progress_rx, done: done_rx })
     }
 
-    /// Queues a command, waiting while the queue is full.
-    pub async fn send(&self, cmd: Command) -> Result<(), NodeStopped> {
-        self.tx.send(cmd).await.map_err(|_| NodeStopped)
-    }
-
-    /// [`Client::send`] for threads outside the runtime (the workers).
-    pub fn send_blocking(&self, cmd: Command) -> Result<(), NodeStopped> {
-        self.tx.blocking_send(cmd).map_err(|_| NodeStopped)
-    }
-
-    /// One blob request to `peer` and its answer.
-    pub async fn blob_request(&self, peer: PeerId, req: BlobRequest) -> Result<BlobResponse, String> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::BlobRequest { peer, req, reply }).await.map_err(|e| e.to_string())?;
-        rx.await.map_err(|_| NodeStopped.to_string())?
-    }
-
+    /// This node's row, then every other node it knows of.
     pub async fn peers(&self) -> Result<PeersReply, NodeStopped> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Peers { reply }).await.map_err(|_| NodeStopped)?;

@@ -1,17 +1,21 @@
-//! The control socket: how `mesh peers` (and later `mesh submit`) reach the node running
-//! under the same `--home`.
+//! The control socket: how `mesh peers` and `mesh submit` reach the node running under the
+//! same `--home`.
 //!
 //! # Spec
 //! A Unix stream socket at `<home>/control.sock`, mode 0600 (only the node's user). A
-//! client writes one JSON [`Request`] on one line and reads one JSON [`Response`] line.
+//! client writes one JSON [`Request`] on one line and reads JSON [`Response`] lines: one
+//! for `peers`; for `submit`, `progress` lines and then one `report` (or `error`) line.
 //! Requests longer than [`MAX_REQUEST`] bytes or slower than [`IO_TIMEOUT`] are refused;
-//! at most [`MAX_CLIENTS`] are served at once.
+//! at most [`MAX_CLIENTS`] are served at once, and a client beyond that is closed at once.
+//! A client reads at most [`MAX_REPLY`] bytes of one reply line. A submitter that closes
+//! its connection cancels its job mesh-wide.
 
-use super::client::{Client, PeersReply};
+use super::client::{Client, NodeStopped};
 use super::report::JobReport;
-use crate::job::JobSpec;
+use super::view::{JobProgress, PeersReply};
+use crate::id::ContentId;
+use crate::job::{JobError, JobSpec};
 use crate::store::BlobStore;
-use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,8 +26,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// The longest request line a node reads.
 pub const MAX_REQUEST: u64 = 64 * 1024;
+/// The longest reply line a client reads: a job's report with every task's output.
+pub const MAX_REPLY: u64 = 64 * 1024 * 1024;
+/// Each read or write of a request, and each write of a reply, must finish within this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clients served at once.
 pub const MAX_CLIENTS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,24 +55,59 @@ pub enum Response {
     Error(String),
 }
 
+/// What went wrong on either side of the socket. The node sends its side's errors as
+/// text in an `error` line; the client turns the rest into these.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("a mesh node already runs with home {0}; stop it or use another --home")]
+    HomeInUse(PathBuf),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    InvalidJob(#[from] JobError),
+    #[error("the job's {what} ({}) is not in {}", .id.fmt_short(), .home.display())]
+    MissingBlob { what: &'static str, id: ContentId, home: PathBuf },
+    #[error(transparent)]
+    Stopped(#[from] NodeStopped),
+    #[error("the job was dropped")]
+    Dropped,
+    #[error("the node refused the job: {0}")]
+    Refused(String),
+    #[error("the node answered: {0}")]
+    Failed(String),
+    #[error("the node sent a malformed reply: {0}")]
+    Malformed(String),
+    #[error("the node sent an unexpected reply")]
+    Unexpected,
+    #[error("the node closed the connection before the job finished")]
+    Closed,
+    #[error("the node did not answer in time")]
+    Timeout,
+    #[error("the submitter went away; cancelling its job")]
+    SubmitterGone,
+    #[error("control socket {}: {source}", .path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
 pub fn socket_path(home: &Path) -> PathBuf {
     home.join("control.sock")
 }
 
 /// Binds the control socket. Fails if another node already serves this home.
-pub async fn bind(home: &Path) -> Result<UnixListener> {
+pub async fn bind(home: &Path) -> Result<UnixListener, ControlError> {
     let path = socket_path(home);
+    let io = |source| ControlError::Io { path: path.clone(), source };
     if path.exists() {
         if UnixStream::connect(&path).await.is_ok() {
-            bail!("a mesh node already runs with home {}; stop it or use another --home", home.display());
+            return Err(ControlError::HomeInUse(home.to_path_buf()));
         }
-        std::fs::remove_file(&path).with_context(|| format!("removing the stale {}", path.display()))?;
+        std::fs::remove_file(&path).map_err(io)?;
     }
-    let listener = UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
+    let listener = UnixListener::bind(&path).map_err(io)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
     }
     Ok(listener)
 }
@@ -94,42 +138,40 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
     let _ = std::fs::remove_file(socket_path(&home));
 }
 
-async fn handle(stream: UnixStream, client: Client, home: &Path) -> Result<()> {
+async fn handle(stream: UnixStream, client: Client, home: &Path) -> anyhow::Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut line = String::new();
     let mut rd = BufReader::new(rd.take(MAX_REQUEST));
     tokio::time::timeout(IO_TIMEOUT, rd.read_line(&mut line)).await??;
-    let resp = match serde_json::from_str::<Request>(&line) {
-        Ok(Request::Peers) => match client.peers().await {
-            Ok(p) => Response::Peers(p),
-            Err(e) => Response::Error(e.to_string()),
-        },
+    let answer = match serde_json::from_str::<Request>(&line) {
+        Ok(Request::Peers) => client.peers().await.map(Response::Peers).map_err(ControlError::from),
         Ok(Request::Submit { job }) => match check(&job, home) {
             Ok(()) => return stream_job(&mut rd, &mut wr, &client, job).await,
-            Err(e) => Response::Error(e),
+            Err(e) => Err(e),
         },
-        Err(e) => Response::Error(format!("bad request: {e}")),
+        Err(e) => Err(ControlError::BadRequest(e.to_string())),
     };
+    let resp = answer.unwrap_or_else(|e| Response::Error(e.to_string()));
     write_line(&mut wr, &resp).await
 }
 
 /// A submitted job must be valid, and its blobs must be in this home's store: the
 /// submitter puts them there before it asks.
-fn check(job: &JobSpec, home: &Path) -> Result<(), String> {
-    job.validate().map_err(|e| e.to_string())?;
+fn check(job: &JobSpec, home: &Path) -> Result<(), ControlError> {
+    job.validate()?;
     if let JobSpec::Wasm(w) = job {
         let store = BlobStore::new(home);
         for (id, what) in [(w.module, "module"), (w.input, "input")] {
             if !store.contains(id) {
-                return Err(format!("the job's {what} ({}) is not in {}", id.fmt_short(), home.display()));
+                return Err(ControlError::MissingBlob { what, id, home: home.to_path_buf() });
             }
         }
     }
     Ok(())
 }
 
-async fn write_line(wr: &mut (impl AsyncWriteExt + Unpin), resp: &Response) -> Result<()> {
-    let mut out = serde_json::to_vec(resp)?;
+async fn write_line(wr: &mut (impl AsyncWriteExt + Unpin), msg: &impl Serialize) -> anyhow::Result<()> {
+    let mut out = serde_json::to_vec(msg)?;
     out.push(b'\n');
     wr.write_all(&out).await?;
     Ok(())
@@ -143,26 +185,23 @@ async fn stream_job(
     wr: &mut (impl AsyncWriteExt + Unpin),
     client: &Client,
     job: JobSpec,
-) -> Result<()> {
+) -> anyhow::Result<()> {
     let mut h = client.submit(job).await?;
     let mut scratch = [0u8; 64];
     loop {
         tokio::select! {
             n = rd.read(&mut scratch) => {
                 if matches!(n, Ok(0) | Err(_)) {
-                    bail!("the submitter went away; cancelling its job");
+                    return Err(ControlError::SubmitterGone.into());
                 }
             }
             report = &mut h.done => {
-                let resp = match report {
-                    Ok(r) => Response::Report(r),
-                    Err(_) => Response::Error("the job was dropped".into()),
-                };
+                let resp = report.map_or_else(|_| Response::Error(ControlError::Dropped.to_string()), Response::Report);
                 return tokio::time::timeout(IO_TIMEOUT, write_line(wr, &resp)).await?;
             }
             changed = h.progress.changed() => {
                 if changed.is_err() { continue; }
-                let (done, total) = *h.progress.borrow_and_update();
+                let JobProgress { done, total } = *h.progress.borrow_and_update();
                 tokio::time::timeout(IO_TIMEOUT, write_line(wr, &Response::Progress { done, total })).await??;
             }
         }
@@ -171,39 +210,50 @@ async fn stream_job(
 
 /// Hands a job to the node under `home` and waits for its report, calling `progress` on
 /// the way. `Ok(None)` means no node runs there.
-pub async fn submit(home: &Path, job: &JobSpec, mut progress: impl FnMut(u64, u64)) -> Result<Option<JobReport>> {
+pub async fn submit(
+    home: &Path,
+    job: &JobSpec,
+    mut progress: impl FnMut(JobProgress),
+) -> Result<Option<JobReport>, ControlError> {
     let Ok(stream) = UnixStream::connect(socket_path(home)).await else { return Ok(None) };
+    let io = |source| ControlError::Io { path: socket_path(home), source };
     let (rd, mut wr) = stream.into_split();
-    write_request(&mut wr, &Request::Submit { job: job.clone() }).await?;
-    let mut lines = BufReader::new(rd).lines();
-    while let Some(line) = lines.next_line().await? {
-        match serde_json::from_str::<Response>(&line).context("the node sent a malformed reply")? {
-            Response::Progress { done, total } => progress(done, total),
+    write_line(&mut wr, &Request::Submit { job: job.clone() })
+        .await
+        .map_err(|e| ControlError::Io { path: socket_path(home), source: std::io::Error::other(e) })?;
+    let mut lines = BufReader::new(rd.take(MAX_REPLY)).lines();
+    while let Some(line) = lines.next_line().await.map_err(io)? {
+        match parse(&line)? {
+            Response::Progress { done, total } => progress(JobProgress { done, total }),
             Response::Report(r) => return Ok(Some(r)),
-            Response::Error(e) => bail!("the node refused the job: {e}"),
-            Response::Peers(_) => bail!("the node sent an unexpected reply"),
+            Response::Error(e) => return Err(ControlError::Refused(e)),
+            Response::Peers(_) => return Err(ControlError::Unexpected),
         }
     }
-    bail!("the node closed the connection before the job finished")
+    Err(ControlError::Closed)
 }
 
-async fn write_request(wr: &mut (impl AsyncWriteExt + Unpin), req: &Request) -> Result<()> {
-    let mut msg = serde_json::to_vec(req)?;
-    msg.push(b'\n');
-    wr.write_all(&msg).await?;
-    Ok(())
-}
-
-/// Sends one request to the node under `home`. `Ok(None)` means no node runs there.
-pub async fn request(home: &Path, req: &Request) -> Result<Option<Response>> {
+/// Asks the node under `home` for its view of the mesh. `Ok(None)` means no node runs
+/// there.
+pub async fn peers(home: &Path) -> Result<Option<PeersReply>, ControlError> {
     let Ok(stream) = UnixStream::connect(socket_path(home)).await else { return Ok(None) };
     let exchange = async {
         let (rd, mut wr) = stream.into_split();
-        write_request(&mut wr, req).await?;
+        write_line(&mut wr, &Request::Peers).await.map_err(|e| ControlError::Failed(e.to_string()))?;
         let mut line = String::new();
-        BufReader::new(rd.take(64 * 1024 * 1024)).read_line(&mut line).await?;
-        anyhow::Ok(serde_json::from_str::<Response>(&line).context("the node sent a malformed reply")?)
+        BufReader::new(rd.take(MAX_REPLY))
+            .read_line(&mut line)
+            .await
+            .map_err(|source| ControlError::Io { path: socket_path(home), source })?;
+        match parse(&line)? {
+            Response::Peers(p) => Ok(p),
+            Response::Error(e) => Err(ControlError::Failed(e)),
+            _ => Err(ControlError::Unexpected),
+        }
     };
-    let resp = tokio::time::timeout(IO_TIMEOUT, exchange).await.context("the node did not answer in time")??;
-    Ok(Some(resp))
+    tokio::time::timeout(IO_TIMEOUT, exchange).await.map_err(|_| ControlError::Timeout)?.map(Some)
+}
+
+fn parse(line: &str) -> Result<Response, ControlError> {
+    serde_json::from_str(line).map_err(|e| ControlError::Malformed(e.to_string()))
 }

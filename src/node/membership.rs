@@ -12,22 +12,22 @@
 //! * A member leaves on `bye`, when its last connection closes, or after `expiry` without
 //!   an announce (an unplugged cable sends nothing at all).
 
+use super::view::{PeerRow, PeerState};
 use crate::core::Status;
 use crate::discovery::Record;
 use crate::protocol::membership::{Announce, PROTOCOL_VERSION};
 use libp2p::{Multiaddr, PeerId};
-use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 /// How long the higher peer id waits for the lower one to dial before dialing itself.
-pub const DIAL_GRACE: Duration = Duration::from_secs(3);
+pub(crate) const DIAL_GRACE: Duration = Duration::from_secs(3);
 
 /// Most sightings kept; a LAN flooding junk records cannot grow memory past this.
-pub const MAX_SIGHTINGS: usize = 1024;
+pub(crate) const MAX_SIGHTINGS: usize = 1024;
 
 #[derive(Debug, Clone)]
-pub struct Member {
+pub(crate) struct Member {
     pub name: String,
     pub version: String,
     pub status: Status,
@@ -45,7 +45,7 @@ struct Sighting {
 
 /// What the event loop should do after an input.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Nothing,
     Dial(PeerId, Vec<Multiaddr>),
     /// The peer joined the mesh.
@@ -55,52 +55,30 @@ pub enum Decision {
 }
 
 #[derive(Debug)]
-pub struct Membership {
+pub(crate) struct Membership {
     me: PeerId,
     fingerprint: String,
     members: BTreeMap<PeerId, Member>,
     sightings: BTreeMap<String, Sighting>,
     /// Peers that announced another protocol version over a connection.
-    incompatible: BTreeMap<PeerId, (String, u32)>,
-}
-
-/// One line of `mesh peers`.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct PeerRow {
-    pub name: String,
-    pub peer_id: String,
-    pub addrs: Vec<String>,
-    pub workers: Option<u32>,
-    pub busy: Option<u32>,
-    pub queued: Option<u64>,
-    pub tasks_done: Option<u64>,
-    pub rtt_ms: Option<f64>,
-    pub version: String,
-    pub last_seen_s: Option<f64>,
-    #[serde(rename = "self")]
-    pub is_self: bool,
-    /// `member`, `different-key` or `incompatible`.
-    pub state: String,
-    /// This node's blob traffic (the self row only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blobs: Option<super::blobs::BlobStats>,
+    incompatible: BTreeSet<PeerId>,
 }
 
 impl Membership {
-    pub fn new(me: PeerId, fingerprint: String) -> Self {
-        Self { me, fingerprint, members: BTreeMap::new(), sightings: BTreeMap::new(), incompatible: BTreeMap::new() }
+    pub(crate) fn new(me: PeerId, fingerprint: String) -> Self {
+        Self { me, fingerprint, members: BTreeMap::new(), sightings: BTreeMap::new(), incompatible: BTreeSet::new() }
     }
 
-    pub fn members(&self) -> impl Iterator<Item = (&PeerId, &Member)> {
+    pub(crate) fn members(&self) -> impl Iterator<Item = (&PeerId, &Member)> {
         self.members.iter()
     }
 
-    pub fn is_member(&self, p: &PeerId) -> bool {
+    pub(crate) fn is_member(&self, p: &PeerId) -> bool {
         self.members.contains_key(p)
     }
 
     /// An mDNS record arrived.
-    pub fn on_record(&mut self, now: Instant, rec: Record, connected: bool) -> Decision {
+    pub(crate) fn on_record(&mut self, now: Instant, rec: Record, connected: bool) -> Decision {
         if rec.peer_id == self.me {
             return Decision::Nothing;
         }
@@ -125,12 +103,12 @@ impl Membership {
         Decision::Nothing
     }
 
-    pub fn on_record_removed(&mut self, fullname: &str) {
+    pub(crate) fn on_record_removed(&mut self, fullname: &str) {
         self.sightings.remove(fullname);
     }
 
     /// Dials owed after the grace period: records whose lower-id side never dialed us.
-    pub fn overdue_dials(
+    pub(crate) fn overdue_dials(
         &mut self,
         now: Instant,
         connected: impl Fn(&PeerId) -> bool,
@@ -153,12 +131,13 @@ impl Membership {
     }
 
     /// A signed announce arrived from `from`.
-    pub fn on_announce(&mut self, now: Instant, from: PeerId, a: Announce, addr: Option<Multiaddr>) -> Decision {
+    pub(crate) fn on_announce(&mut self, now: Instant, from: PeerId, a: Announce, addr: Option<Multiaddr>) -> Decision {
         if from == self.me {
             return Decision::Nothing;
         }
         if a.protocol != PROTOCOL_VERSION {
-            self.incompatible.insert(from, (a.name, a.protocol));
+            tracing::debug!(peer = %from, name = %a.name, protocol = a.protocol, "incompatible announce");
+            self.incompatible.insert(from);
             return Decision::Nothing;
         }
         if a.bye {
@@ -183,14 +162,15 @@ impl Membership {
         if joined { Decision::Joined(from) } else { Decision::Nothing }
     }
 
-    pub fn on_rtt(&mut self, peer: PeerId, rtt: Duration) {
+    pub(crate) fn on_rtt(&mut self, peer: PeerId, rtt: Duration) {
         if let Some(m) = self.members.get_mut(&peer) {
             m.rtt = Some(rtt);
         }
     }
 
     /// The last connection to `peer` closed.
-    pub fn on_disconnected(&mut self, now: Instant, peer: PeerId) -> Decision {
+    pub(crate) fn on_disconnected(&mut self, now: Instant, peer: PeerId) -> Decision {
+        self.incompatible.remove(&peer);
         for s in self.sightings.values_mut().filter(|s| s.record.peer_id == peer) {
             s.dialed = false; // it may come back: dial again after the grace period
             s.first_seen = now;
@@ -199,7 +179,7 @@ impl Membership {
     }
 
     /// Members silent for longer than `expiry`.
-    pub fn expire(&mut self, now: Instant, expiry: Duration) -> Vec<PeerId> {
+    pub(crate) fn expire(&mut self, now: Instant, expiry: Duration) -> Vec<PeerId> {
         let dead: Vec<PeerId> = self
             .members
             .iter()
@@ -217,7 +197,7 @@ impl Membership {
     }
 
     /// Rows for `mesh peers`: members, then nodes seen with another key or version.
-    pub fn rows(&self, now: Instant) -> Vec<PeerRow> {
+    pub(crate) fn rows(&self, now: Instant) -> Vec<PeerRow> {
         let mut rows: Vec<PeerRow> = self
             .members
             .iter()
@@ -233,16 +213,16 @@ impl Membership {
                 version: m.version.clone(),
                 last_seen_s: Some(now.saturating_duration_since(m.last_seen).as_secs_f64()),
                 is_self: false,
-                state: "member".into(),
+                state: PeerState::Member,
                 blobs: None,
             })
             .collect();
         for s in self.sightings.values() {
             let r = &s.record;
             let state = if r.fingerprint != self.fingerprint {
-                "different-key"
-            } else if r.protocol != PROTOCOL_VERSION || self.incompatible.contains_key(&r.peer_id) {
-                "incompatible"
+                PeerState::DifferentKey
+            } else if r.protocol != PROTOCOL_VERSION || self.incompatible.contains(&r.peer_id) {
+                PeerState::Incompatible
             } else {
                 continue;
             };
@@ -253,7 +233,7 @@ impl Membership {
 }
 
 /// A row for a node known only from its mDNS record.
-pub fn sighting_row(r: &Record, state: &str) -> PeerRow {
+pub fn sighting_row(r: &Record, state: PeerState) -> PeerRow {
     PeerRow {
         name: r.name.clone(),
         peer_id: r.peer_id.to_base58(),
@@ -266,7 +246,7 @@ pub fn sighting_row(r: &Record, state: &str) -> PeerRow {
         version: r.version.clone(),
         last_seen_s: None,
         is_self: false,
-        state: state.into(),
+        state,
         blobs: None,
     }
 }
@@ -332,8 +312,8 @@ mod tests {
         r2.fullname = "other".into();
         assert_eq!(m.on_record(t0, r2, false), Decision::Nothing);
         assert!(m.overdue_dials(t0 + DIAL_GRACE * 2, |_| false).is_empty());
-        let states: Vec<String> = m.rows(t0).into_iter().map(|r| r.state).collect();
-        assert_eq!(states, vec!["different-key", "incompatible"]);
+        let states: Vec<PeerState> = m.rows(t0).into_iter().map(|r| r.state).collect();
+        assert_eq!(states, [PeerState::DifferentKey, PeerState::Incompatible]);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! What a finished job reports, and the collector that builds it from the owner's accepted
-//! results. Shared by the local runner and the mesh event loop, and serialisable so a node
-//! can send it to `mesh submit` over the control socket.
+//! results. The event loop keeps one collector per owned job; the report is serialisable
+//! so a node can send it to `mesh submit` over the control socket.
 
+use super::view::JobProgress;
 use crate::core::{Progress, TaskReport};
 use crate::id::NodeId;
 use crate::job::{JobSpec, PrimesJob, TaskOutput};
@@ -37,11 +38,25 @@ pub struct TaskRecord {
     pub attempts: u32,
 }
 
+/// One result of a primes job: the sum of the primes below `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrimesResult {
+    pub n: u64,
+    pub sum: u128,
+}
+
+/// A task that failed for good, with its last error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedTask {
+    pub task: u64,
+    pub error: String,
+}
+
 /// A job's results, by kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum JobResults {
-    /// One `(n, sum)` per result, in order.
-    Primes(Vec<(u64, u128)>),
+    /// One result per n, in order.
+    Primes(Vec<PrimesResult>),
     /// One record per task, in input order.
     Wasm(Vec<TaskRecord>),
 }
@@ -52,8 +67,8 @@ pub struct JobReport {
     pub results: JobResults,
     pub elapsed: Duration,
     pub tasks: u64,
-    /// Tasks that failed for good: (task, error).
-    pub failed: Vec<(u64, String)>,
+    /// Tasks that failed for good.
+    pub failed: Vec<FailedTask>,
     pub nodes: Vec<NodeStats>,
     /// Worker slots of the nodes that took part.
     pub workers: u32,
@@ -87,8 +102,16 @@ impl JobReport {
     }
 }
 
-/// How the collector names a node in the statistics: (name, peer id, workers).
-pub type Describe<'a> = &'a dyn Fn(NodeId) -> (String, String, u32);
+/// How the statistics name a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NodeInfo {
+    pub name: String,
+    pub peer_id: String,
+    pub workers: u32,
+}
+
+/// How the collector learns a node's [`NodeInfo`].
+pub(crate) type Describe<'a> = &'a dyn Fn(NodeId) -> NodeInfo;
 
 /// A task's accepted result.
 #[derive(Debug)]
@@ -105,24 +128,32 @@ enum Outputs {
     Tasks(Vec<Option<Record>>),
 }
 
-/// Per node: tasks accepted, task time, steals.
-type NodeTally = (u64, Duration, u64);
+/// One node's part in a job so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct NodeTally {
+    /// Tasks whose accepted result came from the node.
+    tasks: u64,
+    /// Time it spent on the job's tasks, failed attempts included.
+    task_time: Duration,
+    steals: u64,
+}
 
 /// Collects the owner's accepted results of one job.
 #[derive(Debug)]
-pub struct Collector {
+pub(crate) struct Collector {
     started: Instant,
     outputs: Outputs,
     total: u64,
     /// Failed attempts that were retried, per task.
     retries: HashMap<u64, u32>,
-    failed: Vec<(u64, String)>,
+    failed: Vec<FailedTask>,
     per_node: BTreeMap<NodeId, NodeTally>,
-    pub done: u64,
+    /// Tasks with a final result.
+    done: u64,
 }
 
 impl Collector {
-    pub fn new(spec: Arc<JobSpec>, started: Instant) -> Self {
+    pub(crate) fn new(spec: Arc<JobSpec>, started: Instant) -> Self {
         let total = spec.tasks();
         let n = total as usize;
         let outputs = match &*spec {
@@ -140,18 +171,18 @@ impl Collector {
         }
     }
 
-    pub fn total(&self) -> u64 {
-        self.total
+    pub(crate) fn progress(&self) -> JobProgress {
+        JobProgress { done: self.done, total: self.total }
     }
 
     /// The first (final) result of a task.
-    pub fn add(&mut self, from: NodeId, report: TaskReport<TaskOutput>) {
+    pub(crate) fn add(&mut self, from: NodeId, report: TaskReport<TaskOutput>) {
         if report.task >= self.total {
             return;
         }
         let i = report.task as usize;
         if let Err(e) = &report.outcome {
-            self.failed.push((report.task, e.clone()));
+            self.failed.push(FailedTask { task: report.task, error: e.clone() });
         }
         match &mut self.outputs {
             Outputs::Sums { sums, .. } => {
@@ -161,41 +192,49 @@ impl Collector {
                 tasks[i] = Some(Record { node: from, took: report.took, outcome: report.outcome });
             }
         }
-        let e = self.per_node.entry(from).or_default();
-        e.0 += 1;
-        e.1 += report.took;
+        let tally = self.per_node.entry(from).or_default();
+        tally.tasks += 1;
+        tally.task_time += report.took;
         self.done += 1;
     }
 
     /// A failed attempt that will run again.
-    pub fn retrying(&mut self, from: NodeId, report: &TaskReport<TaskOutput>) {
+    pub(crate) fn retrying(&mut self, from: NodeId, report: &TaskReport<TaskOutput>) {
         *self.retries.entry(report.task).or_default() += 1;
-        self.per_node.entry(from).or_default().1 += report.took;
+        self.per_node.entry(from).or_default().task_time += report.took;
     }
 
     /// Counts a steal of this job's work by `by`.
-    pub fn stolen(&mut self, by: NodeId) {
-        self.per_node.entry(by).or_default().2 += 1;
+    pub(crate) fn stolen(&mut self, by: NodeId) {
+        self.per_node.entry(by).or_default().steals += 1;
     }
 
-    pub fn finish(self, progress: Progress, backups: u64, describe: Describe<'_>) -> JobReport {
+    pub(crate) fn finish(self, progress: Progress, backups: u64, describe: Describe<'_>) -> JobReport {
         let elapsed = self.started.elapsed();
         let mut workers = 0;
         let mut names = HashMap::new();
         let nodes = self
             .per_node
             .iter()
-            .filter(|(_, v)| v.0 > 0 || v.2 > 0)
-            .map(|(&node, &(tasks, task_time, steals))| {
-                let (name, peer_id, w) = describe(node);
-                workers += w;
-                names.insert(node, name.clone());
-                NodeStats { name, peer_id, workers: w, tasks, task_time, steals }
+            .filter(|(_, t)| t.tasks > 0 || t.steals > 0)
+            .map(|(&node, t)| {
+                let info = describe(node);
+                workers += info.workers;
+                names.insert(node, info.name.clone());
+                NodeStats {
+                    name: info.name,
+                    peer_id: info.peer_id,
+                    workers: info.workers,
+                    tasks: t.tasks,
+                    task_time: t.task_time,
+                    steals: t.steals,
+                }
             })
             .collect();
         let results = match self.outputs {
             Outputs::Sums { job, sums } => {
-                JobResults::Primes(job.result_ns().into_iter().zip(job.assemble(&sums)).collect())
+                let ns = job.result_ns().into_iter();
+                JobResults::Primes(ns.zip(job.assemble(&sums)).map(|(n, sum)| PrimesResult { n, sum }).collect())
             }
             Outputs::Tasks(tasks) => JobResults::Wasm(
                 tasks

@@ -6,7 +6,7 @@
 //! becomes a failed task, not a dead worker.
 
 use crate::core::{TaskRange, TaskReport};
-use crate::exec::Executor;
+use crate::exec::{Executor, TaskError};
 use crate::id::JobId;
 use crate::job::{JobSpec, TaskOutput};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -18,9 +18,8 @@ use tokio::sync::mpsc;
 
 /// A finished run of tasks, from a worker to the driver, in task order.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     pub worker: usize,
-    pub job: JobId,
     pub reports: Vec<TaskReport<TaskOutput>>,
 }
 
@@ -31,7 +30,7 @@ struct Work {
 }
 
 #[derive(Debug)]
-pub struct WorkerPool {
+pub(crate) struct WorkerPool {
     inboxes: Vec<SyncSender<Work>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -45,7 +44,7 @@ impl std::fmt::Debug for Work {
 impl WorkerPool {
     /// Starts `n` workers running tasks with `exec`; finished tasks arrive on the returned
     /// receiver.
-    pub fn start(n: usize, exec: Arc<Executor>) -> std::io::Result<(Self, mpsc::Receiver<Finished>)> {
+    pub(crate) fn start(n: usize, exec: Arc<Executor>) -> std::io::Result<(Self, mpsc::Receiver<Finished>)> {
         let (done_tx, done_rx) = mpsc::channel(n.max(1) * 2);
         let mut inboxes = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
@@ -56,7 +55,7 @@ impl WorkerPool {
             let t = std::thread::Builder::new().name(format!("mesh-worker-{worker}")).spawn(move || {
                 while let Ok(w) = rx.recv() {
                     let reports = (w.tasks.start..w.tasks.end).map(|task| run_one(&exec, &w, task)).collect();
-                    if done.blocking_send(Finished { worker, job: w.job, reports }).is_err() {
+                    if done.blocking_send(Finished { worker, reports }).is_err() {
                         break; // the driver is gone
                     }
                 }
@@ -68,14 +67,14 @@ impl WorkerPool {
     }
 
     /// Hands a run of tasks to an idle worker. Returns false if the worker is gone.
-    pub fn run(&self, worker: usize, job: JobId, tasks: TaskRange, spec: Arc<JobSpec>) -> bool {
+    pub(crate) fn run(&self, worker: usize, job: JobId, tasks: TaskRange, spec: Arc<JobSpec>) -> bool {
         self.inboxes.get(worker).is_some_and(|tx| tx.send(Work { job, tasks, spec }).is_ok())
     }
 
     /// Closes the inboxes and waits up to `grace` for the workers to finish their current
     /// run. A worker still busy after that (a long WebAssembly task) is left to end with
     /// the process rather than hold up a node that is leaving.
-    pub fn shutdown(self, grace: Duration) {
+    pub(crate) fn shutdown(self, grace: Duration) {
         drop(self.inboxes);
         let deadline = Instant::now() + grace;
         for t in self.threads {
@@ -93,8 +92,9 @@ fn run_one(exec: &Executor, w: &Work, task: u64) -> TaskReport<TaskOutput> {
     let _span = tracing::debug_span!("task", job = %w.job, task).entered();
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| exec.run(w.job, &w.spec, task)))
-        .unwrap_or_else(|p| Err(format!("task {task} panicked: {}", panic_message(&p))));
-    TaskReport { task, outcome, took: started.elapsed() }
+        .unwrap_or_else(|p| Err(TaskError::Panicked { task, message: panic_message(&p) }));
+    // The report crosses the wire to the job's owner: its error travels as text.
+    TaskReport { task, outcome: outcome.map_err(|e| e.to_string()), took: started.elapsed() }
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -21,28 +21,28 @@
 
 use super::{CborCodec, DecodeError, Wire};
 use crate::id::ContentId;
-pub use crate::store::MAX_BLOB;
+pub(crate) use crate::store::MAX_BLOB;
 use libp2p::StreamProtocol;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::time::Duration;
 
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/blob/2");
+pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/blob/2");
 /// Bytes per chunk: big enough to keep a LAN busy, small enough for a Pi's memory.
-pub const CHUNK: u32 = 256 * 1024;
-pub const MAX_REQUEST_BYTES: usize = 256;
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-pub const MAX_STREAMS: usize = 8;
+pub(crate) const CHUNK: u32 = 256 * 1024;
+pub(crate) const MAX_REQUEST_BYTES: usize = 256;
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const MAX_STREAMS: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlobRequest {
+pub(crate) struct BlobRequest {
     pub id: ContentId,
     pub offset: u64,
     pub len: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum BlobResponse {
+pub(crate) enum BlobResponse {
     Chunk { total: u64, data: ByteBuf },
     Missing,
 }
@@ -72,7 +72,7 @@ impl Wire for BlobResponse {
 }
 
 /// The codec of `/mesh/blob/2`.
-pub type Codec = CborCodec<BlobRequest, BlobResponse>;
+pub(crate) type Codec = CborCodec<BlobRequest, BlobResponse>;
 
 #[cfg(test)]
 mod tests {

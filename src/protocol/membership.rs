@@ -24,21 +24,21 @@ use serde::{Deserialize, Serialize};
 
 /// The gossipsub topic. It keeps its version 1 across protocol versions: the announce's
 /// layout does not change, so nodes of every version still see (and flag) each other.
-pub const TOPIC: &str = "mesh/membership/1";
+pub(crate) const TOPIC: &str = "mesh/membership/1";
 
 /// The version of all of mesh's wire protocols together; bumped on any incompatible change.
 /// Version 2 added WebAssembly jobs to `/mesh/sched/2` and the blob protocol
 /// `/mesh/blob/2`.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest accepted announce.
-pub const MAX_ANNOUNCE_BYTES: usize = 1024;
+pub(crate) const MAX_ANNOUNCE_BYTES: usize = 1024;
 
 const MAX_NAME: usize = 64;
 const MAX_VERSION: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Announce {
+pub(crate) struct Announce {
     pub protocol: u32,
     pub version: String,
     pub name: String,
@@ -47,11 +47,11 @@ pub struct Announce {
 }
 
 impl Announce {
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         encode(self)
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let a: Self = decode(bytes, MAX_ANNOUNCE_BYTES)?;
         if a.name.is_empty() || a.name.len() > MAX_NAME || a.name.chars().any(char::is_control) {
             return Err(DecodeError::Invalid("name must be 1 to 64 printable characters"));

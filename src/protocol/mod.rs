@@ -6,9 +6,9 @@
 //! peer: input past the protocol's size limit is refused before parsing, and any parse
 //! error is a [`DecodeError`] that the caller logs and drops.
 
-pub mod blob;
-pub mod membership;
-pub mod sched;
+pub(crate) mod blob;
+pub(crate) mod membership;
+pub(crate) mod sched;
 
 use libp2p::StreamProtocol;
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -19,7 +19,7 @@ use std::marker::PhantomData;
 
 /// Why a peer's message was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     #[error("message of {len} bytes exceeds the {max}-byte limit")]
     TooLarge { len: usize, max: usize },
     #[error("malformed CBOR: {0}")]
@@ -29,7 +29,7 @@ pub enum DecodeError {
 }
 
 /// Encodes a message as CBOR.
-pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     // Invariant: writing to a Vec cannot fail, and our types always serialize.
     ciborium::into_writer(msg, &mut out).expect("CBOR encoding into a Vec");
@@ -37,7 +37,7 @@ pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
 }
 
 /// Decodes a CBOR message of at most `max` bytes.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, DecodeError> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, DecodeError> {
     if bytes.len() > max {
         return Err(DecodeError::TooLarge { len: bytes.len(), max });
     }
@@ -45,7 +45,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], max: usize) -> Result<T, Decode
 }
 
 /// A message of a request-response protocol: its size limit and its checks beyond parsing.
-pub trait Wire: Serialize + DeserializeOwned + Send + 'static {
+pub(crate) trait Wire: Serialize + DeserializeOwned + Send + 'static {
     /// Largest encoding accepted; bigger input is refused before parsing.
     const MAX_BYTES: usize;
 
@@ -64,7 +64,7 @@ pub trait Wire: Serialize + DeserializeOwned + Send + 'static {
 /// A request-response codec that writes each message as CBOR and closes the stream, and
 /// reads at most the message type's limit.
 #[derive(Debug)]
-pub struct CborCodec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
+pub(crate) struct CborCodec<Req, Resp>(PhantomData<fn() -> (Req, Resp)>);
 
 impl<Req, Resp> Default for CborCodec<Req, Resp> {
     fn default() -> Self {

@@ -21,17 +21,20 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/sched/2");
-pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
-pub const MAX_STREAMS: usize = 64;
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/sched/2");
+pub(crate) const MAX_MESSAGE_BYTES: usize = 1 << 20;
+pub(crate) const MAX_STREAMS: usize = 64;
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most ranges a grant may carry. Victims send at most `core::Config::max_grant_ranges`
+/// (32); this wider bound only keeps a hostile grant from costing the thief much.
+pub(crate) const MAX_GRANT_RANGES: usize = 1024;
 
 /// A scheduling message as it crosses the network.
-pub type WireMessage = Message<Arc<JobSpec>, TaskOutput>;
+pub(crate) type WireMessage = Message<Arc<JobSpec>, TaskOutput>;
 
 /// The acknowledgement of a request: CBOR `null` (`0xf6`) on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ack;
+pub(crate) struct Ack;
 
 impl Wire for Ack {
     const MAX_BYTES: usize = 1;
@@ -43,7 +46,7 @@ impl Wire for WireMessage {
     fn check(&self) -> Result<(), DecodeError> {
         if let Self::Grant { work: Some(g), .. } = self {
             g.spec.validate().map_err(|_| DecodeError::Invalid("grant carries an invalid job spec"))?;
-            if g.ranges.len() > 1024 || g.ranges.iter().any(|r| r.end > g.spec.tasks()) {
+            if g.ranges.len() > MAX_GRANT_RANGES || g.ranges.iter().any(|r| r.end > g.spec.tasks()) {
                 return Err(DecodeError::Invalid("grant ranges outside the job"));
             }
         }
@@ -51,13 +54,8 @@ impl Wire for WireMessage {
     }
 }
 
-/// Decodes and checks a message from a peer.
-pub fn decode_message(bytes: &[u8]) -> Result<WireMessage, DecodeError> {
-    WireMessage::decode_checked(bytes)
-}
-
 /// The codec of `/mesh/sched/2`.
-pub type Codec = CborCodec<WireMessage, Ack>;
+pub(crate) type Codec = CborCodec<WireMessage, Ack>;
 
 #[cfg(test)]
 mod tests {
@@ -95,7 +93,7 @@ mod tests {
             Message::JobEnded { job: id },
         ];
         for m in msgs {
-            assert_eq!(decode_message(&encode(&m)).unwrap(), m);
+            assert_eq!(WireMessage::decode_checked(&encode(&m)).unwrap(), m);
         }
     }
 
@@ -106,13 +104,13 @@ mod tests {
             req: 1,
             work: Some(Grant { job: id, spec: job(), ranges: vec![TaskRange::new(5, 11)], pinned: false }),
         };
-        assert!(decode_message(&encode(&beyond)).is_err());
+        assert!(WireMessage::decode_checked(&encode(&beyond)).is_err());
         let JobSpec::Primes(mut bad) = (*job()).clone() else { unreachable!() };
         bad.span = 0;
         let bad = JobSpec::Primes(bad);
         let m: WireMessage =
             Message::Grant { req: 1, work: Some(Grant { job: id, spec: Arc::new(bad), ranges: vec![], pinned: true }) };
-        assert!(decode_message(&encode(&m)).is_err());
-        assert!(decode_message(b"\x00\x01garbage").is_err());
+        assert!(WireMessage::decode_checked(&encode(&m)).is_err());
+        assert!(WireMessage::decode_checked(b"\x00\x01garbage").is_err());
     }
 }

@@ -18,7 +18,10 @@
 //! * **Sandbox.** What a task can reach is [`wasi`]: its stdin, stdout and stderr, clocks
 //!   and a deterministic random stream. No files, no network, no environment.
 
+mod error;
 pub mod wasi;
+
+pub use error::{BlobError, FetchError, LinkError, PeerAnswer, RunFailure, WasmError, WasmTaskError};
 
 use crate::id::{ContentId, NodeId};
 use crate::job::{InputLines, WasmJob};
@@ -44,7 +47,7 @@ pub const COMPILED_BUDGET: u64 = 512 << 20;
 /// their own threads.
 pub trait BlobFetcher: Send + Sync + std::fmt::Debug {
     /// Fetches `id` into the store, asking the node `hint` (the job's owner) first.
-    fn fetch(&self, id: ContentId, hint: NodeId) -> Result<(), String>;
+    fn fetch(&self, id: ContentId, hint: NodeId) -> Result<(), FetchError>;
 }
 
 /// A module ready to run: linked against the WASI shim.
@@ -52,7 +55,7 @@ struct Prepared {
     pre: InstancePre<TaskCtx>,
 }
 
-type Slot<T> = Arc<OnceLock<Result<Arc<T>, String>>>;
+type Slot<T> = Arc<OnceLock<Result<Arc<T>, WasmError>>>;
 
 /// A small map of at most `cap` entries, evicting the oldest.
 struct Lru<T> {
@@ -114,9 +117,10 @@ impl WasmRuntime {
         home: &std::path::Path,
         store: Arc<BlobStore>,
         fetcher: Option<Arc<dyn BlobFetcher>>,
-    ) -> Result<Self, String> {
-        let engine = Engine::new(&engine_config()).map_err(|e| format!("starting the WebAssembly engine: {e}"))?;
-        let ticker = Ticker::start(engine.clone()).map_err(|e| format!("starting the timeout ticker: {e}"))?;
+    ) -> Result<Self, WasmError> {
+        let engine = Engine::new(&engine_config()).map_err(|e| WasmError::Engine(e.to_string()))?;
+        let ticker = Ticker::start(engine.clone())
+            .map_err(|e| WasmError::Engine(format!("starting the timeout ticker: {e}")))?;
         Ok(Self {
             engine,
             store,
@@ -131,23 +135,25 @@ impl WasmRuntime {
     /// Checks module bytes as a submitter would before shipping them: they must be valid
     /// WebAssembly, a WASI command (`_start` and `memory` exported) importing only WASI.
     /// Compiles them and caches the result, so a local node starts warm.
-    pub fn check(&self, bytes: &[u8]) -> Result<ContentId, String> {
-        Module::validate(&self.engine, bytes)
-            .map_err(|e| format!("the module is not valid WebAssembly: {}", root_cause(&e)))?;
-        let id = self.store.put(bytes).map_err(|e| e.to_string())?;
+    pub fn check(&self, bytes: &[u8]) -> Result<ContentId, WasmError> {
+        Module::validate(&self.engine, bytes).map_err(|e| WasmError::Invalid(root_cause(&e)))?;
+        let id = self.store.put(bytes).map_err(|e| WasmError::ModuleBlob(e.into()))?;
         self.prepared(id, None)?;
         Ok(id)
     }
 
     /// Runs task `task` of `job`; `hint` is the node to fetch missing blobs from first.
     /// Returns what the task wrote to stdout, or an error that names its input line.
-    pub fn run(&self, job: &WasmJob, task: u64, hint: NodeId) -> Result<Vec<u8>, String> {
-        let input = self.input(job.input, hint)?;
+    pub fn run(&self, job: &WasmJob, task: u64, hint: NodeId) -> Result<Vec<u8>, WasmTaskError> {
+        let input = self.input(job.input, hint).map_err(WasmTaskError::Input)?;
         let Some(line) = input.get(task) else {
-            return Err(format!("task {task} is beyond the input's {} lines", input.len()));
+            return Err(WasmTaskError::BeyondInput { task, lines: input.len() });
         };
-        let what = format!("input line {} ('{}')", task + 1, input.describe(task));
-        let prepared = self.prepared(job.module, Some(hint)).map_err(|e| format!("{what}: {e}"))?;
+        let prepared = self.prepared(job.module, Some(hint)).map_err(|cause| WasmTaskError::Module {
+            line: task + 1,
+            input: input.describe(task),
+            cause,
+        })?;
         let mut key = blake3::Hasher::new_derive_key("mesh 2026-11 wasi random_get v1");
         key.update(&job.module.0).update(&task.to_le_bytes()).update(line);
         let started = Instant::now();
@@ -167,16 +173,21 @@ impl WasmRuntime {
         match outcome {
             Ok(()) => Ok(ctx.stdout),
             Err(e) if e.downcast_ref::<Exit>().is_some_and(|x| x.0 == 0) => Ok(ctx.stdout),
-            Err(e) => Err(format!("{what}: {}", explain(&e, &ctx, job))),
+            Err(e) => Err(WasmTaskError::Run {
+                line: task + 1,
+                input: input.describe(task),
+                failure: explain(&e, &ctx, job),
+                stderr: ctx.stderr_tail(),
+            }),
         }
     }
 
-    fn input(&self, id: ContentId, hint: NodeId) -> Result<Arc<InputLines>, String> {
+    fn input(&self, id: ContentId, hint: NodeId) -> Result<Arc<InputLines>, WasmError> {
         let slot = lock(&self.inputs).slot(id);
         let got = slot
             .get_or_init(|| {
-                let bytes = self.blob(id, Some(hint)).map_err(|e| format!("the job's input: {e}"))?;
-                InputLines::parse(bytes).map(Arc::new).map_err(|e| e.to_string())
+                let bytes = self.blob(id, Some(hint)).map_err(WasmError::InputBlob)?;
+                InputLines::parse(bytes).map(Arc::new).map_err(WasmError::Input)
             })
             .clone();
         if got.is_err() {
@@ -185,7 +196,7 @@ impl WasmRuntime {
         got
     }
 
-    fn prepared(&self, id: ContentId, hint: Option<NodeId>) -> Result<Arc<Prepared>, String> {
+    fn prepared(&self, id: ContentId, hint: Option<NodeId>) -> Result<Arc<Prepared>, WasmError> {
         let slot = lock(&self.modules).slot(id);
         let got = slot.get_or_init(|| self.prepare(id, hint).map(Arc::new)).clone();
         if got.is_err() {
@@ -194,42 +205,38 @@ impl WasmRuntime {
         got
     }
 
-    fn prepare(&self, id: ContentId, hint: Option<NodeId>) -> Result<Prepared, String> {
+    fn prepare(&self, id: ContentId, hint: Option<NodeId>) -> Result<Prepared, WasmError> {
         let module = match self.load_compiled(id) {
             Some(m) => m,
             None => {
-                let bytes = self.blob(id, hint).map_err(|e| format!("the module: {e}"))?;
-                let m = Module::from_binary(&self.engine, &bytes)
-                    .map_err(|e| format!("the module is not valid WebAssembly: {}", root_cause(&e)))?;
+                let bytes = self.blob(id, hint).map_err(WasmError::ModuleBlob)?;
+                let m = Module::from_binary(&self.engine, &bytes).map_err(|e| WasmError::Invalid(root_cause(&e)))?;
                 self.save_compiled(id, &m);
                 m
             }
         };
         for (name, what) in [("_start", "a _start function"), ("memory", "its memory")] {
             if module.get_export(name).is_none() {
-                return Err(format!(
-                    "the module does not export {what}: it must be a WASI command module \
-                     (built for wasm32-wasip1 as a program, not a library)"
-                ));
+                return Err(WasmError::NotACommand(what));
             }
         }
-        let linker = wasi::linker(&self.engine, &module).map_err(|e| format!("the module cannot run: {e}"))?;
-        let pre = linker.instantiate_pre(&module).map_err(|e| format!("the module cannot be linked: {e}"))?;
+        let linker = wasi::linker(&self.engine, &module)?;
+        let pre = linker.instantiate_pre(&module).map_err(|e| WasmError::Link(e.to_string()))?;
         Ok(Prepared { pre })
     }
 
     /// A blob from the store, fetched from peers if it is missing or damaged.
-    fn blob(&self, id: ContentId, hint: Option<NodeId>) -> Result<Vec<u8>, String> {
+    fn blob(&self, id: ContentId, hint: Option<NodeId>) -> Result<Vec<u8>, BlobError> {
         match self.store.read(id) {
             Ok(b) => return Ok(b),
             Err(StoreError::Missing(_) | StoreError::Corrupt(_)) => {}
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
         match (&self.fetcher, hint) {
             (Some(f), Some(hint)) => f.fetch(id, hint)?,
-            _ => return Err(format!("blob {} is not on this node", id.fmt_short())),
+            _ => return Err(BlobError::NotHere(id)),
         }
-        self.store.read(id).map_err(|e| e.to_string())
+        Ok(self.store.read(id)?)
     }
 
     fn compiled_path(&self, id: ContentId) -> PathBuf {
@@ -302,26 +309,18 @@ fn engine_config() -> wasmtime::Config {
     c
 }
 
-/// Why a task failed, in words.
-fn explain(e: &wasmtime::Error, ctx: &TaskCtx, job: &WasmJob) -> String {
-    let why = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        format!("timed out after {:.1} s (--timeout)", job.timeout().as_secs_f64())
+/// Why a task's run failed.
+fn explain(e: &wasmtime::Error, ctx: &TaskCtx, job: &WasmJob) -> RunFailure {
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        RunFailure::TimedOut(job.timeout())
     } else if let Some(asked) = ctx.limits.denied {
-        format!(
-            "ran out of memory: it asked for {} MiB, over its limit of {} MiB (--memory)",
-            asked.div_ceil(1 << 20),
-            job.memory_mb
-        )
+        RunFailure::OutOfMemory { asked_mib: asked.div_ceil(1 << 20), limit_mib: job.memory_mb }
     } else if let Some(x) = e.downcast_ref::<Exit>() {
-        x.to_string()
+        RunFailure::Exit(x.0)
     } else if e.downcast_ref::<OutputTooLarge>().is_some() {
-        OutputTooLarge.to_string()
+        RunFailure::OutputTooLarge
     } else {
-        format!("trapped: {}", root_cause(e))
-    };
-    match ctx.stderr_tail() {
-        tail if tail.is_empty() => why,
-        tail => format!("{why}; stderr: {tail}"),
+        RunFailure::Trapped(root_cause(e))
     }
 }
 

@@ -19,14 +19,14 @@ impl Fixture {
     /// A job of `module` (text) over `input`, with small limits.
     fn job(&self, module: &str, input: &str) -> Result<WasmJob, String> {
         let bytes = wat::parse_str(module).map_err(|e| e.to_string())?;
-        let module = self.rt.check(&bytes)?;
+        let module = self.rt.check(&bytes).map_err(|e| e.to_string())?;
         let lines = InputLines::parse(input.as_bytes().to_vec()).unwrap();
         let input = self.rt.store.put(input.as_bytes()).unwrap();
         Ok(WasmJob { module, input, tasks: lines.len(), timeout_ms: 2000, memory_mb: 16, retries: 0 })
     }
 
     fn run(&self, job: &WasmJob, task: u64) -> Result<String, String> {
-        self.rt.run(job, task, NodeId(0)).map(|o| String::from_utf8(o).unwrap())
+        self.rt.run(job, task, NodeId(0)).map(|o| String::from_utf8(o).unwrap()).map_err(|e| e.to_string())
     }
 }
 
@@ -142,16 +142,16 @@ fn exits_traps_and_floods_fail_the_task_with_reasons() {
 #[test]
 fn bad_modules_get_clear_errors() {
     let f = Fixture::new("bad");
-    let err = f.rt.check(b"\0asm\x01\0\0\0garbage").unwrap_err();
+    let err = f.rt.check(b"\0asm\x01\0\0\0garbage").unwrap_err().to_string();
     assert!(err.contains("not valid WebAssembly"), "{err}");
-    let err = f.rt.check(b"not wasm at all").unwrap_err();
+    let err = f.rt.check(b"not wasm at all").unwrap_err().to_string();
     assert!(err.contains("not valid WebAssembly"), "{err}");
     let foreign =
         r#"(module (import "env" "system" (func (param i32))) (memory (export "memory") 1) (func (export "_start")))"#;
-    let err = f.rt.check(&wat::parse_str(foreign).unwrap()).unwrap_err();
+    let err = f.rt.check(&wat::parse_str(foreign).unwrap()).unwrap_err().to_string();
     assert!(err.contains("imports `env.system`"), "{err}");
     let library = r#"(module (memory (export "memory") 1) (func (export "run")))"#;
-    let err = f.rt.check(&wat::parse_str(library).unwrap()).unwrap_err();
+    let err = f.rt.check(&wat::parse_str(library).unwrap()).unwrap_err().to_string();
     assert!(err.contains("does not export a _start function"), "{err}");
 }
 
@@ -189,7 +189,8 @@ fn random_get_is_deterministic_per_task() {
     let imports = r#"(import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))"#;
     let body = "(drop (call $random (i32.const 200) (i32.const 16))) (call $print (i32.const 200) (i32.const 16))";
     let job = f.job(&module(imports, body, ""), "same\nsame\n").unwrap();
-    let (a, again, b) = (f.rt.run(&job, 0, NodeId(1)), f.rt.run(&job, 0, NodeId(2)), f.rt.run(&job, 1, NodeId(1)));
+    let run = |task, hint| f.rt.run(&job, task, NodeId(hint)).unwrap();
+    let (a, again, b) = (run(0, 1), run(0, 2), run(1, 1));
     assert_eq!(a, again, "a rerun of a task sees the same random bytes");
     assert_ne!(a, b, "another task sees other bytes");
 }
@@ -250,7 +251,7 @@ fn one_memory_only_and_bounded_host_calls() {
     let f = Fixture::new("bounds");
     // A second memory would double what --memory allows, so it is refused.
     let two = r#"(module (memory (export "memory") 1) (memory 1) (func (export "_start")))"#;
-    let err = f.rt.check(&wat::parse_str(two).unwrap()).unwrap_err();
+    let err = f.rt.check(&wat::parse_str(two).unwrap()).unwrap_err().to_string();
     assert!(err.contains("not valid WebAssembly"), "{err}");
     // Host calls do bounded work: too many iovecs is EINVAL, not a long copy.
     let body = "(i32.store8 (i32.const 200) (i32.add (i32.const 65) \

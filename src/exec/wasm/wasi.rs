@@ -20,6 +20,7 @@
 //! host crash. Only imports from `wasi_snapshot_preview1` can be linked; a module that
 //! imports anything else is refused before it runs.
 
+use super::LinkError;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Engine, Extern, ExternType, Linker, Module, ResourceLimiter, Trap, Val, ValType};
 
@@ -125,16 +126,16 @@ impl ResourceLimiter for Limits {
 }
 
 /// A linker with every import `module` needs, or why it cannot run under mesh.
-pub fn linker(engine: &Engine, module: &Module) -> Result<Linker<TaskCtx>, String> {
+pub fn linker(engine: &Engine, module: &Module) -> Result<Linker<TaskCtx>, LinkError> {
     let mut l = Linker::new(engine);
-    define(&mut l).map_err(|e| format!("setting up WASI: {e}"))?;
+    define(&mut l).map_err(|e| LinkError::Wasmtime { name: "WASI".into(), cause: e.to_string() })?;
     for import in module.imports() {
         let (m, name) = (import.module(), import.name());
         if m != WASI_MODULE {
-            return Err(format!("it imports `{m}.{name}`; mesh provides only WASI preview 1 ({WASI_MODULE}) to tasks"));
+            return Err(LinkError::Foreign { module: m.into(), name: name.into() });
         }
         let ExternType::Func(ty) = import.ty() else {
-            return Err(format!("it imports `{m}.{name}`, which is not a function"));
+            return Err(LinkError::NotAFunction { module: m.into(), name: name.into() });
         };
         if IMPLEMENTED.contains(&name) {
             continue;
@@ -156,7 +157,7 @@ pub fn linker(engine: &Engine, module: &Module) -> Result<Linker<TaskCtx>, Strin
                 Err(wasmtime::format_err!("the task called `{call}`, which mesh does not provide"))
             }
         })
-        .map_err(|e| format!("linking `{name}`: {e}"))?;
+        .map_err(|e| LinkError::Wasmtime { name: name.into(), cause: e.to_string() })?;
     }
     Ok(l)
 }

@@ -1,41 +1,132 @@
-//! The event loop's side of blob transfers: starting and finishing fetches, and passing
-//! chunks between the swarm and `node::blobs`. Translation only; the logic is in
-//! `node::blobs`.
+//! Blob transfers as the event loop sees them: fetches that workers wait for, requests
+//! in flight to peers, chunks being served, and the node's blob counters. The logic of a
+//! fetch is `node::blobs`; this is its bookkeeping.
+//!
+//! Tasks the loop spawns (a fetch, a chunk read) and the worker threads talk back to the
+//! loop over a private bounded channel of [`Internal`] messages, never through the
+//! public `Client`. Spawned tasks are tracked and end when the node stops.
 
-use super::EventLoop;
+use crate::exec::wasm::{BlobFetcher, FetchError, PeerAnswer};
 use crate::id::{ContentId, NodeId};
-use crate::node::blobs;
-use crate::node::client::Command;
+use crate::node::blobs::{self, ChunkSource, CorruptServes, Fetched};
+use crate::node::view::BlobStats;
 use crate::protocol::blob::{BlobRequest, BlobResponse};
+use crate::store::BlobStore;
 use libp2p::PeerId;
-use libp2p::request_response::{self, ResponseChannel};
-use tokio::sync::oneshot;
+use libp2p::request_response::{OutboundRequestId, ResponseChannel};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-impl EventLoop {
-    /// A worker needs a blob: join the fetch under way, or start one from the job's owner
-    /// and then every other member.
-    pub(super) fn on_fetch(&mut self, id: ContentId, hint: NodeId, reply: oneshot::Sender<Result<(), String>>) {
-        if let Some(waiting) = self.fetching.get_mut(&id) {
+/// Internal messages queued to the loop at most; senders wait beyond that.
+pub(crate) const INTERNAL_CAPACITY: usize = 64;
+
+/// The loop's own plumbing: what its spawned tasks and worker threads tell it.
+#[derive(Debug)]
+pub(super) enum Internal {
+    /// A worker needs a blob: fetch it (once, however many ask), from `hint` first.
+    Fetch { id: ContentId, hint: NodeId, reply: oneshot::Sender<Result<(), FetchError>> },
+    /// A fetch the loop started has ended.
+    FetchDone { id: ContentId, result: Result<Fetched, FetchError> },
+    /// Send one blob request to a peer.
+    Request { peer: PeerId, req: BlobRequest, reply: oneshot::Sender<Result<BlobResponse, PeerAnswer>> },
+    /// The answer to a peer's blob request, read from the store off the loop.
+    Served { channel: ResponseChannel<BlobResponse>, response: BlobResponse },
+}
+
+/// The sending side of the loop's private channel.
+#[derive(Debug, Clone)]
+pub(super) struct Plumbing(pub(super) mpsc::Sender<Internal>);
+
+impl ChunkSource for Plumbing {
+    async fn chunk(&self, peer: PeerId, req: BlobRequest) -> Result<BlobResponse, PeerAnswer> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || PeerAnswer::Transfer("the node stopped".into());
+        self.0.send(Internal::Request { peer, req, reply }).await.map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+/// The worker threads' way to the loop's fetches.
+#[derive(Debug)]
+pub(super) struct LoopFetcher(pub(super) Plumbing);
+
+impl BlobFetcher for LoopFetcher {
+    fn fetch(&self, id: ContentId, hint: NodeId) -> Result<(), FetchError> {
+        let (reply, rx) = oneshot::channel();
+        self.0.0.blocking_send(Internal::Fetch { id, hint, reply }).map_err(|_| FetchError::NodeStopped)?;
+        rx.blocking_recv().map_err(|_| FetchError::NodeStopped)?
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Transfers {
+    plumbing: Plumbing,
+    store: Arc<BlobStore>,
+    /// Blobs being fetched, with the workers waiting for each.
+    waiting: HashMap<ContentId, Vec<oneshot::Sender<Result<(), FetchError>>>>,
+    /// Our blob requests in flight, with whoever waits for the answer.
+    requests: HashMap<OutboundRequestId, oneshot::Sender<Result<BlobResponse, PeerAnswer>>>,
+    stats: BlobStats,
+    corrupt: Arc<CorruptServes>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Transfers {
+    pub(super) fn new(
+        plumbing: Plumbing,
+        store: Arc<BlobStore>,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            plumbing,
+            store,
+            waiting: HashMap::new(),
+            requests: HashMap::new(),
+            stats: BlobStats::default(),
+            corrupt: Arc::new(CorruptServes::from_env()),
+            tracker,
+            shutdown,
+        }
+    }
+
+    pub(super) fn stats(&self) -> BlobStats {
+        self.stats
+    }
+
+    /// A worker needs `id`: join the fetch under way, or start one from `owner` first and
+    /// then the other `members`.
+    pub(super) fn fetch(
+        &mut self,
+        id: ContentId,
+        owner: Option<PeerId>,
+        members: Vec<PeerId>,
+        reply: oneshot::Sender<Result<(), FetchError>>,
+    ) {
+        if let Some(waiting) = self.waiting.get_mut(&id) {
             waiting.push(reply);
             return;
         }
-        let owner = self.peer_of.get(&hint).copied();
-        let members: Vec<PeerId> = self.peer_of.values().copied().collect();
-        self.fetching.insert(id, vec![reply]);
-        let (client, store) = (self.client.clone(), self.exec.store().clone());
-        tokio::spawn(async move {
-            let result = blobs::fetch_from_mesh(&client, &store, id, owner, members).await;
-            let _ = client.send(Command::FetchDone { id, result }).await;
+        self.waiting.insert(id, vec![reply]);
+        let (plumbing, store) = (self.plumbing.clone(), self.store.clone());
+        self.spawn(async move {
+            let result = blobs::fetch_from_mesh(&plumbing, &store, id, owner, members).await;
+            let _ = plumbing.0.send(Internal::FetchDone { id, result }).await;
         });
     }
 
-    pub(super) fn on_fetch_done(&mut self, id: ContentId, result: Result<blobs::Fetched, String>) {
+    /// A fetch ended: every worker waiting for it learns how.
+    pub(super) fn fetch_done(&mut self, id: ContentId, result: Result<Fetched, FetchError>) {
         let outcome = match result {
             Ok(f) => {
                 tracing::info!(blob = %id.fmt_short(), bytes = f.bytes, from = %f.from, rejected = f.rejected, "fetched a blob");
-                self.blob_stats.fetched += 1;
-                self.blob_stats.bytes_in += f.bytes;
-                self.blob_stats.rejected += u64::from(f.rejected);
+                self.stats.fetched += 1;
+                self.stats.bytes_in += f.bytes;
+                self.stats.rejected += u64::from(f.rejected);
                 Ok(())
             }
             Err(e) => {
@@ -43,49 +134,81 @@ impl EventLoop {
                 Err(e)
             }
         };
-        for reply in self.fetching.remove(&id).unwrap_or_default() {
+        for reply in self.waiting.remove(&id).unwrap_or_default() {
             let _ = reply.send(outcome.clone());
         }
     }
 
-    pub(super) fn on_blob(&mut self, ev: request_response::Event<BlobRequest, BlobResponse>) {
-        match ev {
-            request_response::Event::Message {
-                message: request_response::Message::Request { request, channel, .. },
-                ..
-            } => {
-                let (client, store, corrupt) = (self.client.clone(), self.exec.store().clone(), self.corrupt.clone());
-                tokio::spawn(async move {
-                    let read = tokio::task::spawn_blocking(move || blobs::serve(&store, &request, &corrupt));
-                    let response = read.await.unwrap_or(BlobResponse::Missing);
-                    let _ = client.send(Command::BlobServed { channel, response }).await;
-                });
-            }
-            request_response::Event::Message {
-                message: request_response::Message::Response { request_id, response },
-                ..
-            } => {
-                if let Some(reply) = self.blob_requests.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
-            request_response::Event::OutboundFailure { request_id, error, .. } => {
-                if let Some(reply) = self.blob_requests.remove(&request_id) {
-                    let _ = reply.send(Err(error.to_string()));
-                }
-            }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "blob request from a peer failed");
-            }
-            request_response::Event::ResponseSent { .. } => {}
+    /// A blob request went out as `id`; its answer goes to `reply`.
+    pub(super) fn sent(&mut self, id: OutboundRequestId, reply: oneshot::Sender<Result<BlobResponse, PeerAnswer>>) {
+        self.requests.insert(id, reply);
+    }
+
+    /// The answer to one of our requests, or why there is none.
+    pub(super) fn answered(&mut self, id: OutboundRequestId, answer: Result<BlobResponse, PeerAnswer>) {
+        if let Some(reply) = self.requests.remove(&id) {
+            let _ = reply.send(answer);
         }
     }
 
-    pub(super) fn on_blob_served(&mut self, channel: ResponseChannel<BlobResponse>, response: BlobResponse) {
-        if let BlobResponse::Chunk { data, .. } = &response {
-            self.blob_stats.chunks_served += 1;
-            self.blob_stats.bytes_out += data.len() as u64;
+    /// A peer asks for a chunk: read it off the loop; the answer comes back as `Served`.
+    pub(super) fn serve(&self, request: BlobRequest, channel: ResponseChannel<BlobResponse>) {
+        let (plumbing, store, corrupt) = (self.plumbing.clone(), self.store.clone(), self.corrupt.clone());
+        self.spawn(async move {
+            let read = tokio::task::spawn_blocking(move || blobs::serve(&store, &request, &corrupt));
+            let response = read.await.unwrap_or(BlobResponse::Missing);
+            let _ = plumbing.0.send(Internal::Served { channel, response }).await;
+        });
+    }
+
+    /// Counts a chunk on its way out.
+    pub(super) fn served(&mut self, response: &BlobResponse) {
+        if let BlobResponse::Chunk { data, .. } = response {
+            self.stats.chunks_served += 1;
+            self.stats.bytes_out += data.len() as u64;
         }
-        let _ = self.swarm.behaviour_mut().blob.send_response(channel, response);
+    }
+
+    /// The node is leaving: workers waiting for a blob are woken with an error.
+    pub(super) fn close(&mut self) {
+        self.waiting.clear();
+        self.requests.clear();
+    }
+
+    /// Runs a task until it ends or the node stops, whichever is first.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let shutdown = self.shutdown.clone();
+        self.tracker.spawn(async move {
+            shutdown.run_until_cancelled(task).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_fetch_serves_every_waiting_worker() {
+        let home = std::env::temp_dir().join(format!("mesh-transfers-{}", std::process::id()));
+        let (tx, mut rx) = mpsc::channel(INTERNAL_CAPACITY);
+        let mut t =
+            Transfers::new(Plumbing(tx), Arc::new(BlobStore::new(&home)), TaskTracker::new(), CancellationToken::new());
+        let id = ContentId::of(b"module");
+        let (r1, w1) = oneshot::channel();
+        let (r2, w2) = oneshot::channel();
+        t.fetch(id, None, vec![], r1);
+        t.fetch(id, None, vec![], r2);
+        // No peers: the one fetch fails at once, and says so to both workers.
+        let Some(Internal::FetchDone { id: done, result }) = rx.recv().await else { panic!("no FetchDone") };
+        assert_eq!(done, id);
+        t.fetch_done(done, result);
+        for w in [w1, w2] {
+            assert!(matches!(w.await.unwrap(), Err(FetchError::Exhausted { peers: 0, .. })));
+        }
+        assert!(rx.try_recv().is_err(), "a single fetch ran for both");
+        let ok = Fetched { bytes: 10, from: PeerId::random(), rejected: 2 };
+        t.fetch_done(id, Ok(ok));
+        assert_eq!((t.stats().fetched, t.stats().bytes_in, t.stats().rejected), (1, 10, 2));
     }
 }

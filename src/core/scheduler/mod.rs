@@ -22,20 +22,22 @@
 //!
 //! Bounds: result buffers flush at `result_batch`; a grant carries at most
 //! `max_grant_ranges` ranges; one steal is in flight at a time; the ended-job tombstones
-//! keep the last [`TOMBSTONES`] ids.
+//! keep the last [`TOMBSTONES`](super::tombstones::TOMBSTONES) ids.
 
-use super::job::Job;
-use super::ledger::{Accept, Ledger};
-use super::peers::{Peers, Status};
-use super::queue::TaskRange;
-use super::timer::{Timer, TimerTable};
-use super::{Action, Config, Counters, DropReason, Grant, Message, Payload, Progress, TaskReport};
+mod stealing;
+
+use crate::core::job::Job;
+use crate::core::ledger::{Accept, Ledger};
+use crate::core::outbox::Outbox;
+use crate::core::peers::{Peers, Status};
+use crate::core::queue::TaskRange;
+use crate::core::timer::{Timer, TimerTable};
+use crate::core::tombstones::Tombstones;
+use crate::core::{Action, Config, Counters, DropReason, Message, Payload, Progress, TaskReport};
 use crate::id::{JobId, NodeId};
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
-
-/// How many ended job ids a node remembers, to ignore their late grants and results.
-pub const TOMBSTONES: usize = 4096;
+use std::time::Instant;
+use stealing::Stealing;
 
 /// The run a worker is on: tasks `next..end` of `job` are still to report.
 #[derive(Debug, Clone, Copy)]
@@ -53,23 +55,25 @@ pub struct Scheduler<S, R> {
     jobs: BTreeMap<JobId, Job<S>>,
     /// Jobs that may have queued work, in round-robin order.
     rr: VecDeque<JobId>,
-    ended: (VecDeque<JobId>, HashSet<JobId>),
+    ended: Tombstones,
     workers: Vec<Option<Running>>,
     idle: Vec<usize>,
     peers: Peers,
     timers: TimerTable,
-    /// The steal request in flight: (request id, victim).
-    stealing: Option<(u64, NodeId)>,
-    next_req: u64,
-    backoff: Duration,
-    /// Results waiting to go to their owners, with their size. Ordered so flushes (and so
-    /// simulations) are deterministic.
-    outbox: BTreeMap<JobId, (Vec<TaskReport<R>>, usize)>,
+    stealing: Stealing,
+    outbox: Outbox<R>,
     actions: VecDeque<Action<S, R>>,
     next_seq: u32,
     tasks_done: u64,
     counters: Counters,
-    published: Option<(Instant, Status)>,
+    published: Option<Published>,
+}
+
+/// The status this node last gossiped, and when.
+#[derive(Debug, Clone, Copy)]
+struct Published {
+    at: Instant,
+    status: Status,
 }
 
 impl<S: Clone, R: Payload> Scheduler<S, R> {
@@ -87,15 +91,13 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
             rng,
             jobs: BTreeMap::new(),
             rr: VecDeque::new(),
-            ended: (VecDeque::new(), HashSet::new()),
+            ended: Tombstones::default(),
             workers: vec![None; workers],
             idle: (0..workers).rev().collect(),
             peers: Peers::default(),
             timers,
-            stealing: None,
-            next_req: 0,
-            backoff: cfg.steal_backoff_min,
-            outbox: BTreeMap::new(),
+            stealing: Stealing::new(cfg.steal_backoff_min, cfg.steal_backoff_max),
+            outbox: Outbox::new(cfg.result_batch, cfg.result_batch_bytes),
             actions: VecDeque::new(),
             next_seq,
             tasks_done: 0,
@@ -197,10 +199,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         if run.job.owner == self.id {
             self.accept(now, self.id, run.job, report);
         } else if self.jobs.contains_key(&run.job) {
-            let (buf, bytes) = self.outbox.entry(run.job).or_default();
-            *bytes += report.size_hint();
-            buf.push(report);
-            if buf.len() >= self.cfg.result_batch || *bytes >= self.cfg.result_batch_bytes {
+            if self.outbox.push(run.job, report) {
                 self.flush(run.job);
             } else {
                 self.timers.set_if_earlier(Timer::FlushResults, now + self.cfg.result_delay);
@@ -243,7 +242,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
                     if self.jobs.contains_key(&job) {
                         self.drop_job(job, DropReason::Ended);
                     }
-                    self.tombstone(job);
+                    self.ended.insert(job);
                 }
             }
         }
@@ -273,15 +272,14 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
                     self.timers.set(Timer::PeerSweep, now + self.cfg.peer_expiry / 4);
                 }
                 Timer::StealTimeout => {
-                    if let Some((_, victim)) = self.stealing.take() {
+                    if let Some(victim) = self.stealing.timed_out() {
                         self.peers.mark_empty(victim);
                         self.back_off(now);
                     }
                 }
                 Timer::StealRetry => {}
                 Timer::FlushResults => {
-                    let jobs: Vec<JobId> = self.outbox.keys().copied().collect();
-                    for job in jobs {
+                    for job in self.outbox.jobs() {
                         self.flush(job);
                     }
                 }
@@ -309,7 +307,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
             self.idle.pop();
             self.start(worker, job, run, false);
         }
-        if !self.idle.is_empty() && self.stealing.is_none() {
+        if !self.idle.is_empty() && !self.stealing.is_waiting() {
             let can_steal = !self.timers.is_armed(Timer::StealRetry);
             match self.peers.choose_victim(&mut self.rng) {
                 Some(victim) if can_steal => self.send_steal(now, victim),
@@ -348,15 +346,6 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         self.actions.push_back(Action::Run { worker, job, tasks, backup });
     }
 
-    fn send_steal(&mut self, now: Instant, victim: NodeId) {
-        let req = self.next_req;
-        self.next_req += 1;
-        self.stealing = Some((req, victim));
-        self.counters.steal_requests += 1;
-        self.timers.set(Timer::StealTimeout, now + self.cfg.steal_timeout);
-        self.actions.push_back(Action::Send { to: victim, msg: Message::Steal { req } });
-    }
-
     /// Idle with nothing to steal: re-run undone tasks of our own jobs that are not
     /// already running here. Their first result wins; any later one is a duplicate.
     /// Tasks that failed here last are left to other nodes for `avoid_for`.
@@ -376,65 +365,6 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
                 self.start(worker, job, TaskRange::new(task, task + 1), true);
             }
         }
-    }
-
-    /// A thief asks: give it about half of the retries it may run, if any; else about half
-    /// of the largest local queue.
-    fn grant(&mut self, thief: NodeId) -> Option<Grant<S>> {
-        let max = self.cfg.max_grant_ranges;
-        let (&job, j) = match self.jobs.iter_mut().find(|(_, j)| j.has_retries_for(thief)) {
-            Some(found) => found,
-            None => self.jobs.iter_mut().filter(|(_, j)| !j.queue.is_empty()).max_by_key(|(_, j)| j.queue.len())?,
-        };
-        let retries = j.take_retries_for(thief, max);
-        let pinned = !retries.is_empty();
-        let ranges = if pinned { retries } else { j.queue.steal_half(max) };
-        let given: u64 = ranges.iter().map(TaskRange::len).sum();
-        self.counters.tasks_given += given;
-        if let Some(ledger) = j.ledger.as_mut() {
-            for r in &ranges {
-                ledger.lease(*r, thief);
-            }
-        }
-        Some(Grant { job, spec: j.spec.clone(), ranges, pinned })
-    }
-
-    fn on_grant(&mut self, now: Instant, victim: NodeId, req: u64, work: Option<Grant<S>>) {
-        if self.stealing.is_some_and(|(r, v)| r == req && v == victim) {
-            self.stealing = None;
-            self.timers.stop(Timer::StealTimeout);
-        }
-        // Work is accepted even when its request timed out: dropping it would lose it.
-        let Some(g) = work.filter(|g| !g.ranges.is_empty() && !self.ended.1.contains(&g.job)) else {
-            self.peers.mark_empty(victim);
-            self.back_off(now);
-            return;
-        };
-        self.counters.steals += 1;
-        self.backoff = self.cfg.steal_backoff_min;
-        self.timers.stop(Timer::StealRetry);
-        let job = g.job;
-        let j = self.jobs.entry(job).or_insert_with(|| Job::new(g.spec, None));
-        for r in &g.ranges {
-            self.counters.tasks_stolen += r.len();
-            if g.pinned { j.pinned.push(*r) } else { j.queue.push(*r) }
-        }
-        if let Some(l) = j.ledger.as_mut() {
-            for r in &g.ranges {
-                l.lease(*r, self.id);
-            }
-            let tasks = g.ranges.iter().map(TaskRange::len).sum();
-            self.actions.push_back(Action::Stolen { job, by: self.id, tasks });
-        } else {
-            let msg = Message::Lease { job, ranges: g.ranges };
-            self.actions.push_back(Action::Send { to: job.owner, msg });
-        }
-        self.enlist(job);
-    }
-
-    fn back_off(&mut self, now: Instant) {
-        self.timers.set(Timer::StealRetry, now + self.backoff);
-        self.backoff = (self.backoff * 2).min(self.cfg.steal_backoff_max);
     }
 
     fn accept(&mut self, now: Instant, from: NodeId, job: JobId, report: TaskReport<R>) {
@@ -465,21 +395,20 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
     fn finish(&mut self, job: JobId) {
         let Some(progress) = self.progress(job) else { return };
         self.jobs.remove(&job);
-        self.tombstone(job);
+        self.ended.insert(job);
         self.actions.push_back(Action::JobFinished { job, progress });
         self.actions.push_back(Action::Broadcast(Message::JobEnded { job }));
     }
 
     fn drop_job(&mut self, job: JobId, reason: DropReason) {
         self.jobs.remove(&job);
-        self.outbox.remove(&job);
-        self.tombstone(job);
+        self.outbox.discard(job);
+        self.ended.insert(job);
         self.actions.push_back(Action::JobDropped { job, reason });
     }
 
     fn peer_down(&mut self, peer: NodeId) {
-        if self.stealing.is_some_and(|(_, v)| v == peer) {
-            self.stealing = None;
+        if self.stealing.peer_gone(peer) {
             self.timers.stop(Timer::StealTimeout);
         }
         let orphaned: Vec<JobId> = self.jobs.keys().filter(|j| j.owner == peer).copied().collect();
@@ -506,13 +435,12 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
     fn retire_drained(&mut self) {
         let me = self.id;
         let busy: Vec<JobId> = self.workers.iter().flatten().map(|r| r.job).collect();
-        self.jobs.retain(|job, j| {
-            job.owner == me || j.has_local_work() || busy.contains(job) || self.outbox.contains_key(job)
-        });
+        self.jobs
+            .retain(|job, j| job.owner == me || j.has_local_work() || busy.contains(job) || self.outbox.holds(job));
     }
 
     fn flush(&mut self, job: JobId) {
-        if let Some((reports, _)) = self.outbox.remove(&job).filter(|(r, _)| !r.is_empty()) {
+        if let Some(reports) = self.outbox.take(job) {
             let msg = Message::Results { job, reports };
             self.actions.push_back(Action::Send { to: job.owner, msg });
         }
@@ -523,32 +451,21 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
 
     fn publish(&mut self, now: Instant) {
         let s = self.status();
-        self.published = Some((now, s));
+        self.published = Some(Published { at: now, status: s });
         self.actions.push_back(Action::Broadcast(Message::Status(s)));
     }
 
     /// Publishes early when our queue turns empty or non-empty, so thieves learn of new
     /// work (and stop asking for gone work) without waiting a whole gossip interval.
     fn maybe_publish(&mut self, now: Instant) {
-        let Some((at, last)) = self.published else { return };
+        let Some(last) = self.published else { return };
         let has_work = self.jobs.values().any(|j| j.queued() > 0);
-        if has_work != (last.queued > 0) {
-            self.timers.set_if_earlier(Timer::Gossip, (at + self.cfg.publish_min_gap).max(now));
+        if has_work != (last.status.queued > 0) {
+            self.timers.set_if_earlier(Timer::Gossip, (last.at + self.cfg.publish_min_gap).max(now));
         }
     }
 
     fn ledger_mut(&mut self, job: JobId) -> Option<&mut Ledger> {
         self.jobs.get_mut(&job)?.ledger.as_mut()
-    }
-
-    fn tombstone(&mut self, job: JobId) {
-        if self.ended.1.insert(job) {
-            self.ended.0.push_back(job);
-            if self.ended.0.len() > TOMBSTONES
-                && let Some(old) = self.ended.0.pop_front()
-            {
-                self.ended.1.remove(&old);
-            }
-        }
     }
 }

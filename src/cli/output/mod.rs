@@ -1,0 +1,93 @@
+//! Everything mesh prints: results on stdout, statistics and progress on stderr, or one
+//! JSON document on stdout with `--json`. This module and its children are the only code
+//! that prints.
+//!
+//! * `job`: a job's results and its statistics table;
+//! * `peers`: `mesh peers`;
+//! * `bench`: `mesh bench`'s report.
+
+mod bench;
+mod job;
+mod peers;
+
+pub(crate) use bench::{BenchReport, bench_report};
+pub(crate) use job::{job_report, wasm_report};
+pub(crate) use peers::peers;
+
+use comfy_table::{CellAlignment, Table};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+/// A usage error found after clap's parsing, worded for the user. Like every error that
+/// is not a job's failure or an interruption, it exits with status 2 ([`super::Exit`]).
+pub(crate) fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::msg(e.to_string())
+}
+
+/// How long a job runs before its progress bar appears.
+const BAR_DELAY: Duration = Duration::from_millis(400);
+
+/// A progress bar on stderr that appears only for work longer than a moment, and never
+/// when stderr is not a terminal (indicatif hides it then) or with `--json`.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    bar: Option<ProgressBar>,
+    started: Instant,
+    quiet: bool,
+}
+
+impl Progress {
+    pub(crate) fn new(quiet: bool) -> Self {
+        Self { bar: None, started: Instant::now(), quiet }
+    }
+
+    pub(crate) fn update(&mut self, done: u64, total: u64) {
+        if self.bar.is_none() && !self.quiet && self.started.elapsed() >= BAR_DELAY && done < total {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{bar:40} {pos}/{len} tasks  {elapsed} (eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()); // the template is a constant
+            bar.set_style(style);
+            bar.enable_steady_tick(Duration::from_millis(250));
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+    }
+
+    pub(crate) fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Prints one JSON document on stdout.
+fn print_json(doc: &impl Serialize) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, doc)?;
+    writeln!(out)?;
+    out.flush()
+}
+
+/// The last 8 characters of a peer id, as libp2p tools abbreviate it.
+fn short_peer(p: &str) -> String {
+    let skip = p.chars().count().saturating_sub(8);
+    p.chars().skip(skip).collect()
+}
+
+/// A one-line note for the user on stderr.
+pub(crate) fn note(msg: &str) {
+    eprintln!("mesh: {msg}");
+}
+
+/// Right-aligns the numeric columns `cols` of a table.
+fn align_right(t: &mut Table, cols: std::ops::Range<usize>) {
+    for col in cols {
+        if let Some(c) = t.column_mut(col) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! `mesh peers`: a table of the members (and flagged incompatible nodes) on stdout, and a
+//! count of the nodes that use another key on stderr; or every row as a JSON array.
+
+use super::short_peer;
+use crate::node::{PeerRow, PeerState};
+use comfy_table::{Table, presets};
+use std::io::{self, Write};
+
+/// Prints `mesh peers`: a table of members (and flagged incompatible nodes) on stdout, with
+/// a count of nodes that use another key; or every row as a JSON array.
+pub(crate) fn peers(rows: &[PeerRow], json: bool) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, rows)?;
+        writeln!(out)?;
+        return out.flush();
+    }
+    let dash = || "-".to_string();
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header([
+        "",
+        "name",
+        "peer id",
+        "address",
+        "workers",
+        "busy",
+        "queued",
+        "tasks done",
+        "RTT",
+        "version",
+        "last seen",
+    ]);
+    for r in rows.iter().filter(|r| r.state != PeerState::DifferentKey) {
+        let mark = match (r.is_self, r.state) {
+            (true, _) => "*",
+            (_, PeerState::Incompatible) => "!",
+            _ => "",
+        };
+        t.add_row([
+            mark.to_string(),
+            r.name.clone(),
+            short_peer(&r.peer_id),
+            r.addrs.first().cloned().unwrap_or_else(dash),
+            r.workers.map_or_else(dash, |v| v.to_string()),
+            r.busy.map_or_else(dash, |v| v.to_string()),
+            r.queued.map_or_else(dash, |v| v.to_string()),
+            r.tasks_done.map_or_else(dash, |v| v.to_string()),
+            r.rtt_ms.map_or_else(dash, |v| format!("{v:.1} ms")),
+            r.version.clone(),
+            r.last_seen_s.map_or_else(dash, |v| format!("{v:.1} s ago")),
+        ]);
+    }
+    writeln!(out, "{t}")?;
+    let other_key = rows.iter().filter(|r| r.state == PeerState::DifferentKey).count();
+    let incompatible = rows.iter().filter(|r| r.state == PeerState::Incompatible).count();
+    let mut err = io::stderr().lock();
+    if rows.iter().any(|r| r.is_self) {
+        writeln!(err, "* this node")?;
+    }
+    if incompatible > 0 {
+        writeln!(err, "! {incompatible} node(s) run another protocol version and are not used; upgrade them")?;
+    }
+    if other_key > 0 {
+        writeln!(
+            err,
+            "{other_key} node(s) on this LAN use a different key and cannot join this mesh; check --key or MESH_KEY"
+        )?;
+    }
+    out.flush()
+}

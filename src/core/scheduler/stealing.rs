@@ -1,0 +1,175 @@
+//! The steal exchange, both sides: a thief's request (one in flight, with exponential
+//! backoff after empty answers), the victim's grant of about half its work, and the
+//! thief taking the granted ranges and telling the job's owner by a lease.
+
+use super::{Job, Scheduler, Timer};
+use crate::core::queue::TaskRange;
+use crate::core::{Action, Grant, Message, Payload};
+use crate::id::NodeId;
+use std::time::{Duration, Instant};
+
+/// The one steal request a node has out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InFlight {
+    pub(crate) req: u64,
+    pub(crate) victim: NodeId,
+}
+
+/// Steal requests of one node: at most one in flight, and a backoff that doubles from
+/// `min` to `max` while steals come back empty.
+#[derive(Debug)]
+pub(crate) struct Stealing {
+    in_flight: Option<InFlight>,
+    next_req: u64,
+    backoff: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+impl Stealing {
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
+        Self { in_flight: None, next_req: 0, backoff: min, min, max }
+    }
+
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// A new request to `victim`; returns its id.
+    pub(crate) fn ask(&mut self, victim: NodeId) -> u64 {
+        let req = self.next_req;
+        self.next_req += 1;
+        self.in_flight = Some(InFlight { req, victim });
+        req
+    }
+
+    /// `victim` answered request `req`; returns whether it was the one in flight (late
+    /// answers to timed-out requests are not).
+    pub(crate) fn answered(&mut self, req: u64, victim: NodeId) -> bool {
+        let current = self.in_flight == Some(InFlight { req, victim });
+        if current {
+            self.in_flight = None;
+        }
+        current
+    }
+
+    /// The request in flight timed out: its victim, if there was one.
+    pub(crate) fn timed_out(&mut self) -> Option<NodeId> {
+        self.in_flight.take().map(|f| f.victim)
+    }
+
+    /// `peer` is gone: returns whether the request in flight went to it (and is dropped).
+    pub(crate) fn peer_gone(&mut self, peer: NodeId) -> bool {
+        let lost = self.in_flight.is_some_and(|f| f.victim == peer);
+        if lost {
+            self.in_flight = None;
+        }
+        lost
+    }
+
+    /// A steal came back empty: how long to wait before the next, doubling the wait after.
+    pub(crate) fn back_off(&mut self) -> Duration {
+        let wait = self.backoff;
+        self.backoff = (self.backoff * 2).min(self.max);
+        wait
+    }
+
+    /// A steal brought work: the next empty one waits the shortest time again.
+    pub(crate) fn succeeded(&mut self) {
+        self.backoff = self.min;
+    }
+}
+
+impl<S: Clone, R: Payload> Scheduler<S, R> {
+    pub(super) fn send_steal(&mut self, now: Instant, victim: NodeId) {
+        let req = self.stealing.ask(victim);
+        self.counters.steal_requests += 1;
+        self.timers.set(Timer::StealTimeout, now + self.cfg.steal_timeout);
+        self.actions.push_back(Action::Send { to: victim, msg: Message::Steal { req } });
+    }
+
+    /// A thief asks: give it about half of the retries it may run, if any; else about half
+    /// of the largest local queue.
+    pub(super) fn grant(&mut self, thief: NodeId) -> Option<Grant<S>> {
+        let max = self.cfg.max_grant_ranges;
+        let (&job, j) = match self.jobs.iter_mut().find(|(_, j)| j.has_retries_for(thief)) {
+            Some(found) => found,
+            None => self.jobs.iter_mut().filter(|(_, j)| !j.queue.is_empty()).max_by_key(|(_, j)| j.queue.len())?,
+        };
+        let retries = j.take_retries_for(thief, max);
+        let pinned = !retries.is_empty();
+        let ranges = if pinned { retries } else { j.queue.steal_half(max) };
+        let given: u64 = ranges.iter().map(TaskRange::len).sum();
+        self.counters.tasks_given += given;
+        if let Some(ledger) = j.ledger.as_mut() {
+            for r in &ranges {
+                ledger.lease(*r, thief);
+            }
+        }
+        Some(Grant { job, spec: j.spec.clone(), ranges, pinned })
+    }
+
+    pub(super) fn on_grant(&mut self, now: Instant, victim: NodeId, req: u64, work: Option<Grant<S>>) {
+        if self.stealing.answered(req, victim) {
+            self.timers.stop(Timer::StealTimeout);
+        }
+        // Work is accepted even when its request timed out: dropping it would lose it.
+        let Some(g) = work.filter(|g| !g.ranges.is_empty() && !self.ended.contains(&g.job)) else {
+            self.peers.mark_empty(victim);
+            self.back_off(now);
+            return;
+        };
+        self.counters.steals += 1;
+        self.stealing.succeeded();
+        self.timers.stop(Timer::StealRetry);
+        let job = g.job;
+        let j = self.jobs.entry(job).or_insert_with(|| Job::new(g.spec, None));
+        for r in &g.ranges {
+            self.counters.tasks_stolen += r.len();
+            if g.pinned { j.pinned.push(*r) } else { j.queue.push(*r) }
+        }
+        if let Some(l) = j.ledger.as_mut() {
+            for r in &g.ranges {
+                l.lease(*r, self.id);
+            }
+            let tasks = g.ranges.iter().map(TaskRange::len).sum();
+            self.actions.push_back(Action::Stolen { job, by: self.id, tasks });
+        } else {
+            let msg = Message::Lease { job, ranges: g.ranges };
+            self.actions.push_back(Action::Send { to: job.owner, msg });
+        }
+        self.enlist(job);
+    }
+
+    pub(super) fn back_off(&mut self, now: Instant) {
+        let wait = self.stealing.back_off();
+        self.timers.set(Timer::StealRetry, now + wait);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_request_at_a_time_with_doubling_backoff() {
+        let (a, b) = (NodeId(1), NodeId(2));
+        let mut s = Stealing::new(Duration::from_millis(50), Duration::from_millis(150));
+        let r0 = s.ask(a);
+        assert!(s.is_waiting());
+        assert!(!s.answered(r0, b), "an answer from another node is not ours");
+        assert!(!s.answered(r0 + 1, a), "nor one to another request");
+        assert!(s.answered(r0, a) && !s.is_waiting());
+        assert!(!s.answered(r0, a), "a late second answer");
+        let waits: Vec<u128> = (0..4).map(|_| s.back_off().as_millis()).collect();
+        assert_eq!(waits, [50, 100, 150, 150]);
+        s.succeeded();
+        assert_eq!(s.back_off(), Duration::from_millis(50));
+        let r1 = s.ask(b);
+        assert_ne!(r0, r1);
+        assert!(!s.peer_gone(a) && s.peer_gone(b) && !s.is_waiting());
+        s.ask(a);
+        assert_eq!(s.timed_out(), Some(a));
+        assert_eq!(s.timed_out(), None);
+    }
+}

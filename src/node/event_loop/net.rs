@@ -1,0 +1,394 @@
+//! The network half of a node, absent in a `--local` run: the libp2p Swarm, mDNS
+//! discovery, membership and routes. It translates libp2p and mDNS events into
+//! [`FromNet`] events for the loop, and the core's messages into requests and gossip. It
+//! decides nothing about work: membership decides who is in the mesh, the core the rest.
+
+use super::routes::{Routes, node_of};
+use crate::core::{Message, Status};
+use crate::discovery::{Advert, Discovery, DiscoveryEvent};
+use crate::exec::wasm::PeerAnswer;
+use crate::id::NodeId;
+use crate::node::NetConfig;
+use crate::node::behaviour::{Behaviour, BehaviourEvent, build_swarm};
+use crate::node::identity::Identity;
+use crate::node::membership::{Decision, Membership};
+use crate::node::report::NodeInfo;
+use crate::node::view::PeerRow;
+use crate::protocol::blob::{BlobRequest, BlobResponse};
+use crate::protocol::membership::{Announce, PROTOCOL_VERSION, TOPIC};
+use crate::protocol::sched::{Ack, WireMessage};
+use anyhow::{Context, Result};
+use libp2p::futures::StreamExt;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How often unconnected `--peer` addresses are dialed again.
+pub(crate) const STATIC_REDIAL: Duration = Duration::from_secs(10);
+/// How long a leaving node keeps the swarm running to deliver its goodbye.
+pub(crate) const GOODBYE_GRACE: Duration = Duration::from_millis(300);
+
+/// The release of this build, announced and advertised.
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Something happened on the network.
+#[derive(Debug)]
+pub(super) enum NetInput {
+    Swarm(SwarmEvent<BehaviourEvent>),
+    Discovery(DiscoveryEvent),
+}
+
+/// What the network tells the rest of the node.
+#[derive(Debug)]
+pub(super) enum FromNet {
+    /// A scheduling message, or a member's gossiped status, for the core.
+    Message { from: NodeId, msg: WireMessage },
+    /// A member left, went silent or lost its last connection.
+    PeerGone(NodeId),
+    /// Someone new to tell about us: announce now rather than at the next gossip.
+    AnnounceNow,
+    /// A peer asks for a chunk of a blob.
+    BlobAsked { request: BlobRequest, channel: ResponseChannel<BlobResponse> },
+    /// The answer to one of our blob requests, or why there is none.
+    BlobAnswer { id: OutboundRequestId, answer: Result<BlobResponse, PeerAnswer> },
+}
+
+pub(super) struct Net {
+    name: String,
+    cfg: NetConfig,
+    swarm: Swarm<Behaviour>,
+    topic: gossipsub::IdentTopic,
+    membership: Membership,
+    discovery: Option<Discovery>,
+    disc_rx: Option<mpsc::Receiver<DiscoveryEvent>>,
+    routes: Routes,
+    listen_addrs: Vec<Multiaddr>,
+    /// Members silent this long are dropped (the core's `peer_expiry`).
+    expiry: Duration,
+    next_static_dial: Instant,
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Net").field("me", self.swarm.local_peer_id()).finish_non_exhaustive()
+    }
+}
+
+impl Net {
+    /// Builds the swarm and starts listening; mDNS starts once the port is known.
+    pub(super) fn start(identity: &Identity, cfg: NetConfig, expiry: Duration, now: Instant) -> Result<Self> {
+        let mut swarm = build_swarm(identity.keypair.clone(), &cfg.key)?;
+        let topic = gossipsub::IdentTopic::new(TOPIC);
+        swarm.behaviour_mut().gossipsub.subscribe(&topic).context("subscribing to the membership topic")?;
+        swarm.listen_on(cfg.listen.clone()).with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        Ok(Self {
+            name: identity.name.clone(),
+            membership: Membership::new(identity.peer_id, cfg.key.fingerprint()),
+            cfg,
+            swarm,
+            topic,
+            discovery: None,
+            disc_rx: None,
+            routes: Routes::default(),
+            listen_addrs: Vec::new(),
+            expiry,
+            next_static_dial: now,
+        })
+    }
+
+    /// The next network event; never, for a node without a network.
+    pub(super) async fn next(net: &mut Option<Self>) -> NetInput {
+        let Some(net) = net else { return std::future::pending().await };
+        let (disc_rx, swarm) = (&mut net.disc_rx, &mut net.swarm);
+        let disc = async {
+            match disc_rx {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(ev) = disc => NetInput::Discovery(ev),
+            ev = swarm.select_next_some() => NetInput::Swarm(ev),
+        }
+    }
+
+    /// Translates one event.
+    pub(super) fn handle(&mut self, input: NetInput, now: Instant) -> Result<Vec<FromNet>> {
+        Ok(match input {
+            NetInput::Discovery(DiscoveryEvent::Found(rec)) => {
+                let connected = self.swarm.is_connected(&rec.peer_id);
+                let d = self.membership.on_record(now, rec, connected);
+                self.apply(d).into_iter().collect()
+            }
+            NetInput::Discovery(DiscoveryEvent::Removed { fullname }) => {
+                self.membership.on_record_removed(&fullname);
+                Vec::new()
+            }
+            NetInput::Swarm(ev) => self.on_swarm_event(ev, now)?,
+        })
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>, now: Instant) -> Result<Vec<FromNet>> {
+        let out = match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                let port = address.iter().find_map(|p| if let Protocol::Tcp(port) = p { Some(port) } else { None });
+                self.listen_addrs.push(address);
+                if let (Some(port), None, true) = (port, &self.discovery, self.cfg.mdns) {
+                    self.start_discovery(port)?;
+                }
+                Vec::new()
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                self.routes.connected(peer_id, endpoint.get_remote_address().clone());
+                vec![FromNet::AnnounceNow]
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                let d = self.membership.on_disconnected(now, peer_id);
+                let gone = self.apply(d);
+                self.routes.disconnected(&peer_id);
+                gone.into_iter().collect()
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id: None, error, .. } => {
+                // Only --peer addresses are dialed without a peer id: the user asked for
+                // this one, so say what likely went wrong.
+                tracing::warn!(%error, "cannot connect to a --peer; is it up, and does it use the same --key?");
+                Vec::new()
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, %error, "dial failed");
+                Vec::new()
+            }
+            SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                tracing::debug!(%send_back_addr, %error, "incoming connection failed (another key?)");
+                Vec::new()
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. })) => {
+                self.on_gossip(message, now)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Subscribed { .. })) => {
+                vec![FromNet::AnnounceNow]
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. })) => {
+                self.membership.on_rtt(peer, rtt);
+                Vec::new()
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sched(ev)) => self.on_sched(ev).into_iter().collect(),
+            SwarmEvent::Behaviour(BehaviourEvent::Blob(ev)) => on_blob(ev).into_iter().collect(),
+            _ => Vec::new(),
+        };
+        Ok(out)
+    }
+
+    fn on_gossip(&mut self, message: gossipsub::Message, now: Instant) -> Vec<FromNet> {
+        let Some(from) = message.source else { return Vec::new() };
+        let a = match Announce::decode(&message.data) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(peer = %from, %e, "dropped a bad announce");
+                return Vec::new();
+            }
+        };
+        let status = a.status;
+        let usable = a.protocol == PROTOCOL_VERSION && !a.bye;
+        let addr = self.routes.addr(&from);
+        let d = self.membership.on_announce(now, from, a, addr);
+        let mut out: Vec<FromNet> = self.apply(d).into_iter().collect();
+        if usable && self.membership.is_member(&from) {
+            out.push(FromNet::Message { from: node_of(&from), msg: Message::Status(status) });
+        }
+        out
+    }
+
+    fn on_sched(&mut self, ev: request_response::Event<WireMessage, Ack>) -> Option<FromNet> {
+        match ev {
+            request_response::Event::Message {
+                peer,
+                message: request_response::Message::Request { request, channel, .. },
+                ..
+            } => {
+                let _ = self.swarm.behaviour_mut().sched.send_response(channel, Ack);
+                let from = self.routes.learn(peer);
+                return Some(FromNet::Message { from, msg: request });
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::warn!(%peer, %error, "dropped a bad scheduling message");
+            }
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "scheduling message not delivered");
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Carries out a membership decision; a peer that left is reported.
+    fn apply(&mut self, d: Decision) -> Option<FromNet> {
+        match d {
+            Decision::Nothing => None,
+            Decision::Dial(peer, addrs) => {
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    tracing::debug!(%peer, %e, "dial not started");
+                }
+                None
+            }
+            Decision::Joined(peer) => {
+                self.routes.learn(peer);
+                tracing::info!(%peer, "peer joined the mesh");
+                None
+            }
+            Decision::Left(peer) => {
+                tracing::info!(%peer, "peer left the mesh");
+                Some(FromNet::PeerGone(self.routes.forget(&peer)))
+            }
+        }
+    }
+
+    /// Periodic upkeep: silent members are dropped, owed dials and `--peer` redials made.
+    pub(super) fn housekeeping(&mut self, now: Instant) -> Vec<FromNet> {
+        let mut gone = Vec::new();
+        for p in self.membership.expire(now, self.expiry) {
+            tracing::info!(peer = %p, "peer went silent; dropping it");
+            let _ = self.swarm.disconnect_peer_id(p);
+            gone.extend(self.apply(Decision::Left(p)));
+        }
+        let swarm = &self.swarm;
+        let owed = self.membership.overdue_dials(now, |p| swarm.is_connected(p));
+        for (p, addrs) in owed {
+            self.apply(Decision::Dial(p, addrs));
+        }
+        if now >= self.next_static_dial {
+            self.next_static_dial = now + STATIC_REDIAL;
+            for addr in self.cfg.static_peers.clone() {
+                let known = peer_in(&addr).is_some_and(|p| self.swarm.is_connected(&p));
+                if !known && let Err(e) = self.swarm.dial(addr.clone()) {
+                    tracing::warn!(%addr, %e, "cannot dial --peer");
+                }
+            }
+        }
+        gone
+    }
+
+    pub(super) fn send(&mut self, to: NodeId, msg: WireMessage) {
+        match self.routes.peer(to) {
+            Some(peer) => {
+                self.swarm.behaviour_mut().sched.send_request(&peer, msg);
+            }
+            None => tracing::debug!(%to, "no route to node; the scheduler will recover"),
+        }
+    }
+
+    pub(super) fn broadcast(&mut self, msg: &WireMessage) {
+        for peer in self.routes.peers() {
+            self.swarm.behaviour_mut().sched.send_request(&peer, msg.clone());
+        }
+    }
+
+    pub(super) fn announce(&mut self, status: Status, bye: bool) {
+        let a = Announce { protocol: PROTOCOL_VERSION, version: VERSION.into(), name: self.name.clone(), status, bye };
+        // With no subscribed peer yet this fails; the next announce goes out a second later.
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), a.encode()) {
+            tracing::trace!(%e, "announce not published");
+        }
+    }
+
+    pub(super) fn request_blob(&mut self, peer: PeerId, req: BlobRequest) -> OutboundRequestId {
+        self.swarm.behaviour_mut().blob.send_request(&peer, req)
+    }
+
+    pub(super) fn answer_blob(&mut self, channel: ResponseChannel<BlobResponse>, response: BlobResponse) {
+        let _ = self.swarm.behaviour_mut().blob.send_response(channel, response);
+    }
+
+    /// Whom to ask for a blob of a job owned by `owner`: the owner, then every member.
+    pub(super) fn blob_holders(&self, owner: NodeId) -> (Option<PeerId>, Vec<PeerId>) {
+        (self.routes.peer(owner), self.routes.peers())
+    }
+
+    /// How the statistics name another node.
+    pub(super) fn describe(&self, node: NodeId) -> NodeInfo {
+        let Some(peer) = self.routes.peer(node) else {
+            return NodeInfo { name: node.to_string(), peer_id: String::new(), workers: 0 };
+        };
+        match self.membership.members().find(|(p, _)| **p == peer) {
+            Some((_, m)) => NodeInfo { name: m.name.clone(), peer_id: peer.to_base58(), workers: m.status.workers },
+            None => NodeInfo { name: peer.to_base58(), peer_id: peer.to_base58(), workers: 0 },
+        }
+    }
+
+    /// The other nodes' rows of `mesh peers`.
+    pub(super) fn rows(&self, now: Instant) -> Vec<PeerRow> {
+        self.membership.rows(now)
+    }
+
+    pub(super) fn listen_addrs(&self) -> Vec<String> {
+        self.listen_addrs.iter().map(ToString::to_string).collect()
+    }
+
+    fn start_discovery(&mut self, port: u16) -> Result<()> {
+        let advert = Advert {
+            name: self.name.clone(),
+            peer_id: *self.swarm.local_peer_id(),
+            port,
+            fingerprint: self.cfg.key.fingerprint(),
+            protocol: PROTOCOL_VERSION,
+            version: VERSION.into(),
+        };
+        let (d, rx) = Discovery::start(Some(&advert))?;
+        self.discovery = Some(d);
+        self.disc_rx = Some(rx);
+        Ok(())
+    }
+
+    /// Says goodbye: a `bye` announce and the mDNS record withdrawn, with a moment for
+    /// both to go out.
+    pub(super) async fn leave(&mut self, status: Status) {
+        self.announce(status, true);
+        let disc = self.discovery.take().map(|d| tokio::task::spawn_blocking(move || d.shutdown()));
+        let grace = tokio::time::sleep(GOODBYE_GRACE);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                () = &mut grace => break,
+                _ = self.swarm.select_next_some() => {}
+            }
+        }
+        if let Some(d) = disc {
+            let _ = d.await;
+        }
+    }
+}
+
+/// Blob requests and answers: translated for the loop's transfers.
+fn on_blob(ev: request_response::Event<BlobRequest, BlobResponse>) -> Option<FromNet> {
+    match ev {
+        request_response::Event::Message {
+            message: request_response::Message::Request { request, channel, .. },
+            ..
+        } => Some(FromNet::BlobAsked { request, channel }),
+        request_response::Event::Message {
+            message: request_response::Message::Response { request_id, response },
+            ..
+        } => Some(FromNet::BlobAnswer { id: request_id, answer: Ok(response) }),
+        request_response::Event::OutboundFailure { request_id, error, .. } => {
+            Some(FromNet::BlobAnswer { id: request_id, answer: Err(PeerAnswer::Transfer(error.to_string())) })
+        }
+        request_response::Event::InboundFailure { peer, error, .. } => {
+            tracing::debug!(%peer, %error, "blob request from a peer failed");
+            None
+        }
+        request_response::Event::ResponseSent { .. } => None,
+    }
+}
+
+fn peer_in(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None })
+}

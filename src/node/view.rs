@@ -1,0 +1,83 @@
+//! What a node shows of itself and of the mesh: the rows of `mesh peers`, its blob
+//! traffic and the progress of a job. Plain data, shared by the event loop, the control
+//! socket and the CLI; it depends on no other part of the node, so display types never
+//! tie the node's logic together.
+
+use serde::{Deserialize, Serialize};
+
+/// How a node in `mesh peers` relates to this one. Serialised as kebab-case text
+/// (`member`, `different-key`, `incompatible`, `seen`), as `mesh peers --json` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerState {
+    /// In the mesh: connected with our key and protocol, and announcing itself.
+    Member,
+    /// Seen on the LAN with another key: it cannot connect to this mesh.
+    DifferentKey,
+    /// Runs another protocol version: seen, flagged, never used.
+    Incompatible,
+    /// Seen on the LAN by a browse with no local node; nothing more is known.
+    Seen,
+}
+
+/// A node's blob traffic since it started, shown by `mesh peers --json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobStats {
+    /// Blobs fetched from peers.
+    pub fetched: u64,
+    pub bytes_in: u64,
+    /// Transfers rejected because the blob did not match its hash.
+    pub rejected: u64,
+    /// Chunks served to peers.
+    pub chunks_served: u64,
+    pub bytes_out: u64,
+}
+
+/// One line of `mesh peers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerRow {
+    pub name: String,
+    pub peer_id: String,
+    pub addrs: Vec<String>,
+    pub workers: Option<u32>,
+    pub busy: Option<u32>,
+    pub queued: Option<u64>,
+    pub tasks_done: Option<u64>,
+    pub rtt_ms: Option<f64>,
+    pub version: String,
+    pub last_seen_s: Option<f64>,
+    #[serde(rename = "self")]
+    pub is_self: bool,
+    pub state: PeerState,
+    /// This node's blob traffic (the self row only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<BlobStats>,
+}
+
+/// What `mesh peers` shows: this node, then every other node it knows of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeersReply {
+    pub rows: Vec<PeerRow>,
+}
+
+/// How far an owned job has come: tasks with a final result, of all its tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobProgress {
+    pub done: u64,
+    pub total: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_states_print_as_mesh_peers_json_always_did() {
+        let states = [PeerState::Member, PeerState::DifferentKey, PeerState::Incompatible, PeerState::Seen];
+        let text: Vec<String> = states.iter().map(|s| serde_json::to_string(s).unwrap()).collect();
+        assert_eq!(text, [r#""member""#, r#""different-key""#, r#""incompatible""#, r#""seen""#]);
+        for s in states {
+            assert_eq!(serde_json::from_str::<PeerState>(&serde_json::to_string(&s).unwrap()).unwrap(), s);
+        }
+    }
+}
