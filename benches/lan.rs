@@ -92,22 +92,14 @@ fn mesh_of(hosts: usize, extra: &[&str]) -> Lan {
 /// tasks (or not): the elapsed time.
 fn recovery_run(kill: bool) -> f64 {
     let mut lan = mesh_of(3, &["--key", "bench"]);
-    let h = lan.host("h1");
-    let job = std::process::Command::new("ip")
-        .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh"), "submit", "primes", "100000..101999"])
-        .args(["--algo", "trial", "--json", "--key", "bench"])
-        .env("MESH_HOME", &h.home)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let job = lan.spawn("h1", &["submit", "primes", "100000..101999", "--algo", "trial", "--json", "--key", "bench"]);
     if kill {
         assert!(eventually(LIMIT, || {
             lan.peers("h1").iter().any(|r| r["name"] == "h3" && r["tasks_done"].as_u64().unwrap_or(0) >= 300)
         }));
         lan.kill9("h3");
     }
-    let out = job.wait_with_output().unwrap();
+    let out = lan.wait(job);
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     doc["elapsed_s"].as_f64().unwrap()
 }

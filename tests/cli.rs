@@ -1,7 +1,8 @@
 //! The `mesh` binary as users run it: outputs, exit codes and error messages.
 //!
 //! These run in the machine's own network namespace, so every submit here is `--local`:
-//! mesh nodes (mDNS, libp2p) are only ever started inside the test LAN (tests/lan.rs).
+//! nodes with mDNS only ever run inside the test LAN (tests/common/lan.rs), and the
+//! loopback nodes of tests/node.rs have mDNS off.
 
 use assert_cmd::Command;
 use std::path::PathBuf;

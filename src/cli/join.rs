@@ -16,6 +16,10 @@ use std::time::Duration;
 /// The port mesh listens on unless told otherwise; open it in a firewall.
 pub(crate) const DEFAULT_PORT: u16 = 4877;
 
+/// The shortest and longest `mesh peers --browse`, in seconds.
+const MIN_BROWSE: f64 = 0.1;
+const MAX_BROWSE: f64 = 60.0;
+
 /// Parses `--listen`: a port, `IP:PORT`, or a multiaddr.
 pub(crate) fn parse_listen(s: &str) -> Result<Multiaddr, String> {
     if let Ok(port) = s.parse::<u16>() {
@@ -102,7 +106,7 @@ pub(crate) fn peers(home: PathBuf, args: PeersArgs) -> Result<Exit> {
             return anyhow::Ok(reply.rows);
         }
         let key = shared_key(&args.key)?;
-        browse(&home, &key, Duration::from_secs_f64(args.browse.clamp(0.1, 60.0))).await
+        browse(&home, &key, Duration::from_secs_f64(args.browse.clamp(MIN_BROWSE, MAX_BROWSE))).await
     })?;
     output::peers(&rows, args.json).context("writing the peer list")?;
     Ok(Exit::Success)

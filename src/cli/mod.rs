@@ -1,8 +1,10 @@
 //! Command-line interface: clap definitions and the commands they run.
 //!
 //! Arguments are parsed into checked types here (`job::parse_target`, `PrimesJob::new`), so
-//! bad input fails before any work starts, with exit code 2 and a message that names the
-//! argument. Printing happens only in [`output`].
+//! bad input fails before any work starts, with exit status 2 and a message that names the
+//! argument. A command then maps its arguments to a `node::NodeConfig` and a job; the node
+//! layer does the rest. Printing happens only in `output`. [`Exit`] says how a command
+//! ended.
 
 mod bench;
 mod join;

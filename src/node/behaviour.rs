@@ -26,6 +26,9 @@ pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// so in practice only a peer that stopped talking is closed by it.
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How often gossipsub maintains its mesh (grafts, prunes, gossip about seen messages).
+pub(crate) const GOSSIP_HEARTBEAT: Duration = Duration::from_secs(1);
+
 /// A connection must finish pnet, Noise and Yamux within this, or it is dropped.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -73,7 +76,7 @@ pub(crate) fn build_swarm(keypair: Keypair, key: &SharedKey) -> Result<Swarm<Beh
         .context("building the transport")?
         .with_behaviour(|kp| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
             let cfg = gossipsub::ConfigBuilder::default()
-                .heartbeat_interval(Duration::from_secs(1))
+                .heartbeat_interval(GOSSIP_HEARTBEAT)
                 .mesh_n(4)
                 .mesh_n_low(1)
                 .mesh_n_high(8)

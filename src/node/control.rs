@@ -257,3 +257,31 @@ pub async fn peers(home: &Path) -> Result<Option<PeersReply>, ControlError> {
 fn parse(line: &str) -> Result<Response, ControlError> {
     serde_json::from_str(line).map_err(|e| ControlError::Malformed(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The control socket's lines, fixed: `mesh submit` of one release may talk to `mesh
+    /// join` of another on the same machine.
+    #[test]
+    fn golden_lines() {
+        let lines = [
+            (serde_json::to_string(&Request::Peers).unwrap(), r#"{"cmd":"peers"}"#),
+            (
+                serde_json::to_string(&Response::Progress { done: 1, total: 2 }).unwrap(),
+                r#"{"progress":{"done":1,"total":2}}"#,
+            ),
+            (serde_json::to_string(&Response::Error("no".into())).unwrap(), r#"{"error":"no"}"#),
+        ];
+        for (got, want) in lines {
+            assert_eq!(got, want);
+        }
+        let submit: Request = serde_json::from_str(
+            r#"{"cmd":"submit","job":{"Primes":{"target":{"Below":10},"algo":"sieve","span":5}}}"#,
+        )
+        .unwrap();
+        let Request::Submit { job } = submit else { panic!("not a submit") };
+        assert_eq!(job.tasks(), 2);
+    }
+}

@@ -2,7 +2,7 @@
 //!
 //! Each worker has a one-slot inbox (the scheduler gives a worker a run of tasks only when
 //! it is idle, so one slot is all it ever needs) and all workers share one bounded outbox
-//! back to the driver. A run of tiny tasks comes back as one message. A panicking task
+//! back to the event loop. A run of tiny tasks comes back as one message. A panicking task
 //! becomes a failed task, not a dead worker.
 
 use crate::core::{TaskRange, TaskReport};
@@ -15,6 +15,11 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+/// Runs a worker's inbox holds: the scheduler hands a worker a run only when it is idle.
+pub(crate) const INBOX: usize = 1;
+/// Finished runs queued to the event loop, per worker; a worker waits beyond that.
+pub(crate) const OUTBOX_PER_WORKER: usize = 2;
 
 /// A finished run of tasks, from a worker to the driver, in task order.
 #[derive(Debug)]
@@ -45,11 +50,11 @@ impl WorkerPool {
     /// Starts `n` workers running tasks with `exec`; finished tasks arrive on the returned
     /// receiver.
     pub(crate) fn start(n: usize, exec: Arc<Executor>) -> std::io::Result<(Self, mpsc::Receiver<Finished>)> {
-        let (done_tx, done_rx) = mpsc::channel(n.max(1) * 2);
+        let (done_tx, done_rx) = mpsc::channel(n.max(1) * OUTBOX_PER_WORKER);
         let mut inboxes = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
         for worker in 0..n {
-            let (tx, rx) = sync_channel::<Work>(1);
+            let (tx, rx) = sync_channel::<Work>(INBOX);
             let done = done_tx.clone();
             let exec = exec.clone();
             let t = std::thread::Builder::new().name(format!("mesh-worker-{worker}")).spawn(move || {

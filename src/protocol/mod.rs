@@ -7,6 +7,8 @@
 //! error is a [`DecodeError`] that the caller logs and drops.
 
 pub(crate) mod blob;
+#[cfg(test)]
+mod golden;
 pub(crate) mod membership;
 pub(crate) mod sched;
 

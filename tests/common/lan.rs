@@ -1,6 +1,7 @@
 //! A LAN on one machine: network namespaces on a Linux bridge, one namespace per host,
 //! each with its own address in 198.18.0.0/15 and real mDNS multicast. Needs root and
-//! iproute2. Everything is removed on drop, also when a test fails.
+//! iproute2. The harness owns every process it starts (nodes and submitters alike), and
+//! ends them and removes the namespaces and the bridge on drop, also when a test fails.
 //!
 //! Set `MESH_SKIP_LAN=1` to skip these tests on a machine without root.
 
@@ -51,7 +52,14 @@ pub(crate) struct Lan {
     bridge: String,
     pub(crate) hosts: Vec<Host>,
     dir: PathBuf,
+    /// Commands started in the background on a host, such as a submitter.
+    procs: Vec<Option<Child>>,
 }
+
+/// A background command the harness started; see [`Lan::spawn`].
+#[derive(Debug)]
+#[must_use]
+pub(crate) struct Proc(usize);
 
 impl Lan {
     /// A bridge with `n` hosts named h1..hn.
@@ -62,7 +70,7 @@ impl Lan {
         let dir = std::env::temp_dir().join(format!("mesh-lan-{tag}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut lan = Self { tag, bridge, hosts: Vec::new(), dir };
+        let mut lan = Self { tag, bridge, hosts: Vec::new(), dir, procs: Vec::new() };
         must(&["ip", "link", "add", &lan.bridge, "type", "bridge"]);
         // Without an IGMP querier, snooping would drop the mDNS group traffic.
         must(&["ip", "link", "set", &lan.bridge, "type", "bridge", "mcast_snooping", "0"]);
@@ -107,6 +115,8 @@ impl Lan {
     pub(crate) fn join_with_env(&mut self, name: &str, extra: &[&str], env: &[(&str, &str)]) {
         let h = self.host(name);
         let log = std::fs::File::create(h.home.with_extension("log")).unwrap();
+        // A node killed earlier leaves its socket file behind; the new one must make its own.
+        let _ = std::fs::remove_file(h.home.join("control.sock"));
         let child = Command::new("ip")
             .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh"), "join", "--name", &h.name])
             .args(if extra.contains(&"--workers") { &[][..] } else { &["--workers", "1"][..] })
@@ -122,6 +132,12 @@ impl Lan {
             .spawn()
             .unwrap();
         h.node = Some(child);
+        // Ready once its control socket is bound: from then on `mesh peers` reaches it.
+        let socket = h.home.join("control.sock");
+        let up = eventually(Duration::from_secs(30), || {
+            socket.exists() || self.host(name).node.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some())
+        });
+        assert!(up && socket.exists(), "{name}'s node did not start:\n{}", self.log(name));
     }
 
     /// Kills a host's node with SIGKILL, as a crash or a pulled plug would.
@@ -174,10 +190,52 @@ impl Lan {
             .unwrap()
     }
 
-    /// `mesh peers --json` on a host, parsed.
+    /// Starts a `mesh` command in a host's namespace in the background, with its output
+    /// captured. The harness ends it on drop if the test has not.
+    pub(crate) fn spawn(&mut self, name: &str, args: &[&str]) -> Proc {
+        let h = self.host(name);
+        let child = Command::new("ip")
+            .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh")])
+            .args(args)
+            .env("MESH_HOME", &h.home)
+            .env_remove("MESH_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.procs.push(Some(child));
+        Proc(self.procs.len() - 1)
+    }
+
+    /// Waits for a background command to end: its output.
+    pub(crate) fn wait(&mut self, p: Proc) -> Output {
+        self.procs[p.0].take().expect("a running command").wait_with_output().unwrap()
+    }
+
+    /// Ends a background command with SIGKILL, as Ctrl-C on a stuck client would.
+    pub(crate) fn kill(&mut self, p: Proc) {
+        if let Some(mut c) = self.procs[p.0].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `mesh peers --json` on a host whose node runs, parsed. The host's own row must be
+    /// in it: an empty list must never pass for "no other node" when the viewing host's
+    /// own node has died (`mesh peers` then browses the LAN instead).
     pub(crate) fn peers(&mut self, name: &str) -> Vec<serde_json::Value> {
         let out = self.mesh(name, &["peers", "--json"]);
-        serde_json::from_slice(&out.stdout).unwrap_or_default()
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let own = rows.iter().any(|r| r["self"] == true && r["name"] == name);
+        assert!(
+            out.status.success() && own,
+            "{name}'s own node did not answer `mesh peers` (exit {:?}): {}\n---- log of {name} ----\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr),
+            self.log(name)
+        );
+        rows
     }
 
     /// Names of the other members a host lists.
@@ -204,6 +262,11 @@ impl Lan {
 
 impl Drop for Lan {
     fn drop(&mut self) {
+        for c in self.procs.iter_mut().filter_map(Option::take) {
+            let mut c = c;
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         for h in &mut self.hosts {
             if let Some(mut c) = h.node.take() {
                 let _ = c.kill();

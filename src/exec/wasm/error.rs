@@ -2,7 +2,7 @@
 //! node; a task's failure becomes text only when its report crosses the wire
 //! (`core::TaskReport`) or reaches the terminal.
 
-use super::wasi::{MAX_STDOUT, WASI_MODULE};
+use super::wasi::{LinkError, MAX_STDOUT};
 use crate::id::ContentId;
 use crate::job::JobError;
 use crate::store::StoreError;
@@ -78,17 +78,6 @@ pub enum WasmError {
     Imports(#[from] LinkError),
     #[error("the module cannot be linked: {0}")]
     Link(String),
-}
-
-/// Why a module's imports cannot be linked against the WASI shim.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LinkError {
-    #[error("it imports `{module}.{name}`; mesh provides only WASI preview 1 ({WASI_MODULE}) to tasks")]
-    Foreign { module: String, name: String },
-    #[error("it imports `{module}.{name}`, which is not a function")]
-    NotAFunction { module: String, name: String },
-    #[error("linking `{name}`: {cause}")]
-    Wasmtime { name: String, cause: String },
 }
 
 /// How a task's run on its input line went wrong.

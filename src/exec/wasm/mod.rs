@@ -21,7 +21,8 @@
 mod error;
 pub mod wasi;
 
-pub use error::{BlobError, FetchError, LinkError, PeerAnswer, RunFailure, WasmError, WasmTaskError};
+pub use error::{BlobError, FetchError, PeerAnswer, RunFailure, WasmError, WasmTaskError};
+pub use wasi::LinkError;
 
 use crate::id::{ContentId, NodeId};
 use crate::job::{InputLines, WasmJob};

@@ -20,7 +20,6 @@
 //! host crash. Only imports from `wasi_snapshot_preview1` can be linked; a module that
 //! imports anything else is refused before it runs.
 
-use super::LinkError;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Engine, Extern, ExternType, Linker, Module, ResourceLimiter, Trap, Val, ValType};
 
@@ -32,6 +31,10 @@ pub const STDERR_TAIL: usize = 2048;
 /// The most iovecs one `fd_read` or `fd_write` may pass (Linux's `IOV_MAX`): host calls
 /// are not interrupted by the task's timeout, so each must do bounded work.
 pub const MAX_IOVECS: i32 = 1024;
+/// Tables one task may have, and elements per table: a module cannot grow memory past
+/// `--memory` through tables either.
+pub const MAX_TABLES: usize = 4;
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 const ARGS: &[&str] = &["task"];
 
@@ -43,6 +46,17 @@ const EINVAL: i32 = 28;
 const ENOSYS: i32 = 52;
 const ESPIPE: i32 = 70;
 const ENOTCAPABLE: i32 = 76;
+
+/// Why a module's imports cannot be linked against the WASI shim.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("it imports `{module}.{name}`; mesh provides only WASI preview 1 ({WASI_MODULE}) to tasks")]
+    Foreign { module: String, name: String },
+    #[error("it imports `{module}.{name}`, which is not a function")]
+    NotAFunction { module: String, name: String },
+    #[error("linking `{name}`: {cause}")]
+    Wasmtime { name: String, cause: String },
+}
 
 /// The task ended itself with `proc_exit`.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +121,7 @@ impl ResourceLimiter for Limits {
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 1 << 20)
+        Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 
     // One instance with one memory, so the memory limit is the task's limit; a few
@@ -121,7 +135,7 @@ impl ResourceLimiter for Limits {
     }
 
     fn tables(&self) -> usize {
-        4
+        MAX_TABLES
     }
 }
 

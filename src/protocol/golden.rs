@@ -1,0 +1,121 @@
+//! Golden wire vectors: the exact bytes of messages of every protocol. Serde derives the
+//! encodings from type and variant names, so renaming a variant or a field silently
+//! changes the wire; these tests make it loud. If one fails on purpose, the change is
+//! incompatible: bump `PROTOCOL_VERSION` and the protocol ids (`/mesh/sched/N`,
+//! `/mesh/blob/N`), note it in docs/PROTOCOL.md, and only then update the vector.
+
+use super::blob::{BlobRequest, BlobResponse};
+use super::encode;
+use super::membership::Announce;
+use super::sched::WireMessage;
+use crate::core::{Grant, Message, Status, TaskRange, TaskReport};
+use crate::id::{ContentId, JobId, NodeId};
+use crate::job::{Algo, JobSpec, PrimesJob, Split, Target, TaskOutput, WasmJob};
+use crate::protocol::Wire;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `msg` encodes to exactly `want` (hex), and `want` decodes back to `msg`.
+fn golden<T: Wire + PartialEq + std::fmt::Debug>(msg: &T, want: &str) {
+    let got = hex(&encode(msg));
+    assert_eq!(got, want, "the wire encoding of {msg:?} changed");
+    let bytes: Vec<u8> = (0..want.len()).step_by(2).map(|i| u8::from_str_radix(&want[i..i + 2], 16).unwrap()).collect();
+    assert_eq!(&T::decode_checked(&bytes).unwrap(), msg);
+}
+
+fn job() -> JobId {
+    JobId { owner: NodeId(0x0102_0304_0506_0708), seq: 9 }
+}
+
+fn grant(req: u64, spec: JobSpec, range: TaskRange, pinned: bool) -> WireMessage {
+    Message::Grant { req, work: Some(Grant { job: job(), spec: Arc::new(spec), ranges: vec![range], pinned }) }
+}
+
+#[test]
+fn sched_grant_of_a_primes_job() {
+    let spec = JobSpec::Primes(
+        PrimesJob::new(Target::Each { first: 10, last: 20 }, Algo::Trial, Split::Auto { workers: 1 }).unwrap(),
+    );
+    golden(
+        &grant(3, spec, TaskRange::new(4, 8), false),
+        "a1654772616e74a2637265710364776f726ba4636a6f62a2656f776e65721b010203040506070863736571096473706563a1665072696d6573a366746172676574a16445616368a26566697273740a646c6173741464616c676f65747269616c647370616e016672616e67657381a26573746172740463656e64086670696e6e6564f4",
+    );
+}
+
+#[test]
+fn sched_grant_of_a_wasm_job() {
+    let spec = JobSpec::Wasm(WasmJob {
+        module: ContentId::of(b"module"),
+        input: ContentId::of(b"input"),
+        tasks: 2,
+        timeout_ms: 1000,
+        memory_mb: 16,
+        retries: 1,
+    });
+    golden(
+        &grant(1, spec, TaskRange::new(0, 2), true),
+        "a1654772616e74a2637265710164776f726ba4636a6f62a2656f776e65721b010203040506070863736571096473706563a1645761736da6666d6f64756c6578406634323537386335356435633735353639353636653630316561353037326335613664373931653631376161653264313637346561323963633730666233376165696e707574784065333366623139333235636263373262353930356537383365306334373239303436386336313030393065333736646539323135653862356638626138336433657461736b73026a74696d656f75745f6d731903e8696d656d6f72795f6d62106772657472696573016672616e67657381a26573746172740063656e64026670696e6e6564f5",
+    );
+}
+
+#[test]
+fn sched_results_steal_lease_and_end() {
+    let reports = vec![
+        TaskReport { task: 0, outcome: Ok(TaskOutput::Sum(17)), took: Duration::from_micros(1500) },
+        TaskReport {
+            task: 1,
+            outcome: Ok(TaskOutput::Bytes(serde_bytes::ByteBuf::from(b"ok\n".to_vec()))),
+            took: Duration::ZERO,
+        },
+        TaskReport { task: 2, outcome: Err("timed out".into()), took: Duration::from_secs(1) },
+    ];
+    golden::<WireMessage>(
+        &Message::Results { job: job(), reports },
+        "a167526573756c7473a2636a6f62a2656f776e65721b01020304050607086373657109677265706f72747383a3647461736b00676f7574636f6d65a1624f6ba16353756d1164746f6f6ba2647365637300656e616e6f731a0016e360a3647461736b01676f7574636f6d65a1624f6ba1654279746573436f6b0a64746f6f6ba2647365637300656e616e6f7300a3647461736b02676f7574636f6d65a1634572726974696d6564206f757464746f6f6ba2647365637301656e616e6f7300",
+    );
+    golden::<WireMessage>(&Message::Steal { req: 7 }, "a165537465616ca16372657107");
+    golden::<WireMessage>(
+        &Message::Lease { job: job(), ranges: vec![TaskRange::new(1, 3)] },
+        "a1654c65617365a2636a6f62a2656f776e65721b010203040506070863736571096672616e67657381a26573746172740163656e6403",
+    );
+    golden::<WireMessage>(
+        &Message::JobEnded { job: job() },
+        "a1684a6f62456e646564a1636a6f62a2656f776e65721b01020304050607086373657109",
+    );
+    golden::<WireMessage>(
+        &Message::Status(Status { workers: 4, busy: 1, queued: 12, tasks_done: 99 }),
+        "a166537461747573a467776f726b65727304646275737901667175657565640c6a7461736b735f646f6e651863",
+    );
+}
+
+#[test]
+fn blob_request_and_chunk() {
+    golden(
+        &BlobRequest { id: ContentId::of(b"module"), offset: 262_144, len: 262_144 },
+        "a3626964784066343235373863353564356337353536393536366536303165613530373263356136643739316536313761616532643136373465613239636337306662333761666f66667365741a00040000636c656e1a00040000",
+    );
+    golden(
+        &BlobResponse::Chunk { total: 3, data: serde_bytes::ByteBuf::from(vec![1, 2, 3]) },
+        "a1654368756e6ba265746f74616c03646461746143010203",
+    );
+    golden(&BlobResponse::Missing, "674d697373696e67");
+}
+
+#[test]
+fn membership_announce() {
+    let a = Announce {
+        protocol: 2,
+        version: "0.1.0".into(),
+        name: "pi-1".into(),
+        status: Status { workers: 4, busy: 2, queued: 10, tasks_done: 99 },
+        bye: false,
+    };
+    let want = "a56870726f746f636f6c026776657273696f6e65302e312e30646e616d656470692d3166737461747573a467776f726b65727304646275737902667175657565640a6a7461736b735f646f6e65186363627965f4";
+    assert_eq!(hex(&a.encode()), want, "the announce's encoding changed");
+    let bytes: Vec<u8> = (0..want.len()).step_by(2).map(|i| u8::from_str_radix(&want[i..i + 2], 16).unwrap()).collect();
+    assert_eq!(Announce::decode(&bytes).unwrap(), a);
+}

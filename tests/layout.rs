@@ -1,0 +1,349 @@
+//! The shape of the source tree, checked: no import cycles between files, and no file far
+//! past 500 lines. Both keep the code readable for a newcomer (docs/ARCHITECTURE.md).
+//!
+//! Dependencies are read from the text of `src/`: every `crate::…` and `super::…` path
+//! outside comments and outside a file's `#[cfg(test)] mod tests` (tests may reach
+//! anywhere). A path resolves to the deepest module file it names; a name that a module
+//! file re-exports from one of its children (`pub use child::Name`) resolves to that
+//! child. A module and its own ancestors form one unit (a parent declares and re-exports
+//! its children, children use their parent's types), so edges between them are not
+//! counted; every other cycle is reported.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Lines a source file may have: "about 500", with room for a doc comment or two.
+const MAX_LINES: usize = 520;
+
+/// A module path (`["node", "event_loop", "net"]`), `[]` for the crate root.
+type ModPath = Vec<String>;
+
+#[derive(Debug)]
+struct Tree {
+    root: PathBuf,
+    /// Every non-test module file, by module path.
+    files: BTreeMap<ModPath, PathBuf>,
+}
+
+impl Tree {
+    fn read(root: &Path) -> Self {
+        let mut files = BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && let Some(m) = mod_path(root, &path)
+                {
+                    files.insert(m, path);
+                }
+            }
+        }
+        Self { root: root.to_path_buf(), files }
+    }
+
+    /// The file a path (already made absolute) depends on.
+    fn resolve(&self, segments: &[String]) -> Option<ModPath> {
+        let mut m: ModPath = Vec::new();
+        let mut rest = segments.iter();
+        for s in rest.by_ref() {
+            let mut next = m.clone();
+            next.push(s.clone());
+            if self.files.contains_key(&next) {
+                m = next;
+            } else {
+                // `s` is an item of `m`: maybe one that `m` re-exports from a child.
+                if let Some(child) = self.reexport(&m, s) {
+                    m.push(child);
+                }
+                break;
+            }
+        }
+        self.files.contains_key(&m).then_some(m)
+    }
+
+    /// The child module of `m` that `m` re-exports `name` from, if any.
+    fn reexport(&self, m: &ModPath, name: &str) -> Option<String> {
+        let text = code_of(&std::fs::read_to_string(self.files.get(m)?).ok()?);
+        for stmt in text.split(';') {
+            let stmt = stmt.trim();
+            let Some(body) = stmt.strip_prefix("pub use ").or_else(|| stmt.strip_prefix("pub(crate) use ")) else {
+                continue;
+            };
+            let Some((child, names)) = body.split_once("::") else { continue };
+            let mut child_path = m.clone();
+            child_path.push(child.to_string());
+            if !self.files.contains_key(&child_path) {
+                continue;
+            }
+            let names = names.trim_matches(|c| c == '{' || c == '}' || char::is_whitespace(c));
+            if names.split(',').any(|n| n.trim().rsplit("::").next() == Some(name)) {
+                return Some(child.to_string());
+            }
+        }
+        None
+    }
+
+    /// Each file's dependencies on other files.
+    fn edges(&self) -> BTreeMap<ModPath, BTreeSet<ModPath>> {
+        let mut out = BTreeMap::new();
+        for (m, path) in &self.files {
+            let code = code_of(&std::fs::read_to_string(path).unwrap());
+            let mut deps = BTreeSet::new();
+            for segments in paths_in(&code, m) {
+                if let Some(dep) = self.resolve(&segments) {
+                    let related = dep.starts_with(m) || m.starts_with(&dep);
+                    if !related {
+                        deps.insert(dep);
+                    }
+                }
+            }
+            out.insert(m.clone(), deps);
+        }
+        out
+    }
+
+    fn name(&self, m: &ModPath) -> String {
+        self.files[m].strip_prefix(&self.root).unwrap().display().to_string()
+    }
+}
+
+/// The module path of a source file, or None for files that are not modules of the
+/// crate proper (the binary, test-only modules).
+fn mod_path(root: &Path, file: &Path) -> Option<ModPath> {
+    let rel = file.strip_prefix(root).ok()?;
+    let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let last = parts.pop()?;
+    match last.as_str() {
+        "main.rs" | "tests.rs" => None,
+        "lib.rs" | "mod.rs" => Some(parts),
+        f => {
+            parts.push(f.strip_suffix(".rs")?.to_string());
+            Some(parts)
+        }
+    }
+}
+
+/// A file's code: without comments, string contents and its trailing test module.
+fn code_of(text: &str) -> String {
+    let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let line = line.trim_start();
+        if line.starts_with("//") {
+            continue;
+        }
+        let mut in_str = false;
+        let mut prev = ' ';
+        for c in line.chars() {
+            if c == '"' && prev != '\\' {
+                in_str = !in_str;
+            } else if !in_str {
+                if c == '/' && prev == '/' {
+                    out.pop();
+                    break;
+                }
+                out.push(c);
+            }
+            prev = c;
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Every `crate::` and `super::` path in `code`, made absolute, with `use` groups
+/// (`use super::{a::B, c}`) expanded one level.
+fn paths_in(code: &str, me: &ModPath) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    for (start, _) in code.match_indices("crate::").chain(code.match_indices("super::")) {
+        if code[..start].ends_with(|c: char| ident(c) || c == ':') {
+            continue; // part of a longer path (`a::super::`), or `$crate::`
+        }
+        let mut base: ModPath = Vec::new();
+        let mut rest = &code[start..];
+        if let Some(r) = rest.strip_prefix("crate::") {
+            rest = r;
+        } else {
+            // `super` of module a::b is a, whether its file is `a/b.rs` or `a/b/mod.rs`.
+            base = me.clone();
+            while let Some(r) = rest.strip_prefix("super::") {
+                base.pop();
+                rest = r;
+            }
+        }
+        // Segments up to the first that is not a plain name (`f(`, `{`, `;`).
+        let mut segs = Vec::new();
+        for s in rest.split("::") {
+            let w: String = s.chars().take_while(|&c| ident(c)).collect();
+            let whole = w.len() == s.len();
+            if !w.is_empty() {
+                segs.push(w);
+            }
+            if !whole {
+                break;
+            }
+        }
+        // A group: `{a::B, c}` after the last `::`.
+        let consumed: usize = segs.iter().map(|s| s.len() + 2).sum();
+        let after = rest.get(consumed..).unwrap_or("");
+        let mut head = base.clone();
+        head.extend(segs.iter().cloned());
+        if after.starts_with('{') {
+            let group = &after[1..after.find('}').unwrap_or(after.len())];
+            for item in group.split(',') {
+                let mut p = head.clone();
+                p.extend(item.trim().split("::").map(|s| s.chars().take_while(|&c| ident(c)).collect::<String>()));
+                p.retain(|s| !s.is_empty() && s != "self");
+                out.push(p);
+            }
+        } else {
+            out.push(head);
+        }
+    }
+    out
+}
+
+/// Groups of two or more files that depend on each other (Tarjan's strongly connected
+/// components).
+fn cycles(edges: &BTreeMap<ModPath, BTreeSet<ModPath>>) -> Vec<Vec<ModPath>> {
+    struct State<'a> {
+        edges: &'a BTreeMap<ModPath, BTreeSet<ModPath>>,
+        index: BTreeMap<&'a ModPath, usize>,
+        low: BTreeMap<&'a ModPath, usize>,
+        stack: Vec<&'a ModPath>,
+        on_stack: BTreeSet<&'a ModPath>,
+        out: Vec<Vec<ModPath>>,
+    }
+    fn visit<'a>(s: &mut State<'a>, v: &'a ModPath) {
+        let i = s.index.len();
+        s.index.insert(v, i);
+        s.low.insert(v, i);
+        s.stack.push(v);
+        s.on_stack.insert(v);
+        let edges = s.edges;
+        for w in edges.get(v).into_iter().flatten() {
+            if !s.index.contains_key(w) {
+                visit(s, w);
+                let lw = s.low[w];
+                let lv = s.low.get_mut(v).unwrap();
+                *lv = (*lv).min(lw);
+            } else if s.on_stack.contains(w) {
+                let iw = s.index[w];
+                let lv = s.low.get_mut(v).unwrap();
+                *lv = (*lv).min(iw);
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut group = Vec::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack.remove(w);
+                group.push(w.clone());
+                if w == v {
+                    break;
+                }
+            }
+            if group.len() > 1 {
+                group.sort();
+                s.out.push(group);
+            }
+        }
+    }
+    let mut s = State {
+        edges,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for v in edges.keys() {
+        if !s.index.contains_key(v) {
+            visit(&mut s, v);
+        }
+    }
+    s.out
+}
+
+/// The tree to check: this crate's `src/`, or `MESH_LAYOUT_SRC` (to try the checker on
+/// another tree, such as an older revision's).
+fn src() -> PathBuf {
+    std::env::var_os("MESH_LAYOUT_SRC").map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), PathBuf::from)
+}
+
+#[test]
+fn no_import_cycles_between_files() {
+    let tree = Tree::read(&src());
+    let edges = tree.edges();
+    assert!(edges.len() > 30, "read only {} module files", edges.len());
+    let found: Vec<String> =
+        cycles(&edges).iter().map(|g| g.iter().map(|m| tree.name(m)).collect::<Vec<_>>().join(" <-> ")).collect();
+    assert!(found.is_empty(), "import cycles between files:\n{}", found.join("\n"));
+}
+
+/// The same graph between the crate's top-level modules (`core`, `job`, `exec`, `node`,
+/// ...): the layers of docs/ARCHITECTURE.md, which must not depend on each other both ways.
+fn top_level(edges: &BTreeMap<ModPath, BTreeSet<ModPath>>) -> BTreeMap<ModPath, BTreeSet<ModPath>> {
+    let mut out: BTreeMap<ModPath, BTreeSet<ModPath>> = BTreeMap::new();
+    for (from, deps) in edges.iter().filter(|(m, _)| !m.is_empty()) {
+        let entry = out.entry(from[..1].to_vec()).or_default();
+        entry.extend(deps.iter().filter(|d| !d.is_empty() && d[0] != from[0]).map(|d| d[..1].to_vec()));
+    }
+    out
+}
+
+#[test]
+fn no_import_cycles_between_top_level_modules() {
+    let edges = top_level(&Tree::read(&src()).edges());
+    let found: Vec<String> =
+        cycles(&edges).iter().map(|g| g.iter().map(|m| m[0].clone()).collect::<Vec<_>>().join(" <-> ")).collect();
+    assert!(found.is_empty(), "modules that depend on each other:\n{}", found.join("\n"));
+}
+
+#[test]
+fn the_checker_sees_dependencies_and_cycles() {
+    let tree = Tree::read(&src());
+    let edges = tree.edges();
+    let m = |s: &str| s.split('/').map(String::from).collect::<ModPath>();
+    // Known edges of today's tree, through a `use` group, a re-export and an inline path.
+    assert!(edges[&m("node/event_loop/net")].contains(&m("node/membership")));
+    assert!(edges[&m("cli/join")].contains(&m("node/control")));
+    assert!(edges[&m("cli/join")].contains(&m("node/view")), "PeerRow, re-exported by node");
+    assert!(edges[&m("node/event_loop")].contains(&m("exec/wasm")), "inline crate::exec::wasm::prune_caches");
+    assert!(!edges[&m("node/event_loop/net")].contains(&m("node")), "a module's ancestors are not counted");
+    // A made-up cycle is found, and a chain is not one.
+    let mut g: BTreeMap<ModPath, BTreeSet<ModPath>> = BTreeMap::new();
+    g.insert(m("a"), [m("b")].into());
+    g.insert(m("b"), [m("c")].into());
+    g.insert(m("c"), [m("a")].into());
+    g.insert(m("d"), [m("a")].into());
+    assert_eq!(cycles(&g), vec![vec![m("a"), m("b"), m("c")]]);
+    g.get_mut(&m("c")).unwrap().clear();
+    assert!(cycles(&g).is_empty());
+}
+
+#[test]
+fn no_file_is_far_past_500_lines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut long = Vec::new();
+    for dir in ["src", "tests", "benches"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let p = entry.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|e| e == "rs") {
+                    let n = std::fs::read_to_string(&p).unwrap().lines().count();
+                    if n > MAX_LINES {
+                        long.push(format!("{} ({n} lines)", p.strip_prefix(root).unwrap().display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(long.is_empty(), "split these files: {long:?}");
+}

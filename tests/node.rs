@@ -1,0 +1,259 @@
+//! The node layer in one process, without root: 2–3 real nodes (event loop, workers,
+//! libp2p with pnet, control socket) on loopback TCP, with mDNS off and `--peer`
+//! addresses. They cover forming a mesh, stealing, blob fetches, the control socket and a
+//! node that leaves mid-job. Every wait has a generous limit against hangs; nothing here
+//! asserts a time.
+
+use mesh::exec::primes;
+use mesh::id::ContentId;
+use mesh::job::{Algo, JobSpec, PrimesJob, Split, Target, WasmJob};
+use mesh::node::{
+    Client, JobProgress, JobReport, JobResults, NetConfig, Node, NodeConfig, PeerState, PrimesResult, control,
+};
+use mesh::secret::SharedKey;
+use mesh::store::BlobStore;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Against hangs only: a healthy run takes a small part of this.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Nodes of one test, each with its own home; the homes go when it ends.
+struct Cluster {
+    dir: PathBuf,
+    nodes: Vec<(String, Client, Option<Node>)>,
+}
+
+impl Cluster {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("mesh-node-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self { dir, nodes: Vec::new() }
+    }
+
+    fn home(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn config(&self, name: &str, peers: Vec<libp2p::Multiaddr>, control: bool) -> NodeConfig {
+        NodeConfig {
+            name: name.into(),
+            home: self.home(name),
+            workers: 1,
+            network: Some(NetConfig {
+                key: SharedKey::from_passphrase("in-process").unwrap(),
+                listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+                static_peers: peers,
+                mdns: false,
+            }),
+            control,
+        }
+    }
+
+    /// Starts node `name`, dialing the listen addresses of the nodes already started.
+    async fn add(&mut self, name: &str, control: bool) -> Client {
+        let mut peers = Vec::new();
+        for (_, client, _) in &self.nodes {
+            peers.push(listen_addr(client).await);
+        }
+        let (client, node) = Node::spawn(self.config(name, peers, control)).await.unwrap();
+        self.nodes.push((name.into(), client.clone(), Some(node)));
+        client
+    }
+
+    /// `n` nodes named a, b, c…, each listing all the others as members.
+    async fn mesh(tag: &str, n: usize) -> (Self, Vec<Client>) {
+        let mut c = Self::new(tag);
+        let mut clients = Vec::new();
+        for name in ["a", "b", "c", "d", "e"].into_iter().take(n) {
+            clients.push(c.add(name, false).await);
+        }
+        for client in &clients {
+            until(|| async { members(client).await.len() == n - 1 }).await;
+        }
+        (c, clients)
+    }
+
+    async fn stop(&mut self, name: &str) {
+        let node = self.nodes.iter_mut().find(|(n, ..)| n == name).and_then(|(_, _, node)| node.take());
+        node.expect("a running node").stop().await.unwrap();
+    }
+
+    async fn stop_all(mut self) {
+        for (_, _, node) in &mut self.nodes {
+            if let Some(node) = node.take() {
+                node.stop().await.unwrap();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Polls `check` until it holds; panics after [`LIMIT`].
+async fn until<F: Future<Output = bool>>(mut check: impl FnMut() -> F) {
+    let polled = async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(LIMIT, polled).await.expect("the condition never held");
+}
+
+async fn listen_addr(client: &Client) -> libp2p::Multiaddr {
+    until(|| async { !client.peers().await.unwrap().rows[0].addrs.is_empty() }).await;
+    client.peers().await.unwrap().rows[0].addrs[0].parse().unwrap()
+}
+
+/// Names of the other members a node lists.
+async fn members(client: &Client) -> Vec<String> {
+    let rows = client.peers().await.unwrap().rows;
+    let mut names: Vec<String> =
+        rows.into_iter().filter(|r| !r.is_self && r.state == PeerState::Member).map(|r| r.name).collect();
+    names.sort();
+    names
+}
+
+async fn run(client: &Client, job: JobSpec) -> JobReport {
+    let mut h = client.submit(job).await.unwrap();
+    tokio::time::timeout(LIMIT, &mut h.done).await.expect("the job never finished").unwrap()
+}
+
+fn demo(first: u64, last: u64) -> JobSpec {
+    JobSpec::Primes(PrimesJob::new(Target::Each { first, last }, Algo::Trial, Split::Auto { workers: 1 }).unwrap())
+}
+
+fn expected(first: u64, last: u64) -> JobResults {
+    JobResults::Primes((first..=last).map(|n| PrimesResult { n, sum: primes::sieve(0, n).sum }).collect())
+}
+
+fn tasks_of(report: &JobReport, name: &str) -> u64 {
+    report.nodes.iter().filter(|n| n.name == name).map(|n| n.tasks).sum()
+}
+
+#[tokio::test]
+async fn three_nodes_form_a_mesh_and_share_a_job_exactly() {
+    let (cluster, clients) = Cluster::mesh("share", 3).await;
+    assert_eq!(members(&clients[0]).await, ["b", "c"]);
+    let report = run(&clients[0], demo(100_000, 100_599)).await;
+    assert_eq!(report.results, expected(100_000, 100_599));
+    assert!(report.failed.is_empty());
+    for name in ["a", "b", "c"] {
+        assert!(tasks_of(&report, name) > 0, "{name} ran no task: {:?}", report.nodes);
+    }
+    assert_eq!(report.nodes.iter().map(|n| n.tasks).sum::<u64>(), 600, "each task counted once");
+    assert!(report.steals() >= 2, "b and c stole: {:?}", report.nodes);
+    cluster.stop_all().await;
+}
+
+#[tokio::test]
+async fn helpers_fetch_a_module_and_its_input_once() {
+    let (cluster, clients) = Cluster::mesh("blobs", 3).await;
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wasm/primes.wat")).unwrap();
+    let module = wat::parse_str(&text).unwrap();
+    let ns: Vec<u64> = (100_000..100_300).collect();
+    let input: String = ns.iter().map(|n| format!("{n}\n")).collect();
+    let store = BlobStore::new(&cluster.home("a"));
+    let job = WasmJob {
+        module: store.put(&module).unwrap(),
+        input: store.put(input.as_bytes()).unwrap(),
+        tasks: ns.len() as u64,
+        timeout_ms: 60_000,
+        memory_mb: 64,
+        retries: 2,
+    };
+    let mut helped = [0, 0];
+    for round in 0..2 {
+        let report = run(&clients[0], JobSpec::Wasm(job.clone())).await;
+        helped[0] += tasks_of(&report, "b");
+        helped[1] += tasks_of(&report, "c");
+        let JobResults::Wasm(tasks) = &report.results else { panic!("not a wasm report") };
+        let outputs: Vec<String> = tasks.iter().map(|t| t.output.clone().unwrap_or_default()).collect();
+        let want: Vec<String> = ns.iter().map(|&n| primes::sieve(0, n).sum.to_string()).collect();
+        assert_eq!(outputs, want, "round {round}");
+        assert!(tasks_of(&report, "b") + tasks_of(&report, "c") > 0, "round {round}: {:?}", report.nodes);
+    }
+    // A helper that ran tasks fetched the module and the input, once each over both jobs.
+    for (i, name) in ["b", "c"].iter().enumerate() {
+        let blobs = clients[i + 1].peers().await.unwrap().rows[0].blobs.unwrap();
+        let want = if helped[i] > 0 { 2 } else { 0 };
+        assert_eq!(blobs.fetched, want, "{name} ran {} tasks", helped[i]);
+        assert_eq!(blobs.rejected, 0);
+        assert_eq!(BlobStore::new(&cluster.home(name)).contains(job.module), helped[i] > 0);
+    }
+    let served = clients[0].peers().await.unwrap().rows[0].blobs.unwrap();
+    assert!(served.chunks_served >= 1, "a served the blobs: {served:?}");
+    cluster.stop_all().await;
+}
+
+#[tokio::test]
+async fn a_node_that_leaves_mid_job_loses_no_task() {
+    let (mut cluster, clients) = Cluster::mesh("leave", 3).await;
+    let mut h = clients[0].submit(demo(100_000, 101_199)).await.unwrap();
+    // Stop c once it has finished some tasks of the job.
+    until(|| async {
+        let rows = clients[0].peers().await.unwrap().rows;
+        rows.iter().any(|r| r.name == "c" && r.tasks_done.unwrap_or(0) > 10)
+    })
+    .await;
+    cluster.stop("c").await;
+    let report = tokio::time::timeout(LIMIT, &mut h.done).await.expect("the job never finished").unwrap();
+    assert_eq!(report.results, expected(100_000, 101_199));
+    until(|| async { members(&clients[0]).await == ["b"] }).await;
+    cluster.stop_all().await;
+}
+
+#[tokio::test]
+async fn the_control_socket_serves_peers_and_jobs_and_guards_its_home() {
+    let mut cluster = Cluster::new("control");
+    let a = cluster.add("a", true).await;
+    cluster.add("b", false).await;
+    until(|| async { members(&a).await == ["b"] }).await;
+    let home = cluster.home("a");
+    let rows = control::peers(&home).await.unwrap().expect("a node serves this home").rows;
+    assert!(rows[0].is_self && rows[0].name == "a", "{rows:?}");
+    let mut seen = Vec::new();
+    let report = control::submit(&home, &demo(100_000, 100_099), |p: JobProgress| seen.push(p.done))
+        .await
+        .unwrap()
+        .expect("a node serves this home");
+    assert_eq!(report.results, expected(100_000, 100_099));
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress only grows: {seen:?}");
+    // A bad job is refused with its reason, and the node lives on.
+    let mut bad = WasmJob {
+        module: ContentId::of(b"nowhere"),
+        input: ContentId::of(b"nothing"),
+        tasks: 1,
+        timeout_ms: 1000,
+        memory_mb: 16,
+        retries: 0,
+    };
+    let err = control::submit(&home, &JobSpec::Wasm(bad.clone()), |_| {}).await.unwrap_err().to_string();
+    assert!(err.contains("is not in"), "{err}");
+    bad.memory_mb = 0;
+    let err = control::submit(&home, &JobSpec::Wasm(bad), |_| {}).await.unwrap_err().to_string();
+    assert!(err.contains("invalid wasm job"), "{err}");
+    // A second node on the same home is refused.
+    let err = Node::spawn(cluster.config("a", Vec::new(), true)).await.unwrap_err().to_string();
+    assert!(err.contains("already runs with home"), "{err}");
+    assert!(control::peers(&home).await.unwrap().is_some(), "the first node still answers");
+    cluster.stop_all().await;
+    assert!(control::peers(&home).await.unwrap().is_none(), "the socket is gone with the node");
+}
+
+#[tokio::test]
+async fn a_node_without_a_network_runs_a_job_alone() {
+    let cluster = Cluster::new("local");
+    let mut cfg = cluster.config("solo", Vec::new(), false);
+    cfg.network = None;
+    cfg.workers = 2;
+    let (client, node) = Node::spawn(cfg).await.unwrap();
+    let report = run(&client, demo(100_000, 100_199)).await;
+    assert_eq!(report.results, expected(100_000, 100_199));
+    assert_eq!(report.workers, 2);
+    let rows = client.peers().await.unwrap().rows;
+    assert_eq!(rows.len(), 1, "alone: {rows:?}");
+    assert!(rows[0].addrs.is_empty(), "no listen address without a network");
+    node.stop().await.unwrap();
+    assert!(client.peers().await.is_err(), "a stopped node says so");
+    let _ = std::fs::remove_dir_all(&cluster.dir);
+}
