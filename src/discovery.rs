@@ -33,6 +33,9 @@ pub(crate) const SERVICE_TYPE: &str = "_mesh._tcp.local.";
 /// Longest TXT value accepted from a peer.
 pub(crate) const MAX_TXT_VALUE: usize = 128;
 
+/// The longest a leaving node waits for its mDNS goodbye to go out.
+const GOODBYE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Capacity of the channel from the mDNS thread to the event loop.
 pub(crate) const CHANNEL_CAPACITY: usize = 64;
 
@@ -49,7 +52,7 @@ pub(crate) struct Advert {
 
 /// A node seen on the LAN.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     pub fullname: String,
     pub peer_id: PeerId,
     pub name: String,
@@ -122,7 +125,7 @@ impl Discovery {
         if let Some(name) = &self.registered
             && let Ok(rx) = self.daemon.unregister(name)
         {
-            let _ = rx.recv_timeout(std::time::Duration::from_secs(1));
+            let _ = rx.recv_timeout(GOODBYE_WAIT);
         }
         let _ = self.daemon.shutdown();
     }

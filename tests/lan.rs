@@ -86,7 +86,7 @@ fn graceful_leave_and_kill_and_rejoin_with_same_id() {
 
     assert_eq!(lan.stop("h2"), Some(0), "SIGTERM is a clean exit");
     assert!(eventually(GONE, || lan.members("h1") == ["h3"]), "h2 left: {:?}", lan.members("h1"));
-    assert!(lan.log("h2").contains("left the mesh"));
+    assert!(lan.log("h2").contains("this node left the mesh"));
 
     lan.kill9("h3");
     assert!(eventually(GONE, || lan.members("h1").is_empty()), "h3 killed: {:?}", lan.members("h1"));

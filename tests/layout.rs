@@ -1,13 +1,13 @@
 //! The shape of the source tree, checked: no import cycles between files, and no file far
 //! past 500 lines. Both keep the code readable for a newcomer (docs/ARCHITECTURE.md).
 //!
-//! Dependencies are read from the text of `src/`: every `crate::…` and `super::…` path
-//! outside comments and outside a file's `#[cfg(test)] mod tests` (tests may reach
-//! anywhere). A path resolves to the deepest module file it names; a name that a module
-//! file re-exports from one of its children (`pub use child::Name`) resolves to that
-//! child. A module and its own ancestors form one unit (a parent declares and re-exports
-//! its children, children use their parent's types), so edges between them are not
-//! counted; every other cycle is reported.
+//! Dependencies are read from the text of `src/`: every `crate::…`, `super::…` and
+//! `self::…` path outside comments and outside a file's `#[cfg(test)] mod tests` (tests
+//! may reach anywhere), and every `use child::…` of a module file's own children. A path
+//! resolves to the deepest module file it names; a name that a module file re-exports from
+//! one of its children (`pub use child::Name`) resolves to that child. Declaring a child
+//! (`mod child;`) and re-exporting it are structure, not use, and are not counted; a
+//! parent that uses its child and a child that uses its parent are a cycle like any other.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -90,14 +90,15 @@ impl Tree {
     fn edges(&self) -> BTreeMap<ModPath, BTreeSet<ModPath>> {
         let mut out = BTreeMap::new();
         for (m, path) in &self.files {
-            let code = code_of(&std::fs::read_to_string(path).unwrap());
+            let code = without_reexports(&code_of(&std::fs::read_to_string(path).unwrap()));
             let mut deps = BTreeSet::new();
-            for segments in paths_in(&code, m) {
-                if let Some(dep) = self.resolve(&segments) {
-                    let related = dep.starts_with(m) || m.starts_with(&dep);
-                    if !related {
-                        deps.insert(dep);
-                    }
+            for segments in
+                paths_in(&code, m, |child| self.files.contains_key(&[m.clone(), vec![child.into()]].concat()))
+            {
+                if let Some(dep) = self.resolve(&segments)
+                    && dep != *m
+                {
+                    deps.insert(dep);
                 }
             }
             out.insert(m.clone(), deps);
@@ -154,12 +155,38 @@ fn code_of(text: &str) -> String {
     out
 }
 
-/// Every `crate::` and `super::` path in `code`, made absolute, with `use` groups
-/// (`use super::{a::B, c}`) expanded one level.
-fn paths_in(code: &str, me: &ModPath) -> Vec<Vec<String>> {
+/// `code` without the statements that only declare or re-export child modules.
+fn without_reexports(code: &str) -> String {
+    code.split_inclusive(';')
+        .filter(|stmt| {
+            let s = stmt.trim_start();
+            let s = s.strip_prefix("pub(crate) ").or_else(|| s.strip_prefix("pub ")).unwrap_or(s);
+            !(s.starts_with("mod ")
+                || (stmt.trim_start().starts_with("pub")
+                    && s.starts_with("use ")
+                    && !s.starts_with("use crate")
+                    && !s.starts_with("use super")))
+        })
+        .collect()
+}
+
+/// Every `crate::`, `super::` and `self::` path in `code`, and every path into one of the
+/// file's own child modules (`is_child`), made absolute, with `use` groups (`use
+/// super::{a::B, c}`) expanded one level.
+fn paths_in(code: &str, me: &ModPath, is_child: impl Fn(&str) -> bool) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     let ident = |c: char| c.is_alphanumeric() || c == '_';
-    for (start, _) in code.match_indices("crate::").chain(code.match_indices("super::")) {
+    let mut starts: Vec<usize> =
+        ["crate::", "super::", "self::"].iter().flat_map(|p| code.match_indices(p).map(|(i, _)| i)).collect();
+    // `use child::Item;` and `child::f()` for the file's own children.
+    for (i, _) in code.match_indices("::") {
+        let word_start = code[..i].rfind(|c: char| !ident(c)).map_or(0, |j| j + 1);
+        let word = &code[word_start..i];
+        if !word.is_empty() && is_child(word) && !code[..word_start].ends_with("::") {
+            starts.push(word_start);
+        }
+    }
+    for start in starts {
         if code[..start].ends_with(|c: char| ident(c) || c == ':') {
             continue; // part of a longer path (`a::super::`), or `$crate::`
         }
@@ -167,6 +194,11 @@ fn paths_in(code: &str, me: &ModPath) -> Vec<Vec<String>> {
         let mut rest = &code[start..];
         if let Some(r) = rest.strip_prefix("crate::") {
             rest = r;
+        } else if let Some(r) = rest.strip_prefix("self::") {
+            base = me.clone();
+            rest = r;
+        } else if !rest.starts_with("super::") {
+            base = me.clone(); // a child's name
         } else {
             // `super` of module a::b is a, whether its file is `a/b.rs` or `a/b/mod.rs`.
             base = me.clone();
@@ -313,7 +345,8 @@ fn the_checker_sees_dependencies_and_cycles() {
     assert!(edges[&m("cli/join")].contains(&m("node/control")));
     assert!(edges[&m("cli/join")].contains(&m("node/view")), "PeerRow, re-exported by node");
     assert!(edges[&m("node/event_loop")].contains(&m("exec/wasm")), "inline crate::exec::wasm::prune_caches");
-    assert!(!edges[&m("node/event_loop/net")].contains(&m("node")), "a module's ancestors are not counted");
+    assert!(edges[&m("node/event_loop")].contains(&m("node/event_loop/net")), "a parent that uses its child");
+    assert!(edges[&m("node")].is_empty(), "declaring and re-exporting children is not using them");
     // A made-up cycle is found, and a chain is not one.
     let mut g: BTreeMap<ModPath, BTreeSet<ModPath>> = BTreeMap::new();
     g.insert(m("a"), [m("b")].into());

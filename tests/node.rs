@@ -15,8 +15,9 @@ use mesh::store::BlobStore;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// Against hangs only: a healthy run takes a small part of this.
-const LIMIT: Duration = Duration::from_secs(60);
+/// Against hangs only: a healthy run takes a small part of this, even with every test of
+/// this file running at once on a loaded 2-core machine.
+const LIMIT: Duration = Duration::from_secs(180);
 
 /// Nodes of one test, each with its own home; the homes go when it ends.
 struct Cluster {
@@ -172,13 +173,14 @@ async fn helpers_fetch_a_module_and_its_input_once() {
         assert_eq!(outputs, want, "round {round}");
         assert!(tasks_of(&report, "b") + tasks_of(&report, "c") > 0, "round {round}: {:?}", report.nodes);
     }
-    // A helper that ran tasks fetched the module and the input, once each over both jobs.
+    // A helper fetched the module and the input once each over both jobs, or nothing. One
+    // whose results counted must have fetched both; one may also have fetched them and
+    // lost every task to the owner's backup runs.
     for (i, name) in ["b", "c"].iter().enumerate() {
         let blobs = clients[i + 1].peers().await.unwrap().rows[0].blobs.unwrap();
-        let want = if helped[i] > 0 { 2 } else { 0 };
-        assert_eq!(blobs.fetched, want, "{name} ran {} tasks", helped[i]);
+        assert!(blobs.fetched == 2 || (blobs.fetched == 0 && helped[i] == 0), "{name}: {blobs:?}, {} tasks", helped[i]);
         assert_eq!(blobs.rejected, 0);
-        assert_eq!(BlobStore::new(&cluster.home(name)).contains(job.module), helped[i] > 0);
+        assert_eq!(BlobStore::new(&cluster.home(name)).contains(job.module), blobs.fetched == 2);
     }
     let served = clients[0].peers().await.unwrap().rows[0].blobs.unwrap();
     assert!(served.chunks_served >= 1, "a served the blobs: {served:?}");
@@ -188,7 +190,7 @@ async fn helpers_fetch_a_module_and_its_input_once() {
 #[tokio::test]
 async fn a_node_that_leaves_mid_job_loses_no_task() {
     let (mut cluster, clients) = Cluster::mesh("leave", 3).await;
-    let mut h = clients[0].submit(demo(100_000, 101_199)).await.unwrap();
+    let mut h = clients[0].submit(demo(100_000, 100_599)).await.unwrap();
     // Stop c once it has finished some tasks of the job.
     until(|| async {
         let rows = clients[0].peers().await.unwrap().rows;
@@ -197,7 +199,7 @@ async fn a_node_that_leaves_mid_job_loses_no_task() {
     .await;
     cluster.stop("c").await;
     let report = tokio::time::timeout(LIMIT, &mut h.done).await.expect("the job never finished").unwrap();
-    assert_eq!(report.results, expected(100_000, 101_199));
+    assert_eq!(report.results, expected(100_000, 100_599));
     until(|| async { members(&clients[0]).await == ["b"] }).await;
     cluster.stop_all().await;
 }

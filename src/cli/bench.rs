@@ -10,12 +10,13 @@
 //!    itself (scheduling, messages, the worker hand-off), as tasks per second and as the
 //!    overhead per task per worker.
 
+use super::args::BenchArgs;
+use super::exit::Exit;
 use super::output::{self, BenchReport};
-use super::{Exit, SubmitOpts, run_job};
+use super::submit::run_job;
 use crate::exec::primes;
 use crate::job::{Algo, JobSpec, PrimesJob, Split, Target};
 use anyhow::{Context, Result};
-use clap::Args;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,17 +24,6 @@ use std::time::{Duration, Instant};
 pub(crate) const CALIBRATION_N: u64 = 100_000;
 /// Tasks of the tiny job.
 pub(crate) const TINY_TASKS: u64 = 10_000;
-
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Demo tasks in the heavy job (each about as long as the calibration task).
-    #[arg(long, value_name = "N", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..=crate::job::MAX_RANGE_ITEMS))]
-    pub tasks: u64,
-
-    #[command(flatten)]
-    pub common: SubmitOpts,
-}
 
 pub(crate) fn bench(home: &Path, args: BenchArgs) -> Result<Exit> {
     output::note("calibrating: one demo task on one core of this machine");

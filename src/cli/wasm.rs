@@ -6,62 +6,17 @@
 //! or imports more than WASI, inputs too large or with too many lines. Each is a usage
 //! error (exit 2) that names the file.
 
+use super::args::WasmArgs;
+use super::exit::{Exit, exit_of};
 use super::output::{self, usage};
-use super::{Exit, SubmitOpts, exit_of, run_job};
+use super::submit::run_job;
 use crate::exec::Executor;
-use crate::job::wasm::{DEFAULT_MEMORY_MB, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_MEMORY_MB, MAX_RETRIES, MAX_TIMEOUT};
 use crate::job::{InputLines, JobSpec, WasmJob};
-use crate::store::BlobStore;
-use crate::store::MAX_BLOB;
+use crate::store::{BlobStore, MAX_BLOB};
 use anyhow::{Context, Result};
-use clap::Args;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-#[derive(Debug, Args)]
-pub struct WasmArgs {
-    /// The module: WASI preview 1 command, binary (.wasm) or text (.wat).
-    #[arg(value_name = "MODULE")]
-    pub module: PathBuf,
-
-    /// `-`: read the inputs from stdin (the default when stdin is not a terminal).
-    #[arg(value_name = "-", value_parser = only_dash)]
-    pub stdin: Option<String>,
-
-    /// Read the inputs from FILE, one task per line (`-` for stdin).
-    #[arg(long, short = 'i', value_name = "FILE", conflicts_with = "stdin")]
-    pub input_file: Option<PathBuf>,
-
-    /// Run time allowed per task, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT.as_secs_f64(), value_parser = parse_timeout)]
-    pub timeout: f64,
-
-    /// Memory allowed per task, in MiB.
-    #[arg(long, value_name = "MB", default_value_t = DEFAULT_MEMORY_MB,
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_MEMORY_MB)))]
-    pub memory: u32,
-
-    /// Times a failed task is run again, on another node when there is one.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES,
-          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES)))]
-    pub retries: u32,
-
-    #[command(flatten)]
-    pub common: SubmitOpts,
-}
-
-fn only_dash(s: &str) -> Result<String, String> {
-    if s == "-" { Ok(s.into()) } else { Err(format!("'{s}' is not '-'; give an input file with --input-file {s}")) }
-}
-
-fn parse_timeout(s: &str) -> Result<f64, String> {
-    let max = MAX_TIMEOUT.as_secs_f64();
-    match s.parse::<f64>() {
-        Ok(t) if t > 0.0 && t <= max => Ok(t),
-        _ => Err(format!("'{s}' is not a timeout; give seconds, more than 0 and at most {max}")),
-    }
-}
 
 pub(crate) fn submit(home: PathBuf, args: WasmArgs) -> Result<Exit> {
     let module = read_module(&args.module)?;

@@ -20,6 +20,8 @@ mod outbox;
 mod peers;
 mod queue;
 mod scheduler;
+mod slots;
+mod steal;
 mod timer;
 mod tombstones;
 

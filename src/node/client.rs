@@ -16,8 +16,21 @@ pub const COMMAND_CAPACITY: usize = 32;
 #[error("the mesh node has stopped")]
 pub struct NodeStopped;
 
-/// A job handed to the node: its progress, then its report. Dropping the handle before
-/// the report comes cancels the job mesh-wide.
+/// Why a job did not come back from a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("interrupted; the job's partial results are lost")]
+    Interrupted,
+    #[error(transparent)]
+    Stopped(#[from] NodeStopped),
+    #[error("the node dropped the job before it finished")]
+    JobDropped,
+}
+
+/// A job handed to the node: its progress, then its report. If the handle is dropped
+/// before the report comes, the node cancels the job mesh-wide at its next housekeeping
+/// (every `HOUSEKEEPING`); a node that stops instead says goodbye, and its peers drop the
+/// job's work when it goes.
 #[derive(Debug)]
 pub struct JobHandle {
     pub progress: watch::Receiver<JobProgress>,

@@ -7,8 +7,8 @@
 //! for `peers`; for `submit`, `progress` lines and then one `report` (or `error`) line.
 //! Requests longer than [`MAX_REQUEST`] bytes or slower than [`IO_TIMEOUT`] are refused;
 //! at most [`MAX_CLIENTS`] are served at once, and a client beyond that is closed at once.
-//! A client reads at most [`MAX_REPLY`] bytes of one reply line. A submitter that closes
-//! its connection cancels its job mesh-wide.
+//! A client reads at most [`MAX_REPLY`] bytes of any one reply line. A submitter that
+//! closes its connection cancels its job mesh-wide.
 
 use super::client::{Client, NodeStopped};
 use super::report::JobReport;
@@ -221,8 +221,13 @@ pub async fn submit(
     write_line(&mut wr, &Request::Submit { job: job.clone() })
         .await
         .map_err(|e| ControlError::Io { path: socket_path(home), source: std::io::Error::other(e) })?;
-    let mut lines = BufReader::new(rd.take(MAX_REPLY)).lines();
-    while let Some(line) = lines.next_line().await.map_err(io)? {
+    let mut rd = BufReader::new(rd);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if read_reply(&mut rd, &mut line).await.map_err(io)? == 0 {
+            return Err(ControlError::Closed);
+        }
         match parse(&line)? {
             Response::Progress { done, total } => progress(JobProgress { done, total }),
             Response::Report(r) => return Ok(Some(r)),
@@ -230,7 +235,11 @@ pub async fn submit(
             Response::Peers(_) => return Err(ControlError::Unexpected),
         }
     }
-    Err(ControlError::Closed)
+}
+
+/// Reads one reply line of at most [`MAX_REPLY`] bytes; 0 at the end of the stream.
+async fn read_reply(rd: &mut BufReader<tokio::net::unix::OwnedReadHalf>, line: &mut String) -> std::io::Result<usize> {
+    (&mut *rd).take(MAX_REPLY).read_line(line).await
 }
 
 /// Asks the node under `home` for its view of the mesh. `Ok(None)` means no node runs
@@ -241,8 +250,7 @@ pub async fn peers(home: &Path) -> Result<Option<PeersReply>, ControlError> {
         let (rd, mut wr) = stream.into_split();
         write_line(&mut wr, &Request::Peers).await.map_err(|e| ControlError::Failed(e.to_string()))?;
         let mut line = String::new();
-        BufReader::new(rd.take(MAX_REPLY))
-            .read_line(&mut line)
+        read_reply(&mut BufReader::new(rd), &mut line)
             .await
             .map_err(|source| ControlError::Io { path: socket_path(home), source })?;
         match parse(&line)? {
@@ -277,6 +285,31 @@ mod tests {
         for (got, want) in lines {
             assert_eq!(got, want);
         }
+        let report = JobReport {
+            results: crate::node::JobResults::Primes(vec![crate::node::PrimesResult { n: 10, sum: 17 }]),
+            elapsed: Duration::from_millis(1500),
+            tasks: 1,
+            failed: vec![crate::node::FailedTask { task: 0, error: "x".into() }],
+            nodes: vec![crate::node::NodeStats {
+                name: "a".into(),
+                peer_id: "p".into(),
+                workers: 1,
+                tasks: 1,
+                task_time: Duration::from_millis(2),
+                steals: 0,
+            }],
+            workers: 1,
+            duplicates: 0,
+            backups: 0,
+            retried: 0,
+        };
+        let want = concat!(
+            r#"{"report":{"results":{"Primes":[[10,17]]},"elapsed":{"secs":1,"nanos":500000000},"tasks":1,"#,
+            r#""failed":[[0,"x"]],"nodes":[{"name":"a","peer_id":"p","workers":1,"tasks":1,"#,
+            r#""task_time":{"secs":0,"nanos":2000000},"steals":0}],"workers":1,"duplicates":0,"backups":0,"retried":0}}"#
+        );
+        assert_eq!(serde_json::to_string(&Response::Report(report.clone())).unwrap(), want);
+        assert_eq!(serde_json::from_str::<Response>(want).unwrap(), Response::Report(report));
         let submit: Request = serde_json::from_str(
             r#"{"cmd":"submit","job":{"Primes":{"target":{"Below":10},"algo":"sieve","span":5}}}"#,
         )

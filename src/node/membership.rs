@@ -233,7 +233,7 @@ impl Membership {
 }
 
 /// A row for a node known only from its mDNS record.
-pub fn sighting_row(r: &Record, state: PeerState) -> PeerRow {
+pub(crate) fn sighting_row(r: &Record, state: PeerState) -> PeerRow {
     PeerRow {
         name: r.name.clone(),
         peer_id: r.peer_id.to_base58(),

@@ -38,18 +38,46 @@ pub struct TaskRecord {
     pub attempts: u32,
 }
 
-/// One result of a primes job: the sum of the primes below `n`.
+/// One result of a primes job: the sum of the primes below `n`. On the control socket
+/// it stays the pair `[n, sum]` it always was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "(u64, u128)", into = "(u64, u128)")]
 pub struct PrimesResult {
     pub n: u64,
     pub sum: u128,
 }
 
-/// A task that failed for good, with its last error.
+impl From<(u64, u128)> for PrimesResult {
+    fn from((n, sum): (u64, u128)) -> Self {
+        Self { n, sum }
+    }
+}
+
+impl From<PrimesResult> for (u64, u128) {
+    fn from(r: PrimesResult) -> Self {
+        (r.n, r.sum)
+    }
+}
+
+/// A task that failed for good, with its last error. On the control socket it stays the
+/// pair `[task, error]` it always was.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "(u64, String)", into = "(u64, String)")]
 pub struct FailedTask {
     pub task: u64,
     pub error: String,
+}
+
+impl From<(u64, String)> for FailedTask {
+    fn from((task, error): (u64, String)) -> Self {
+        Self { task, error }
+    }
+}
+
+impl From<FailedTask> for (u64, String) {
+    fn from(f: FailedTask) -> Self {
+        (f.task, f.error)
+    }
 }
 
 /// A job's results, by kind.

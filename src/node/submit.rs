@@ -1,22 +1,21 @@
-//! Running one job to its report, the way `mesh submit` and `mesh bench` do:
+//! Running one job to its report on a node of this process, the way `mesh submit` and
+//! `mesh bench` do when no `mesh join` node serves their home: a node that joins the mesh
+//! for the length of the job (same identity, a free port, mDNS), or, for `--local`, one
+//! with no network at all. It leaves when the job ends.
 //!
-//! 1. If the job may use the mesh and a node serves the same home (`mesh join`), the job
-//!    goes to that node over the control socket.
-//! 2. Otherwise this process starts a node of its own for the length of the job: one that
-//!    joins the mesh (same identity, a free port, mDNS), or, for `--local`, one with no
-//!    network at all. It leaves when the job ends.
-//!
-//! An interruption (Ctrl-C) drops the job's handle, which cancels the job mesh-wide, and
-//! stops the node politely.
+//! An interruption (Ctrl-C) drops the job's handle and stops the node, which leaves the
+//! mesh politely; the others drop the job's work when they see it go.
 
-use super::client::{Client, JobHandle};
+use super::client::{JobHandle, NodeError};
+use super::config::NodeConfig;
+use super::handle::Node;
+use super::report::JobReport;
 use super::view::JobProgress;
-use super::{JobReport, Node, NodeConfig, NodeError, control};
 use crate::job::JobSpec;
 use anyhow::Result;
 
-/// Runs `job` and returns its report, calling `progress` as results come in, unless
-/// `interrupted` resolves first.
+/// Starts a node from `cfg`, runs `job` on it and returns its report, calling `progress`
+/// as results come in, unless `interrupted` resolves first. The node stops either way.
 pub async fn run_job(
     cfg: NodeConfig,
     job: JobSpec,
@@ -24,34 +23,19 @@ pub async fn run_job(
     interrupted: impl Future<Output = ()>,
 ) -> Result<JobReport> {
     tokio::pin!(interrupted);
-    if cfg.network.is_some() {
-        tokio::select! {
-            sent = control::submit(&cfg.home, &job, &mut progress) => {
-                if let Some(report) = sent? {
-                    return Ok(report);
-                }
+    let (client, node) = Node::spawn(cfg).await?;
+    let report = async {
+        let JobHandle { progress: mut watch, mut done } = client.submit(job).await.map_err(NodeError::from)?;
+        progress(*watch.borrow_and_update());
+        loop {
+            tokio::select! {
+                report = &mut done => return report.map_err(|_| NodeError::JobDropped),
+                Ok(()) = watch.changed() => progress(*watch.borrow_and_update()),
+                () = &mut interrupted => return Err(NodeError::Interrupted),
             }
-            () = &mut interrupted => return Err(NodeError::Interrupted.into()),
         }
     }
-    let (client, node) = Node::spawn(NodeConfig { control: false, ..cfg }).await?;
-    let report = wait_for(&client, job, progress, interrupted).await;
+    .await;
     node.stop().await?;
-    report
-}
-
-async fn wait_for(
-    client: &Client,
-    job: JobSpec,
-    mut progress: impl FnMut(JobProgress),
-    mut interrupted: std::pin::Pin<&mut impl Future<Output = ()>>,
-) -> Result<JobReport> {
-    let JobHandle { progress: mut watch, mut done } = client.submit(job).await?;
-    loop {
-        tokio::select! {
-            report = &mut done => return report.map_err(|_| NodeError::JobDropped.into()),
-            Ok(()) = watch.changed() => progress(*watch.borrow_and_update()),
-            () = &mut interrupted => return Err(NodeError::Interrupted.into()),
-        }
-    }
+    Ok(report?)
 }

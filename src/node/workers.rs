@@ -20,6 +20,8 @@ use tokio::sync::mpsc;
 pub(crate) const INBOX: usize = 1;
 /// Finished runs queued to the event loop, per worker; a worker waits beyond that.
 pub(crate) const OUTBOX_PER_WORKER: usize = 2;
+/// How often a stopping pool looks whether its workers have finished.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(5);
 
 /// A finished run of tasks, from a worker to the driver, in task order.
 #[derive(Debug)]
@@ -84,7 +86,7 @@ impl WorkerPool {
         let deadline = Instant::now() + grace;
         for t in self.threads {
             while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(SHUTDOWN_POLL);
             }
             if t.is_finished() {
                 let _ = t.join();

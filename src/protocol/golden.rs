@@ -119,3 +119,14 @@ fn membership_announce() {
     let bytes: Vec<u8> = (0..want.len()).step_by(2).map(|i| u8::from_str_radix(&want[i..i + 2], 16).unwrap()).collect();
     assert_eq!(Announce::decode(&bytes).unwrap(), a);
 }
+
+#[test]
+fn sched_empty_grant_ack_and_a_single_n() {
+    golden::<WireMessage>(&Message::Grant { req: 2, work: None }, "a1654772616e74a2637265710264776f726bf6");
+    golden(&super::sched::Ack, "f6");
+    let spec = JobSpec::Primes(PrimesJob::new(Target::Below(1000), Algo::Sieve, Split::Tasks(4)).unwrap());
+    golden(
+        &grant(5, spec, TaskRange::new(0, 4), false),
+        "a1654772616e74a2637265710564776f726ba4636a6f62a2656f776e65721b010203040506070863736571096473706563a1665072696d6573a366746172676574a16542656c6f771903e864616c676f657369657665647370616e18fa6672616e67657381a26573746172740063656e64046670696e6e6564f4",
+    );
+}

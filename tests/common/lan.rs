@@ -114,6 +114,7 @@ impl Lan {
     /// Starts `mesh join` on a host, with extra arguments and environment variables.
     pub(crate) fn join_with_env(&mut self, name: &str, extra: &[&str], env: &[(&str, &str)]) {
         let h = self.host(name);
+        assert!(h.node.is_none(), "{name} already runs a node");
         let log = std::fs::File::create(h.home.with_extension("log")).unwrap();
         // A node killed earlier leaves its socket file behind; the new one must make its own.
         let _ = std::fs::remove_file(h.home.join("control.sock"));
@@ -137,7 +138,8 @@ impl Lan {
         let up = eventually(Duration::from_secs(30), || {
             socket.exists() || self.host(name).node.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some())
         });
-        assert!(up && socket.exists(), "{name}'s node did not start:\n{}", self.log(name));
+        let running = self.host(name).node.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none());
+        assert!(up && running && socket.exists(), "{name}'s node did not start:\n{}", self.log(name));
     }
 
     /// Kills a host's node with SIGKILL, as a crash or a pulled plug would.
@@ -224,18 +226,28 @@ impl Lan {
     /// `mesh peers --json` on a host whose node runs, parsed. The host's own row must be
     /// in it: an empty list must never pass for "no other node" when the viewing host's
     /// own node has died (`mesh peers` then browses the LAN instead).
+    ///
+    /// A node too busy to answer in time (the machine is shared) is asked again, a few
+    /// times; an answer without the host's own row fails at once.
     pub(crate) fn peers(&mut self, name: &str) -> Vec<serde_json::Value> {
-        let out = self.mesh(name, &["peers", "--json"]);
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        let own = rows.iter().any(|r| r["self"] == true && r["name"] == name);
-        assert!(
-            out.status.success() && own,
-            "{name}'s own node did not answer `mesh peers` (exit {:?}): {}\n---- log of {name} ----\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr),
-            self.log(name)
-        );
-        rows
+        let mut tries = 0;
+        loop {
+            let out = self.mesh(name, &["peers", "--json"]);
+            tries += 1;
+            if !out.status.success() && tries < 3 {
+                continue;
+            }
+            let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let own = rows.iter().any(|r| r["self"] == true && r["name"] == name);
+            assert!(
+                out.status.success() && own,
+                "{name}'s own node did not answer `mesh peers` (exit {:?}): {}\n---- log of {name} ----\n{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr),
+                self.log(name)
+            );
+            return rows;
+        }
     }
 
     /// Names of the other members a host lists.

@@ -23,6 +23,9 @@ pub enum FetchError {
     Store(Arc<StoreError>),
     #[error("the node stopped during the fetch")]
     NodeStopped,
+    /// A bug: the fetch itself panicked. Its waiters still hear of it.
+    #[error("the fetch of blob {} broke: {message}", .blob.fmt_short())]
+    Panicked { blob: ContentId, message: String },
 }
 
 /// What the last peer asked for a blob answered.
@@ -37,6 +40,9 @@ pub enum PeerAnswer {
     /// The request itself failed (timeout, connection closed, unsupported protocol).
     #[error("{0}")]
     Transfer(String),
+    /// This node runs without a network: there is nobody to ask.
+    #[error("this node has no network")]
+    NoNetwork,
 }
 
 /// Why a blob a task needs is not to be had.

@@ -41,6 +41,8 @@ pub const TICK: Duration = Duration::from_millis(10);
 pub const MODULE_CACHE: usize = 8;
 /// Inputs kept split into lines in memory.
 pub const INPUT_CACHE: usize = 4;
+/// How long the idle timeout ticker sleeps before it looks again (a task wakes it at once).
+const IDLE_PARK: Duration = Duration::from_secs(1);
 /// The most bytes of compiled code a node keeps between runs.
 pub const COMPILED_BUDGET: u64 = 512 << 20;
 
@@ -358,7 +360,7 @@ impl Ticker {
                     std::thread::sleep(TICK);
                     engine.increment_epoch();
                 } else {
-                    std::thread::park_timeout(Duration::from_secs(1));
+                    std::thread::park_timeout(IDLE_PARK);
                 }
             }
         })?;

@@ -21,15 +21,16 @@ mod routes;
 mod transfers;
 mod watches;
 
-pub(crate) use net::VERSION;
+use net::VERSION;
 
-use super::NodeConfig;
 use super::client::Command;
+use super::config::NodeConfig;
 use super::identity::Identity;
 use super::report::NodeInfo;
 use super::view::{PeerRow, PeerState, PeersReply};
 use super::workers::{Finished, WorkerPool};
 use crate::core::{Action, Config, Message, Scheduler, TaskReport};
+use crate::exec::wasm::PeerAnswer;
 use crate::exec::{Executor, TaskError};
 use crate::id::NodeId;
 use crate::job::{JobSpec, TaskOutput};
@@ -81,7 +82,7 @@ impl EventLoop {
     ) -> Result<Self> {
         let now = Instant::now();
         let sched_cfg = Config { workers: cfg.workers, ..Config::default() };
-        let seed = identity.node_id.0 ^ super::seed();
+        let seed = identity.node_id.0 ^ seed();
         crate::exec::wasm::prune_caches(&cfg.home);
         let (tx, internal) = mpsc::channel(INTERNAL_CAPACITY);
         let plumbing = Plumbing(tx);
@@ -108,8 +109,15 @@ impl EventLoop {
         })
     }
 
-    /// Runs until `shutdown` is cancelled, then leaves the mesh politely.
+    /// Runs until `shutdown` is cancelled (or the network fails), then leaves the mesh
+    /// politely.
     pub(super) async fn run(mut self, shutdown: CancellationToken) -> Result<()> {
+        let result = self.serve(&shutdown).await;
+        self.leave().await;
+        result
+    }
+
+    async fn serve(&mut self, shutdown: &CancellationToken) -> Result<()> {
         loop {
             self.drain_actions();
             let deadline = self.sched.poll_timeout().map_or(self.next_housekeeping, |t| t.min(self.next_housekeeping));
@@ -136,7 +144,6 @@ impl EventLoop {
                 () = tokio::time::sleep_until(deadline.into()) => self.on_tick(),
             }
         }
-        self.leave().await;
         Ok(())
     }
 
@@ -219,7 +226,7 @@ impl EventLoop {
             Internal::Request { peer, req, reply } => match &mut self.net {
                 Some(net) => self.transfers.sent(net.request_blob(peer, req), reply),
                 None => {
-                    let _ = reply.send(Err(crate::exec::wasm::PeerAnswer::Transfer("no network".into())));
+                    let _ = reply.send(Err(PeerAnswer::NoNetwork));
                 }
             },
             Internal::Served { channel, response } => {
@@ -291,7 +298,7 @@ impl EventLoop {
     async fn leave(mut self) {
         if let Some(net) = &mut self.net {
             net.leave(self.sched.status()).await;
-            tracing::info!("left the mesh");
+            tracing::info!("this node left the mesh");
         }
         // Workers waiting for a blob must not wait for a loop that has stopped: closing
         // the channels fails their requests, and dropping the fetches' waiters wakes the
@@ -317,4 +324,10 @@ fn describe(me: &Me, net: Option<&Net>, node: NodeId) -> NodeInfo {
         Some(net) => net.describe(node),
         None => NodeInfo { name: node.to_string(), peer_id: String::new(), workers: 0 },
     }
+}
+
+/// A seed for the scheduler's victim choice; it needs variety between nodes, not secrecy.
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    nanos.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
 }

@@ -13,8 +13,10 @@ use crate::node::view::BlobStats;
 use crate::protocol::blob::{BlobRequest, BlobResponse};
 use crate::store::BlobStore;
 use libp2p::PeerId;
+use libp2p::futures::FutureExt;
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -114,7 +116,12 @@ impl Transfers {
         self.waiting.insert(id, vec![reply]);
         let (plumbing, store) = (self.plumbing.clone(), self.store.clone());
         self.spawn(async move {
-            let result = blobs::fetch_from_mesh(&plumbing, &store, id, owner, members).await;
+            // Whatever happens, the waiting workers must hear back: a panic is an error too.
+            let fetch = AssertUnwindSafe(blobs::fetch_from_mesh(&plumbing, &store, id, owner, members));
+            let result = fetch.catch_unwind().await.unwrap_or_else(|p| {
+                let message = p.downcast_ref::<&str>().map_or_else(|| "a panic".to_string(), ToString::to_string);
+                Err(FetchError::Panicked { blob: id, message })
+            });
             let _ = plumbing.0.send(Internal::FetchDone { id, result }).await;
         });
     }

@@ -24,28 +24,19 @@
 //! `max_grant_ranges` ranges; one steal is in flight at a time; the ended-job tombstones
 //! keep the last [`TOMBSTONES`](super::tombstones::TOMBSTONES) ids.
 
-mod stealing;
-
 use crate::core::job::Job;
 use crate::core::ledger::{Accept, Ledger};
 use crate::core::outbox::Outbox;
 use crate::core::peers::{Peers, Status};
 use crate::core::queue::TaskRange;
+use crate::core::slots::Slots;
+use crate::core::steal::Stealing;
 use crate::core::timer::{Timer, TimerTable};
 use crate::core::tombstones::Tombstones;
-use crate::core::{Action, Config, Counters, DropReason, Message, Payload, Progress, TaskReport};
+use crate::core::{Action, Config, Counters, DropReason, Grant, Message, Payload, Progress, TaskReport};
 use crate::id::{JobId, NodeId};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Instant;
-use stealing::Stealing;
-
-/// The run a worker is on: tasks `next..end` of `job` are still to report.
-#[derive(Debug, Clone, Copy)]
-struct Running {
-    job: JobId,
-    next: u64,
-    end: u64,
-}
 
 #[derive(Debug)]
 pub struct Scheduler<S, R> {
@@ -56,8 +47,7 @@ pub struct Scheduler<S, R> {
     /// Jobs that may have queued work, in round-robin order.
     rr: VecDeque<JobId>,
     ended: Tombstones,
-    workers: Vec<Option<Running>>,
-    idle: Vec<usize>,
+    slots: Slots,
     peers: Peers,
     timers: TimerTable,
     stealing: Stealing,
@@ -92,8 +82,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
             jobs: BTreeMap::new(),
             rr: VecDeque::new(),
             ended: Tombstones::default(),
-            workers: vec![None; workers],
-            idle: (0..workers).rev().collect(),
+            slots: Slots::new(workers),
             peers: Peers::default(),
             timers,
             stealing: Stealing::new(cfg.steal_backoff_min, cfg.steal_backoff_max),
@@ -116,7 +105,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
     pub fn status(&self) -> Status {
         Status {
             workers: self.cfg.workers,
-            busy: (self.workers.len() - self.idle.len()) as u32,
+            busy: self.slots.busy() as u32,
             queued: self.jobs.values().map(Job::queued).sum(),
             tasks_done: self.tasks_done,
         }
@@ -149,7 +138,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
 
     /// Whether this node still has any work (queued or running) or owned jobs.
     pub fn is_idle(&self) -> bool {
-        self.jobs.is_empty() && self.idle.len() == self.workers.len()
+        self.jobs.is_empty() && self.slots.all_idle()
     }
 
     // ---- inputs ----
@@ -181,26 +170,17 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
 
     /// A worker finished the task it was given.
     pub fn handle_task_done(&mut self, now: Instant, worker: usize, mut report: TaskReport<R>) {
-        let Some(slot) = self.workers.get_mut(worker) else { return };
-        let Some(run) = slot.as_mut() else {
-            return; // not running anything: a driver bug, ignored rather than trusted
-        };
-        report.task = run.next;
-        run.next += 1;
-        let run = *run;
-        if run.next >= run.end {
-            *slot = None;
-            self.idle.push(worker);
-        }
+        let Some((job, task)) = self.slots.task_done(worker) else { return };
+        report.task = task;
         self.tasks_done += 1;
-        if let Some(j) = self.jobs.get_mut(&run.job) {
+        if let Some(j) = self.jobs.get_mut(&job) {
             j.observe(report.took);
         }
-        if run.job.owner == self.id {
-            self.accept(now, self.id, run.job, report);
-        } else if self.jobs.contains_key(&run.job) {
-            if self.outbox.push(run.job, report) {
-                self.flush(run.job);
+        if job.owner == self.id {
+            self.accept(now, self.id, job, report);
+        } else if self.jobs.contains_key(&job) {
+            if self.outbox.push(job, report) {
+                self.flush(job);
             } else {
                 self.timers.set_if_earlier(Timer::FlushResults, now + self.cfg.result_delay);
             }
@@ -302,12 +282,11 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
 
     /// Puts idle workers to work: local tasks, else a steal, else backup runs.
     fn pump(&mut self, now: Instant) {
-        while let Some(&worker) = self.idle.last() {
+        while let Some(worker) = self.slots.next_idle() {
             let Some((job, run)) = self.next_local_run() else { break };
-            self.idle.pop();
             self.start(worker, job, run, false);
         }
-        if !self.idle.is_empty() && !self.stealing.is_waiting() {
+        if self.slots.next_idle().is_some() && !self.stealing.is_waiting() {
             let can_steal = !self.timers.is_armed(Timer::StealRetry);
             match self.peers.choose_victim(&mut self.rng) {
                 Some(victim) if can_steal => self.send_steal(now, victim),
@@ -320,7 +299,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
 
     fn next_local_run(&mut self) -> Option<(JobId, TaskRange)> {
         let (me, alone) = (self.id, self.peers.is_empty());
-        let (target, max, workers) = (self.cfg.run_target, self.cfg.max_run, self.workers.len());
+        let (target, max, workers) = (self.cfg.run_target, self.cfg.max_run, self.slots.len());
         while let Some(job) = self.rr.pop_front() {
             let Some(j) = self.jobs.get_mut(&job) else { continue };
             let len = j.run_len(target, max, workers);
@@ -342,7 +321,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
     }
 
     fn start(&mut self, worker: usize, job: JobId, tasks: TaskRange, backup: bool) {
-        self.workers[worker] = Some(Running { job, next: tasks.start, end: tasks.end });
+        self.slots.start(worker, job, tasks);
         self.actions.push_back(Action::Run { worker, job, tasks, backup });
     }
 
@@ -353,18 +332,81 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         let owned: Vec<JobId> = self.jobs.iter().filter(|(_, j)| j.ledger.is_some()).map(|(&id, _)| id).collect();
         let me = self.id;
         for job in owned {
-            while let Some(&worker) = self.idle.last() {
+            while let Some(worker) = self.slots.next_idle() {
                 let Some(j) = self.jobs.get_mut(&job) else { break };
                 let Some(l) = j.ledger.as_mut() else { break };
-                let mut skip: HashSet<u64> =
-                    self.workers.iter().flatten().filter(|r| r.job == job).flat_map(|r| r.next..r.end).collect();
+                let mut skip: HashSet<u64> = self.slots.running(job).collect();
                 skip.extend(l.failed_on_within(me, now, self.cfg.avoid_for));
                 let Some(task) = l.next_undone(|t| skip.contains(&t)) else { break };
-                self.idle.pop();
                 self.counters.backups += 1;
                 self.start(worker, job, TaskRange::new(task, task + 1), true);
             }
         }
+    }
+
+    fn send_steal(&mut self, now: Instant, victim: NodeId) {
+        let req = self.stealing.ask(victim);
+        self.counters.steal_requests += 1;
+        self.timers.set(Timer::StealTimeout, now + self.cfg.steal_timeout);
+        self.actions.push_back(Action::Send { to: victim, msg: Message::Steal { req } });
+    }
+
+    /// A thief asks: give it about half of the retries it may run, if any; else about half
+    /// of the largest local queue.
+    fn grant(&mut self, thief: NodeId) -> Option<Grant<S>> {
+        let max = self.cfg.max_grant_ranges;
+        let (&job, j) = match self.jobs.iter_mut().find(|(_, j)| j.has_retries_for(thief)) {
+            Some(found) => found,
+            None => self.jobs.iter_mut().filter(|(_, j)| !j.queue.is_empty()).max_by_key(|(_, j)| j.queue.len())?,
+        };
+        let retries = j.take_retries_for(thief, max);
+        let pinned = !retries.is_empty();
+        let ranges = if pinned { retries } else { j.queue.steal_half(max) };
+        let given: u64 = ranges.iter().map(TaskRange::len).sum();
+        self.counters.tasks_given += given;
+        if let Some(ledger) = j.ledger.as_mut() {
+            for r in &ranges {
+                ledger.lease(*r, thief);
+            }
+        }
+        Some(Grant { job, spec: j.spec.clone(), ranges, pinned })
+    }
+
+    fn on_grant(&mut self, now: Instant, victim: NodeId, req: u64, work: Option<Grant<S>>) {
+        if self.stealing.answered(req, victim) {
+            self.timers.stop(Timer::StealTimeout);
+        }
+        // Work is accepted even when its request timed out: dropping it would lose it.
+        let Some(g) = work.filter(|g| !g.ranges.is_empty() && !self.ended.contains(&g.job)) else {
+            self.peers.mark_empty(victim);
+            self.back_off(now);
+            return;
+        };
+        self.counters.steals += 1;
+        self.stealing.succeeded();
+        self.timers.stop(Timer::StealRetry);
+        let job = g.job;
+        let j = self.jobs.entry(job).or_insert_with(|| Job::new(g.spec, None));
+        for r in &g.ranges {
+            self.counters.tasks_stolen += r.len();
+            if g.pinned { j.pinned.push(*r) } else { j.queue.push(*r) }
+        }
+        if let Some(l) = j.ledger.as_mut() {
+            for r in &g.ranges {
+                l.lease(*r, self.id);
+            }
+            let tasks = g.ranges.iter().map(TaskRange::len).sum();
+            self.actions.push_back(Action::Stolen { job, by: self.id, tasks });
+        } else {
+            let msg = Message::Lease { job, ranges: g.ranges };
+            self.actions.push_back(Action::Send { to: job.owner, msg });
+        }
+        self.enlist(job);
+    }
+
+    fn back_off(&mut self, now: Instant) {
+        let wait = self.stealing.back_off();
+        self.timers.set(Timer::StealRetry, now + wait);
     }
 
     fn accept(&mut self, now: Instant, from: NodeId, job: JobId, report: TaskReport<R>) {
@@ -434,7 +476,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
     /// owner's `JobEnded` does this; the sweep covers a lost one.
     fn retire_drained(&mut self) {
         let me = self.id;
-        let busy: Vec<JobId> = self.workers.iter().flatten().map(|r| r.job).collect();
+        let busy = self.slots.jobs();
         self.jobs
             .retain(|job, j| job.owner == me || j.has_local_work() || busy.contains(job) || self.outbox.holds(job));
     }

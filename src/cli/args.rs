@@ -1,0 +1,244 @@
+//! Every command's arguments, as clap parses them into checked types: a wrong argument
+//! fails here, before any work starts, with exit status 2 and a message that names it.
+
+use crate::job::wasm::{DEFAULT_MEMORY_MB, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_MEMORY_MB, MAX_RETRIES, MAX_TIMEOUT};
+use crate::job::{Algo, Target, parse_target};
+use clap::{Args, Parser, Subcommand};
+use libp2p::Multiaddr;
+use std::path::PathBuf;
+
+/// The most worker threads `--workers` may ask for.
+const MAX_WORKERS: i64 = 1024;
+
+/// Turn the computers on one LAN into one compute pool.
+#[derive(Debug, Parser)]
+#[command(name = "mesh", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Directory for the node's identity key and caches.
+    #[arg(long, global = true, env = "MESH_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// More log output on stderr (-v info, -vv debug). MESH_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make this machine a node of the mesh; runs in the foreground until SIGINT/SIGTERM.
+    Join(JoinArgs),
+    /// Show the mesh as the local node sees it, or browse the LAN if no node runs here.
+    Peers(PeersArgs),
+    /// Run a job and print its results and statistics.
+    #[command(subcommand)]
+    Submit(SubmitJob),
+    /// Measure the mesh: each node's speed, the speedup and efficiency, the overhead per task.
+    ///
+    /// Runs a calibration task on this machine, then a heavy job of demo tasks and a job of
+    /// 10,000 tiny tasks on the mesh (or with --local, on this machine only).
+    Bench(BenchArgs),
+}
+
+/// The shared key, Parallel Python's `-s` secret. Nodes with different keys never connect.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Passphrase of the mesh. Without one, any machine on the LAN can join.
+    #[arg(long, env = "MESH_KEY", hide_env_values = true, value_name = "PASSPHRASE", conflicts_with = "key_file")]
+    pub key: Option<String>,
+
+    /// Read the passphrase from a file (surrounding white space is ignored).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// This node's name [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Worker threads offered to the mesh [default: all cores].
+    #[arg(long, short = 'w', value_name = "W", value_parser = clap::value_parser!(u32).range(1..=MAX_WORKERS))]
+    pub workers: Option<u32>,
+
+    /// Where to listen: a PORT, IP:PORT or a multiaddr [default: 0.0.0.0:4877, or any free
+    /// port if 4877 is taken].
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Option<libp2p::Multiaddr>,
+
+    /// A peer to connect to directly, for networks without multicast (repeatable),
+    /// e.g. /ip4/192.0.2.7/tcp/4877.
+    #[arg(long = "peer", value_name = "MULTIADDR", value_parser = parse_peer)]
+    pub peers: Vec<libp2p::Multiaddr>,
+
+    /// Do not use mDNS (only --peer addresses are dialed).
+    #[arg(long)]
+    pub no_mdns: bool,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PeersArgs {
+    /// Print a JSON array on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Seconds to browse the LAN when no node runs under --home.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub browse: f64,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubmitJob {
+    /// Sum the primes below N, or below each n of an inclusive range A..B.
+    ///
+    /// `mesh submit primes 100999` prints one sum; `mesh submit primes 100000..100999
+    /// --algo trial` reproduces the Parallel Python cluster demo, one task per n.
+    Primes(PrimesArgs),
+    /// Run a WebAssembly module once per input line, on the mesh, sandboxed.
+    ///
+    /// MODULE is a WASI preview 1 command module (.wasm) or WebAssembly text (.wat). Each
+    /// line of the input is one task: the module reads it on stdin and writes its result
+    /// to stdout. Results print in input order, one per line. The module gets no files,
+    /// no network and no environment. `seq 1 100 | mesh submit wasm square.wasm`
+    Wasm(WasmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PrimesArgs {
+    /// N (sum of the primes below N), or A..B for every n from A to B inclusive.
+    /// Accepts 100999, 1_000_000, 1e9; N up to 1e14.
+    #[arg(value_name = "N|A..B", value_parser = parse_target, allow_hyphen_values = true)]
+    pub target: Target,
+
+    /// Kernel: `sieve` is fast and exact; `trial` is the demo's trial division, slow on
+    /// purpose for measuring clusters.
+    #[arg(long, value_enum, default_value_t = Algo::Sieve)]
+    pub algo: Algo,
+
+    /// Split a single N into this many tasks [default: about 16 per worker].
+    #[arg(long, value_name = "T", conflicts_with = "task_size")]
+    pub tasks: Option<u64>,
+
+    /// Split a single N into tasks of this many numbers.
+    #[arg(long, value_name = "S")]
+    pub task_size: Option<u64>,
+
+    #[command(flatten)]
+    pub common: SubmitOpts,
+}
+
+/// Options every `submit` takes.
+#[derive(Debug, Args)]
+pub struct SubmitOpts {
+    /// Worker threads on this node [default: all cores].
+    #[arg(long, short = 'w', value_name = "W", value_parser = clap::value_parser!(u32).range(1..=MAX_WORKERS))]
+    pub workers: Option<u32>,
+
+    /// This node's name in statistics [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Use only this machine's cores: no node, no network.
+    #[arg(long)]
+    pub local: bool,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `mesh bench`: see `cli::bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Demo tasks in the heavy job (each about as long as the calibration task).
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=crate::job::MAX_RANGE_ITEMS))]
+    pub tasks: u64,
+
+    #[command(flatten)]
+    pub common: SubmitOpts,
+}
+
+/// `mesh submit wasm`: see `cli::wasm`.
+#[derive(Debug, Args)]
+pub struct WasmArgs {
+    /// The module: WASI preview 1 command, binary (.wasm) or text (.wat).
+    #[arg(value_name = "MODULE")]
+    pub module: PathBuf,
+
+    /// `-`: read the inputs from stdin (the default when stdin is not a terminal).
+    #[arg(value_name = "-", value_parser = only_dash)]
+    pub stdin: Option<String>,
+
+    /// Read the inputs from FILE, one task per line (`-` for stdin).
+    #[arg(long, short = 'i', value_name = "FILE", conflicts_with = "stdin")]
+    pub input_file: Option<PathBuf>,
+
+    /// Run time allowed per task, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIMEOUT.as_secs_f64(), value_parser = parse_timeout)]
+    pub timeout: f64,
+
+    /// Memory allowed per task, in MiB.
+    #[arg(long, value_name = "MB", default_value_t = DEFAULT_MEMORY_MB,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_MEMORY_MB)))]
+    pub memory: u32,
+
+    /// Times a failed task is run again, on another node when there is one.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_RETRIES,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES)))]
+    pub retries: u32,
+
+    #[command(flatten)]
+    pub common: SubmitOpts,
+}
+
+fn only_dash(s: &str) -> Result<String, String> {
+    if s == "-" { Ok(s.into()) } else { Err(format!("'{s}' is not '-'; give an input file with --input-file {s}")) }
+}
+
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    let max = MAX_TIMEOUT.as_secs_f64();
+    match s.parse::<f64>() {
+        Ok(t) if t > 0.0 && t <= max => Ok(t),
+        _ => Err(format!("'{s}' is not a timeout; give seconds, more than 0 and at most {max}")),
+    }
+}
+
+/// Parses `--listen`: a port, `IP:PORT`, or a multiaddr.
+pub(crate) fn parse_listen(s: &str) -> Result<Multiaddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(tcp_addr("0.0.0.0".parse().expect("a valid address"), port));
+    }
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Ok(tcp_addr(sa.ip(), sa.port()));
+    }
+    s.parse::<Multiaddr>().map_err(|_| {
+        format!("'{s}' is not a listen address; use a port (4877), IP:PORT or a multiaddr (/ip4/0.0.0.0/tcp/4877)")
+    })
+}
+
+/// Parses `--peer`: a multiaddr, or `IP:PORT` for convenience.
+pub(crate) fn parse_peer(s: &str) -> Result<Multiaddr, String> {
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Ok(tcp_addr(sa.ip(), sa.port()));
+    }
+    s.parse::<Multiaddr>()
+        .map_err(|_| format!("'{s}' is not a peer address; use IP:PORT or a multiaddr like /ip4/192.0.2.7/tcp/4877"))
+}
+
+pub(crate) fn tcp_addr(ip: std::net::IpAddr, port: u16) -> Multiaddr {
+    let proto = if ip.is_ipv4() { "ip4" } else { "ip6" };
+    format!("/{proto}/{ip}/tcp/{port}").parse().expect("a valid tcp multiaddr")
+}

@@ -1,0 +1,67 @@
+//! `mesh submit primes`, and running any job to its report as `SubmitOpts` say.
+
+use super::args::{PrimesArgs, SubmitOpts};
+use super::exit::{Exit, exit_of};
+use super::output;
+use super::setup::{any_port, default_workers, runtime, shared_key};
+use crate::job::{JobSpec, PrimesJob, Split};
+use crate::node::{self, JobReport, NetConfig, NodeConfig, NodeError};
+use anyhow::{Context, Result};
+use std::path::Path;
+
+pub(crate) fn submit_primes(home: &Path, args: PrimesArgs) -> Result<Exit> {
+    let workers = args.common.workers.unwrap_or_else(default_workers);
+    let split = match (args.tasks, args.task_size) {
+        (Some(t), _) => Split::Tasks(t),
+        (None, Some(s)) => Split::Size(s),
+        (None, None) => Split::Auto { workers },
+    };
+    let job = PrimesJob::new(args.target, args.algo, split).map_err(output::usage)?;
+    let report = run_job(home, &args.common, JobSpec::Primes(job.clone()))?;
+    output::job_report(&job, &report, args.common.json).context("writing the results")?;
+    exit_of(&report)
+}
+
+/// Runs a job as `opts` say: on this machine only (`--local`: a node with no network), or
+/// on the mesh: through the node that serves `home` if one runs, else through a node of
+/// this process for the job's length. Shows progress on the way; Ctrl-C cancels the job.
+pub(crate) fn run_job(home: &Path, opts: &SubmitOpts, job: JobSpec) -> Result<JobReport> {
+    let mut bar = output::Progress::new(opts.json);
+    let report = runtime()?.block_on(async {
+        let interrupted = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        tokio::pin!(interrupted);
+        let mut progress = |p: node::JobProgress| bar.update(p.done, p.total);
+        if !opts.local {
+            tokio::select! {
+                sent = node::control::submit(home, &job, &mut progress) => {
+                    if let Some(report) = sent? {
+                        return Ok(report);
+                    }
+                }
+                () = &mut interrupted => return Err(NodeError::Interrupted.into()),
+            }
+        }
+        // No node serves this home (or --local): the key is read only now.
+        let network = match opts.local {
+            true => None,
+            false => Some(NetConfig {
+                key: shared_key(&opts.key)?,
+                listen: any_port(),
+                static_peers: Vec::new(),
+                mdns: true,
+            }),
+        };
+        let cfg = NodeConfig {
+            name: opts.name.clone().unwrap_or_else(node::hostname),
+            home: home.to_path_buf(),
+            workers: opts.workers.unwrap_or_else(default_workers),
+            network,
+            control: false,
+        };
+        node::run_job(cfg, job, progress, interrupted).await
+    })?;
+    bar.finish();
+    Ok(report)
+}

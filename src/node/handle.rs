@@ -1,0 +1,78 @@
+//! Starting and stopping a node: [`Node::spawn`], the only driver there is.
+
+use super::client::Client;
+use super::config::NodeConfig;
+use super::control;
+use super::event_loop::EventLoop;
+use super::identity::Identity;
+use anyhow::Result;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A running node. Dropping it does not stop it; [`Node::stop`] does.
+#[derive(Debug)]
+pub struct Node {
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    main: JoinHandle<Result<()>>,
+}
+
+impl Node {
+    /// Starts a node: loads or creates its identity under `home`, binds the control
+    /// socket if asked (failing if another node serves that home), starts the workers and
+    /// the network. Must be called inside a tokio runtime.
+    pub async fn spawn(cfg: NodeConfig) -> Result<(Client, Self)> {
+        let identity = Identity::load_or_create(&cfg.home, cfg.name.clone())?;
+        if let Some(net) = &cfg.network {
+            let (peer_id, key) = (identity.peer_id, net.key.fingerprint());
+            tracing::info!(%peer_id, name = %identity.name, %key, workers = cfg.workers, "joining the mesh");
+        }
+        let listener = if cfg.control { Some(control::bind(&cfg.home).await?) } else { None };
+        let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let (client, commands) = Client::new();
+        let home = cfg.home.clone();
+        let event_loop = EventLoop::new(identity, cfg, commands, tracker.clone(), shutdown.clone())?;
+        if let Some(listener) = listener {
+            tracker.spawn(control::serve(listener, home, client.clone(), shutdown.clone()));
+        }
+        let token = shutdown.clone();
+        let main = tracker.spawn(async move {
+            let result = event_loop.run(token.clone()).await;
+            token.cancel(); // a loop that ended on an error takes the control server along
+            result
+        });
+        Ok((client, Self { shutdown, tracker, main }))
+    }
+
+    /// Stops the node: it leaves the mesh, its workers finish their runs (or are left to
+    /// the process after a grace), and every task it spawned ends.
+    pub async fn stop(self) -> Result<()> {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+        self.main.await?
+    }
+
+    /// Runs until `signal` or until the node stops on its own (an error), then stops.
+    pub async fn stop_on(self, signal: impl Future<Output = ()>) -> Result<()> {
+        tokio::select! {
+            () = signal => {}
+            () = self.shutdown.cancelled() => {}
+        }
+        self.stop().await
+    }
+}
+
+/// SIGINT or SIGTERM, as a terminal or systemd sends them.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
