@@ -15,8 +15,8 @@ const TASKS: u64 = 1_000_000;
 
 fn run_job(now: Instant) -> u64 {
     let cfg = Config { workers: 4, ..Config::default() };
-    let mut s: Scheduler<(), u64> = Scheduler::new(NodeId(1), cfg, 7, now);
-    s.submit(now, (), TASKS, 0);
+    let mut s: Scheduler<u64, u64> = Scheduler::new(NodeId(1), cfg, 7, now);
+    s.submit(now, 0, TASKS, 0);
     let mut accepted = 0;
     let mut runs = Vec::with_capacity(4);
     loop {

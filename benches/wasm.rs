@@ -23,7 +23,7 @@ fn job(rt: &WasmRuntime, store: &BlobStore, module: &[u8], input: &str) -> WasmJ
     let module = rt.check(module).unwrap();
     let lines = input.lines().count() as u64;
     let input = store.put(input.as_bytes()).unwrap();
-    WasmJob { module, input, tasks: lines, timeout_ms: 60_000, memory_mb: 64, retries: 0 }
+    WasmJob { module, input, tasks: lines, timeout_ms: 60_000, memory_mb: 64, retries: 0, needs: Default::default() }
 }
 
 fn tasks(c: &mut Criterion) {

@@ -416,7 +416,7 @@ impl Sim {
                 let at = self.now - self.t0;
                 self.jobs.get_mut(&job).expect("finished job was submitted").finished_at = Some(at);
             }
-            Action::JobDropped { .. } | Action::Stolen { .. } => {}
+            Action::JobDropped { .. } | Action::Stolen { .. } | Action::Waiting { .. } => {}
         }
     }
 

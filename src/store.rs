@@ -6,9 +6,12 @@
 //!   renamed into place, and [`BlobStore::read`] checks the hash of what it reads (once per
 //!   process per blob), so a truncated or corrupted file is deleted and fetched again rather
 //!   than used;
-//! * blobs are at most [`MAX_BLOB`] bytes, and a node keeps at most [`STORE_BUDGET`] bytes
-//!   of them: [`prune`] removes the least recently used when a node starts. Reading a blob
-//!   marks it used.
+//! * blobs read whole into memory (modules, inputs, task lists) are at most [`MAX_BLOB`]
+//!   bytes; files that `mesh run` sends and returns are streamed to and from disk and may
+//!   be up to [`MAX_FILE`] bytes;
+//! * a node keeps at most [`STORE_BUDGET`] bytes of blobs: [`prune`] removes the least
+//!   recently used when a node starts, and every `PRUNE_EVERY` while it runs. Reading a
+//!   blob marks it used.
 //!
 //! The store is shared by every process that uses the same home: `mesh submit` writes a
 //! job's module and input here, and the `mesh join` node under that home reads them.
@@ -19,8 +22,14 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// The largest blob (module or input) the store accepts.
+/// The largest blob read whole into memory (a module, an input, a task list).
 pub const MAX_BLOB: u64 = 64 << 20;
+
+/// The largest file blob (`mesh run --send`, `--return`), streamed through disk.
+pub const MAX_FILE: u64 = 16 << 30;
+
+/// Bytes copied or hashed at a time when streaming a file.
+const STREAM_BUF: usize = 256 * 1024;
 
 /// The most bytes of blobs a node keeps between runs.
 pub const STORE_BUDGET: u64 = 1 << 30;
@@ -111,6 +120,67 @@ impl BlobStore {
         Ok(bytes)
     }
 
+    /// Checks that a blob of any size is whole and sound (streaming its hash, once per
+    /// process), and returns its size. A damaged copy is removed.
+    pub fn check(&self, id: ContentId) -> Result<u64, StoreError> {
+        let path = self.path(id);
+        let len = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::Missing(id)),
+            Err(source) => return Err(StoreError::Io { path, source }),
+        };
+        touch(&path);
+        if self.lock().contains(&id) {
+            return Ok(len);
+        }
+        let io = |source| StoreError::Io { path: path.clone(), source };
+        let mut f = std::fs::File::open(&path).map_err(io)?;
+        let mut h = blake3::Hasher::new();
+        std::io::copy(&mut f, &mut HashWriter(&mut h)).map_err(io)?;
+        if ContentId(*h.finalize().as_bytes()) != id {
+            let _ = std::fs::remove_file(&path);
+            return Err(StoreError::Corrupt(id));
+        }
+        self.lock().insert(id);
+        Ok(len)
+    }
+
+    /// Stores a file of at most [`MAX_FILE`] bytes, streaming it, and returns its id and
+    /// size.
+    pub fn put_file(&self, src: &Path) -> Result<(ContentId, u64), StoreError> {
+        let io = |source| StoreError::Io { path: src.to_path_buf(), source };
+        let mut f = std::fs::File::open(src).map_err(io)?;
+        let mut w = self.incoming()?;
+        let mut buf = vec![0u8; STREAM_BUF];
+        loop {
+            let n = std::io::Read::read(&mut f, &mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            w.write(&buf[..n])?;
+        }
+        let (id, len) = (w.id(), w.len);
+        w.finish(self, id)?;
+        Ok((id, len))
+    }
+
+    /// Copies a sound blob out of the store to `dest`.
+    pub fn copy_out(&self, id: ContentId, dest: &Path) -> Result<u64, StoreError> {
+        self.check(id)?;
+        std::fs::copy(self.path(id), dest).map_err(|source| StoreError::Io { path: dest.to_path_buf(), source })
+    }
+
+    /// A writer for a blob arriving in pieces (a fetch, a file being stored): it goes to a
+    /// temporary file, hashed on the way, and enters the store only if its hash is right.
+    pub fn incoming(&self) -> Result<Incoming, StoreError> {
+        let io = |source| StoreError::Io { path: self.dir.clone(), source };
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let tmp = self.dir.join(format!(".in.{}.{}", std::process::id(), unique()));
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let file = Some(std::io::BufWriter::with_capacity(STREAM_BUF, file));
+        Ok(Incoming { tmp, file, hasher: blake3::Hasher::new(), len: 0 })
+    }
+
     /// Reads up to `len` bytes at `offset`, and the blob's total size, for serving a chunk
     /// to a peer. The peer checks the hash of the whole.
     pub fn read_chunk(&self, id: ContentId, offset: u64, len: u32) -> Result<(u64, Vec<u8>), StoreError> {
@@ -132,6 +202,71 @@ impl BlobStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<ContentId>> {
         // A panic while holding this lock cannot leave the set inconsistent: recover it.
         self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A blob being written; see [`BlobStore::incoming`]. Dropped unfinished, it leaves
+/// nothing behind.
+#[derive(Debug)]
+pub struct Incoming {
+    tmp: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    hasher: blake3::Hasher,
+    /// Bytes written so far.
+    pub len: u64,
+}
+
+impl Incoming {
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.len += bytes.len() as u64;
+        if self.len > MAX_FILE {
+            return Err(StoreError::TooLarge { id: self.id(), len: self.len });
+        }
+        self.hasher.update(bytes);
+        let io = |source| StoreError::Io { path: self.tmp.clone(), source };
+        self.file.as_mut().map_or(Ok(()), |f| f.write_all(bytes)).map_err(io)
+    }
+
+    /// The id of what was written so far.
+    pub fn id(&self) -> ContentId {
+        ContentId(*self.hasher.finalize().as_bytes())
+    }
+
+    /// Enters the blob into `store` if it is `want`; otherwise discards it and says so.
+    pub fn finish(mut self, store: &BlobStore, want: ContentId) -> Result<(), StoreError> {
+        if self.id() != want {
+            return Err(StoreError::Corrupt(want));
+        }
+        let path = store.path(want);
+        let io = |source| StoreError::Io { path: path.clone(), source };
+        if let Some(f) = self.file.take() {
+            let f = f.into_inner().map_err(|e| io(e.into_error()))?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&self.tmp, &path).map_err(io)?;
+        store.lock().insert(want);
+        Ok(())
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        // Unfinished, or finished and renamed away: either way nothing is left here.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Feeds what is written to a hasher.
+struct HashWriter<'a>(&'a mut blake3::Hasher);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

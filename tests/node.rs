@@ -8,7 +8,7 @@ use mesh::exec::primes;
 use mesh::id::ContentId;
 use mesh::job::{Algo, JobSpec, PrimesJob, Split, Target, WasmJob};
 use mesh::node::{
-    Client, JobProgress, JobReport, JobResults, NetConfig, Node, NodeConfig, PeerState, PrimesResult, control,
+    Client, JobReport, JobResults, JobUpdate, NetConfig, Node, NodeConfig, PeerState, PrimesResult, control,
 };
 use mesh::secret::SharedKey;
 use mesh::store::BlobStore;
@@ -48,6 +48,9 @@ impl Cluster {
                 mdns: false,
             }),
             control,
+            allow_run: true,
+            runs_own: true,
+            labels: Vec::new(),
         }
     }
 
@@ -161,6 +164,7 @@ async fn helpers_fetch_a_module_and_its_input_once() {
         timeout_ms: 60_000,
         memory_mb: 64,
         retries: 2,
+        needs: Default::default(),
     };
     let mut helped = [0, 0];
     for round in 0..2 {
@@ -214,10 +218,13 @@ async fn the_control_socket_serves_peers_and_jobs_and_guards_its_home() {
     let rows = control::peers(&home).await.unwrap().expect("a node serves this home").rows;
     assert!(rows[0].is_self && rows[0].name == "a", "{rows:?}");
     let mut seen = Vec::new();
-    let report = control::submit(&home, &demo(100_000, 100_099), |p: JobProgress| seen.push(p.done))
-        .await
-        .unwrap()
-        .expect("a node serves this home");
+    let progress = |u: JobUpdate| {
+        if let JobUpdate::Progress(p) = u {
+            seen.push(p.done);
+        }
+    };
+    let report =
+        control::submit(&home, &demo(100_000, 100_099), progress).await.unwrap().expect("a node serves this home");
     assert_eq!(report.results, expected(100_000, 100_099));
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress only grows: {seen:?}");
     // A bad job is refused with its reason, and the node lives on.
@@ -228,6 +235,7 @@ async fn the_control_socket_serves_peers_and_jobs_and_guards_its_home() {
         timeout_ms: 1000,
         memory_mb: 16,
         retries: 0,
+        needs: Default::default(),
     };
     let err = control::submit(&home, &JobSpec::Wasm(bad.clone()), |_| {}).await.unwrap_err().to_string();
     assert!(err.contains("is not in"), "{err}");

@@ -78,6 +78,17 @@ pub struct JoinArgs {
     #[arg(long)]
     pub no_mdns: bool,
 
+    /// Run native programs (`mesh run`) for anyone who holds the key. This is a trust
+    /// decision, as with Parallel Python and GNU parallel over ssh: the key lets them run
+    /// code as this node's user. Without it, this node runs only WebAssembly tasks
+    /// (sandboxed) and the primes demo for others.
+    #[arg(long)]
+    pub allow_run: bool,
+
+    /// A label for `--require label=NAME` (repeatable), e.g. --label ffmpeg --label gpu.
+    #[arg(long = "label", value_name = "NAME", value_parser = parse_label)]
+    pub labels: Vec<String>,
+
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -200,6 +211,11 @@ pub struct WasmArgs {
           value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES)))]
     pub retries: u32,
 
+    /// A requirement of the nodes that run its tasks (repeatable): label=NAME,
+    /// arch=NAME, os=NAME, mem>=MIB or cores>=N.
+    #[arg(long = "require", value_name = "REQ")]
+    pub require: Vec<crate::core::Requirement>,
+
     #[command(flatten)]
     pub common: SubmitOpts,
 }
@@ -213,6 +229,15 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(t) if t > 0.0 && t <= max => Ok(t),
         _ => Err(format!("'{s}' is not a timeout; give seconds, more than 0 and at most {max}")),
+    }
+}
+
+/// Parses `--label`: 1 to 32 of A-Z a-z 0-9 . _ -.
+fn parse_label(s: &str) -> Result<String, String> {
+    if crate::core::valid_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' is not a label; use 1 to 32 of A-Z a-z 0-9 . _ -"))
     }
 }
 

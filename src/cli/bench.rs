@@ -33,11 +33,13 @@ pub(crate) fn bench(home: &Path, args: BenchArgs) -> Result<Exit> {
         PrimesJob::new(Target::Each { first: CALIBRATION_N, last }, Algo::Trial, Split::Auto { workers: 1 })
             .map_err(output::usage)?;
     output::note(&format!("heavy job: {} demo tasks on the mesh", args.tasks));
-    let heavy = run_job(home, &args.common, JobSpec::Primes(heavy_job)).context("running the heavy job")?;
+    let heavy = run_job(home, &args.common, JobSpec::Primes(heavy_job), &mut output::waiting_notes)
+        .context("running the heavy job")?;
     let tiny_job =
         PrimesJob::new(Target::Below(TINY_TASKS), Algo::Sieve, Split::Tasks(TINY_TASKS)).map_err(output::usage)?;
     output::note(&format!("tiny job: {TINY_TASKS} tasks of one number each"));
-    let tiny = run_job(home, &args.common, JobSpec::Primes(tiny_job)).context("running the tiny job")?;
+    let tiny = run_job(home, &args.common, JobSpec::Primes(tiny_job), &mut output::waiting_notes)
+        .context("running the tiny job")?;
     let report = BenchReport { calibration, heavy, tiny };
     output::bench_report(&report, args.common.json).context("writing the report")?;
     Ok(if report.heavy.failed.is_empty() && report.tiny.failed.is_empty() { Exit::Success } else { Exit::Failed })

@@ -34,6 +34,9 @@ pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
             mdns: !args.no_mdns,
         }),
         control: true,
+        allow_run: args.allow_run,
+        runs_own: false,
+        labels: args.labels,
     };
     runtime()?.block_on(async move {
         let (_client, node) = Node::spawn(cfg).await?;

@@ -5,7 +5,7 @@ use super::exit::{Exit, exit_of};
 use super::output;
 use super::setup::{any_port, default_workers, runtime, shared_key};
 use crate::job::{JobSpec, PrimesJob, Split};
-use crate::node::{self, JobReport, NetConfig, NodeConfig, NodeError};
+use crate::node::{self, JobEvent, JobReport, JobUpdate, NetConfig, NodeConfig, NodeError};
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -17,25 +17,35 @@ pub(crate) fn submit_primes(home: &Path, args: PrimesArgs) -> Result<Exit> {
         (None, None) => Split::Auto { workers },
     };
     let job = PrimesJob::new(args.target, args.algo, split).map_err(output::usage)?;
-    let report = run_job(home, &args.common, JobSpec::Primes(job.clone()))?;
+    let report = run_job(home, &args.common, JobSpec::Primes(job.clone()), &mut output::waiting_notes)?;
     output::job_report(&job, &report, args.common.json).context("writing the results")?;
     exit_of(&report)
 }
 
 /// Runs a job as `opts` say: on this machine only (`--local`: a node with no network), or
 /// on the mesh: through the node that serves `home` if one runs, else through a node of
-/// this process for the job's length. Shows progress on the way; Ctrl-C cancels the job.
-pub(crate) fn run_job(home: &Path, opts: &SubmitOpts, job: JobSpec) -> Result<JobReport> {
+/// this process for the job's length. Shows progress on the way and hands each event
+/// (a run task's result, a notice of why the job waits) to `on_event`, with the progress
+/// bar out of the way; Ctrl-C cancels the job.
+pub(crate) fn run_job(
+    home: &Path,
+    opts: &SubmitOpts,
+    job: JobSpec,
+    on_event: &mut dyn FnMut(JobEvent),
+) -> Result<JobReport> {
     let mut bar = output::Progress::new(opts.json);
     let report = runtime()?.block_on(async {
         let interrupted = async {
             let _ = tokio::signal::ctrl_c().await;
         };
         tokio::pin!(interrupted);
-        let mut progress = |p: node::JobProgress| bar.update(p.done, p.total);
+        let mut on = |u: JobUpdate| match u {
+            JobUpdate::Progress(p) => bar.update(p.done, p.total),
+            JobUpdate::Event(e) => bar.suspend(|| on_event(e)),
+        };
         if !opts.local {
             tokio::select! {
-                sent = node::control::submit(home, &job, &mut progress) => {
+                sent = node::control::submit(home, &job, &mut on) => {
                     if let Some(report) = sent? {
                         return Ok(report);
                     }
@@ -59,8 +69,11 @@ pub(crate) fn run_job(home: &Path, opts: &SubmitOpts, job: JobSpec) -> Result<Jo
             workers: opts.workers.unwrap_or_else(default_workers),
             network,
             control: false,
+            allow_run: false,
+            runs_own: true,
+            labels: Vec::new(),
         };
-        node::run_job(cfg, job, progress, interrupted).await
+        node::run_job(cfg, job, on, interrupted).await
     })?;
     bar.finish();
     Ok(report)

@@ -10,7 +10,10 @@ use super::args::WasmArgs;
 use super::exit::{Exit, exit_of};
 use super::output::{self, usage};
 use super::submit::run_job;
+use crate::core::Needs;
 use crate::exec::Executor;
+use crate::exec::run::Permission;
+use crate::id::NodeId;
 use crate::job::{InputLines, JobSpec, WasmJob};
 use crate::store::{BlobStore, MAX_BLOB};
 use anyhow::{Context, Result};
@@ -24,7 +27,8 @@ pub(crate) fn submit(home: PathBuf, args: WasmArgs) -> Result<Exit> {
     let lines = InputLines::parse(input.clone()).map_err(|e| usage(format!("the input: {e}")))?;
     // The module is compiled here once, to check it; its compiled code is cached under
     // the home, so this machine's node starts warm.
-    let exec = Executor::new(home.clone(), Arc::new(BlobStore::new(&home)), None);
+    let no_runs = Permission { me: NodeId(0), allow_run: false, runs_own: false };
+    let exec = Executor::new(home.clone(), Arc::new(BlobStore::new(&home)), None, no_runs);
     let module_id = exec
         .wasm()
         .map_err(|e| anyhow::Error::new(e.clone()))?
@@ -37,9 +41,10 @@ pub(crate) fn submit(home: PathBuf, args: WasmArgs) -> Result<Exit> {
         tasks: lines.len(),
         timeout_ms: (args.timeout * 1000.0).ceil() as u64,
         memory_mb: args.memory,
+        needs: Needs { native: false, requirements: args.require.clone() },
         retries: args.retries,
     };
-    let report = run_job(&home, &args.common, JobSpec::Wasm(job.clone()))?;
+    let report = run_job(&home, &args.common, JobSpec::Wasm(job.clone()), &mut output::waiting_notes)?;
     output::wasm_report(&job, &lines, &report, args.common.json).context("writing the results")?;
     exit_of(&report)
 }

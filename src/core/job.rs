@@ -99,6 +99,20 @@ impl<S> Job<S> {
     /// Owner only: takes back what `dead` held and queues it again here, as `me`. Failed
     /// tasks go back to the retry list, still avoiding the node they failed on. Returns
     /// whether anything came back.
+    /// What a thief gets: about half of the retries it may run, pinned to it, else about
+    /// half of the queue; leased to it in the ledger if this node owns the job.
+    pub(super) fn give(&mut self, thief: NodeId, max: usize) -> (Vec<TaskRange>, bool) {
+        let retries = self.take_retries_for(thief, max);
+        let pinned = !retries.is_empty();
+        let ranges = if pinned { retries } else { self.queue.steal_half(max) };
+        if let Some(ledger) = self.ledger.as_mut() {
+            for r in &ranges {
+                ledger.lease(*r, thief);
+            }
+        }
+        (ranges, pinned)
+    }
+
     pub(super) fn take_back(&mut self, dead: NodeId, me: NodeId) -> bool {
         let Some(l) = self.ledger.as_mut() else { return false };
         let back = l.reclaim(dead);

@@ -14,10 +14,13 @@
 //! The same core runs a lone laptop and a mesh of Pis; a node with no peers simply never
 //! steals. See `docs/ARCHITECTURE.md` for the life of a job.
 
+mod halt;
 mod job;
 mod ledger;
+mod needs;
 mod outbox;
 mod peers;
+mod placement;
 mod queue;
 mod scheduler;
 mod slots;
@@ -25,6 +28,10 @@ mod steal;
 mod timer;
 mod tombstones;
 
+pub use halt::{BadHalt, Halt, HaltLimit, HaltOn, parse_halt};
+pub use needs::{
+    BadRequirement, Facts, MAX_LABEL, MAX_LABELS, MAX_REQUIREMENTS, Needs, Requirement, Unplaceable, valid_name,
+};
 pub use peers::Status;
 pub use queue::TaskRange;
 pub use scheduler::Scheduler;
@@ -67,6 +74,16 @@ pub struct Config {
     /// How long a task that failed on this node is left to other nodes before this node
     /// may run it again as a backup (when nobody else reported on it).
     pub avoid_for: Duration,
+    /// What this node offers, for matchmaking; peers learn it from the gossip.
+    pub facts: Facts,
+    /// Runs the native tasks of its own jobs even without `facts.allow_run`: the node of a
+    /// submitter runs its own user's programs.
+    pub runs_own: bool,
+    /// How long an owned job's queued tasks must have had no node to run them before the
+    /// owner says why (and fails them, under a halt on failures).
+    pub place_grace: Duration,
+    /// How often the owner says again why a job waits.
+    pub wait_notice: Duration,
 }
 
 impl Default for Config {
@@ -86,7 +103,28 @@ impl Default for Config {
             run_target: Duration::from_millis(1),
             max_run: 64,
             avoid_for: Duration::from_secs(30),
+            facts: Facts::default(),
+            runs_own: true,
+            place_grace: Duration::from_secs(5),
+            wait_notice: Duration::from_secs(10),
         }
+    }
+}
+
+/// What the core needs to know of a job spec: what a node needs to run its tasks, and
+/// when the job halts. The core never looks further into a spec.
+pub trait Spec: Clone {
+    fn needs(&self) -> &Needs;
+
+    fn halt(&self) -> Option<Halt> {
+        None
+    }
+}
+
+impl Spec for u64 {
+    fn needs(&self) -> &Needs {
+        static NONE: Needs = Needs::NONE;
+        &NONE
     }
 }
 
@@ -94,6 +132,12 @@ impl Default for Config {
 /// as well as in count.
 pub trait Payload {
     fn size_hint(&self) -> usize;
+
+    /// Whether the task succeeded. A program that ran to a non-zero exit returns its
+    /// output, but the task failed: it is retried like an error.
+    fn succeeded(&self) -> bool {
+        true
+    }
 }
 
 impl Payload for u64 {
@@ -103,6 +147,11 @@ impl Payload for u64 {
 }
 
 impl<R: Payload> TaskReport<R> {
+    /// An output that succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.outcome.as_ref().is_ok_and(Payload::succeeded)
+    }
+
     fn size_hint(&self) -> usize {
         16 + match &self.outcome {
             Ok(r) => r.size_hint(),
@@ -181,8 +230,12 @@ pub enum Action<S, R> {
     Retrying { job: JobId, from: NodeId, report: TaskReport<R> },
     /// Owner only: `by` stole `tasks` of this job's tasks (from any victim).
     Stolen { job: JobId, by: NodeId, tasks: u64 },
-    /// Owner only: every task of the job has a result.
+    /// Owner only: every task of the job has a result, or the job halted
+    /// (`progress.halted`) and the tasks without one will not run.
     JobFinished { job: JobId, progress: Progress },
+    /// Owner only: the job has queued tasks that no live node can run, and why. Said after
+    /// `place_grace` and every `wait_notice` while it lasts.
+    Waiting { job: JobId, why: Unplaceable },
     /// This node let go of a job; its running tasks may be abandoned.
     JobDropped { job: JobId, reason: DropReason },
 }
@@ -196,6 +249,8 @@ pub struct Progress {
     /// Failures that were given another run.
     pub retried: u64,
     pub duplicates: u64,
+    /// The job stopped early under its halt rule.
+    pub halted: bool,
 }
 
 /// Running totals of this node's scheduling, for statistics.

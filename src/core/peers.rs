@@ -5,6 +5,7 @@
 //! choice, and a steal that finds nothing zeroes that peer's advertised queue until its next
 //! status, so a thief never asks the same empty victim twice in a row.
 
+use super::needs::Facts;
 use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -37,7 +38,13 @@ pub struct Peers {
     /// follows the order of events, so draws still depend only on the RNG seed.
     with_work: Vec<NodeId>,
     slot: HashMap<NodeId, usize>,
+    /// What each peer offers, for matchmaking; kept while the peer is known.
+    facts: BTreeMap<NodeId, Facts>,
 }
+
+/// The facts of a peer that has not told them: it offers nothing.
+static NO_FACTS: Facts =
+    Facts { arch: String::new(), os: String::new(), cores: 0, mem_mb: 0, allow_run: false, labels: Vec::new() };
 
 impl Peers {
     /// Records a status; returns true if the peer was not known (new or back from the dead).
@@ -48,7 +55,20 @@ impl Peers {
 
     pub fn remove(&mut self, peer: NodeId) -> bool {
         self.index(peer, false);
+        self.facts.remove(&peer);
         self.map.remove(&peer).is_some()
+    }
+
+    /// Records what a peer offers.
+    pub fn set_facts(&mut self, peer: NodeId, facts: Facts) {
+        if self.facts.get(&peer) != Some(&facts) {
+            self.facts.insert(peer, facts);
+        }
+    }
+
+    /// What a peer offers; nothing if it has not said.
+    pub fn facts(&self, peer: NodeId) -> &Facts {
+        self.facts.get(&peer).unwrap_or(&NO_FACTS)
     }
 
     /// Keeps `with_work` in step with whether `peer` advertises work.

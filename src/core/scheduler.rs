@@ -26,14 +26,16 @@
 
 use crate::core::job::Job;
 use crate::core::ledger::{Accept, Ledger};
+use crate::core::needs::{Facts, Needs, Unplaceable};
 use crate::core::outbox::Outbox;
 use crate::core::peers::{Peers, Status};
+use crate::core::placement::{Placement, Verdict};
 use crate::core::queue::TaskRange;
 use crate::core::slots::Slots;
 use crate::core::steal::Stealing;
 use crate::core::timer::{Timer, TimerTable};
 use crate::core::tombstones::Tombstones;
-use crate::core::{Action, Config, Counters, DropReason, Grant, Message, Payload, Progress, TaskReport};
+use crate::core::{Action, Config, Counters, DropReason, Grant, Message, Payload, Progress, Spec, TaskReport};
 use crate::id::{JobId, NodeId};
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::Instant;
@@ -57,6 +59,7 @@ pub struct Scheduler<S, R> {
     tasks_done: u64,
     counters: Counters,
     published: Option<Published>,
+    placement: Placement,
 }
 
 /// The status this node last gossiped, and when.
@@ -66,7 +69,7 @@ struct Published {
     status: Status,
 }
 
-impl<S: Clone, R: Payload> Scheduler<S, R> {
+impl<S: Spec, R: Payload> Scheduler<S, R> {
     pub fn new(id: NodeId, cfg: Config, seed: u64, now: Instant) -> Self {
         let workers = cfg.workers as usize;
         let mut rng = fastrand::Rng::with_seed(seed);
@@ -92,6 +95,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
             tasks_done: 0,
             counters: Counters::default(),
             published: None,
+            placement: Placement::default(),
             cfg,
         }
     }
@@ -133,7 +137,16 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
             failed: l.failed(),
             retried: l.retried(),
             duplicates: l.duplicates(),
+            halted: false,
         })
+    }
+
+    /// Why no live node can run an owned job's queued tasks, if none can.
+    pub fn unplaceable(&self, job: JobId) -> Option<Unplaceable> {
+        let needs = self.jobs.get(&job)?.spec.needs();
+        let mine = needs.check(&self.cfg.facts, job.owner == self.id && self.cfg.runs_own);
+        let peers = self.peers.iter().map(|(&p, _)| needs.check(self.peers.facts(p), false));
+        Unplaceable::of(std::iter::once(mine).chain(peers))
     }
 
     /// Whether this node still has any work (queued or running) or owned jobs.
@@ -153,7 +166,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         self.jobs.insert(job, j);
         self.rr.push_back(job);
         if tasks == 0 {
-            self.finish(job);
+            self.finish(job, false);
         }
         self.pump(now);
         job
@@ -229,6 +242,12 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         self.pump(now);
     }
 
+    /// What a peer offers, as it gossips it; steals and grants follow it.
+    pub fn handle_facts(&mut self, now: Instant, peer: NodeId, facts: Facts) {
+        self.peers.set_facts(peer, facts);
+        self.pump(now);
+    }
+
     /// The network layer learned that a peer left or its connection is gone for good.
     pub fn handle_peer_gone(&mut self, now: Instant, peer: NodeId) {
         if self.peers.remove(peer) {
@@ -249,6 +268,7 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
                         self.peer_down(dead);
                     }
                     self.retire_drained();
+                    self.check_placement(now);
                     self.timers.set(Timer::PeerSweep, now + self.cfg.peer_expiry / 4);
                 }
                 Timer::StealTimeout => {
@@ -301,6 +321,9 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         let (me, alone) = (self.id, self.peers.is_empty());
         let (target, max, workers) = (self.cfg.run_target, self.cfg.max_run, self.slots.len());
         while let Some(job) = self.rr.pop_front() {
+            if !self.may_run(job) {
+                continue; // its work waits for a node that can run it
+            }
             let Some(j) = self.jobs.get_mut(&job) else { continue };
             let len = j.run_len(target, max, workers);
             if let Some(run) = j.next_run(me, alone, len) {
@@ -311,6 +334,38 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
             }
         }
         None
+    }
+
+    /// Whether this node may run tasks of `job`: it meets the job's needs.
+    fn may_run(&self, job: JobId) -> bool {
+        let Some(j) = self.jobs.get(&job) else { return false };
+        j.spec.needs().check(&self.cfg.facts, job.owner == self.id && self.cfg.runs_own).is_ok()
+    }
+
+    /// Whether `thief` may run tasks of a job with these needs, as far as its gossip says.
+    fn thief_may_run(&self, needs: &Needs, thief: NodeId) -> bool {
+        needs.check(self.peers.facts(thief), false).is_ok()
+    }
+
+    /// Looks at owned jobs with queued work that no live node can run: says why once they
+    /// have waited `place_grace` (and every `wait_notice` after), and halts the ones whose
+    /// halt counts failures.
+    fn check_placement(&mut self, now: Instant) {
+        let owned: Vec<JobId> =
+            self.jobs.iter().filter(|(_, j)| j.ledger.is_some() && j.queued() > 0).map(|(&id, _)| id).collect();
+        self.placement.retain(|job| owned.contains(job));
+        for job in owned {
+            let why = self.unplaceable(job);
+            let fails = self.jobs.get(&job).and_then(|j| j.spec.halt()).is_some_and(|h| h.on_failure());
+            match self.placement.observe(job, now, why, fails, &self.cfg) {
+                Verdict::Wait => {}
+                Verdict::Tell(why) => self.actions.push_back(Action::Waiting { job, why }),
+                Verdict::Fail(why) => {
+                    self.actions.push_back(Action::Waiting { job, why });
+                    self.finish(job, true);
+                }
+            }
+        }
     }
 
     /// Lists a job for round-robin service, once.
@@ -329,7 +384,8 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
     /// already running here. Their first result wins; any later one is a duplicate.
     /// Tasks that failed here last are left to other nodes for `avoid_for`.
     fn speculate(&mut self, now: Instant) {
-        let owned: Vec<JobId> = self.jobs.iter().filter(|(_, j)| j.ledger.is_some()).map(|(&id, _)| id).collect();
+        let owned: Vec<JobId> =
+            self.jobs.iter().filter(|(id, j)| j.ledger.is_some() && self.may_run(**id)).map(|(&id, _)| id).collect();
         let me = self.id;
         for job in owned {
             while let Some(worker) = self.slots.next_idle() {
@@ -355,20 +411,18 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
     /// of the largest local queue.
     fn grant(&mut self, thief: NodeId) -> Option<Grant<S>> {
         let max = self.cfg.max_grant_ranges;
-        let (&job, j) = match self.jobs.iter_mut().find(|(_, j)| j.has_retries_for(thief)) {
+        let runnable: Vec<JobId> =
+            self.jobs.iter().filter(|(_, j)| self.thief_may_run(j.spec.needs(), thief)).map(|(&id, _)| id).collect();
+        let (&job, j) = match self.jobs.iter_mut().find(|(id, j)| runnable.contains(id) && j.has_retries_for(thief)) {
             Some(found) => found,
-            None => self.jobs.iter_mut().filter(|(_, j)| !j.queue.is_empty()).max_by_key(|(_, j)| j.queue.len())?,
+            None => self
+                .jobs
+                .iter_mut()
+                .filter(|(id, j)| runnable.contains(id) && !j.queue.is_empty())
+                .max_by_key(|(_, j)| j.queue.len())?,
         };
-        let retries = j.take_retries_for(thief, max);
-        let pinned = !retries.is_empty();
-        let ranges = if pinned { retries } else { j.queue.steal_half(max) };
-        let given: u64 = ranges.iter().map(TaskRange::len).sum();
-        self.counters.tasks_given += given;
-        if let Some(ledger) = j.ledger.as_mut() {
-            for r in &ranges {
-                ledger.lease(*r, thief);
-            }
-        }
+        let (ranges, pinned) = j.give(thief, max);
+        self.counters.tasks_given += ranges.iter().map(TaskRange::len).sum::<u64>();
         Some(Grant { job, spec: j.spec.clone(), ranges, pinned })
     }
 
@@ -413,14 +467,16 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         let me = self.id;
         let Some(j) = self.jobs.get_mut(&job) else { return };
         let Some(ledger) = j.ledger.as_mut() else { return };
-        match ledger.accept(now, report.task, report.outcome.is_ok(), from) {
+        match ledger.accept(now, report.task, report.succeeded(), from) {
             Accept::New => {
                 let complete = ledger.is_complete();
+                let (failed, total) = (ledger.failed(), ledger.total());
+                let halts = j.spec.halt().is_some_and(|h| h.reached(ledger.done_count() - failed, failed, total));
                 // Done now (a backup's result, or a final failure): no retry is owed.
                 j.retry.retain(|&(t, _)| t != report.task);
                 self.actions.push_back(Action::Accepted { job, from, report });
-                if complete {
-                    self.finish(job);
+                if complete || halts {
+                    self.finish(job, halts && !complete);
                 }
             }
             Accept::Retry => {
@@ -434,8 +490,12 @@ impl<S: Clone, R: Payload> Scheduler<S, R> {
         }
     }
 
-    fn finish(&mut self, job: JobId) {
-        let Some(progress) = self.progress(job) else { return };
+    /// Ends an owned job: complete, or `halted` early (its tasks without a result will
+    /// not run). Every node drops its work.
+    fn finish(&mut self, job: JobId, halted: bool) {
+        let Some(mut progress) = self.progress(job) else { return };
+        progress.halted = halted;
+        self.placement.retain(|j| *j != job);
         self.jobs.remove(&job);
         self.ended.insert(job);
         self.actions.push_back(Action::JobFinished { job, progress });

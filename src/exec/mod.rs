@@ -1,17 +1,24 @@
 //! Task kernels, and the [`Executor`] that worker threads call to run any task.
 //!
 //! * [`primes`]: the built-in primes sieve and trial division;
-//! * [`wasm`]: users' WebAssembly modules, sandboxed.
+//! * [`wasm`]: users' WebAssembly modules, sandboxed;
+//! * [`run`]: users' own programs (`mesh run`), where the node's owner allows them;
+//! * [`fetch`]: the blobs a task needs, from the store or the mesh.
 
+mod cache;
+pub mod fetch;
 pub mod primes;
+pub mod run;
 pub mod wasm;
 
 use crate::id::JobId;
 use crate::job::{JobSpec, TaskOutput};
 use crate::store::BlobStore;
+use fetch::{BlobFetcher, Blobs};
+use run::{Permission, RunError, RunRuntime};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use wasm::{BlobFetcher, WasmError, WasmRuntime, WasmTaskError};
+use wasm::{WasmError, WasmRuntime, WasmTaskError};
 
 /// Why a task failed. It becomes text only in the task's report, which crosses the wire.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -21,6 +28,8 @@ pub enum TaskError {
     Engine(WasmError),
     #[error(transparent)]
     Wasm(#[from] WasmTaskError),
+    #[error(transparent)]
+    Run(#[from] RunError),
     /// The task's code panicked: a bug in mesh, caught so the worker lives on.
     #[error("task {task} panicked: {message}")]
     Panicked { task: u64, message: String },
@@ -37,13 +46,20 @@ pub struct Executor {
     store: Arc<BlobStore>,
     fetcher: Option<Arc<dyn BlobFetcher>>,
     wasm: OnceLock<Result<WasmRuntime, WasmError>>,
+    run: RunRuntime,
 }
 
 impl Executor {
     /// An executor for the node under `home`. Without a fetcher, blobs must already be in
-    /// the store (a `--local` run).
-    pub fn new(home: PathBuf, store: Arc<BlobStore>, fetcher: Option<Arc<dyn BlobFetcher>>) -> Self {
-        Self { home, store, fetcher, wasm: OnceLock::new() }
+    /// the store (a `--local` run). `runs` says whose programs it runs.
+    pub fn new(home: PathBuf, store: Arc<BlobStore>, fetcher: Option<Arc<dyn BlobFetcher>>, runs: Permission) -> Self {
+        let run = RunRuntime::new(&home, Blobs::new(store.clone(), fetcher.clone()), runs);
+        Self { home, store, fetcher, wasm: OnceLock::new(), run }
+    }
+
+    /// The runtime of native tasks, to cancel a job's running programs.
+    pub fn runs(&self) -> &RunRuntime {
+        &self.run
     }
 
     pub fn store(&self) -> &Arc<BlobStore> {
@@ -66,6 +82,7 @@ impl Executor {
                 let out = self.wasm().map_err(|e| TaskError::Engine(e.clone()))?.run(w, task, job.owner)?;
                 Ok(TaskOutput::Bytes(serde_bytes::ByteBuf::from(out)))
             }
+            JobSpec::Run(r) => Ok(TaskOutput::Run(Box::new(self.run.run(job, r, task)?))),
         }
     }
 }

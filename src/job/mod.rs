@@ -1,20 +1,25 @@
 //! Job specs: what a job computes, how it splits into tasks, and what a task returns.
 //!
-//! Two kinds of job travel through the same scheduler:
+//! Three kinds of job travel through the same scheduler:
 //! * [`PrimesJob`] ([`primes`]): the built-in demo, sums of primes;
-//! * [`WasmJob`] ([`wasm`]): a user's WebAssembly module run once per input line.
+//! * [`WasmJob`] ([`wasm`]): a user's WebAssembly module run once per input line;
+//! * [`RunJob`] ([`run`]): a user's own program run once per input, as GNU parallel does.
 //!
 //! Everything is parsed and checked into these types at the edge (the CLI, the control
 //! socket, a peer's grant), so the rest of the program never sees an unchecked bound.
 
 pub mod primes;
+pub mod run;
 pub mod wasm;
 
 pub use primes::{Algo, MAX_RANGE_ITEMS, PrimesJob, Split, Target, parse_target};
+pub use run::{RunJob, RunOutput};
 pub use wasm::{InputLines, WasmJob};
 
+use crate::core::{Halt, Needs, Spec};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+use std::sync::Arc;
 
 /// Most tasks one job may have.
 pub const MAX_TASKS: u64 = 1 << 24;
@@ -44,6 +49,7 @@ pub enum JobError {
 pub enum JobSpec {
     Primes(PrimesJob),
     Wasm(WasmJob),
+    Run(Box<RunJob>),
 }
 
 impl JobSpec {
@@ -51,6 +57,7 @@ impl JobSpec {
         match self {
             Self::Primes(p) => p.tasks(),
             Self::Wasm(w) => w.tasks,
+            Self::Run(r) => r.tasks,
         }
     }
 
@@ -60,6 +67,7 @@ impl JobSpec {
         match self {
             Self::Primes(_) => 0,
             Self::Wasm(w) => w.retries,
+            Self::Run(r) => r.retries,
         }
     }
 
@@ -69,6 +77,7 @@ impl JobSpec {
         match self {
             Self::Primes(p) => p.validate(),
             Self::Wasm(w) => w.validate(),
+            Self::Run(r) => r.validate(),
         }
     }
 
@@ -76,7 +85,36 @@ impl JobSpec {
         match self {
             Self::Primes(_) => "primes",
             Self::Wasm(_) => "wasm",
+            Self::Run(_) => "run",
         }
+    }
+}
+
+impl Spec for JobSpec {
+    fn needs(&self) -> &Needs {
+        static NONE: Needs = Needs::NONE;
+        match self {
+            Self::Primes(_) => &NONE,
+            Self::Wasm(w) => &w.needs,
+            Self::Run(r) => &r.needs,
+        }
+    }
+
+    fn halt(&self) -> Option<Halt> {
+        match self {
+            Self::Run(r) => r.halt,
+            Self::Primes(_) | Self::Wasm(_) => None,
+        }
+    }
+}
+
+impl Spec for Arc<JobSpec> {
+    fn needs(&self) -> &Needs {
+        (**self).needs()
+    }
+
+    fn halt(&self) -> Option<Halt> {
+        (**self).halt()
     }
 }
 
@@ -87,13 +125,15 @@ pub enum TaskOutput {
     Sum(u128),
     /// A WebAssembly task: what it wrote to stdout.
     Bytes(ByteBuf),
+    /// A run task: how its program ended, its output and its returned files.
+    Run(Box<RunOutput>),
 }
 
 impl TaskOutput {
     pub fn sum(&self) -> Option<u128> {
         match self {
             Self::Sum(s) => Some(*s),
-            Self::Bytes(_) => None,
+            Self::Bytes(_) | Self::Run(_) => None,
         }
     }
 }
@@ -103,6 +143,17 @@ impl crate::core::Payload for TaskOutput {
         match self {
             Self::Sum(_) => 17,
             Self::Bytes(b) => b.len() + 9,
+            Self::Run(r) => {
+                let inline = |c: &run::Captured| if c.blob().is_some() { 48 } else { c.len() as usize + 4 };
+                64 + inline(&r.stdout) + inline(&r.stderr) + r.returned.iter().map(|f| f.path.len() + 48).sum::<usize>()
+            }
+        }
+    }
+
+    fn succeeded(&self) -> bool {
+        match self {
+            Self::Run(r) => r.succeeded(),
+            Self::Sum(_) | Self::Bytes(_) => true,
         }
     }
 }

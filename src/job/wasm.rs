@@ -6,6 +6,7 @@
 //! the input on its stdin.
 
 use super::{JobError, MAX_TASKS};
+use crate::core::Needs;
 use crate::id::ContentId;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub struct WasmJob {
     /// Linear memory allowed per task.
     pub memory_mb: u32,
     pub retries: u32,
+    /// `--require`ments of the nodes that run it (never `native`).
+    #[serde(default)]
+    pub needs: Needs,
 }
 
 impl WasmJob {
@@ -56,6 +60,9 @@ impl WasmJob {
         }
         if self.retries > MAX_RETRIES {
             return bad(format!("{} retries", self.retries));
+        }
+        if self.needs.native || !self.needs.is_valid() {
+            return bad("requirements".into());
         }
         Ok(())
     }
@@ -151,6 +158,7 @@ mod tests {
             timeout_ms: 1000,
             memory_mb: 64,
             retries: 2,
+            needs: Default::default(),
         };
         assert!(ok.validate().is_ok());
         for bad in [

@@ -2,20 +2,22 @@
 //! chunks of ours. The wire format is `protocol::blob`; the event loop only translates
 //! (`event_loop::transfers`), and the logic lives here.
 //!
-//! * [`fetch_from_mesh`] asks the job's owner first, then every other member in random
-//!   order, chunk by chunk, and checks the blake3 hash of the whole before storing it. A
-//!   blob that fails the check is rejected and fetched again from the next peer;
+//! * [`fetch_from_mesh`] asks the job's owner (or the node that ran a task, for its
+//!   results) first, then every other member in random order, chunk by chunk. Chunks go
+//!   straight to a temporary file in the store, hashed on the way, so a blob of gigabytes
+//!   never sits in memory; it enters the store only if its blake3 hash is its id. A blob
+//!   that fails the check is rejected and fetched again from the next peer;
 //!   [`FETCH_ROUNDS`] rounds over all peers, [`ROUND_PAUSE`] apart and growing, are tried
-//!   within [`FETCH_DEADLINE`] before the fetch fails (and with it the task, which is
-//!   then retried elsewhere).
+//!   within [`FETCH_DEADLINE`] plus a second for every [`FETCH_RATE`] bytes of the blob,
+//!   before the fetch fails (and with it the task, which is then retried elsewhere).
 //! * Chunks come from a [`ChunkSource`]: the event loop's transfer handle in a node, a
 //!   fake peer in the tests below.
 //! * [`serve`] reads one chunk from the store; it blocks, so the loop runs it off itself.
 
-use crate::exec::wasm::{FetchError, PeerAnswer};
+use crate::exec::fetch::{FetchError, PeerAnswer};
 use crate::id::ContentId;
 use crate::protocol::blob::{BlobRequest, BlobResponse, CHUNK};
-use crate::store::{BlobStore, StoreError};
+use crate::store::{BlobStore, Incoming, MAX_FILE, StoreError};
 use libp2p::PeerId;
 use serde_bytes::ByteBuf;
 use std::sync::Arc;
@@ -26,8 +28,11 @@ use std::time::Duration;
 pub(crate) const FETCH_ROUNDS: u32 = 3;
 /// The pause before the second round; each later round waits one more of these.
 pub(crate) const ROUND_PAUSE: Duration = Duration::from_millis(500);
-/// The longest a fetch may take, whatever the peers do.
+/// The longest a fetch of a small blob may take, whatever the peers do.
 pub(crate) const FETCH_DEADLINE: Duration = Duration::from_secs(120);
+/// The slowest transfer a fetch allows a big blob, in bytes per second, on top of
+/// [`FETCH_DEADLINE`]: a Pi's 100 Mbit/s moves 12 MB/s.
+pub(crate) const FETCH_RATE: u64 = 1 << 20;
 
 /// Where chunks come from: one request to one peer, and its answer.
 pub(crate) trait ChunkSource {
@@ -56,9 +61,7 @@ pub(crate) async fn fetch_from_mesh(
     members.retain(|p| Some(*p) != owner);
     fastrand::shuffle(&mut members);
     let candidates: Vec<PeerId> = owner.into_iter().chain(members).collect();
-    tokio::time::timeout(FETCH_DEADLINE, fetch(source, store, id, &candidates))
-        .await
-        .unwrap_or(Err(FetchError::Deadline { blob: id, limit: FETCH_DEADLINE }))
+    fetch(source, store, id, &candidates).await
 }
 
 /// Fetches `id` into `store` from the first of `candidates` that has it.
@@ -73,27 +76,30 @@ async fn fetch(
     if candidates.is_empty() {
         return Err(FetchError::Exhausted { blob: id, peers: 0, last });
     }
+    let started = tokio::time::Instant::now();
+    let mut deadline = started + FETCH_DEADLINE;
     for round in 0..FETCH_ROUNDS {
         if round > 0 {
             tokio::time::sleep(ROUND_PAUSE * round).await;
         }
         for &peer in candidates {
-            match fetch_from(source, id, peer).await {
-                Ok(bytes) if ContentId::of(&bytes) == id => {
-                    let n = bytes.len() as u64;
+            match fetch_from(source, store, id, peer, started, &mut deadline).await {
+                Ok(incoming) => {
+                    let n = incoming.len;
                     let store = store.clone();
-                    tokio::task::spawn_blocking(move || store.put_verified(id, &bytes))
-                        .await
-                        .map_err(|_| FetchError::NodeStopped)?
-                        .map_err(|e| FetchError::Store(Arc::new(e)))?;
-                    return Ok(Fetched { bytes: n, from: peer, rejected });
-                }
-                Ok(_) => {
-                    rejected += 1;
-                    last = PeerAnswer::Mismatch { peer: peer.to_string() };
-                    tracing::warn!(blob = %id.fmt_short(), %peer, "blob failed its hash check; rejected, fetching it again");
+                    match tokio::task::spawn_blocking(move || incoming.finish(&store, id)).await {
+                        Ok(Ok(())) => return Ok(Fetched { bytes: n, from: peer, rejected }),
+                        Ok(Err(StoreError::Corrupt(_))) => {
+                            rejected += 1;
+                            last = PeerAnswer::Mismatch { peer: peer.to_string() };
+                            tracing::warn!(blob = %id.fmt_short(), %peer, "blob failed its hash check; rejected, fetching it again");
+                        }
+                        Ok(Err(e)) => return Err(FetchError::Store(Arc::new(e))),
+                        Err(_) => return Err(FetchError::NodeStopped),
+                    }
                 }
                 Err(PeerAnswer::NobodyHasIt) => {}
+                Err(PeerAnswer::TooSlow) => return Err(FetchError::Deadline { blob: id, limit: deadline - started }),
                 Err(e) => {
                     tracing::debug!(blob = %id.fmt_short(), %peer, %e, "blob transfer failed");
                     last = e;
@@ -104,25 +110,42 @@ async fn fetch(
     Err(FetchError::Exhausted { blob: id, peers: candidates.len(), last })
 }
 
-/// All of a blob from one peer, unchecked. `NobodyHasIt` means this peer lacks it.
-async fn fetch_from(source: &impl ChunkSource, id: ContentId, peer: PeerId) -> Result<Vec<u8>, PeerAnswer> {
-    let mut buf: Vec<u8> = Vec::new();
+/// All of a blob from one peer, into a temporary file of the store, unchecked.
+/// `NobodyHasIt` means this peer lacks it; `TooSlow`, that the fetch's deadline passed
+/// (each chunk is bounded by the protocol's request timeout, so by at most that much).
+/// Once the size is known, the deadline grows by a second per [`FETCH_RATE`] bytes.
+async fn fetch_from(
+    source: &impl ChunkSource,
+    store: &Arc<BlobStore>,
+    id: ContentId,
+    peer: PeerId,
+    started: tokio::time::Instant,
+    deadline: &mut tokio::time::Instant,
+) -> Result<Incoming, PeerAnswer> {
+    let local = |e: StoreError| PeerAnswer::Transfer(format!("this node cannot store the blob: {e}"));
+    let mut incoming = store.incoming().map_err(local)?;
     let mut total = None;
     loop {
-        let req = BlobRequest { id, offset: buf.len() as u64, len: CHUNK };
+        let req = BlobRequest { id, offset: incoming.len, len: CHUNK };
         let BlobResponse::Chunk { total: t, data } = source.chunk(peer, req).await? else {
             return Err(PeerAnswer::NobodyHasIt);
         };
-        let t = *total.get_or_insert(t);
+        let t = *total.get_or_insert_with(|| {
+            *deadline = (*deadline).max(started + FETCH_DEADLINE + Duration::from_secs(t / FETCH_RATE));
+            t
+        });
         // Every chunk but the last is whole: a peer cannot drag a transfer out with
         // slivers.
-        let want = (t.saturating_sub(buf.len() as u64)).min(u64::from(CHUNK));
-        if data.len() as u64 != want || want == 0 {
+        let want = (t.saturating_sub(incoming.len)).min(u64::from(CHUNK));
+        if data.len() as u64 != want || want == 0 || t > MAX_FILE {
             return Err(PeerAnswer::BadChunk { peer: peer.to_string(), total: t });
         }
-        buf.extend_from_slice(&data);
-        if buf.len() as u64 == t {
-            return Ok(buf);
+        incoming.write(&data).map_err(local)?;
+        if incoming.len == t {
+            return Ok(incoming);
+        }
+        if tokio::time::Instant::now() >= *deadline {
+            return Err(PeerAnswer::TooSlow);
         }
     }
 }

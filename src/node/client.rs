@@ -4,7 +4,7 @@
 //! ([`NodeStopped`]), never a panic.
 
 use super::report::JobReport;
-use super::view::{JobProgress, PeersReply};
+use super::view::{JobEvent, JobProgress, PeersReply};
 use crate::job::JobSpec;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -34,14 +34,23 @@ pub enum NodeError {
 #[derive(Debug)]
 pub struct JobHandle {
     pub progress: watch::Receiver<JobProgress>,
+    /// A run job's tasks as they finish, and notices of why a job waits.
+    pub events: mpsc::UnboundedReceiver<JobEvent>,
     pub done: oneshot::Receiver<JobReport>,
 }
 
 /// What a user asks of the node.
 #[derive(Debug)]
 pub(super) enum Command {
-    Peers { reply: oneshot::Sender<PeersReply> },
-    Submit { job: JobSpec, progress: watch::Sender<JobProgress>, done: oneshot::Sender<JobReport> },
+    Peers {
+        reply: oneshot::Sender<PeersReply>,
+    },
+    Submit {
+        job: JobSpec,
+        progress: watch::Sender<JobProgress>,
+        events: mpsc::UnboundedSender<JobEvent>,
+        done: oneshot::Sender<JobReport>,
+    },
 }
 
 /// A cloneable handle to a running node.
@@ -60,8 +69,9 @@ impl Client {
     pub async fn submit(&self, job: JobSpec) -> Result<JobHandle, NodeStopped> {
         let (progress, progress_rx) = watch::channel(JobProgress { done: 0, total: job.tasks() });
         let (done, done_rx) = oneshot::channel();
-        self.tx.send(Command::Submit { job, progress, done }).await.map_err(|_| NodeStopped)?;
-        Ok(JobHandle { progress: progress_rx, done: done_rx })
+        let (events, events_rx) = mpsc::unbounded_channel();
+        self.tx.send(Command::Submit { job, progress, events, done }).await.map_err(|_| NodeStopped)?;
+        Ok(JobHandle { progress: progress_rx, events: events_rx, done: done_rx })
     }
 
     /// This node's row, then every other node it knows of.

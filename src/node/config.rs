@@ -1,6 +1,7 @@
 //! What a node is: its name, home and workers, and how (or whether) it joins a network.
 //! The CLI fills these in from its arguments; nothing else about a node is configured.
 
+use crate::core::Facts;
 use crate::secret::SharedKey;
 use libp2p::Multiaddr;
 use std::path::PathBuf;
@@ -18,6 +19,38 @@ pub struct NodeConfig {
     pub network: Option<NetConfig>,
     /// Serve `<home>/control.sock`, so `mesh peers` and `mesh submit` reach this node.
     pub control: bool,
+    /// Run native programs (`mesh run`) for anyone holding the key: `--allow-run`.
+    pub allow_run: bool,
+    /// Run the native programs of this node's own jobs: the node of a submitter, which
+    /// runs its own user's work. Others' still need `allow_run`.
+    pub runs_own: bool,
+    /// `--label`s, for `--require label=…`.
+    pub labels: Vec<String>,
+}
+
+impl NodeConfig {
+    /// What this node offers, as it gossips it: this machine's CPU, OS, cores and memory,
+    /// with the node's labels and whether it allows runs.
+    pub fn facts(&self) -> Facts {
+        Facts {
+            arch: std::env::consts::ARCH.into(),
+            os: std::env::consts::OS.into(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            mem_mb: memory_mb(),
+            allow_run: self.allow_run,
+            labels: self.labels.clone(),
+        }
+    }
+}
+
+/// This machine's physical memory, in MiB, from `/proc/meminfo` (0 where it cannot tell).
+fn memory_mb() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    kib.unwrap_or(0) / 1024
 }
 
 /// How a node joins the mesh.

@@ -12,7 +12,7 @@
 
 use super::client::{Client, NodeStopped};
 use super::report::JobReport;
-use super::view::{JobProgress, PeersReply};
+use super::view::{JobEvent, JobProgress, JobUpdate, PeersReply, TaskEvent};
 use crate::id::ContentId;
 use crate::job::{JobError, JobSpec};
 use crate::store::BlobStore;
@@ -50,9 +50,25 @@ pub enum Request {
 #[serde(rename_all = "lowercase")]
 pub enum Response {
     Peers(PeersReply),
-    Progress { done: u64, total: u64 },
+    Progress {
+        done: u64,
+        total: u64,
+    },
+    /// A run job's task, as it finished.
+    Task(Box<TaskEvent>),
+    /// Why the job's queued tasks wait.
+    Waiting(String),
     Report(JobReport),
     Error(String),
+}
+
+impl From<JobEvent> for Response {
+    fn from(e: JobEvent) -> Self {
+        match e {
+            JobEvent::Task(t) => Self::Task(t),
+            JobEvent::Waiting(why) => Self::Waiting(why),
+        }
+    }
 }
 
 /// What went wrong on either side of the socket. The node sends its side's errors as
@@ -190,12 +206,19 @@ async fn stream_job(
     let mut scratch = [0u8; 64];
     loop {
         tokio::select! {
+            biased;
+            Some(e) = h.events.recv() => {
+                tokio::time::timeout(IO_TIMEOUT, write_line(wr, &Response::from(e))).await??;
+            }
             n = rd.read(&mut scratch) => {
                 if matches!(n, Ok(0) | Err(_)) {
                     return Err(ControlError::SubmitterGone.into());
                 }
             }
             report = &mut h.done => {
+                while let Ok(e) = h.events.try_recv() {
+                    tokio::time::timeout(IO_TIMEOUT, write_line(wr, &Response::from(e))).await??;
+                }
                 let resp = report.map_or_else(|_| Response::Error(ControlError::Dropped.to_string()), Response::Report);
                 return tokio::time::timeout(IO_TIMEOUT, write_line(wr, &resp)).await?;
             }
@@ -208,12 +231,12 @@ async fn stream_job(
     }
 }
 
-/// Hands a job to the node under `home` and waits for its report, calling `progress` on
-/// the way. `Ok(None)` means no node runs there.
+/// Hands a job to the node under `home` and waits for its report, telling `on` of its
+/// progress and events on the way. `Ok(None)` means no node runs there.
 pub async fn submit(
     home: &Path,
     job: &JobSpec,
-    mut progress: impl FnMut(JobProgress),
+    mut on: impl FnMut(JobUpdate),
 ) -> Result<Option<JobReport>, ControlError> {
     let Ok(stream) = UnixStream::connect(socket_path(home)).await else { return Ok(None) };
     let io = |source| ControlError::Io { path: socket_path(home), source };
@@ -229,7 +252,9 @@ pub async fn submit(
             return Err(ControlError::Closed);
         }
         match parse(&line)? {
-            Response::Progress { done, total } => progress(JobProgress { done, total }),
+            Response::Progress { done, total } => on(JobUpdate::Progress(JobProgress { done, total })),
+            Response::Task(t) => on(JobUpdate::Event(JobEvent::Task(t))),
+            Response::Waiting(why) => on(JobUpdate::Event(JobEvent::Waiting(why))),
             Response::Report(r) => return Ok(Some(r)),
             Response::Error(e) => return Err(ControlError::Refused(e)),
             Response::Peers(_) => return Err(ControlError::Unexpected),
@@ -302,11 +327,12 @@ mod tests {
             duplicates: 0,
             backups: 0,
             retried: 0,
+            halted: false,
         };
         let want = concat!(
             r#"{"report":{"results":{"Primes":[[10,17]]},"elapsed":{"secs":1,"nanos":500000000},"tasks":1,"#,
             r#""failed":[[0,"x"]],"nodes":[{"name":"a","peer_id":"p","workers":1,"tasks":1,"#,
-            r#""task_time":{"secs":0,"nanos":2000000},"steals":0}],"workers":1,"duplicates":0,"backups":0,"retried":0}}"#
+            r#""task_time":{"secs":0,"nanos":2000000},"steals":0}],"workers":1,"duplicates":0,"backups":0,"retried":0,"halted":false}}"#
         );
         assert_eq!(serde_json::to_string(&Response::Report(report.clone())).unwrap(), want);
         assert_eq!(serde_json::from_str::<Response>(want).unwrap(), Response::Report(report));

@@ -13,7 +13,7 @@
 //!   an announce (an unplugged cable sends nothing at all).
 
 use super::view::{PeerRow, PeerState};
-use crate::core::Status;
+use crate::core::{Facts, Status};
 use crate::discovery::Record;
 use crate::protocol::membership::{Announce, PROTOCOL_VERSION};
 use libp2p::{Multiaddr, PeerId};
@@ -31,6 +31,7 @@ pub(crate) struct Member {
     pub name: String,
     pub version: String,
     pub status: Status,
+    pub facts: Facts,
     pub addr: Option<Multiaddr>,
     pub rtt: Option<Duration>,
     pub last_seen: Instant,
@@ -148,6 +149,7 @@ impl Membership {
             name: a.name.clone(),
             version: a.version.clone(),
             status: a.status,
+            facts: a.facts.clone(),
             addr: None,
             rtt: None,
             last_seen: now,
@@ -155,6 +157,7 @@ impl Membership {
         m.name = a.name;
         m.version = a.version;
         m.status = a.status;
+        m.facts = a.facts;
         m.last_seen = now;
         if addr.is_some() {
             m.addr = addr;
@@ -215,6 +218,7 @@ impl Membership {
                 is_self: false,
                 state: PeerState::Member,
                 blobs: None,
+                facts: Some(m.facts.clone()),
             })
             .collect();
         for s in self.sightings.values() {
@@ -248,6 +252,7 @@ pub(crate) fn sighting_row(r: &Record, state: PeerState) -> PeerRow {
         is_self: false,
         state,
         blobs: None,
+        facts: None,
     }
 }
 
@@ -274,6 +279,7 @@ mod tests {
 
     fn announce(bye: bool) -> Announce {
         Announce {
+            facts: crate::core::Facts::default(),
             protocol: PROTOCOL_VERSION,
             version: "0.1.0".into(),
             name: "b".into(),

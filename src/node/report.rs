@@ -5,6 +5,7 @@
 use super::view::JobProgress;
 use crate::core::{Progress, TaskReport};
 use crate::id::NodeId;
+use crate::job::run::{Ended, RunOutput};
 use crate::job::{JobSpec, PrimesJob, TaskOutput};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -87,6 +88,9 @@ pub enum JobResults {
     Primes(Vec<PrimesResult>),
     /// One record per task, in input order.
     Wasm(Vec<TaskRecord>),
+    /// A run job's tasks went to the submitter one by one as they finished
+    /// (`JobEvent::Task`); the report keeps only the statistics.
+    Run,
 }
 
 /// Everything a finished job reports.
@@ -106,6 +110,10 @@ pub struct JobReport {
     pub backups: u64,
     /// Failures that were given another run.
     pub retried: u64,
+    /// The job stopped early under its `--halt` rule, or because no node could run its
+    /// tasks: the tasks without a result never ran.
+    #[serde(default)]
+    pub halted: bool,
 }
 
 impl JobReport {
@@ -152,8 +160,13 @@ struct Record {
 /// What the collector keeps per task: a primes job only needs its sums.
 #[derive(Debug)]
 enum Outputs {
-    Sums { job: PrimesJob, sums: Vec<u128> },
+    Sums {
+        job: PrimesJob,
+        sums: Vec<u128>,
+    },
     Tasks(Vec<Option<Record>>),
+    /// Run tasks are handed on as they finish; nothing is kept.
+    Streamed,
 }
 
 /// One node's part in a job so far.
@@ -187,6 +200,7 @@ impl Collector {
         let outputs = match &*spec {
             JobSpec::Primes(job) => Outputs::Sums { job: job.clone(), sums: vec![0; n] },
             JobSpec::Wasm(_) => Outputs::Tasks((0..n).map(|_| None).collect()),
+            JobSpec::Run(_) => Outputs::Streamed,
         };
         Self {
             started,
@@ -209,8 +223,12 @@ impl Collector {
             return;
         }
         let i = report.task as usize;
-        if let Err(e) = &report.outcome {
-            self.failed.push(FailedTask { task: report.task, error: e.clone() });
+        match &report.outcome {
+            Err(e) => self.failed.push(FailedTask { task: report.task, error: e.clone() }),
+            Ok(TaskOutput::Run(r)) if !r.succeeded() => {
+                self.failed.push(FailedTask { task: report.task, error: run_failure(r) });
+            }
+            Ok(_) => {}
         }
         match &mut self.outputs {
             Outputs::Sums { sums, .. } => {
@@ -219,11 +237,17 @@ impl Collector {
             Outputs::Tasks(tasks) => {
                 tasks[i] = Some(Record { node: from, took: report.took, outcome: report.outcome });
             }
+            Outputs::Streamed => {}
         }
         let tally = self.per_node.entry(from).or_default();
         tally.tasks += 1;
         tally.task_time += report.took;
         self.done += 1;
+    }
+
+    /// Runs task `task` took so far, the accepted one included.
+    pub(crate) fn attempts(&self, task: u64) -> u32 {
+        self.retries.get(&task).copied().unwrap_or(0) + 1
     }
 
     /// A failed attempt that will run again.
@@ -271,6 +295,7 @@ impl Collector {
                     .map(|(i, r)| record(r, self.retries.get(&(i as u64)).copied().unwrap_or(0), &names))
                     .collect(),
             ),
+            Outputs::Streamed => JobResults::Run,
         };
         JobReport {
             results,
@@ -282,7 +307,17 @@ impl Collector {
             duplicates: progress.duplicates,
             backups,
             retried: progress.retried,
+            halted: progress.halted,
         }
+    }
+}
+
+/// Why a run task that ran failed, in words.
+pub(crate) fn run_failure(r: &RunOutput) -> String {
+    match (&r.problem, r.ended) {
+        (Some(p), _) => p.to_string(),
+        (None, Ended::Exit(c)) => format!("exited with code {c}"),
+        (None, Ended::Signal(s)) => format!("was killed by signal {s}"),
     }
 }
 
@@ -304,6 +339,7 @@ fn record(r: Option<Record>, retries: u32, names: &HashMap<NodeId, String>) -> T
             (Some(line.to_string()), None)
         }
         Ok(TaskOutput::Sum(s)) => (Some(s.to_string()), None),
+        Ok(TaskOutput::Run(r)) => (None, Some(run_failure(&r))),
         Err(e) => (None, Some(e)),
     };
     TaskRecord { output, error, node, time: r.took, attempts: retries + 1 }

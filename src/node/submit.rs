@@ -10,27 +10,37 @@ use super::client::{JobHandle, NodeError};
 use super::config::NodeConfig;
 use super::handle::Node;
 use super::report::JobReport;
-use super::view::JobProgress;
+use super::view::JobUpdate;
 use crate::job::JobSpec;
 use anyhow::Result;
 
-/// Starts a node from `cfg`, runs `job` on it and returns its report, calling `progress`
-/// as results come in, unless `interrupted` resolves first. The node stops either way.
+/// Starts a node from `cfg`, runs `job` on it and returns its report, telling `on` of
+/// its progress and events as they come, unless `interrupted` resolves first. The node
+/// stops either way.
 pub async fn run_job(
     cfg: NodeConfig,
     job: JobSpec,
-    mut progress: impl FnMut(JobProgress),
+    mut on: impl FnMut(JobUpdate),
     interrupted: impl Future<Output = ()>,
 ) -> Result<JobReport> {
     tokio::pin!(interrupted);
     let (client, node) = Node::spawn(cfg).await?;
     let report = async {
-        let JobHandle { progress: mut watch, mut done } = client.submit(job).await.map_err(NodeError::from)?;
-        progress(*watch.borrow_and_update());
+        let JobHandle { progress: mut watch, mut events, mut done } =
+            client.submit(job).await.map_err(NodeError::from)?;
+        on(JobUpdate::Progress(*watch.borrow_and_update()));
         loop {
             tokio::select! {
-                report = &mut done => return report.map_err(|_| NodeError::JobDropped),
-                Ok(()) = watch.changed() => progress(*watch.borrow_and_update()),
+                biased;
+                Some(e) = events.recv() => on(JobUpdate::Event(e)),
+                report = &mut done => {
+                    // Events sent before the report are all in the channel by now.
+                    while let Ok(e) = events.try_recv() {
+                        on(JobUpdate::Event(e));
+                    }
+                    return report.map_err(|_| NodeError::JobDropped);
+                }
+                Ok(()) = watch.changed() => on(JobUpdate::Progress(*watch.borrow_and_update())),
                 () = &mut interrupted => return Err(NodeError::Interrupted),
             }
         }

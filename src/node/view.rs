@@ -3,7 +3,10 @@
 //! socket and the CLI; it depends on no other part of the node, so display types never
 //! tie the node's logic together.
 
+use crate::core::Facts;
+use crate::job::RunOutput;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// How a node in `mesh peers` relates to this one. Serialised as kebab-case text
 /// (`member`, `different-key`, `incompatible`, `seen`), as `mesh peers --json` prints it.
@@ -52,12 +55,45 @@ pub struct PeerRow {
     /// This node's blob traffic (the self row only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blobs: Option<BlobStats>,
+    /// What the node offers (members and this node): arch, OS, cores, memory, labels and
+    /// whether it allows runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facts: Option<Facts>,
 }
 
 /// What `mesh peers` shows: this node, then every other node it knows of.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeersReply {
     pub rows: Vec<PeerRow>,
+}
+
+/// What a submitter's callback hears while its job runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobUpdate {
+    Progress(JobProgress),
+    Event(JobEvent),
+}
+
+/// Something a submitter hears of its job while it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobEvent {
+    /// A task of a run job finished for good (its output in full).
+    Task(Box<TaskEvent>),
+    /// The job's queued tasks have no node that can run them, and why.
+    Waiting(String),
+}
+
+/// A run job's task, as it finished for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    pub task: u64,
+    /// The node whose result counted.
+    pub node: String,
+    /// Runs it took, retries included.
+    pub attempts: u32,
+    pub took: Duration,
+    /// What the program did, or why it could not run.
+    pub outcome: Result<RunOutput, String>,
 }
 
 /// How far an owned job has come: tasks with a final result, of all its tasks.

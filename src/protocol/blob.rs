@@ -1,4 +1,4 @@
-//! Blob transfer between nodes: libp2p request-response protocol `/mesh/blob/2`.
+//! Blob transfer between nodes: libp2p request-response protocol `/mesh/blob/3`.
 //!
 //! # Spec
 //! Blobs (WebAssembly modules, job inputs) are named by their [`ContentId`], the blake3
@@ -16,18 +16,18 @@
 //! not be trusted either.
 //!
 //! Limits: a request is at most [`MAX_REQUEST_BYTES`]; a chunk at most [`CHUNK`] bytes; a
-//! blob at most [`MAX_BLOB`] bytes; a request unanswered after [`REQUEST_TIMEOUT`] has
+//! blob at most [`MAX_FILE`] bytes; a request unanswered after [`REQUEST_TIMEOUT`] has
 //! failed; at most [`MAX_STREAMS`] transfers per connection at once.
 
 use super::{CborCodec, DecodeError, Wire};
 use crate::id::ContentId;
-pub(crate) use crate::store::MAX_BLOB;
+pub(crate) use crate::store::MAX_FILE;
 use libp2p::StreamProtocol;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::time::Duration;
 
-pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/blob/2");
+pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/blob/3");
 /// Bytes per chunk: big enough to keep a LAN busy, small enough for a Pi's memory.
 pub(crate) const CHUNK: u32 = 256 * 1024;
 pub(crate) const MAX_REQUEST_BYTES: usize = 256;
@@ -51,7 +51,7 @@ impl Wire for BlobRequest {
     const MAX_BYTES: usize = MAX_REQUEST_BYTES;
 
     fn check(&self) -> Result<(), DecodeError> {
-        if self.len > CHUNK || self.offset > MAX_BLOB {
+        if self.len > CHUNK || self.offset > MAX_FILE {
             return Err(DecodeError::Invalid("blob request out of bounds"));
         }
         Ok(())
@@ -63,7 +63,7 @@ impl Wire for BlobResponse {
 
     fn check(&self) -> Result<(), DecodeError> {
         match self {
-            Self::Chunk { total, data } if *total > MAX_BLOB || data.len() as u64 > *total => {
+            Self::Chunk { total, data } if *total > MAX_FILE || data.len() as u64 > *total => {
                 Err(DecodeError::Invalid("blob chunk out of bounds"))
             }
             _ => Ok(()),
@@ -71,7 +71,7 @@ impl Wire for BlobResponse {
     }
 }
 
-/// The codec of `/mesh/blob/2`.
+/// The codec of `/mesh/blob/3`.
 pub(crate) type Codec = CborCodec<BlobRequest, BlobResponse>;
 
 #[cfg(test)]
@@ -85,7 +85,7 @@ mod tests {
         let bytes = encode(&req);
         assert!(bytes.len() <= MAX_REQUEST_BYTES);
         assert_eq!(BlobRequest::decode_checked(&bytes).unwrap(), req);
-        let full = BlobResponse::Chunk { total: MAX_BLOB, data: ByteBuf::from(vec![7u8; CHUNK as usize]) };
+        let full = BlobResponse::Chunk { total: MAX_FILE, data: ByteBuf::from(vec![7u8; CHUNK as usize]) };
         let bytes = encode(&full);
         assert!(bytes.len() <= BlobResponse::MAX_BYTES, "a full chunk fits: {}", bytes.len());
         assert_eq!(BlobResponse::decode_checked(&bytes).unwrap(), full);
@@ -96,7 +96,7 @@ mod tests {
     fn hostile_messages_are_refused() {
         let greedy = BlobRequest { id: ContentId::of(b"m"), offset: 0, len: CHUNK + 1 };
         assert!(BlobRequest::decode_checked(&encode(&greedy)).is_err());
-        let huge = BlobResponse::Chunk { total: MAX_BLOB + 1, data: ByteBuf::new() };
+        let huge = BlobResponse::Chunk { total: MAX_FILE + 1, data: ByteBuf::new() };
         assert!(BlobResponse::decode_checked(&encode(&huge)).is_err());
         let liar = BlobResponse::Chunk { total: 1, data: ByteBuf::from(vec![0; 2]) };
         assert!(BlobResponse::decode_checked(&encode(&liar)).is_err());

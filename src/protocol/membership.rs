@@ -12,6 +12,7 @@
 //! | `name` | text ≤ 64 | the sender's `--name` |
 //! | `status` | map | `workers`, `busy`, `queued`, `tasks_done` (all uint) |
 //! | `bye` | bool | true in the last message of a node that is leaving |
+//! | `facts` | map | `arch`, `os` (text ≤ 32), `cores`, `mem_mb` (uint), `allow_run` (bool), `labels` (≤ 16 names of ≤ 32 of `[A-Za-z0-9._-]`); absent from version-2 senders |
 //!
 //! The sender is the gossipsub message source: messages are signed (`ValidationMode::
 //! Strict`), so a node cannot speak for another. A node that has not announced for
@@ -19,17 +20,20 @@
 //! Malformed, oversized or invalid announces are logged and dropped.
 
 use super::{DecodeError, decode, encode};
-use crate::core::Status;
+use crate::core::{Facts, Status};
 use serde::{Deserialize, Serialize};
 
-/// The gossipsub topic. It keeps its version 1 across protocol versions: the announce's
-/// layout does not change, so nodes of every version still see (and flag) each other.
+/// The gossipsub topic. It keeps its version 1 across protocol versions: the announce only
+/// ever gains optional fields, which older decoders skip, so nodes of every version still
+/// see (and flag) each other.
 pub(crate) const TOPIC: &str = "mesh/membership/1";
 
 /// The version of all of mesh's wire protocols together; bumped on any incompatible change.
 /// Version 2 added WebAssembly jobs to `/mesh/sched/2` and the blob protocol
-/// `/mesh/blob/2`.
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+/// `/mesh/blob/2`. Version 3 added `mesh run` jobs and their results, requirements on
+/// jobs, node facts in the announce, and blobs up to `store::MAX_FILE`:
+/// `/mesh/sched/3`, `/mesh/blob/3`.
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest accepted announce.
 pub(crate) const MAX_ANNOUNCE_BYTES: usize = 1024;
@@ -44,6 +48,9 @@ pub(crate) struct Announce {
     pub name: String,
     pub status: Status,
     pub bye: bool,
+    /// What the sender offers, for matchmaking; absent from version-2 senders.
+    #[serde(default)]
+    pub facts: Facts,
 }
 
 impl Announce {
@@ -58,6 +65,9 @@ impl Announce {
         }
         if a.version.len() > MAX_VERSION {
             return Err(DecodeError::Invalid("version longer than 32 bytes"));
+        }
+        if !a.facts.is_valid() {
+            return Err(DecodeError::Invalid("facts out of bounds (labels, arch, os)"));
         }
         if a.status.busy > a.status.workers {
             return Err(DecodeError::Invalid("more busy workers than workers"));
@@ -77,6 +87,7 @@ mod tests {
             name: "pi-1".into(),
             status: Status { workers: 4, busy: 2, queued: 10, tasks_done: 99 },
             bye: false,
+            facts: Facts { arch: "aarch64".into(), labels: vec!["ffmpeg".into()], ..Facts::default() },
         }
     }
 
@@ -84,7 +95,7 @@ mod tests {
     fn round_trip() {
         let a = sample();
         assert_eq!(Announce::decode(&a.encode()).unwrap(), a);
-        assert!(a.encode().len() < 100);
+        assert!(a.encode().len() < 256, "an announce stays small");
     }
 
     #[test]
@@ -96,6 +107,9 @@ mod tests {
         assert!(matches!(Announce::decode(&a.encode()), Err(DecodeError::Invalid(_))));
         let mut a = sample();
         a.status.busy = 9;
+        assert!(matches!(Announce::decode(&a.encode()), Err(DecodeError::Invalid(_))));
+        let mut a = sample();
+        a.facts.labels = vec!["no spaces allowed".into()];
         assert!(matches!(Announce::decode(&a.encode()), Err(DecodeError::Invalid(_))));
     }
 

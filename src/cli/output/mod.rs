@@ -14,6 +14,7 @@ pub(crate) use bench::{BenchReport, bench_report};
 pub(crate) use job::{job_report, wasm_report};
 pub(crate) use peers::peers;
 
+use crate::node::JobEvent;
 use comfy_table::{CellAlignment, Table};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -57,6 +58,14 @@ impl Progress {
         }
     }
 
+    /// Runs `f` (which prints) with the bar out of the way.
+    pub(crate) fn suspend<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
     pub(crate) fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
@@ -76,6 +85,13 @@ fn print_json(doc: &impl Serialize) -> io::Result<()> {
 fn short_peer(p: &str) -> String {
     let skip = p.chars().count().saturating_sub(8);
     p.chars().skip(skip).collect()
+}
+
+/// Prints why a job waits, for jobs whose events are only that.
+pub(crate) fn waiting_notes(e: JobEvent) {
+    if let JobEvent::Waiting(why) = e {
+        note(&format!("waiting: no node can run the queued tasks: {why}"));
+    }
 }
 
 /// A one-line note for the user on stderr.

@@ -3,65 +3,9 @@
 //! (`core::TaskReport`) or reaches the terminal.
 
 use super::wasi::{LinkError, MAX_STDOUT};
-use crate::id::ContentId;
+use crate::exec::fetch::BlobError;
 use crate::job::JobError;
-use crate::store::StoreError;
-use std::sync::Arc;
 use std::time::Duration;
-
-/// Why a blob could not be fetched from the mesh. Shared by every worker waiting for the
-/// same fetch, hence `Clone`.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum FetchError {
-    /// Every round over every candidate failed; `last` is the last peer's answer.
-    #[error("cannot fetch blob {} from {peers} peer(s): {last}", .blob.fmt_short())]
-    Exhausted { blob: ContentId, peers: usize, last: PeerAnswer },
-    #[error("fetching blob {} took over {limit:?}", .blob.fmt_short())]
-    Deadline { blob: ContentId, limit: Duration },
-    /// The blob arrived whole and checked, but could not be stored.
-    #[error("storing the fetched blob: {0}")]
-    Store(Arc<StoreError>),
-    #[error("the node stopped during the fetch")]
-    NodeStopped,
-    /// A bug: the fetch itself panicked. Its waiters still hear of it.
-    #[error("the fetch of blob {} broke: {message}", .blob.fmt_short())]
-    Panicked { blob: ContentId, message: String },
-}
-
-/// What the last peer asked for a blob answered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PeerAnswer {
-    #[error("no peer has it")]
-    NobodyHasIt,
-    #[error("the copy from {peer} did not match its hash")]
-    Mismatch { peer: String },
-    #[error("{peer} sent a chunk that does not fit a {total}-byte blob")]
-    BadChunk { peer: String, total: u64 },
-    /// The request itself failed (timeout, connection closed, unsupported protocol).
-    #[error("{0}")]
-    Transfer(String),
-    /// This node runs without a network: there is nobody to ask.
-    #[error("this node has no network")]
-    NoNetwork,
-}
-
-/// Why a blob a task needs is not to be had.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum BlobError {
-    /// Not in the store, and this node has no peers to ask (a `--local` run).
-    #[error("blob {} is not on this node", .0.fmt_short())]
-    NotHere(ContentId),
-    #[error(transparent)]
-    Store(Arc<StoreError>),
-    #[error(transparent)]
-    Fetch(#[from] FetchError),
-}
-
-impl From<StoreError> for BlobError {
-    fn from(e: StoreError) -> Self {
-        Self::Store(Arc::new(e))
-    }
-}
 
 /// Why a module or an input cannot be used on this node.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -21,16 +21,17 @@
 mod error;
 pub mod wasi;
 
-pub use error::{BlobError, FetchError, PeerAnswer, RunFailure, WasmError, WasmTaskError};
+pub use error::{RunFailure, WasmError, WasmTaskError};
 pub use wasi::LinkError;
 
+use super::cache::Cache;
+use super::fetch::{BlobFetcher, Blobs};
 use crate::id::{ContentId, NodeId};
 use crate::job::{InputLines, WasmJob};
-use crate::store::{BlobStore, StoreError};
-use std::collections::{HashMap, VecDeque};
+use crate::store::BlobStore;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasi::{Exit, OutputTooLarge, TaskCtx};
 use wasmtime::{Engine, InstancePre, Module, Store, Trap};
@@ -46,65 +47,17 @@ const IDLE_PARK: Duration = Duration::from_secs(1);
 /// The most bytes of compiled code a node keeps between runs.
 pub const COMPILED_BUDGET: u64 = 512 << 20;
 
-/// Brings a missing blob into the store, from the peers. It blocks: workers call it from
-/// their own threads.
-pub trait BlobFetcher: Send + Sync + std::fmt::Debug {
-    /// Fetches `id` into the store, asking the node `hint` (the job's owner) first.
-    fn fetch(&self, id: ContentId, hint: NodeId) -> Result<(), FetchError>;
-}
-
 /// A module ready to run: linked against the WASI shim.
 struct Prepared {
     pre: InstancePre<TaskCtx>,
 }
 
-type Slot<T> = Arc<OnceLock<Result<Arc<T>, WasmError>>>;
-
-/// A small map of at most `cap` entries, evicting the oldest.
-struct Lru<T> {
-    cap: usize,
-    map: HashMap<ContentId, Slot<T>>,
-    order: VecDeque<ContentId>,
-}
-
-impl<T> Lru<T> {
-    fn new(cap: usize) -> Self {
-        Self { cap, map: HashMap::new(), order: VecDeque::new() }
-    }
-
-    /// The slot for `id`, now the most recently used; the first caller fills it,
-    /// concurrent ones wait for it.
-    fn slot(&mut self, id: ContentId) -> Slot<T> {
-        if let Some(s) = self.map.get(&id) {
-            if let Some(i) = self.order.iter().position(|&o| o == id) {
-                self.order.remove(i);
-                self.order.push_back(id);
-            }
-            return s.clone();
-        }
-        if self.order.len() >= self.cap
-            && let Some(old) = self.order.pop_front()
-        {
-            self.map.remove(&old);
-        }
-        self.order.push_back(id);
-        self.map.entry(id).or_default().clone()
-    }
-
-    /// Forgets a failed entry so the next task tries again (a fetch can succeed later).
-    fn forget(&mut self, id: ContentId) {
-        self.map.remove(&id);
-        self.order.retain(|&o| o != id);
-    }
-}
-
 pub struct WasmRuntime {
     engine: Engine,
-    store: Arc<BlobStore>,
-    fetcher: Option<Arc<dyn BlobFetcher>>,
+    blobs: Blobs,
     compiled_dir: PathBuf,
-    modules: Mutex<Lru<Prepared>>,
-    inputs: Mutex<Lru<InputLines>>,
+    modules: Cache<Prepared, WasmError>,
+    inputs: Cache<InputLines, WasmError>,
     ticker: Arc<Ticker>,
 }
 
@@ -126,11 +79,10 @@ impl WasmRuntime {
             .map_err(|e| WasmError::Engine(format!("starting the timeout ticker: {e}")))?;
         Ok(Self {
             engine,
-            store,
-            fetcher,
+            blobs: Blobs::new(store, fetcher),
             compiled_dir: home.join("cache").join("wasm"),
-            modules: Mutex::new(Lru::new(MODULE_CACHE)),
-            inputs: Mutex::new(Lru::new(INPUT_CACHE)),
+            modules: Cache::new(MODULE_CACHE),
+            inputs: Cache::new(INPUT_CACHE),
             ticker,
         })
     }
@@ -140,7 +92,7 @@ impl WasmRuntime {
     /// Compiles them and caches the result, so a local node starts warm.
     pub fn check(&self, bytes: &[u8]) -> Result<ContentId, WasmError> {
         Module::validate(&self.engine, bytes).map_err(|e| WasmError::Invalid(root_cause(&e)))?;
-        let id = self.store.put(bytes).map_err(|e| WasmError::ModuleBlob(e.into()))?;
+        let id = self.blobs.store.put(bytes).map_err(|e| WasmError::ModuleBlob(e.into()))?;
         self.prepared(id, None)?;
         Ok(id)
     }
@@ -186,33 +138,21 @@ impl WasmRuntime {
     }
 
     fn input(&self, id: ContentId, hint: NodeId) -> Result<Arc<InputLines>, WasmError> {
-        let slot = lock(&self.inputs).slot(id);
-        let got = slot
-            .get_or_init(|| {
-                let bytes = self.blob(id, Some(hint)).map_err(WasmError::InputBlob)?;
-                InputLines::parse(bytes).map(Arc::new).map_err(WasmError::Input)
-            })
-            .clone();
-        if got.is_err() {
-            lock(&self.inputs).forget(id);
-        }
-        got
+        self.inputs.get(id, || {
+            let bytes = self.blobs.read(id, Some(hint)).map_err(WasmError::InputBlob)?;
+            InputLines::parse(bytes).map_err(WasmError::Input)
+        })
     }
 
     fn prepared(&self, id: ContentId, hint: Option<NodeId>) -> Result<Arc<Prepared>, WasmError> {
-        let slot = lock(&self.modules).slot(id);
-        let got = slot.get_or_init(|| self.prepare(id, hint).map(Arc::new)).clone();
-        if got.is_err() {
-            lock(&self.modules).forget(id);
-        }
-        got
+        self.modules.get(id, || self.prepare(id, hint))
     }
 
     fn prepare(&self, id: ContentId, hint: Option<NodeId>) -> Result<Prepared, WasmError> {
         let module = match self.load_compiled(id) {
             Some(m) => m,
             None => {
-                let bytes = self.blob(id, hint).map_err(WasmError::ModuleBlob)?;
+                let bytes = self.blobs.read(id, hint).map_err(WasmError::ModuleBlob)?;
                 let m = Module::from_binary(&self.engine, &bytes).map_err(|e| WasmError::Invalid(root_cause(&e)))?;
                 self.save_compiled(id, &m);
                 m
@@ -226,20 +166,6 @@ impl WasmRuntime {
         let linker = wasi::linker(&self.engine, &module)?;
         let pre = linker.instantiate_pre(&module).map_err(|e| WasmError::Link(e.to_string()))?;
         Ok(Prepared { pre })
-    }
-
-    /// A blob from the store, fetched from peers if it is missing or damaged.
-    fn blob(&self, id: ContentId, hint: Option<NodeId>) -> Result<Vec<u8>, BlobError> {
-        match self.store.read(id) {
-            Ok(b) => return Ok(b),
-            Err(StoreError::Missing(_) | StoreError::Corrupt(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        match (&self.fetcher, hint) {
-            (Some(f), Some(hint)) => f.fetch(id, hint)?,
-            _ => return Err(BlobError::NotHere(id)),
-        }
-        Ok(self.store.read(id)?)
     }
 
     fn compiled_path(&self, id: ContentId) -> PathBuf {
@@ -329,11 +255,6 @@ fn explain(e: &wasmtime::Error, ctx: &TaskCtx, job: &WasmJob) -> RunFailure {
 
 fn root_cause(e: &wasmtime::Error) -> String {
     e.chain().last().map_or_else(|| e.to_string(), ToString::to_string)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The caches hold no invariant a panicking holder could break half-way.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Advances the engine's epoch every [`TICK`] while at least one task runs, and sleeps

@@ -21,8 +21,16 @@ impl Fixture {
         let bytes = wat::parse_str(module).map_err(|e| e.to_string())?;
         let module = self.rt.check(&bytes).map_err(|e| e.to_string())?;
         let lines = InputLines::parse(input.as_bytes().to_vec()).unwrap();
-        let input = self.rt.store.put(input.as_bytes()).unwrap();
-        Ok(WasmJob { module, input, tasks: lines.len(), timeout_ms: 2000, memory_mb: 16, retries: 0 })
+        let input = self.rt.blobs.store.put(input.as_bytes()).unwrap();
+        Ok(WasmJob {
+            module,
+            input,
+            tasks: lines.len(),
+            timeout_ms: 2000,
+            memory_mb: 16,
+            retries: 0,
+            needs: Default::default(),
+        })
     }
 
     fn run(&self, job: &WasmJob, task: u64) -> Result<String, String> {
@@ -226,8 +234,16 @@ fn the_c_example_runs_on_wasi_libc_and_matches_sha256() {
     let module = f.rt.check(&bytes).unwrap();
     let input = "abc 1\nhello 2\nmesh 100000\nno-rounds\n";
     let lines = InputLines::parse(input.as_bytes().to_vec()).unwrap();
-    let input = f.rt.store.put(input.as_bytes()).unwrap();
-    let job = WasmJob { module, input, tasks: lines.len(), timeout_ms: 20_000, memory_mb: 16, retries: 0 };
+    let input = f.rt.blobs.store.put(input.as_bytes()).unwrap();
+    let job = WasmJob {
+        module,
+        input,
+        tasks: lines.len(),
+        timeout_ms: 20_000,
+        memory_mb: 16,
+        retries: 0,
+        needs: Default::default(),
+    };
     // FIPS 180-2's "abc" vector; the others from Python's hashlib (sha256 applied again
     // to the 32-byte digest, ROUNDS times in all).
     assert_eq!(f.run(&job, 0).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n");

@@ -29,8 +29,9 @@ use super::identity::Identity;
 use super::report::NodeInfo;
 use super::view::{PeerRow, PeerState, PeersReply};
 use super::workers::{Finished, WorkerPool};
-use crate::core::{Action, Config, Message, Scheduler, TaskReport};
-use crate::exec::wasm::PeerAnswer;
+use crate::core::{Action, Config, Facts, Message, Scheduler, TaskReport};
+use crate::exec::fetch::PeerAnswer;
+use crate::exec::run::Permission;
 use crate::exec::{Executor, TaskError};
 use crate::id::NodeId;
 use crate::job::{JobSpec, TaskOutput};
@@ -43,10 +44,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use transfers::{INTERNAL_CAPACITY, Internal, LoopFetcher, Plumbing, Transfers};
-use watches::Watches;
+use watches::{Listener, Watches};
 
 /// How often abandoned jobs are looked for and membership is swept.
 pub(crate) const HOUSEKEEPING: Duration = Duration::from_millis(500);
+/// How often a running node trims its blob store and code cache to their budgets (a
+/// node that runs for weeks keeps receiving modules, inputs and returned files).
+pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// How long a stopping node waits for its workers to finish their current run; a worker
 /// still busy after that ends with the process.
 pub(crate) const WORKER_GRACE: Duration = Duration::from_secs(2);
@@ -56,6 +60,8 @@ pub(crate) const WORKER_GRACE: Duration = Duration::from_secs(2);
 struct Me {
     identity: Identity,
     workers: u32,
+    facts: Facts,
+    home: std::path::PathBuf,
 }
 
 #[derive(Debug)]
@@ -69,7 +75,10 @@ pub(super) struct EventLoop {
     watches: Watches,
     transfers: Transfers,
     net: Option<Net>,
+    /// Shared with the workers; the loop ends a job's running programs through it.
+    exec: Arc<Executor>,
     next_housekeeping: Instant,
+    next_prune: Instant,
 }
 
 impl EventLoop {
@@ -81,7 +90,9 @@ impl EventLoop {
         shutdown: CancellationToken,
     ) -> Result<Self> {
         let now = Instant::now();
-        let sched_cfg = Config { workers: cfg.workers, ..Config::default() };
+        let facts = cfg.facts();
+        let sched_cfg =
+            Config { workers: cfg.workers, facts: facts.clone(), runs_own: cfg.runs_own, ..Config::default() };
         let seed = identity.node_id.0 ^ seed();
         crate::exec::wasm::prune_caches(&cfg.home);
         let (tx, internal) = mpsc::channel(INTERNAL_CAPACITY);
@@ -89,15 +100,17 @@ impl EventLoop {
         let store = Arc::new(BlobStore::new(&cfg.home));
         // Without a network a missing blob cannot be fetched: the executor says so at once.
         let fetcher = cfg.network.is_some().then(|| Arc::new(LoopFetcher(plumbing.clone())) as _);
-        let exec = Arc::new(Executor::new(cfg.home.clone(), store.clone(), fetcher));
-        let (pool, finished) = WorkerPool::start(cfg.workers as usize, exec).context("starting worker threads")?;
+        let runs = Permission { me: identity.node_id, allow_run: cfg.allow_run, runs_own: cfg.runs_own };
+        let exec = Arc::new(Executor::new(cfg.home.clone(), store.clone(), fetcher, runs));
+        let (pool, finished) =
+            WorkerPool::start(cfg.workers as usize, exec.clone()).context("starting worker threads")?;
         let net = match cfg.network {
-            Some(n) => Some(Net::start(&identity, n, sched_cfg.peer_expiry, now)?),
+            Some(n) => Some(Net::start(&identity, n, facts.clone(), sched_cfg.peer_expiry, now)?),
             None => None,
         };
         Ok(Self {
             sched: Scheduler::new(identity.node_id, sched_cfg, seed, now),
-            me: Me { identity, workers: cfg.workers },
+            me: Me { identity, workers: cfg.workers, facts, home: cfg.home },
             pool,
             finished,
             commands,
@@ -105,7 +118,9 @@ impl EventLoop {
             watches: Watches::default(),
             transfers: Transfers::new(plumbing, store, tracker, shutdown),
             net,
+            exec,
             next_housekeeping: now,
+            next_prune: now + PRUNE_EVERY,
         })
     }
 
@@ -178,20 +193,31 @@ impl EventLoop {
                         net.broadcast(&msg);
                     }
                 }
-                Action::Accepted { job, from, report } => self.watches.accepted(job, from, report),
+                Action::Accepted { job, from, report } => {
+                    let (me, net) = (&self.me, &self.net);
+                    self.watches.accepted(job, from, report, &|n| describe(me, net.as_ref(), n));
+                }
                 Action::Retrying { job, from, report } => {
                     tracing::info!(%job, task = report.task, node = %from, "task failed; retrying");
                     self.watches.retrying(job, from, &report);
                 }
                 Action::Stolen { job, by, .. } => self.watches.stolen(job, by),
                 Action::JobFinished { job, progress } => {
+                    if progress.halted {
+                        self.exec.runs().cancel(job); // its programs still running here end
+                    }
                     let backups = self.sched.counters().backups;
                     let (me, net) = (&self.me, &self.net);
                     self.watches.finish(job, progress, backups, &|n| describe(me, net.as_ref(), n));
                 }
                 Action::JobDropped { job, reason } => {
                     tracing::debug!(%job, ?reason, "dropped a job");
+                    self.exec.runs().cancel(job);
                     self.watches.drop_job(job);
+                }
+                Action::Waiting { job, why } => {
+                    tracing::info!(%job, %why, "no node can run the job's queued tasks");
+                    self.watches.waiting(job, why.to_string());
                 }
             }
         }
@@ -199,12 +225,12 @@ impl EventLoop {
 
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Submit { job, progress, done } => {
+            Command::Submit { job, progress, events, done } => {
                 let now = Instant::now();
                 let spec = Arc::new(job);
                 let id = self.sched.submit(now, spec.clone(), spec.tasks(), spec.retries());
-                tracing::info!(job = %id, tasks = spec.tasks(), "job submitted");
-                self.watches.add(id, spec, now, progress, done);
+                tracing::info!(job = %id, kind = spec.kind(), tasks = spec.tasks(), "job submitted");
+                self.watches.add(id, spec, now, Listener { progress, events, done });
             }
             Command::Peers { reply } => {
                 let mut rows = vec![self.self_row()];
@@ -229,6 +255,9 @@ impl EventLoop {
                     let _ = reply.send(Err(PeerAnswer::NoNetwork));
                 }
             },
+            Internal::Results { from, job, reports } => {
+                self.sched.handle_message(Instant::now(), from, Message::Results { job, reports });
+            }
             Internal::Served { channel, response } => {
                 self.transfers.served(&response);
                 if let Some(net) = &mut self.net {
@@ -241,7 +270,15 @@ impl EventLoop {
     fn on_net(&mut self, ev: FromNet) {
         let now = Instant::now();
         match ev {
+            FromNet::Message { from, msg: Message::Results { job, reports } }
+                if job.owner == self.me.identity.node_id && self.transfers.lacks_outputs(&reports) =>
+            {
+                // Results count once their outputs are here: fetch those from the runner.
+                let (runner, members) = self.net.as_ref().map(|n| n.blob_holders(from)).unwrap_or_default();
+                self.transfers.fetch_outputs(from, runner, members, job, reports);
+            }
             FromNet::Message { from, msg } => self.sched.handle_message(now, from, msg),
+            FromNet::Facts { from, facts } => self.sched.handle_facts(now, from, facts),
             FromNet::PeerGone(node) => self.sched.handle_peer_gone(now, node),
             FromNet::AnnounceNow => {
                 let s = self.sched.status();
@@ -273,6 +310,10 @@ impl EventLoop {
         for ev in gone {
             self.on_net(ev);
         }
+        if now >= self.next_prune {
+            self.next_prune = now + PRUNE_EVERY;
+            self.transfers.prune(self.me.home.clone());
+        }
     }
 
     fn self_row(&self) -> PeerRow {
@@ -292,10 +333,12 @@ impl EventLoop {
             is_self: true,
             state: PeerState::Member,
             blobs: Some(self.transfers.stats()),
+            facts: Some(self.me.facts.clone()),
         }
     }
 
     async fn leave(mut self) {
+        self.exec.runs().cancel_all();
         if let Some(net) = &mut self.net {
             net.leave(self.sched.status()).await;
             tracing::info!("this node left the mesh");

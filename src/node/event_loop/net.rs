@@ -4,9 +4,9 @@
 //! decides nothing about work: membership decides who is in the mesh, the core the rest.
 
 use super::routes::{Routes, node_of};
-use crate::core::{Message, Status};
+use crate::core::{Facts, Message, Status};
 use crate::discovery::{Advert, Discovery, DiscoveryEvent};
-use crate::exec::wasm::PeerAnswer;
+use crate::exec::fetch::PeerAnswer;
 use crate::id::NodeId;
 use crate::node::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use crate::node::config::NetConfig;
@@ -47,6 +47,8 @@ pub(super) enum NetInput {
 pub(super) enum FromNet {
     /// A scheduling message, or a member's gossiped status, for the core.
     Message { from: NodeId, msg: WireMessage },
+    /// What a member offers, from its announce.
+    Facts { from: NodeId, facts: Facts },
     /// A member left, went silent or lost its last connection.
     PeerGone(NodeId),
     /// Someone new to tell about us: announce now rather than at the next gossip.
@@ -59,6 +61,8 @@ pub(super) enum FromNet {
 
 pub(super) struct Net {
     name: String,
+    /// What this node offers, in every announce.
+    facts: Facts,
     cfg: NetConfig,
     swarm: Swarm<Behaviour>,
     topic: gossipsub::IdentTopic,
@@ -80,13 +84,20 @@ impl std::fmt::Debug for Net {
 
 impl Net {
     /// Builds the swarm and starts listening; mDNS starts once the port is known.
-    pub(super) fn start(identity: &Identity, cfg: NetConfig, expiry: Duration, now: Instant) -> Result<Self> {
+    pub(super) fn start(
+        identity: &Identity,
+        cfg: NetConfig,
+        facts: Facts,
+        expiry: Duration,
+        now: Instant,
+    ) -> Result<Self> {
         let mut swarm = build_swarm(identity.keypair.clone(), &cfg.key)?;
         let topic = gossipsub::IdentTopic::new(TOPIC);
         swarm.behaviour_mut().gossipsub.subscribe(&topic).context("subscribing to the membership topic")?;
         swarm.listen_on(cfg.listen.clone()).with_context(|| format!("cannot listen on {}", cfg.listen))?;
         Ok(Self {
             name: identity.name.clone(),
+            facts,
             membership: Membership::new(identity.peer_id, cfg.key.fingerprint()),
             cfg,
             swarm,
@@ -193,12 +204,13 @@ impl Net {
                 return Vec::new();
             }
         };
-        let status = a.status;
+        let (status, facts) = (a.status, a.facts.clone());
         let usable = a.protocol == PROTOCOL_VERSION && !a.bye;
         let addr = self.routes.addr(&from);
         let d = self.membership.on_announce(now, from, a, addr);
         let mut out: Vec<FromNet> = self.apply(d).into_iter().collect();
         if usable && self.membership.is_member(&from) {
+            out.push(FromNet::Facts { from: node_of(&from), facts });
             out.push(FromNet::Message { from: node_of(&from), msg: Message::Status(status) });
         }
         out
@@ -293,7 +305,14 @@ impl Net {
     }
 
     pub(super) fn announce(&mut self, status: Status, bye: bool) {
-        let a = Announce { protocol: PROTOCOL_VERSION, version: VERSION.into(), name: self.name.clone(), status, bye };
+        let a = Announce {
+            protocol: PROTOCOL_VERSION,
+            version: VERSION.into(),
+            name: self.name.clone(),
+            status,
+            bye,
+            facts: self.facts.clone(),
+        };
         // With no subscribed peer yet this fails; the next announce goes out a second later.
         if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), a.encode()) {
             tracing::trace!(%e, "announce not published");

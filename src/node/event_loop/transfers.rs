@@ -6,8 +6,10 @@
 //! loop over a private bounded channel of [`Internal`] messages, never through the
 //! public `Client`. Spawned tasks are tracked and end when the node stops.
 
-use crate::exec::wasm::{BlobFetcher, FetchError, PeerAnswer};
-use crate::id::{ContentId, NodeId};
+use crate::core::TaskReport;
+use crate::exec::fetch::{BlobFetcher, FetchError, PeerAnswer};
+use crate::id::{ContentId, JobId, NodeId};
+use crate::job::TaskOutput;
 use crate::node::blobs::{self, ChunkSource, CorruptServes, Fetched};
 use crate::node::view::BlobStats;
 use crate::protocol::blob::{BlobRequest, BlobResponse};
@@ -36,6 +38,9 @@ pub(super) enum Internal {
     Request { peer: PeerId, req: BlobRequest, reply: oneshot::Sender<Result<BlobResponse, PeerAnswer>> },
     /// The answer to a peer's blob request, read from the store off the loop.
     Served { channel: ResponseChannel<BlobResponse>, response: BlobResponse },
+    /// Results of an owned job whose outputs (large stdout, returned files) are now in
+    /// the store, or whose failure to arrive is in the report.
+    Results { from: NodeId, job: JobId, reports: Vec<TaskReport<TaskOutput>> },
 }
 
 /// The sending side of the loop's private channel.
@@ -176,6 +181,47 @@ impl Transfers {
         }
     }
 
+    /// Whether results carry outputs this node must fetch before they count.
+    pub(super) fn lacks_outputs(&self, reports: &[TaskReport<TaskOutput>]) -> bool {
+        reports.iter().any(|r| outputs(r).iter().any(|b| !self.store.contains(*b)))
+    }
+
+    /// Fetches the outputs of results from `from` (`runner`, then the `members`), then
+    /// hands the results on as `Results`. A report whose outputs cannot be fetched
+    /// becomes a failure, retried like any other.
+    pub(super) fn fetch_outputs(
+        &self,
+        from: NodeId,
+        runner: Option<PeerId>,
+        members: Vec<PeerId>,
+        job: JobId,
+        mut reports: Vec<TaskReport<TaskOutput>>,
+    ) {
+        let (plumbing, store) = (self.plumbing.clone(), self.store.clone());
+        self.spawn(async move {
+            for r in &mut reports {
+                for blob in outputs(r) {
+                    if store.contains(blob) {
+                        continue;
+                    }
+                    if let Err(e) = blobs::fetch_from_mesh(&plumbing, &store, blob, runner, members.clone()).await {
+                        tracing::warn!(%job, task = r.task, %e, "cannot fetch a task's output");
+                        r.outcome = Err(format!("its output could not be fetched from the node that ran it: {e}"));
+                        break;
+                    }
+                }
+            }
+            let _ = plumbing.0.send(Internal::Results { from, job, reports }).await;
+        });
+    }
+
+    /// Trims the home's caches to their budgets, off the loop.
+    pub(super) fn prune(&self, home: std::path::PathBuf) {
+        self.spawn(async move {
+            let _ = tokio::task::spawn_blocking(move || crate::exec::wasm::prune_caches(&home)).await;
+        });
+    }
+
     /// The node is leaving: workers waiting for a blob are woken with an error.
     pub(super) fn close(&mut self) {
         self.waiting.clear();
@@ -188,6 +234,14 @@ impl Transfers {
         self.tracker.spawn(async move {
             shutdown.run_until_cancelled(task).await;
         });
+    }
+}
+
+/// The blobs a task's result refers to.
+fn outputs(r: &TaskReport<TaskOutput>) -> Vec<ContentId> {
+    match &r.outcome {
+        Ok(TaskOutput::Run(o)) => o.blobs(),
+        _ => Vec::new(),
     }
 }
 

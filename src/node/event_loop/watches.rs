@@ -1,24 +1,40 @@
 //! The jobs this node owns, each with whoever waits for it: a collector that builds the
-//! report, a progress channel and the reply for the report. A job whose submitter
-//! stopped waiting (Ctrl-C, a closed control connection) is *abandoned*, and the loop
-//! cancels it mesh-wide rather than compute it for nobody.
+//! report, a progress channel, a channel of events (a run job's tasks as they finish,
+//! notices of why it waits) and the reply for the report. A job whose submitter stopped
+//! waiting (Ctrl-C, a closed control connection) is *abandoned*, and the loop cancels it
+//! mesh-wide rather than compute it for nobody.
+//!
+//! The event channel is unbounded on purpose: it carries each task's result once, so it
+//! holds at most one job's results, the bound the collector of a wasm job has too; a
+//! slow submitter must not stall the loop.
 
 use crate::core::{Progress, TaskReport};
 use crate::id::{JobId, NodeId};
 use crate::job::{JobSpec, TaskOutput};
 use crate::node::report::{Collector, Describe, JobReport};
-use crate::node::view::JobProgress;
+use crate::node::view::{JobEvent, JobProgress, TaskEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// An owned job and its waiting submitter.
 #[derive(Debug)]
 struct Watch {
     collector: Collector,
     progress: watch::Sender<JobProgress>,
+    events: mpsc::UnboundedSender<JobEvent>,
     done: oneshot::Sender<JobReport>,
+    /// A run job: each task goes to the submitter as it finishes.
+    streams: bool,
+}
+
+/// Where a submitter hears of its job: progress, events and, at the end, the report.
+#[derive(Debug)]
+pub(super) struct Listener {
+    pub(super) progress: watch::Sender<JobProgress>,
+    pub(super) events: mpsc::UnboundedSender<JobEvent>,
+    pub(super) done: oneshot::Sender<JobReport>,
 }
 
 #[derive(Debug, Default)]
@@ -27,22 +43,44 @@ pub(super) struct Watches {
 }
 
 impl Watches {
-    pub(super) fn add(
-        &mut self,
-        job: JobId,
-        spec: Arc<JobSpec>,
-        now: Instant,
-        progress: watch::Sender<JobProgress>,
-        done: oneshot::Sender<JobReport>,
-    ) {
-        self.jobs.insert(job, Watch { collector: Collector::new(spec, now), progress, done });
+    pub(super) fn add(&mut self, job: JobId, spec: Arc<JobSpec>, now: Instant, to: Listener) {
+        let streams = matches!(*spec, JobSpec::Run(_));
+        let Listener { progress, events, done } = to;
+        self.jobs.insert(job, Watch { collector: Collector::new(spec, now), progress, events, done, streams });
     }
 
-    /// A task's first (final) result.
-    pub(super) fn accepted(&mut self, job: JobId, from: NodeId, report: TaskReport<TaskOutput>) {
-        if let Some(w) = self.jobs.get_mut(&job) {
-            w.collector.add(from, report);
-            let _ = w.progress.send(w.collector.progress());
+    /// A task's first (final) result; a run job's goes to the submitter at once.
+    pub(super) fn accepted(
+        &mut self,
+        job: JobId,
+        from: NodeId,
+        report: TaskReport<TaskOutput>,
+        describe: Describe<'_>,
+    ) {
+        let Some(w) = self.jobs.get_mut(&job) else { return };
+        if w.streams {
+            let outcome = match &report.outcome {
+                Ok(TaskOutput::Run(r)) => Ok((**r).clone()),
+                Ok(_) => Err("not a run task's result".to_string()),
+                Err(e) => Err(e.clone()),
+            };
+            let event = TaskEvent {
+                task: report.task,
+                node: describe(from).name,
+                attempts: w.collector.attempts(report.task),
+                took: report.took,
+                outcome,
+            };
+            let _ = w.events.send(JobEvent::Task(Box::new(event)));
+        }
+        w.collector.add(from, report);
+        let _ = w.progress.send(w.collector.progress());
+    }
+
+    /// No live node can run the job's queued tasks: the submitter hears why.
+    pub(super) fn waiting(&mut self, job: JobId, why: String) {
+        if let Some(w) = self.jobs.get(&job) {
+            let _ = w.events.send(JobEvent::Waiting(why));
         }
     }
 
@@ -89,6 +127,9 @@ impl Watches {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::Needs;
+    use crate::id::ContentId;
+    use crate::job::run::{Captured, Ended, RunJob, RunOutput};
     use crate::job::{Algo, PrimesJob, Split, Target};
     use crate::node::report::{JobResults, NodeInfo, PrimesResult};
     use std::time::Duration;
@@ -103,39 +144,93 @@ mod tests {
         TaskReport { task, outcome: Ok(TaskOutput::Sum(sum)), took: Duration::from_millis(1) }
     }
 
+    struct Ends {
+        progress: watch::Receiver<JobProgress>,
+        events: mpsc::UnboundedReceiver<JobEvent>,
+        done: oneshot::Receiver<JobReport>,
+    }
+
+    fn listener() -> (Listener, Ends) {
+        let (progress, p) = watch::channel(JobProgress::default());
+        let (events, e) = mpsc::unbounded_channel();
+        let (done, d) = oneshot::channel();
+        (Listener { progress, events, done }, Ends { progress: p, events: e, done: d })
+    }
+
+    fn describe(n: NodeId) -> NodeInfo {
+        NodeInfo { name: format!("{n}"), peer_id: String::new(), workers: 1 }
+    }
+
     #[test]
     fn progress_then_the_report_reach_the_submitter() {
         let (job, me) = (JobId { owner: NodeId(1), seq: 7 }, NodeId(1));
         let mut w = Watches::default();
-        let (ptx, mut prx) = watch::channel(JobProgress::default());
-        let (dtx, mut drx) = oneshot::channel();
-        w.add(job, spec(), Instant::now(), ptx, dtx);
-        w.accepted(job, me, ok(0, 17));
-        assert_eq!(*prx.borrow_and_update(), JobProgress { done: 1, total: 2 });
+        let (to, mut ends) = listener();
+        w.add(job, spec(), Instant::now(), to);
+        w.accepted(job, me, ok(0, 17), &describe);
+        assert_eq!(*ends.progress.borrow_and_update(), JobProgress { done: 1, total: 2 });
         w.stolen(job, NodeId(2));
-        w.accepted(job, NodeId(2), ok(1, 17));
-        let progress = Progress { total: 2, done: 2, failed: 0, retried: 0, duplicates: 0 };
-        let describe = |n: NodeId| NodeInfo { name: format!("{n}"), peer_id: String::new(), workers: 1 };
+        w.accepted(job, NodeId(2), ok(1, 17), &describe);
+        let progress = Progress { total: 2, done: 2, failed: 0, retried: 0, duplicates: 0, halted: false };
         w.finish(job, progress, 0, &describe);
-        let report = drx.try_recv().unwrap();
+        let report = ends.done.try_recv().unwrap();
         assert_eq!(
             report.results,
             JobResults::Primes(vec![PrimesResult { n: 10, sum: 17 }, PrimesResult { n: 11, sum: 17 }])
         );
         assert_eq!(report.steals(), 1);
+        assert!(ends.events.try_recv().is_err(), "a primes job streams nothing");
         assert!(w.take_abandoned().is_empty());
+    }
+
+    #[test]
+    fn a_run_job_streams_each_task_and_says_why_it_waits() {
+        let job = JobId { owner: NodeId(1), seq: 8 };
+        let run = RunJob {
+            command: vec!["true".into()],
+            tasks: 2,
+            inputs: ContentId::of(b"tasks"),
+            files: None,
+            returns: Vec::new(),
+            timeout: None,
+            memory_mb: None,
+            retries: 1,
+            halt: None,
+            needs: Needs { native: true, requirements: Vec::new() },
+        };
+        let out = RunOutput {
+            ended: Ended::Exit(3),
+            problem: None,
+            stdout: Captured::Inline(b"hi".to_vec().into()),
+            stderr: Captured::Inline(Vec::new().into()),
+            returned: Vec::new(),
+            started_ms: 0,
+        };
+        let mut w = Watches::default();
+        let (to, mut ends) = listener();
+        w.add(job, Arc::new(JobSpec::Run(Box::new(run))), Instant::now(), to);
+        w.waiting(job, "of 1 node, 1 does not allow runs".into());
+        let failed = TaskReport { task: 1, outcome: Ok(TaskOutput::Run(Box::new(out.clone()))), took: Duration::ZERO };
+        w.retrying(job, NodeId(2), &failed);
+        w.accepted(job, NodeId(2), failed, &describe);
+        assert_eq!(ends.events.try_recv().unwrap(), JobEvent::Waiting("of 1 node, 1 does not allow runs".into()));
+        let JobEvent::Task(t) = ends.events.try_recv().unwrap() else { panic!("no task event") };
+        assert_eq!((t.task, t.attempts, t.outcome.as_ref().map(|o| o.ended)), (1, 2, Ok(Ended::Exit(3))));
+        let progress = Progress { total: 2, done: 1, failed: 1, retried: 1, duplicates: 0, halted: true };
+        w.finish(job, progress, 0, &describe);
+        let report = ends.done.try_recv().unwrap();
+        assert_eq!((report.results, report.halted), (JobResults::Run, true));
+        assert_eq!(report.failed[0].error, "exited with code 3");
     }
 
     #[test]
     fn a_submitter_that_stopped_waiting_abandons_its_job() {
         let mut w = Watches::default();
         let (a, b) = (JobId { owner: NodeId(1), seq: 1 }, JobId { owner: NodeId(1), seq: 2 });
-        let (pa, _) = watch::channel(JobProgress::default());
-        let (pb, _) = watch::channel(JobProgress::default());
-        let (da, _kept) = oneshot::channel();
-        let (db, dropped) = oneshot::channel();
-        w.add(a, spec(), Instant::now(), pa, da);
-        w.add(b, spec(), Instant::now(), pb, db);
+        let (ta, _kept) = listener();
+        let (tb, dropped) = listener();
+        w.add(a, spec(), Instant::now(), ta);
+        w.add(b, spec(), Instant::now(), tb);
         drop(dropped);
         assert_eq!(w.take_abandoned(), [b]);
         assert!(w.take_abandoned().is_empty(), "taken once");

@@ -1,0 +1,167 @@
+//! The run runtime against real programs (`sh`, `cat`): sent files, returned files, large
+//! output, permissions, clean directories.
+
+use super::*;
+use crate::core::Needs;
+use crate::job::run::{RunTask, Stream};
+use crate::store::BlobStore;
+
+struct Fixture {
+    home: PathBuf,
+    rt: RunRuntime,
+    store: Arc<BlobStore>,
+}
+
+const ME: NodeId = NodeId(1);
+
+impl Fixture {
+    fn new(tag: &str, allow_run: bool) -> Self {
+        let home = std::env::temp_dir().join(format!("mesh-run-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        let store = Arc::new(BlobStore::new(&home));
+        let permission = Permission { me: ME, allow_run, runs_own: true };
+        let rt = RunRuntime::new(&home, Blobs::new(store.clone(), None), permission);
+        Self { home, rt, store }
+    }
+
+    /// A job of `command` over `args`, with `files` sent as (path, contents, executable).
+    fn job(&self, command: &[&str], args: &[&str], files: &[(&str, &[u8], bool)], returns: &[&str]) -> RunJob {
+        let sent = files
+            .iter()
+            .map(|(path, bytes, executable)| SentFile {
+                path: path.to_string(),
+                blob: self.store.put(bytes).unwrap(),
+                len: bytes.len() as u64,
+                executable: *executable,
+            })
+            .collect::<Vec<_>>();
+        let manifest =
+            (!sent.is_empty()).then(|| self.store.put(&crate::protocol::encode(&Manifest { files: sent })).unwrap());
+        let tasks = RunTasks {
+            tasks: args
+                .iter()
+                .enumerate()
+                .map(|(i, a)| RunTask { seq: i as u64 + 1, arg: a.to_string(), file: None })
+                .collect(),
+        };
+        RunJob {
+            command: command.iter().map(|c| c.to_string()).collect(),
+            tasks: args.len() as u64,
+            inputs: self.store.put(&crate::protocol::encode(&tasks)).unwrap(),
+            files: manifest,
+            returns: returns.iter().map(|r| r.to_string()).collect(),
+            timeout: None,
+            memory_mb: None,
+            retries: 0,
+            halt: None,
+            needs: Needs { native: true, requirements: Vec::new() },
+        }
+    }
+
+    fn id(&self, owner: NodeId) -> JobId {
+        JobId { owner, seq: 1 }
+    }
+
+    fn dirs_left(&self) -> usize {
+        let runs = self.home.join("run").join(std::process::id().to_string());
+        std::fs::read_dir(runs).map_or(0, |d| d.count())
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+fn inline(c: &Captured) -> &[u8] {
+    match c {
+        Captured::Inline(b) => b,
+        Captured::Blob { .. } => panic!("expected inline output"),
+    }
+}
+
+#[test]
+fn a_sent_script_runs_in_its_own_directory_and_returns_a_file() {
+    let f = Fixture::new("script", true);
+    let script: &[u8] = b"#!/bin/sh\necho \"$1 $MESH_SEQ\" | tee \"$1.out\"\npwd >&2\n";
+    let job = f.job(&["./tool/work.sh", "{}"], &["alpha", "beta"], &[("tool/work.sh", script, true)], &["{}.out"]);
+    let out = f.rt.run(f.id(ME), &job, 1).unwrap();
+    assert!(out.succeeded(), "{out:?}");
+    assert_eq!(inline(&out.stdout), b"beta 2\n");
+    let dir = String::from_utf8_lossy(inline(&out.stderr)).trim().to_string();
+    assert!(dir.contains("/run/") && !Path::new(&dir).exists(), "ran in {dir}, removed after");
+    assert_eq!(out.returned.len(), 1);
+    assert_eq!((out.returned[0].path.as_str(), out.returned[0].len), ("beta.out", 7));
+    assert_eq!(f.store.read(out.returned[0].blob).unwrap(), b"beta 2\n");
+    assert_eq!(f.dirs_left(), 0);
+}
+
+#[test]
+fn failures_keep_their_output_and_say_why() {
+    let f = Fixture::new("fail", true);
+    let job = f.job(&["sh", "-c", "echo partial; exit 3"], &["x"], &[], &[]);
+    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    assert_eq!((out.ended, out.problem.as_ref(), inline(&out.stdout)), (Ended::Exit(3), None, &b"partial\n"[..]));
+    assert!(!out.succeeded());
+    let job = f.job(&["true"], &["x"], &[], &["{}.png"]);
+    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    assert_eq!(out.problem, Some(RunProblem::MissingReturn("x.png".into())));
+    let job = f.job(&["ln", "-s", "/etc/passwd", "{}"], &["link"], &[], &["{}"]);
+    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    assert!(matches!(out.problem, Some(RunProblem::BadReturn { .. })), "a symlink is never returned: {out:?}");
+    let job = f.job(&["definitely-not-a-command"], &["x"], &[], &[]);
+    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    assert_eq!(out.problem, Some(RunProblem::NotFound("definitely-not-a-command".into())));
+    assert_eq!(f.dirs_left(), 0);
+}
+
+#[test]
+fn large_output_goes_as_a_blob_and_too_much_fails() {
+    let f = Fixture::new("big", true);
+    let job = f.job(&["sh", "-c", "head -c 200000 /dev/zero"], &["x"], &[], &[]);
+    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    let Captured::Blob { id, len: 200_000 } = out.stdout else { panic!("{:?}", out.stdout) };
+    assert_eq!(f.store.read(id).unwrap().len(), 200_000);
+    let job = f.job(&["sh", "-c", "yes >&2"], &["x"], &[], &[]);
+    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    assert_eq!(out.problem, Some(RunProblem::TooMuchOutput { stream: Stream::Stderr, cap: STDERR_CAP }));
+}
+
+#[test]
+fn only_nodes_that_allow_runs_run_others_programs() {
+    let f = Fixture::new("perm", false);
+    let job = f.job(&["true"], &["x"], &[], &[]);
+    assert!(f.rt.run(f.id(ME), &job, 0).is_ok(), "its own job");
+    assert!(matches!(f.rt.run(f.id(NodeId(2)), &job, 0), Err(RunError::NotAllowed)), "another node's");
+    assert!(matches!(f.rt.run(f.id(ME), &job, 5), Err(RunError::BeyondTasks { task: 5, tasks: 1 })));
+}
+
+#[test]
+fn a_cancelled_job_ends_its_tasks_and_stale_directories_go() {
+    let f = Fixture::new("cancel", true);
+    let stale = f.home.join("run").join("999999999");
+    std::fs::create_dir_all(stale.join("old-task")).unwrap();
+    let rt = RunRuntime::new(
+        &f.home,
+        Blobs::new(f.store.clone(), None),
+        Permission { me: ME, allow_run: true, runs_own: true },
+    );
+    assert!(!stale.exists(), "a dead node's directories are removed at start");
+    let job = f.job(&["sleep", "30"], &["x"], &[], &[]);
+    rt.cancel(f.id(ME));
+    let out = rt.run(f.id(ME), &job, 0).unwrap();
+    assert_eq!(out.problem, Some(RunProblem::Cancelled));
+}
+
+#[test]
+fn a_percent_timeout_follows_the_median_of_successes() {
+    let f = Fixture::new("median", true);
+    let mut job = f.job(&["sh", "-c", "sleep {}"], &["0.05", "0.05", "0.05", "5"], &[], &[]);
+    job.timeout = Some(RunTimeout::PercentOfMedian { percent: 300 });
+    for task in 0..3 {
+        assert!(f.rt.run(f.id(ME), &job, task).unwrap().succeeded());
+    }
+    let out = f.rt.run(f.id(ME), &job, 3).unwrap();
+    assert!(matches!(out.problem, Some(RunProblem::TimedOut { .. })), "5 s is far over 300% of 50 ms: {out:?}");
+}

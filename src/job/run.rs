@@ -1,0 +1,435 @@
+//! The `mesh run` job: a user's own program, run once per input, the way GNU parallel
+//! runs it, on whichever nodes allow runs.
+//!
+//! The spec is small whatever the job's size: the command template, limits and
+//! requirements, and content ids of two blobs that nodes fetch once:
+//! * [`RunTasks`]: per task, its input (the argument `{}` stands for), its sequence number
+//!   `{#}` (kept across `--resume`) and, with `--send-inputs`, the file it names;
+//! * [`Manifest`]: the files sent with `--send`, by relative path.
+//!
+//! [`expand`] fills the replacement strings `{}`, `{.}`, `{/}`, `{//}`, `{/.}` and `{#}`
+//! as GNU parallel does; a command without any gets the input as its last argument. The
+//! command runs directly (exec), never through a shell. Paths that travel (sent files,
+//! inputs sent as files, returned files) are relative and stay inside the task's
+//! directory: [`check_path`].
+
+use super::{JobError, MAX_TASKS};
+use crate::core::{Halt, Needs};
+use crate::id::ContentId;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use std::time::Duration;
+
+/// Arguments a command may have, and bytes in all of them.
+pub const MAX_ARGS: usize = 4096;
+pub const MAX_COMMAND_BYTES: usize = 256 * 1024;
+/// `--return` patterns a job may have.
+pub const MAX_RETURNS: usize = 64;
+/// The longest path that travels, in bytes.
+pub const MAX_PATH: usize = 4096;
+/// Files one `--send` set may hold.
+pub const MAX_SENT_FILES: usize = 100_000;
+/// `--timeout` bounds: seconds, and a percentage of the median task time.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const MAX_TIMEOUT_PERCENT: u32 = 100_000;
+/// `--memory` bound, in MiB.
+pub const MAX_MEMORY_MB: u32 = 1 << 20;
+
+/// How long a task may run: GNU parallel's `--timeout SECS` or `--timeout N%`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunTimeout {
+    Fixed {
+        ms: u64,
+    },
+    /// N% of the median time of this job's tasks that succeeded on the running node,
+    /// once it has seen three.
+    PercentOfMedian {
+        percent: u32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunJob {
+    /// The command and its arguments, with replacement strings.
+    pub command: Vec<String>,
+    pub tasks: u64,
+    /// A [`RunTasks`] blob.
+    pub inputs: ContentId,
+    /// A [`Manifest`] blob of the `--send` files, if any.
+    pub files: Option<ContentId>,
+    /// `--return` patterns (replacement strings allowed): files each task must leave in
+    /// its directory, brought back to the submitter.
+    pub returns: Vec<String>,
+    pub timeout: Option<RunTimeout>,
+    /// The address-space limit of each task's processes (`--memory`), in MiB.
+    pub memory_mb: Option<u32>,
+    pub retries: u32,
+    pub halt: Option<Halt>,
+    /// Always `native`; plus the job's `--require`ments.
+    pub needs: Needs,
+}
+
+impl RunJob {
+    pub fn validate(&self) -> Result<(), JobError> {
+        let bad = |what: String| Err(JobError::Invalid { kind: "run", what });
+        let bytes: usize = self.command.iter().map(String::len).sum();
+        if self.command.is_empty() || self.command.len() > MAX_ARGS || bytes > MAX_COMMAND_BYTES {
+            return bad(format!("a command of {} arguments and {bytes} bytes", self.command.len()));
+        }
+        if self.tasks > MAX_TASKS {
+            return bad(format!("{} tasks; at most {MAX_TASKS}", self.tasks));
+        }
+        if self.returns.len() > MAX_RETURNS {
+            return bad(format!("{} --return patterns; at most {MAX_RETURNS}", self.returns.len()));
+        }
+        if let Some(p) = self.returns.iter().find(|p| check_path(p).is_err()) {
+            return bad(format!("--return {p} leaves the task's directory"));
+        }
+        match self.timeout {
+            Some(RunTimeout::Fixed { ms }) if ms == 0 || ms > MAX_TIMEOUT.as_millis() as u64 => {
+                return bad(format!("timeout {ms} ms"));
+            }
+            Some(RunTimeout::PercentOfMedian { percent }) if percent == 0 || percent > MAX_TIMEOUT_PERCENT => {
+                return bad(format!("timeout {percent}%"));
+            }
+            _ => {}
+        }
+        if self.memory_mb.is_some_and(|m| m == 0 || m > MAX_MEMORY_MB) {
+            return bad("memory limit".into());
+        }
+        if self.retries > super::wasm::MAX_RETRIES || !self.needs.native || !self.needs.is_valid() {
+            return bad("retries or requirements".into());
+        }
+        Ok(())
+    }
+}
+
+/// Every task of a run job: its argument, its sequence number and its sent input file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTasks {
+    pub tasks: Vec<RunTask>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunTask {
+    /// `{#}`: the task's number among all inputs, from 1, as GNU parallel counts.
+    pub seq: u64,
+    /// The input line: what `{}` stands for.
+    pub arg: String,
+    /// With `--send-inputs`: the file the input names, placed at that (relative) path.
+    pub file: Option<SentFile>,
+}
+
+/// A file sent to the nodes: where it goes in the task's directory, and its blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentFile {
+    pub path: String,
+    pub blob: ContentId,
+    pub len: u64,
+    pub executable: bool,
+}
+
+/// The `--send` files of a job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub files: Vec<SentFile>,
+}
+
+impl Manifest {
+    /// Checks a manifest that came from a blob: bounded, and every path stays inside.
+    pub fn check(&self) -> Result<(), PathError> {
+        if self.files.len() > MAX_SENT_FILES {
+            return Err(PathError::TooMany(self.files.len()));
+        }
+        self.files.iter().try_for_each(|f| check_path(&f.path))
+    }
+}
+
+impl RunTasks {
+    /// Checks task lists that came from a blob: every sent input stays inside.
+    pub fn check(&self) -> Result<(), PathError> {
+        self.tasks.iter().filter_map(|t| t.file.as_ref()).try_for_each(|f| check_path(&f.path))
+    }
+}
+
+/// How a task's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ended {
+    Exit(i32),
+    /// Killed by this signal (mesh's timeout, a crash, an outside kill).
+    Signal(i32),
+}
+
+/// Which of a task's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Why mesh failed a task whose program it started, or could not start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RunProblem {
+    #[error("command `{0}` was not found on this node")]
+    NotFound(String),
+    #[error("command `{command}` could not start: {reason}")]
+    CannotStart { command: String, reason: String },
+    #[error("timed out after {:.1} s (--timeout); its processes were ended", *.ms as f64 / 1000.0)]
+    TimedOut { ms: u64 },
+    #[error("wrote more than {cap} bytes to {}; its processes were ended", if *.stream == Stream::Stdout { "stdout" } else { "stderr" })]
+    TooMuchOutput { stream: Stream, cap: u64 },
+    #[error("did not produce {0}, which --return promises")]
+    MissingReturn(String),
+    #[error("{path} is not a plain file of at most {max} bytes, which --return needs")]
+    BadReturn { path: String, max: u64 },
+    /// Its job was cancelled or halted, or its node is leaving: mesh ended it.
+    #[error("ended because its job was cancelled or its node left")]
+    Cancelled,
+}
+
+/// A task's stdout or stderr: in the report itself, or stored as a blob when large.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Captured {
+    Inline(ByteBuf),
+    Blob { id: ContentId, len: u64 },
+}
+
+impl Captured {
+    pub fn len(&self) -> u64 {
+        match self {
+            Self::Inline(b) => b.len() as u64,
+            Self::Blob { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The blob this output is stored in, if it is.
+    pub fn blob(&self) -> Option<ContentId> {
+        match self {
+            Self::Inline(_) => None,
+            Self::Blob { id, .. } => Some(*id),
+        }
+    }
+}
+
+/// A file a task produced and `--return` brings back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Returned {
+    pub path: String,
+    pub blob: ContentId,
+    pub len: u64,
+}
+
+/// What one run task did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOutput {
+    pub ended: Ended,
+    /// Why mesh failed it, if it did.
+    pub problem: Option<RunProblem>,
+    pub stdout: Captured,
+    pub stderr: Captured,
+    pub returned: Vec<Returned>,
+    /// When it started, in milliseconds since the Unix epoch (the runner's clock).
+    pub started_ms: u64,
+}
+
+impl RunOutput {
+    /// Exit status 0, and nothing mesh had to fail it for.
+    pub fn succeeded(&self) -> bool {
+        self.ended == Ended::Exit(0) && self.problem.is_none()
+    }
+
+    /// Blobs the submitter must fetch before the task counts: large outputs, returned files.
+    pub fn blobs(&self) -> Vec<ContentId> {
+        let outputs = [self.stdout.blob(), self.stderr.blob()].into_iter().flatten();
+        outputs.chain(self.returned.iter().map(|r| r.blob)).collect()
+    }
+}
+
+/// A path that may not travel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("'{0}' is absolute; give a path relative to the current directory")]
+    Absolute(String),
+    #[error("'{0}' goes up with '..'; give a path inside the current directory")]
+    Parent(String),
+    #[error("'{0}' is empty or longer than {MAX_PATH} bytes")]
+    Length(String),
+    #[error("{0} files to send; at most {MAX_SENT_FILES}")]
+    TooMany(usize),
+}
+
+/// A path relative to a task's directory that cannot leave it: not absolute, no `..`, not
+/// empty. (`.` parts are harmless.)
+pub fn check_path(p: &str) -> Result<(), PathError> {
+    if p.is_empty() || p.len() > MAX_PATH || p.contains('\0') {
+        return Err(PathError::Length(p.into()));
+    }
+    if p.starts_with('/') {
+        return Err(PathError::Absolute(p.into()));
+    }
+    if p.split('/').any(|part| part == "..") {
+        return Err(PathError::Parent(p.into()));
+    }
+    Ok(())
+}
+
+/// The replacement strings, longest first so `{/.}` is not read as `{/}` and `.}`.
+const REPLACEMENTS: [&str; 6] = ["{//}", "{/.}", "{/}", "{.}", "{#}", "{}"];
+
+/// Whether `command` uses any replacement string.
+pub fn has_replacements(command: &[String]) -> bool {
+    command.iter().any(|a| REPLACEMENTS.iter().any(|r| a.contains(r)))
+}
+
+/// The argv of one task: each replacement string filled from `input` and `seq`; the input
+/// appended as the last argument when the command has none.
+pub fn expand(command: &[String], input: &str, seq: u64) -> Vec<String> {
+    let mut out: Vec<String> = command.iter().map(|a| fill(a, input, seq)).collect();
+    if !has_replacements(command) {
+        out.push(input.to_string());
+    }
+    out
+}
+
+/// Fills the replacement strings of one word.
+pub fn fill(word: &str, input: &str, seq: u64) -> String {
+    let mut out = String::with_capacity(word.len() + input.len());
+    let mut rest = word;
+    'outer: while !rest.is_empty() {
+        if rest.starts_with('{') {
+            for r in REPLACEMENTS {
+                if let Some(after) = rest.strip_prefix(r) {
+                    out.push_str(&replacement(r, input, seq));
+                    rest = after;
+                    continue 'outer;
+                }
+            }
+        }
+        let mut chars = rest.chars();
+        out.extend(chars.next());
+        rest = chars.as_str();
+    }
+    out
+}
+
+fn replacement(r: &str, input: &str, seq: u64) -> String {
+    match r {
+        "{}" => input.to_string(),
+        "{.}" => strip_ext(input).to_string(),
+        "{/}" => basename(input).to_string(),
+        "{//}" => dirname(input),
+        "{/.}" => strip_ext(basename(input)).to_string(),
+        "{#}" => seq.to_string(),
+        _ => unreachable!("only the strings of REPLACEMENTS are passed"),
+    }
+}
+
+/// GNU parallel's `s:\.[^/.]*$::`: a last extension goes, dot and all.
+fn strip_ext(s: &str) -> &str {
+    match s.rfind('.') {
+        Some(i) if !s[i + 1..].contains('/') => &s[..i],
+        _ => s,
+    }
+}
+
+/// Everything after the last `/`.
+fn basename(s: &str) -> &str {
+    s.rfind('/').map_or(s, |i| &s[i + 1..])
+}
+
+/// Perl's `File::Basename::dirname`, which GNU parallel uses: `.` for a bare name, `/`
+/// at the root, trailing slashes ignored.
+fn dirname(s: &str) -> String {
+    let trimmed = s.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return if s.is_empty() { ".".into() } else { "/".into() };
+    }
+    match trimmed.rfind('/') {
+        None => ".".into(),
+        Some(i) => {
+            let d = trimmed[..i].trim_end_matches('/');
+            if d.is_empty() { "/".into() } else { d.into() }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &[&str]) -> Vec<String> {
+        s.iter().map(|w| w.to_string()).collect()
+    }
+
+    /// What GNU parallel 20221122 prints for `parallel echo WORD ::: INPUT`.
+    const GNU: &[(&str, &str, &str)] = &[
+        ("{}", "dir/sub/a.tar.gz", "dir/sub/a.tar.gz"),
+        ("{.}", "dir/sub/a.tar.gz", "dir/sub/a.tar"),
+        ("{.}", "a.b/c", "a.b/c"),
+        ("{.}", ".hidden", ""),
+        ("{.}", "dir/.hidden", "dir/"),
+        ("{.}", "/abs/x.y", "/abs/x"),
+        ("{.}", "x.", "x"),
+        ("{.}", "a/", "a/"),
+        ("{/}", "dir/sub/a.tar.gz", "a.tar.gz"),
+        ("{/}", "a/", ""),
+        ("{/}", "/x", "x"),
+        ("{//}", "dir/sub/a.tar.gz", "dir/sub"),
+        ("{//}", "plain", "."),
+        ("{//}", "a/", "."),
+        ("{//}", "/x", "/"),
+        ("{//}", "/abs/x.y", "/abs"),
+        ("{/.}", "dir/sub/a.tar.gz", "a.tar"),
+        ("{/.}", "dir/.hidden", ""),
+        ("{/.}", "a.b.", "a.b"),
+        ("{/.}", "a b.c", "a b"),
+    ];
+
+    #[test]
+    fn replacement_strings_fill_as_gnu_parallel_does() {
+        for &(word, input, want) in GNU {
+            assert_eq!(fill(word, input, 7), want, "{word} of {input}");
+        }
+        assert_eq!(fill("x{}y{#}z", "in", 7), "xiny7z");
+        assert_eq!(fill("--out={.}.flac", "song.wav", 1), "--out=song.flac");
+        assert_eq!(fill("{unknown}", "in", 1), "{unknown}");
+    }
+
+    /// The same table against the real GNU parallel, where it is installed (CI installs it).
+    #[test]
+    fn the_table_matches_the_installed_gnu_parallel() {
+        let Ok(v) = std::process::Command::new("parallel").arg("--version").output() else {
+            eprintln!("GNU parallel is not installed: the table above stands for it");
+            return;
+        };
+        assert!(v.status.success());
+        for &(word, input, want) in GNU {
+            let out = std::process::Command::new("parallel")
+                .args(["--will-cite", "-k", "printf", "%s", word, ":::", input])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), want, "GNU parallel's {word} of {input}");
+        }
+    }
+
+    #[test]
+    fn a_command_without_replacements_gets_the_input_last() {
+        assert_eq!(expand(&words(&["echo", "-n"]), "a b", 1), words(&["echo", "-n", "a b"]));
+        assert_eq!(expand(&words(&["cp", "{}", "{.}.bak"]), "x.txt", 1), words(&["cp", "x.txt", "x.bak"]));
+    }
+
+    #[test]
+    fn paths_that_travel_stay_inside() {
+        for ok in ["a", "dir/a.txt", "./a", "a..b", "dir/.hidden"] {
+            assert_eq!(check_path(ok), Ok(()), "{ok}");
+        }
+        assert!(matches!(check_path("/etc/passwd"), Err(PathError::Absolute(_))));
+        assert!(matches!(check_path("../up"), Err(PathError::Parent(_))));
+        assert!(matches!(check_path("a/../../b"), Err(PathError::Parent(_))));
+        assert!(matches!(check_path(""), Err(PathError::Length(_))));
+    }
+}
