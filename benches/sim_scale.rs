@@ -38,7 +38,7 @@ struct Row {
 }
 
 fn run(n: usize, seed: u64) -> Row {
-    let nodes: Vec<NodeSpec> = (0..n).map(|i| NodeSpec { workers: 1, speed: SPEEDS[i % SPEEDS.len()] }).collect();
+    let nodes: Vec<NodeSpec> = (0..n).map(|i| NodeSpec::new(1, SPEEDS[i % SPEEDS.len()])).collect();
     let total_speed: f64 = nodes.iter().map(|n| n.speed).sum();
     let tasks = TASKS_PER_NODE * n as u64;
     let submit = Duration::from_millis(1500);
@@ -72,7 +72,7 @@ fn run(n: usize, seed: u64) -> Row {
 
 /// Makespan beyond the ideal when node 2 of 3 dies 5 s into a 30 s job.
 fn recovery(crash: bool) -> f64 {
-    let nodes = vec![NodeSpec { workers: 1, speed: 1.0 }; 3];
+    let nodes = vec![NodeSpec::new(1, 1.0); 3];
     let submit = Duration::from_millis(1500);
     let mut sim = Sim::new(SimConfig::new(nodes, 7));
     sim.submit_at(submit, 0, 3000);

@@ -10,21 +10,52 @@
 //! Task outputs are a hash of (job salt, task), so the simulator knows the exact expected
 //! result of every job and checks it. Tasks can also fail: every task on a `broken` node,
 //! and "poison" tasks on every node, which exercises retries.
+//!
+//! Nodes have [`Facts`] and jobs [`Needs`] and halt rules: every run the core hands a
+//! node is checked against the job's needs, and any breach is recorded in
+//! [`Sim::violations`].
 
-use crate::core::{Action, Config, Message, Scheduler, TaskReport};
+use crate::core::{Action, Config, Facts, Halt, Message, Needs, Scheduler, TaskReport};
 use crate::id::{JobId, NodeId};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
-/// The job spec in the simulator: a salt that makes each job's outputs distinct.
-type Spec = u64;
+/// The job spec in the simulator: a salt that makes each job's outputs distinct, what a
+/// node needs to run its tasks, and its halt rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimSpec {
+    pub salt: u64,
+    pub needs: Needs,
+    pub halt: Option<Halt>,
+}
 
-#[derive(Debug, Clone, Copy)]
+impl crate::core::Spec for SimSpec {
+    fn needs(&self) -> &Needs {
+        &self.needs
+    }
+
+    fn halt(&self) -> Option<Halt> {
+        self.halt
+    }
+}
+
+type Spec = SimSpec;
+
+#[derive(Debug, Clone)]
 pub struct NodeSpec {
     pub workers: u32,
     /// Relative speed: a task of cost c takes c / speed.
     pub speed: f64,
+    /// What the node offers: by default everything a job of the simulator may need.
+    pub facts: Facts,
+}
+
+impl NodeSpec {
+    /// A node that allows runs and has no labels.
+    pub fn new(workers: u32, speed: f64) -> Self {
+        Self { workers, speed, facts: Facts { allow_run: true, ..Facts::default() } }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +109,8 @@ pub struct JobOutcome {
     /// Accepted tasks per node index that ran them.
     pub per_node: BTreeMap<usize, u64>,
     pub finished_at: Option<Duration>,
+    /// It finished early under its halt rule.
+    pub halted: bool,
 }
 
 #[derive(Debug)]
@@ -105,7 +138,7 @@ enum Event {
     },
     Submit {
         node: usize,
-        salt: u64,
+        spec: SimSpec,
         tasks: u64,
     },
     Cut {
@@ -146,6 +179,10 @@ pub struct Sim {
     pending_submits: usize,
     /// Runs handed to workers (each one or more consecutive tasks).
     pub runs: u64,
+    /// Runs handed to a node that may not run the job: must stay empty.
+    pub violations: Vec<String>,
+    /// Notices of jobs that no node could run, as the owners gave them.
+    pub waiting: Vec<(JobId, String)>,
 }
 
 impl Sim {
@@ -159,7 +196,7 @@ impl Sim {
             .map(|(i, n)| {
                 let id = NodeId(0x1000 + i as u64);
                 index.insert(id, i);
-                let core = Config { workers: n.workers, ..cfg.core.clone() };
+                let core = Config { workers: n.workers, facts: n.facts.clone(), ..cfg.core.clone() };
                 let sched = Scheduler::new(id, core, cfg.seed.wrapping_add(i as u64), t0);
                 SimNode { sched, speed: n.speed, alive: true, wake_at: None }
             })
@@ -183,9 +220,16 @@ impl Sim {
             busy: Duration::ZERO,
             pending_submits: 0,
             runs: 0,
+            violations: Vec::new(),
+            waiting: Vec::new(),
         };
         sim.first_run = vec![None; sim.nodes.len()];
+        // Facts travel with the first gossip; here every node knows them from the start.
         for i in 0..sim.nodes.len() {
+            for j in (0..sim.nodes.len()).filter(|&j| j != i) {
+                let (peer, facts) = (sim.id(j), sim.cfg.nodes[j].facts.clone());
+                sim.nodes[i].sched.handle_facts(t0, peer, facts);
+            }
             sim.after_input(i);
         }
         sim
@@ -209,9 +253,14 @@ impl Sim {
 
     /// Schedules a job of `tasks` tasks submitted by `node` at virtual time `at`.
     pub fn submit_at(&mut self, at: Duration, node: usize, tasks: u64) {
-        let salt = self.rng.u64(..);
+        self.submit_with(at, node, tasks, Needs::NONE, None);
+    }
+
+    /// Like [`Sim::submit_at`], for a job with needs and a halt rule.
+    pub fn submit_with(&mut self, at: Duration, node: usize, tasks: u64, needs: Needs, halt: Option<Halt>) {
+        let spec = SimSpec { salt: self.rng.u64(..), needs, halt };
         self.pending_submits += 1;
-        self.push(self.t0 + at, Event::Submit { node, salt, tasks });
+        self.push(self.t0 + at, Event::Submit { node, spec, tasks });
     }
 
     pub fn kill_at(&mut self, at: Duration, node: usize) {
@@ -310,12 +359,13 @@ impl Sim {
                 }
             }
             Event::Cut { side, until } => self.cut = Some((side, self.t0 + until)),
-            Event::Submit { node, salt, tasks } => {
+            Event::Submit { node, spec, tasks } => {
                 self.pending_submits -= 1;
                 if !self.nodes[node].alive {
                     return;
                 }
-                let job = self.nodes[node].sched.submit(now, salt, tasks, self.cfg.retries);
+                let salt = spec.salt;
+                let job = self.nodes[node].sched.submit(now, spec, tasks, self.cfg.retries);
                 let ok = (0..tasks).filter(|&t| !self.is_poison(t));
                 let expected = ok.fold(0u64, |a, t| a.wrapping_add(output(salt, t)));
                 self.jobs.insert(
@@ -330,6 +380,7 @@ impl Sim {
                         retried: vec![0; tasks as usize],
                         per_node: BTreeMap::new(),
                         finished_at: None,
+                        halted: false,
                     },
                 );
                 self.after_input(node);
@@ -367,7 +418,12 @@ impl Sim {
     fn act(&mut self, i: usize, a: Action<Spec, u64>) {
         match a {
             Action::Run { worker, job, tasks, .. } => {
-                let salt = *self.nodes[i].sched.spec(job).expect("running job has a spec");
+                let spec = self.nodes[i].sched.spec(job).expect("running job has a spec");
+                let own = job.owner == self.id(i) && self.cfg.core.runs_own;
+                if let Err(why) = spec.needs.check(&self.cfg.nodes[i].facts, own) {
+                    self.violations.push(format!("node {i} ran tasks {tasks:?} of {job:?}: {why:?}"));
+                }
+                let salt = spec.salt;
                 let (lo, hi) = self.cfg.task_cost;
                 self.runs += 1;
                 let at = self.now - self.t0;
@@ -412,11 +468,14 @@ impl Sim {
                 let j = self.jobs.get_mut(&job).expect("retried job was submitted");
                 j.retried[report.task as usize] += 1;
             }
-            Action::JobFinished { job, .. } => {
+            Action::JobFinished { job, progress } => {
                 let at = self.now - self.t0;
-                self.jobs.get_mut(&job).expect("finished job was submitted").finished_at = Some(at);
+                let j = self.jobs.get_mut(&job).expect("finished job was submitted");
+                j.finished_at = Some(at);
+                j.halted = progress.halted;
             }
-            Action::JobDropped { .. } | Action::Stolen { .. } | Action::Waiting { .. } => {}
+            Action::Waiting { job, why } => self.waiting.push((job, why.to_string())),
+            Action::JobDropped { .. } | Action::Stolen { .. } => {}
         }
     }
 

@@ -86,12 +86,43 @@ impl Tree {
         None
     }
 
+    /// Every name a module file re-exports from one of its children, with that child.
+    fn reexports(&self, m: &ModPath) -> Vec<(String, String)> {
+        let Some(path) = self.files.get(m) else { return Vec::new() };
+        let text = code_of(&std::fs::read_to_string(path).unwrap_or_default());
+        let mut out = Vec::new();
+        for stmt in text.split(';') {
+            let stmt = stmt.trim();
+            let Some(body) = stmt.strip_prefix("pub use ").or_else(|| stmt.strip_prefix("pub(crate) use ")) else {
+                continue;
+            };
+            let Some((child, names)) = body.split_once("::") else { continue };
+            if !self.files.contains_key(&[m.clone(), vec![child.to_string()]].concat()) {
+                continue;
+            }
+            let names = names.trim_matches(|c| c == '{' || c == '}' || char::is_whitespace(c));
+            for n in names.split(',') {
+                if let Some(last) = n.trim().rsplit("::").next().filter(|l| !l.is_empty() && *l != "self") {
+                    out.push((last.to_string(), child.to_string()));
+                }
+            }
+        }
+        out
+    }
+
     /// Each file's dependencies on other files.
     fn edges(&self) -> BTreeMap<ModPath, BTreeSet<ModPath>> {
         let mut out = BTreeMap::new();
         for (m, path) in &self.files {
-            let code = without_reexports(&code_of(&std::fs::read_to_string(path).unwrap()));
+            let full = code_of(&std::fs::read_to_string(path).unwrap());
+            let code = without_reexports(&full);
             let mut deps = BTreeSet::new();
+            // Names a module file re-exports from its children and then uses itself.
+            for (name, child) in self.reexports(m) {
+                if uses_word(&code, &name) {
+                    deps.insert([m.clone(), vec![child]].concat());
+                }
+            }
             for segments in
                 paths_in(&code, m, |child| self.files.contains_key(&[m.clone(), vec![child.into()]].concat()))
             {
@@ -153,6 +184,16 @@ fn code_of(text: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Whether `word` appears in `code` as a whole identifier.
+fn uses_word(code: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_';
+    code.match_indices(word).any(|(i, _)| {
+        let before = code[..i].chars().next_back();
+        let after = code[i + word.len()..].chars().next();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
 }
 
 /// `code` without the statements that only declare or re-export child modules.

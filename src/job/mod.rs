@@ -8,9 +8,12 @@
 //! Everything is parsed and checked into these types at the edge (the CLI, the control
 //! socket, a peer's grant), so the rest of the program never sees an unchecked bound.
 
+mod bounds;
 pub mod primes;
 pub mod run;
 pub mod wasm;
+
+pub use bounds::{JobError, MAX_RETRIES, MAX_TASKS};
 
 pub use primes::{Algo, MAX_RANGE_ITEMS, PrimesJob, Split, Target, parse_target};
 pub use run::{RunJob, RunOutput};
@@ -20,29 +23,6 @@ use crate::core::{Halt, Needs, Spec};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::sync::Arc;
-
-/// Most tasks one job may have.
-pub const MAX_TASKS: u64 = 1 << 24;
-
-/// Why a job spec or its input was refused, worded for the user.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum JobError {
-    #[error("--tasks and --task-size split a single N; a range already makes one task per n")]
-    SplitOfRange,
-    #[error("--tasks must be between 1 and {MAX_TASKS}, not {0}")]
-    TaskCount(u64),
-    #[error("--task-size must be at least 1")]
-    ZeroTaskSize,
-    #[error("--task-size {0} makes more than {MAX_TASKS} tasks; use a larger size")]
-    TaskSizeTooSmall(u64),
-    /// A spec from elsewhere (a peer, the control socket) breaks a bound the CLI enforces.
-    #[error("invalid {kind} job: {what}")]
-    Invalid { kind: &'static str, what: String },
-    #[error("the input has {0} lines; at most {MAX_TASKS} are allowed")]
-    TooManyLines(u64),
-    #[error("input line {line} is longer than {max} bytes")]
-    LineTooLong { line: u64, max: usize },
-}
 
 /// Any job mesh can run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@
 //! Everything is parsed into these types at the edge (`parse_target`, `Split`), so the rest
 //! of the program never sees an unchecked bound.
 
-use super::{JobError, MAX_TASKS};
+use super::bounds::{JobError, MAX_TASKS};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

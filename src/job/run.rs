@@ -13,7 +13,7 @@
 //! inputs sent as files, returned files) are relative and stay inside the task's
 //! directory: [`check_path`].
 
-use super::{JobError, MAX_TASKS};
+use super::bounds::{JobError, MAX_RETRIES, MAX_TASKS};
 use crate::core::{Halt, Needs};
 use crate::id::ContentId;
 use serde::{Deserialize, Serialize};
@@ -97,7 +97,7 @@ impl RunJob {
         if self.memory_mb.is_some_and(|m| m == 0 || m > MAX_MEMORY_MB) {
             return bad("memory limit".into());
         }
-        if self.retries > super::wasm::MAX_RETRIES || !self.needs.native || !self.needs.is_valid() {
+        if self.retries > MAX_RETRIES || !self.needs.native || !self.needs.is_valid() {
             return bad("retries or requirements".into());
         }
         Ok(())

@@ -5,7 +5,7 @@
 //! the module's size or the number of inputs. Task `i` runs the module with line `i` of
 //! the input on its stdin.
 
-use super::{JobError, MAX_TASKS};
+use super::bounds::{JobError, MAX_TASKS};
 use crate::core::Needs;
 use crate::id::ContentId;
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_MEMORY_MB: u32 = 256;
 pub const MAX_MEMORY_MB: u32 = 4096;
 pub const DEFAULT_RETRIES: u32 = 2;
-pub const MAX_RETRIES: u32 = 100;
+pub use super::bounds::MAX_RETRIES;
 /// The longest input line, in bytes.
 pub const MAX_LINE: usize = 1 << 20;
 

@@ -8,7 +8,7 @@ const DEADLINE: Duration = Duration::from_secs(3600);
 const MAX_EVENTS: u64 = 5_000_000;
 
 fn nodes(specs: &[(u32, f64)]) -> Vec<NodeSpec> {
-    specs.iter().map(|&(workers, speed)| NodeSpec { workers, speed }).collect()
+    specs.iter().map(|&(workers, speed)| NodeSpec::new(workers, speed)).collect()
 }
 
 /// Every job whose owner lives finished with each task counted exactly once and the exact
@@ -266,5 +266,115 @@ proptest! {
         }
         sim.drive(MAX_EVENTS, SETTLE, DEADLINE).map_err(TestCaseError::fail)?;
         check_outcomes(&sim)?;
+    }
+}
+
+fn facts(allow_run: bool, labels: &[&str]) -> Facts {
+    Facts { allow_run, labels: labels.iter().map(|l| l.to_string()).collect(), ..Facts::default() }
+}
+
+fn needs(native: bool, labels: &[&str]) -> Needs {
+    let requirements = labels.iter().map(|l| crate::core::Requirement::Label(l.to_string())).collect();
+    Needs { native, requirements }
+}
+
+fn with_facts(all: &[Facts]) -> Vec<NodeSpec> {
+    all.iter().map(|f| NodeSpec { facts: f.clone(), ..NodeSpec::new(2, 1.0) }).collect()
+}
+
+#[test]
+fn tasks_land_only_on_nodes_that_may_run_them() {
+    // n0 submits and runs its own programs; n1 allows runs and has ffmpeg; n2 allows runs
+    // without ffmpeg; n3 has ffmpeg but does not allow runs.
+    let all = [facts(false, &["ffmpeg"]), facts(true, &["ffmpeg"]), facts(true, &[]), facts(false, &["ffmpeg"])];
+    let mut sim = Sim::new(SimConfig::new(with_facts(&all), 21));
+    sim.submit_with(Duration::ZERO, 0, 400, needs(true, &["ffmpeg"]), None);
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    check_outcomes(&sim).unwrap();
+    assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+    let j = sim.jobs.values().next().unwrap();
+    assert!(j.per_node.keys().all(|&n| n == 0 || n == 1), "{:?}", j.per_node);
+    assert!(j.per_node.get(&1).is_some_and(|&n| n > 0), "the one matching helper ran tasks: {:?}", j.per_node);
+}
+
+#[test]
+fn an_owner_that_does_not_match_leaves_its_job_to_those_that_do() {
+    let all = [facts(true, &[]), facts(true, &["gpu"]), facts(true, &[])];
+    let mut sim = Sim::new(SimConfig::new(with_facts(&all), 22));
+    sim.submit_with(Duration::ZERO, 0, 200, needs(false, &["gpu"]), None);
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    check_outcomes(&sim).unwrap();
+    assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+    assert_eq!(sim.jobs.values().next().unwrap().per_node.keys().copied().collect::<Vec<_>>(), [1]);
+}
+
+#[test]
+fn a_job_no_node_can_run_says_why_and_halts_when_its_rule_says_so() {
+    let all = [facts(false, &[]), facts(true, &[]), facts(false, &["ffmpeg"])];
+    let mut sim = Sim::new(SimConfig::new(with_facts(&all), 23));
+    sim.submit_with(Duration::ZERO, 1, 50, needs(true, &["ffmpeg"]), None);
+    let err = sim.drive(MAX_EVENTS, SETTLE, Duration::from_secs(60)).unwrap_err();
+    assert!(err.contains("deadline"), "it waits: {err}");
+    let (_, why) = sim.waiting.first().expect("the owner said why");
+    assert_eq!(why, "of 3 nodes, 2 do not allow runs (mesh join --allow-run) and 1 lack the label ffmpeg");
+    assert!(sim.waiting.len() >= 5, "and kept saying it: {}", sim.waiting.len());
+    assert!(sim.violations.is_empty());
+
+    let fail_one = crate::core::parse_halt("now,fail=1").unwrap();
+    let mut sim = Sim::new(SimConfig::new(with_facts(&all), 24));
+    sim.submit_with(Duration::ZERO, 1, 50, needs(true, &["ffmpeg"]), fail_one);
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    let j = sim.jobs.values().next().unwrap();
+    assert!(j.halted && j.finished_at.is_some() && j.per_node.is_empty(), "{j:?}");
+    assert_eq!(sim.waiting.len(), 1);
+    assert!((0..3).all(|i| sim.node(i).is_idle()));
+}
+
+#[test]
+fn halt_on_the_first_failure_stops_the_job_everywhere() {
+    let mut cfg = SimConfig::new(nodes(&[(2, 1.0), (2, 1.0), (2, 1.0)]), 25);
+    cfg.poison_every = 150;
+    let mut sim = Sim::new(cfg);
+    sim.submit_with(Duration::ZERO, 0, 1000, Needs::NONE, crate::core::parse_halt("now,fail=1").unwrap());
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    let j = sim.jobs.values().next().unwrap();
+    assert!(j.halted, "{j:?}");
+    assert_eq!(j.failed.len(), 1, "one failure halts it");
+    let done: u64 = j.per_node.values().sum();
+    assert!(done < 1000, "it stopped early: {done} tasks had results");
+    assert!(j.accepted.iter().all(|&c| c <= 1), "nothing counted twice");
+    assert!((0..3).all(|i| sim.node(i).is_idle()), "every node let go of it");
+}
+
+fn facts_strategy() -> impl Strategy<Value = Facts> {
+    (any::<bool>(), prop::sample::subsequence(vec!["a", "b"], 0..=2)).prop_map(|(allow, labels)| facts(allow, &labels))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever the nodes offer and the jobs need, no task runs where it may not, and every
+    /// job some node can run finishes exactly.
+    #[test]
+    fn requirements_hold(
+        all in prop::collection::vec(facts_strategy(), 2..6),
+        native in any::<bool>(),
+        labels in prop::sample::subsequence(vec!["a", "b"], 0..=2),
+        owner_pick in 0usize..6,
+        seed in any::<u64>(),
+    ) {
+        let owner = owner_pick % all.len();
+        let needs = needs(native, &labels);
+        let can = |i: usize, f: &Facts| needs.check(f, i == owner).is_ok();
+        prop_assume!(all.iter().enumerate().any(|(i, f)| can(i, f)));
+        let mut sim = Sim::new(SimConfig::new(with_facts(&all), seed));
+        sim.submit_with(Duration::ZERO, owner, 120, needs.clone(), None);
+        sim.drive(MAX_EVENTS, SETTLE, DEADLINE).map_err(TestCaseError::fail)?;
+        prop_assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+        check_outcomes(&sim)?;
+        let j = sim.jobs.values().next().unwrap();
+        for &n in j.per_node.keys() {
+            prop_assert!(can(n, &all[n]), "node {} ran tasks it may not run", n);
+        }
     }
 }

@@ -1,0 +1,78 @@
+//! The steal exchange, as the scheduler runs it: a thief asks one victim at a time, the
+//! victim grants about half of a job that the thief may run (retries it may run first,
+//! pinned to it), and the thief queues the ranges and tells the job's owner by a lease.
+//! More of [`Scheduler`]'s methods; its state is in `mod.rs`, the thief's request and
+//! backoff in `core::steal`.
+
+use super::Scheduler;
+use crate::core::job::Job;
+use crate::core::queue::TaskRange;
+use crate::core::timer::Timer;
+use crate::core::{Action, Grant, Message, Payload, Spec};
+use crate::id::{JobId, NodeId};
+use std::time::Instant;
+
+impl<S: Spec, R: Payload> Scheduler<S, R> {
+    pub(super) fn send_steal(&mut self, now: Instant, victim: NodeId) {
+        let req = self.stealing.ask(victim);
+        self.counters.steal_requests += 1;
+        self.timers.set(Timer::StealTimeout, now + self.cfg.steal_timeout);
+        self.actions.push_back(Action::Send { to: victim, msg: Message::Steal { req } });
+    }
+
+    /// A thief asks: give it about half of the retries it may run, if any; else about half
+    /// of the largest local queue.
+    pub(super) fn grant(&mut self, thief: NodeId) -> Option<Grant<S>> {
+        let max = self.cfg.max_grant_ranges;
+        let runnable: Vec<JobId> =
+            self.jobs.iter().filter(|(_, j)| self.thief_may_run(j.spec.needs(), thief)).map(|(&id, _)| id).collect();
+        let (&job, j) = match self.jobs.iter_mut().find(|(id, j)| runnable.contains(id) && j.has_retries_for(thief)) {
+            Some(found) => found,
+            None => self
+                .jobs
+                .iter_mut()
+                .filter(|(id, j)| runnable.contains(id) && !j.queue.is_empty())
+                .max_by_key(|(_, j)| j.queue.len())?,
+        };
+        let (ranges, pinned) = j.give(thief, max);
+        self.counters.tasks_given += ranges.iter().map(TaskRange::len).sum::<u64>();
+        Some(Grant { job, spec: j.spec.clone(), ranges, pinned })
+    }
+
+    pub(super) fn on_grant(&mut self, now: Instant, victim: NodeId, req: u64, work: Option<Grant<S>>) {
+        if self.stealing.answered(req, victim) {
+            self.timers.stop(Timer::StealTimeout);
+        }
+        // Work is accepted even when its request timed out: dropping it would lose it.
+        let Some(g) = work.filter(|g| !g.ranges.is_empty() && !self.ended.contains(&g.job)) else {
+            self.peers.mark_empty(victim);
+            self.back_off(now);
+            return;
+        };
+        self.counters.steals += 1;
+        self.stealing.succeeded();
+        self.timers.stop(Timer::StealRetry);
+        let job = g.job;
+        let j = self.jobs.entry(job).or_insert_with(|| Job::new(g.spec, None));
+        for r in &g.ranges {
+            self.counters.tasks_stolen += r.len();
+            if g.pinned { j.pinned.push(*r) } else { j.queue.push(*r) }
+        }
+        if let Some(l) = j.ledger.as_mut() {
+            for r in &g.ranges {
+                l.lease(*r, self.id);
+            }
+            let tasks = g.ranges.iter().map(TaskRange::len).sum();
+            self.actions.push_back(Action::Stolen { job, by: self.id, tasks });
+        } else {
+            let msg = Message::Lease { job, ranges: g.ranges };
+            self.actions.push_back(Action::Send { to: job.owner, msg });
+        }
+        self.enlist(job);
+    }
+
+    pub(super) fn back_off(&mut self, now: Instant) {
+        let wait = self.stealing.back_off();
+        self.timers.set(Timer::StealRetry, now + wait);
+    }
+}
