@@ -12,6 +12,7 @@ mod bench;
 mod exit;
 mod join;
 mod output;
+mod run;
 mod setup;
 mod submit;
 mod wasm;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Submit(SubmitJob::Primes(args)) => submit::submit_primes(&home, args),
         Command::Submit(SubmitJob::Wasm(args)) => wasm::submit(home, args),
+        Command::Run(args) => run::run(&home, *args),
         Command::Bench(args) => bench::bench(&home, args),
         Command::Join(args) => join::join(home, args),
         Command::Peers(args) => join::peers(home, args),

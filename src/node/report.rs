@@ -313,7 +313,7 @@ impl Collector {
 }
 
 /// Why a run task that ran failed, in words.
-pub(crate) fn run_failure(r: &RunOutput) -> String {
+pub fn run_failure(r: &RunOutput) -> String {
     match (&r.problem, r.ended) {
         (Some(p), _) => p.to_string(),
         (None, Ended::Exit(c)) => format!("exited with code {c}"),

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 
 /// Statistics every job's JSON document carries.
 #[derive(Serialize)]
-struct JsonStats<'a> {
+pub(super) struct JsonStats<'a> {
     elapsed_s: f64,
     tasks: u64,
     workers: u32,
@@ -76,7 +76,7 @@ struct JsonNode<'a> {
     steals: u64,
 }
 
-fn json_stats(r: &JobReport) -> JsonStats<'_> {
+pub(super) fn json_stats(r: &JobReport) -> JsonStats<'_> {
     JsonStats {
         elapsed_s: r.elapsed.as_secs_f64(),
         tasks: r.tasks,
@@ -150,11 +150,18 @@ pub(crate) fn wasm_report(job: &WasmJob, inputs: &InputLines, r: &JobReport, jso
 }
 
 /// The statistics after a job's results, on stderr.
-fn statistics(r: &JobReport) -> io::Result<()> {
+pub(super) fn statistics(r: &JobReport) -> io::Result<()> {
     let mut err = io::stderr().lock();
     for f in &r.failed {
         writeln!(err, "task {} failed: {}", f.task, f.error)?;
     }
+    drop(err);
+    table_and_speedup(r)
+}
+
+/// The elapsed time, the per-node table and the speedup, on stderr.
+pub(super) fn table_and_speedup(r: &JobReport) -> io::Result<()> {
+    let mut err = io::stderr().lock();
     writeln!(err, "Time elapsed: {:.3} s", r.elapsed.as_secs_f64())?;
     writeln!(err, "{}", stats_table(r))?;
     writeln!(

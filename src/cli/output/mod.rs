@@ -9,10 +9,12 @@
 mod bench;
 mod job;
 mod peers;
+mod run;
 
 pub(crate) use bench::{BenchReport, bench_report};
 pub(crate) use job::{job_report, wasm_report};
 pub(crate) use peers::peers;
+pub(crate) use run::{RunPrinter, joblog_done};
 
 use crate::node::JobEvent;
 use comfy_table::{CellAlignment, Table};

@@ -1,0 +1,306 @@
+//! `mesh run`'s results as they come: each task's stdout printed whole, in input order
+//! (GNU parallel's `-k`), its stderr on stderr with the task's number in front, its
+//! returned files placed under the results directory, and a joblog line in GNU parallel's
+//! format as each task finishes, so an interrupted sweep can `--resume`. With `--json`,
+//! one document at the end instead.
+
+use super::job::{JsonStats, json_stats, table_and_speedup};
+use super::{note, print_json};
+use crate::job::run::{Captured, Ended, RunJob, RunOutput, RunTask, check_path, expand};
+use crate::node::{JobEvent, JobReport, TaskEvent};
+use crate::store::BlobStore;
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// GNU parallel's joblog header.
+const JOBLOG_HEADER: &str = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand";
+
+/// Prints a run job's tasks as they finish.
+#[derive(Debug)]
+pub(crate) struct RunPrinter {
+    command: Vec<String>,
+    tasks: Vec<RunTask>,
+    json: bool,
+    results: PathBuf,
+    joblog: Option<std::fs::File>,
+    store: BlobStore,
+    /// The next task to print, in input order, and the finished ones waiting for it.
+    next: usize,
+    waiting: BTreeMap<usize, TaskEvent>,
+    /// Every finished task, for `--json`.
+    finished: Vec<Option<TaskEvent>>,
+    seen: usize,
+    /// The first thing that went wrong on this side (a write, a returned file).
+    error: Option<anyhow::Error>,
+}
+
+impl RunPrinter {
+    pub(crate) fn new(
+        job: &RunJob,
+        tasks: Vec<RunTask>,
+        json: bool,
+        results: PathBuf,
+        joblog: Option<&Path>,
+        append: bool,
+        store: BlobStore,
+    ) -> Result<Self> {
+        let joblog = joblog.map(|p| open_joblog(p, append)).transpose()?;
+        let finished = (0..tasks.len()).map(|_| None).collect();
+        Ok(Self {
+            command: job.command.clone(),
+            tasks,
+            json,
+            results,
+            joblog,
+            store,
+            next: 0,
+            waiting: BTreeMap::new(),
+            finished,
+            seen: 0,
+            error: None,
+        })
+    }
+
+    /// Takes one event of the job.
+    pub(crate) fn event(&mut self, e: JobEvent) {
+        let t = match e {
+            JobEvent::Waiting(why) => return note(&format!("waiting: no node can run the queued tasks: {why}")),
+            JobEvent::Task(t) => *t,
+        };
+        let Some(task) = self.tasks.get(t.task as usize).cloned() else { return };
+        let logged = self.log(&task, &t);
+        let placed = self.place_returns(&t);
+        if let Err(e) = logged.and(placed) {
+            self.error.get_or_insert(e);
+        }
+        self.seen += 1;
+        if self.json {
+            let i = t.task as usize;
+            self.finished[i] = Some(t);
+            return;
+        }
+        self.waiting.insert(t.task as usize, t);
+        while let Some(t) = self.waiting.remove(&self.next) {
+            if let Err(e) = self.print(&t) {
+                self.error.get_or_insert(e.into());
+            }
+            self.next += 1;
+        }
+    }
+
+    /// Prints what is left once the job ended; returns whether every task ran.
+    pub(crate) fn finish(mut self, report: &JobReport) -> Result<bool> {
+        for t in std::mem::take(&mut self.waiting).into_values() {
+            self.print(&t)?;
+        }
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let missing = self.tasks.len() - self.seen;
+        if self.json {
+            let results =
+                self.tasks.iter().zip(&self.finished).map(|(t, e)| json_task(t, e.as_ref(), &self.store)).collect();
+            print_json(&JsonRun { job: "run", command: &self.command, results, stats: json_stats(report) })?;
+        } else {
+            // Each failure was told as its task printed.
+            table_and_speedup(report)?;
+        }
+        if missing > 0 {
+            let why = if report.halted {
+                "the job halted (--halt, or no node could run them)"
+            } else {
+                "the job ended first"
+            };
+            note(&format!("{missing} of {} tasks never ran: {why}", self.tasks.len()));
+        }
+        Ok(missing == 0)
+    }
+
+    fn print(&self, t: &TaskEvent) -> io::Result<()> {
+        let task = &self.tasks[t.task as usize];
+        let out = match &t.outcome {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("mesh: task {} ({}) failed: {e}", task.seq, task.arg);
+                return Ok(());
+            }
+        };
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(&bytes(&out.stdout, &self.store))?;
+        stdout.flush()?;
+        let stderr = bytes(&out.stderr, &self.store);
+        let mut err = io::stderr().lock();
+        for line in stderr.split_inclusive(|&b| b == b'\n') {
+            write!(err, "{}: ", task.seq)?;
+            err.write_all(line)?;
+            if !line.ends_with(b"\n") {
+                writeln!(err)?;
+            }
+        }
+        if !out.succeeded() {
+            writeln!(err, "mesh: task {} ({}) failed on {}: {}", task.seq, task.arg, t.node, failure(out))?;
+        }
+        Ok(())
+    }
+
+    /// A joblog line, written as soon as the task finished.
+    fn log(&mut self, task: &RunTask, t: &TaskEvent) -> Result<()> {
+        let Some(log) = &mut self.joblog else { return Ok(()) };
+        let (start, exit, signal, receive) = match &t.outcome {
+            Ok(o) => {
+                let (exit, signal) = match o.ended {
+                    Ended::Exit(c) => (c, 0),
+                    Ended::Signal(s) => (-1, s),
+                };
+                let received: u64 = o.stdout.len() + o.returned.iter().map(|r| r.len).sum::<u64>();
+                (o.started_ms as f64 / 1000.0, exit, signal, received)
+            }
+            Err(_) => (0.0, -1, 0, 0),
+        };
+        let send = task.file.as_ref().map_or(0, |f| f.len);
+        let command = expand(&self.command, &task.arg, task.seq).join(" ");
+        writeln!(
+            log,
+            "{}\t{}\t{start:.3}\t{:10.3}\t{send}\t{receive}\t{exit}\t{signal}\t{command}",
+            task.seq,
+            t.node,
+            t.took.as_secs_f64()
+        )
+        .and_then(|()| log.flush())
+        .context("writing the joblog")
+    }
+
+    /// Copies a task's returned files from the store to the results directory.
+    fn place_returns(&self, t: &TaskEvent) -> Result<()> {
+        let Ok(out) = &t.outcome else { return Ok(()) };
+        for r in &out.returned {
+            check_path(&r.path).map_err(|e| anyhow::anyhow!("a node returned {e}"))?;
+            let dest = self.results.join(&r.path);
+            let parent = dest.parent().unwrap_or(&self.results);
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            // A symlink under the results directory must not lead a file outside it.
+            let (root, within) = (self.results.canonicalize()?, parent.canonicalize()?);
+            if !within.starts_with(&root) {
+                bail!("{} would be written outside {}", r.path, self.results.display());
+            }
+            let tmp = parent.join(format!(".mesh-return-{}-{}", std::process::id(), t.task));
+            self.store.copy_out(r.blob, &tmp).with_context(|| format!("copying out {}", r.path))?;
+            std::fs::rename(&tmp, &dest).with_context(|| format!("placing {}", dest.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn open_joblog(path: &Path, append: bool) -> Result<std::fs::File> {
+    let fresh = !append || std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.create(true);
+    if fresh {
+        opts.write(true).truncate(true)
+    } else {
+        opts.append(true)
+    };
+    let mut f = opts.open(path).with_context(|| format!("opening --joblog {}", path.display()))?;
+    if fresh {
+        writeln!(f, "{JOBLOG_HEADER}").with_context(|| format!("writing --joblog {}", path.display()))?;
+    }
+    Ok(f)
+}
+
+/// The sequence numbers a joblog records as run (`--resume`), or as run and succeeded
+/// (`--resume-failed`). A missing joblog records nothing.
+pub(crate) fn joblog_done(path: &Path, only_succeeded: bool) -> Result<HashSet<u64>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading --joblog {}", path.display())),
+    };
+    let mut done = HashSet::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty() && !l.starts_with("Seq\t")) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let parsed = (cols.len() >= 9)
+            .then(|| Some((cols[0].parse::<u64>().ok()?, cols[6].parse::<i64>().ok()?, cols[7].parse::<i64>().ok()?)))
+            .flatten();
+        let Some((seq, exit, signal)) = parsed else {
+            bail!("--joblog {} line {} is not a joblog line: {line}", path.display(), i + 1);
+        };
+        if !only_succeeded || (exit == 0 && signal == 0) {
+            done.insert(seq);
+        }
+    }
+    Ok(done)
+}
+
+fn bytes(c: &Captured, store: &BlobStore) -> Vec<u8> {
+    match c {
+        Captured::Inline(b) => b.to_vec(),
+        Captured::Blob { id, .. } => {
+            store.read(*id).unwrap_or_else(|e| format!("[mesh: output lost: {e}]\n").into_bytes())
+        }
+    }
+}
+
+fn failure(o: &RunOutput) -> String {
+    crate::node::run_failure(o)
+}
+
+#[derive(Serialize)]
+struct JsonRun<'a> {
+    job: &'static str,
+    command: &'a [String],
+    results: Vec<JsonRunTask>,
+    #[serde(flatten)]
+    stats: JsonStats<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonRunTask {
+    seq: u64,
+    input: String,
+    /// Whether it ran at all (a halted job leaves tasks that never did).
+    ran: bool,
+    exit: Option<i32>,
+    signal: Option<i32>,
+    output: String,
+    stderr: String,
+    error: Option<String>,
+    node: Option<String>,
+    time_s: f64,
+    attempts: u32,
+    returned: Vec<String>,
+}
+
+fn json_task(t: &RunTask, e: Option<&TaskEvent>, store: &BlobStore) -> JsonRunTask {
+    let text = |c: &Captured| String::from_utf8_lossy(&bytes(c, store)).into_owned();
+    let mut j = JsonRunTask {
+        seq: t.seq,
+        input: t.arg.clone(),
+        ran: e.is_some(),
+        exit: None,
+        signal: None,
+        output: String::new(),
+        stderr: String::new(),
+        error: None,
+        node: e.map(|e| e.node.clone()),
+        time_s: e.map_or(0.0, |e| e.took.as_secs_f64()),
+        attempts: e.map_or(0, |e| e.attempts),
+        returned: Vec::new(),
+    };
+    match e.map(|e| &e.outcome) {
+        Some(Ok(o)) => {
+            match o.ended {
+                Ended::Exit(c) => j.exit = Some(c),
+                Ended::Signal(s) => j.signal = Some(s),
+            }
+            (j.output, j.stderr) = (text(&o.stdout), text(&o.stderr));
+            j.error = (!o.succeeded()).then(|| failure(o));
+            j.returned = o.returned.iter().map(|r| r.path.clone()).collect();
+        }
+        Some(Err(err)) => j.error = Some(err.clone()),
+        None => j.error = Some("never ran".into()),
+    }
+    j
+}
