@@ -56,7 +56,7 @@ pub(crate) fn run(home: &Path, args: RunArgs) -> Result<Exit> {
     }
     let files = send_set(&store, &args.send, &mut send_bytes)?;
     let list = RunTasks { tasks };
-    let encoded = crate::protocol::encode(&list);
+    let encoded = list.encode();
     if encoded.len() as u64 > MAX_BLOB {
         return Err(usage(format!("the inputs take {} bytes; at most {MAX_BLOB} fit in one job", encoded.len())));
     }
@@ -81,7 +81,7 @@ pub(crate) fn run(home: &Path, args: RunArgs) -> Result<Exit> {
     let mut printer =
         RunPrinter::new(&job, list.tasks, args.common.json, results, args.joblog.as_deref(), append, store)?;
     if job.tasks == 0 {
-        output::note("nothing to run: every input is already in the joblog");
+        output::note(if append { "nothing to run: the joblog has every input" } else { "no inputs: nothing to run" });
     }
     let report = run_job(home, &args.common, JobSpec::Run(Box::new(job)), &mut |e| printer.event(e))?;
     let complete = printer.finish(&report).context("writing the results")?;
@@ -193,7 +193,7 @@ fn send_set(store: &BlobStore, paths: &[PathBuf], total: &mut u64) -> Result<Opt
     }
     let manifest = Manifest { files };
     manifest.check().map_err(usage)?;
-    let encoded = crate::protocol::encode(&manifest);
+    let encoded = manifest.encode();
     if encoded.len() as u64 > MAX_BLOB {
         return Err(usage(format!("the --send list takes {} bytes; send fewer files", encoded.len())));
     }

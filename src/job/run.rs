@@ -136,6 +136,11 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest as the blob the job names (CBOR).
+    pub fn encode(&self) -> Vec<u8> {
+        crate::protocol::encode(self)
+    }
+
     /// Checks a manifest that came from a blob: bounded, and every path stays inside.
     pub fn check(&self) -> Result<(), PathError> {
         if self.files.len() > MAX_SENT_FILES {
@@ -146,6 +151,11 @@ impl Manifest {
 }
 
 impl RunTasks {
+    /// The task list as the blob the job names (CBOR).
+    pub fn encode(&self) -> Vec<u8> {
+        crate::protocol::encode(self)
+    }
+
     /// Checks task lists that came from a blob: every sent input stays inside.
     pub fn check(&self) -> Result<(), PathError> {
         self.tasks.iter().filter_map(|t| t.file.as_ref()).try_for_each(|f| check_path(&f.path))

@@ -1,1 +1,2 @@
 pub(crate) mod lan;
+pub(crate) mod nodes;

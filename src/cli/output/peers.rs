@@ -28,6 +28,9 @@ pub(crate) fn peers(rows: &[PeerRow], json: bool) -> io::Result<()> {
         "queued",
         "tasks done",
         "RTT",
+        "arch",
+        "runs",
+        "labels",
         "version",
         "last seen",
     ]);
@@ -47,6 +50,9 @@ pub(crate) fn peers(rows: &[PeerRow], json: bool) -> io::Result<()> {
             r.queued.map_or_else(dash, |v| v.to_string()),
             r.tasks_done.map_or_else(dash, |v| v.to_string()),
             r.rtt_ms.map_or_else(dash, |v| format!("{v:.1} ms")),
+            r.facts.as_ref().map_or_else(dash, |f| f.arch.clone()),
+            r.facts.as_ref().map_or_else(dash, |f| if f.allow_run { "yes".into() } else { "no".into() }),
+            r.facts.as_ref().map(|f| f.labels.join(",")).filter(|l| !l.is_empty()).unwrap_or_else(dash),
             r.version.clone(),
             r.last_seen_s.map_or_else(dash, |v| format!("{v:.1} s ago")),
         ]);
@@ -56,7 +62,7 @@ pub(crate) fn peers(rows: &[PeerRow], json: bool) -> io::Result<()> {
     let incompatible = rows.iter().filter(|r| r.state == PeerState::Incompatible).count();
     let mut err = io::stderr().lock();
     if rows.iter().any(|r| r.is_self) {
-        writeln!(err, "* this node")?;
+        writeln!(err, "* this node; runs: whether it runs programs for others (mesh join --allow-run)")?;
     }
     if incompatible > 0 {
         writeln!(err, "! {incompatible} node(s) run another protocol version and are not used; upgrade them")?;

@@ -1,0 +1,135 @@
+//! `mesh run` jobs across real nodes in one process (loopback, no root): who may run
+//! what (`--allow-run`, labels, a submitter's own node), outputs and returned files that
+//! come back from the node that ran the task, and a job no node can run, which says why.
+
+mod common;
+
+use common::nodes::{Cluster, LIMIT, members, until};
+use mesh::core::{Needs, Requirement};
+use mesh::job::JobSpec;
+use mesh::job::run::{Captured, RunJob, RunOutput, RunTask, RunTasks};
+use mesh::node::{Client, JobEvent, JobReport, TaskEvent};
+use mesh::store::BlobStore;
+use std::path::Path;
+
+/// A run job of `command` over `args`, its task list stored under `home`.
+fn job(home: &Path, command: &[&str], args: &[String], returns: &[&str], requirements: Vec<Requirement>) -> JobSpec {
+    let tasks = RunTasks {
+        tasks: args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| RunTask { seq: i as u64 + 1, arg: a.clone(), file: None })
+            .collect(),
+    };
+    JobSpec::Run(Box::new(RunJob {
+        command: command.iter().map(|c| c.to_string()).collect(),
+        tasks: args.len() as u64,
+        inputs: BlobStore::new(home).put(&tasks.encode()).unwrap(),
+        files: None,
+        returns: returns.iter().map(|r| r.to_string()).collect(),
+        timeout: None,
+        memory_mb: None,
+        retries: 0,
+        halt: None,
+        needs: Needs { native: true, requirements },
+    }))
+}
+
+/// Runs a job to its end: its report and every task event, in task order.
+async fn run_all(client: &Client, spec: JobSpec) -> (JobReport, Vec<TaskEvent>) {
+    let mut h = client.submit(spec).await.unwrap();
+    let report = tokio::time::timeout(LIMIT, &mut h.done).await.expect("the job never finished").unwrap();
+    let mut tasks = Vec::new();
+    while let Ok(e) = h.events.try_recv() {
+        if let JobEvent::Task(t) = e {
+            tasks.push(*t);
+        }
+    }
+    tasks.sort_by_key(|t| t.task);
+    (report, tasks)
+}
+
+fn ok(t: &TaskEvent) -> &RunOutput {
+    t.outcome.as_ref().unwrap_or_else(|e| panic!("task {} failed: {e}", t.task))
+}
+
+fn inline(c: &Captured) -> &[u8] {
+    match c {
+        Captured::Inline(b) => b,
+        Captured::Blob { .. } => panic!("expected inline output"),
+    }
+}
+
+#[tokio::test]
+async fn only_nodes_that_allow_runs_and_the_submitter_run_programs() {
+    let mut c = Cluster::new("allow");
+    let a = c.add_with("a", |cfg| (cfg.allow_run, cfg.runs_own) = (false, true)).await;
+    c.add_with("b", |cfg| cfg.allow_run = true).await;
+    c.add_with("c", |cfg| (cfg.allow_run, cfg.runs_own) = (false, false)).await;
+    until(|| async { members(&a).await == ["b", "c"] }).await;
+    // The facts travel with the gossip: wait until a knows who allows runs.
+    until(|| async { a.peers().await.unwrap().rows.iter().any(|r| r.facts.as_ref().is_some_and(|f| f.allow_run)) })
+        .await;
+    let args: Vec<String> = (1..=40).map(|i| i.to_string()).collect();
+    let spec = job(&c.home("a"), &["sh", "-c", "sleep 0.05; echo task {}"], &args, &[], Vec::new());
+    let (report, tasks) = run_all(&a, spec).await;
+    assert_eq!(tasks.len(), 40);
+    for (t, arg) in tasks.iter().zip(&args) {
+        assert_eq!(inline(&ok(t).stdout), format!("task {arg}\n").as_bytes());
+        assert_ne!(t.node, "c", "c does not allow runs, yet ran task {}", t.task);
+    }
+    assert!(report.nodes.iter().all(|n| n.name != "c"), "{:?}", report.nodes);
+    assert!(tasks.iter().any(|t| t.node == "b"), "b allows runs and helped");
+    c.stop_all().await;
+}
+
+#[tokio::test]
+async fn requirements_pick_the_nodes_and_outputs_come_back_from_them() {
+    let mut c = Cluster::new("require");
+    let a = c.add_with("a", |cfg| cfg.allow_run = true).await;
+    c.add_with("b", |cfg| cfg.labels = vec!["big".into()]).await;
+    until(|| async { members(&a).await == ["b"] }).await;
+    until(|| async {
+        a.peers().await.unwrap().rows.iter().any(|r| r.facts.as_ref().is_some_and(|f| !f.labels.is_empty()))
+    })
+    .await;
+    // 100 kB of stdout (more than travels inline) and a returned file, made on b only.
+    let args: Vec<String> = (1..=4).map(|i| i.to_string()).collect();
+    let script = "head -c 100000 /dev/zero | tr '\\0' {}; echo made {} > out-{}.txt";
+    let spec = job(&c.home("a"), &["sh", "-c", script], &args, &["out-{}.txt"], vec![Requirement::Label("big".into())]);
+    let (report, tasks) = run_all(&a, spec).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let store = BlobStore::new(&c.home("a"));
+    for (t, arg) in tasks.iter().zip(&args) {
+        assert_eq!(t.node, "b", "only b has the label");
+        let out = ok(t);
+        let Captured::Blob { id, len: 100_000 } = out.stdout else { panic!("{:?}", out.stdout) };
+        let stdout = store.read(id).expect("the output came to the submitter's store");
+        assert!(stdout.iter().all(|&b| b == arg.as_bytes()[0]));
+        assert_eq!(out.returned.len(), 1);
+        assert_eq!(store.read(out.returned[0].blob).unwrap(), format!("made {arg}\n").as_bytes());
+    }
+    c.stop_all().await;
+}
+
+#[tokio::test]
+async fn a_job_no_node_can_run_says_why() {
+    let mut c = Cluster::new("nobody");
+    let a = c.add_with("a", |cfg| cfg.allow_run = true).await;
+    c.add_with("b", |cfg| cfg.allow_run = false).await;
+    until(|| async { members(&a).await == ["b"] }).await;
+    let spec = job(&c.home("a"), &["true"], &["x".to_string()], &[], vec![Requirement::Label("gpu".into())]);
+    let mut h = a.submit(spec).await.unwrap();
+    let why = tokio::time::timeout(LIMIT, async {
+        loop {
+            if let Some(JobEvent::Waiting(why)) = h.events.recv().await {
+                return why;
+            }
+        }
+    })
+    .await
+    .expect("the owner never said why the job waits");
+    assert_eq!(why, "of 2 nodes, 1 does not allow runs (mesh join --allow-run) and 1 lack the label gpu");
+    drop(h); // the submitter gives up: the job is cancelled
+    c.stop_all().await;
+}
