@@ -138,7 +138,14 @@ pub struct Manifest {
 impl Manifest {
     /// The manifest as the blob the job names (CBOR).
     pub fn encode(&self) -> Vec<u8> {
-        crate::protocol::encode(self)
+        to_cbor(self)
+    }
+
+    /// A manifest from its blob, checked: bounded, and every path stays inside.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let m: Self = ciborium::from_reader(bytes).map_err(|e| e.to_string())?;
+        m.check().map_err(|e| e.to_string())?;
+        Ok(m)
     }
 
     /// Checks a manifest that came from a blob: bounded, and every path stays inside.
@@ -153,7 +160,14 @@ impl Manifest {
 impl RunTasks {
     /// The task list as the blob the job names (CBOR).
     pub fn encode(&self) -> Vec<u8> {
-        crate::protocol::encode(self)
+        to_cbor(self)
+    }
+
+    /// A task list from its blob, checked: every sent input stays inside.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let t: Self = ciborium::from_reader(bytes).map_err(|e| e.to_string())?;
+        t.check().map_err(|e| e.to_string())?;
+        Ok(t)
     }
 
     /// Checks task lists that came from a blob: every sent input stays inside.
@@ -257,6 +271,13 @@ impl RunOutput {
         let outputs = [self.stdout.blob(), self.stderr.blob()].into_iter().flatten();
         outputs.chain(self.returned.iter().map(|r| r.blob)).collect()
     }
+}
+
+fn to_cbor(v: &impl Serialize) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Invariant: writing to a Vec cannot fail, and these types always serialize.
+    ciborium::into_writer(v, &mut out).expect("CBOR encoding into a Vec");
+    out
 }
 
 /// A path that may not travel.

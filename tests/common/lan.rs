@@ -174,6 +174,19 @@ impl Lan {
         None
     }
 
+    /// Shapes what a host sends to `rate` (tc's token bucket, e.g. `100mbit`), as a
+    /// Raspberry Pi's Ethernet would.
+    pub(crate) fn shape(&mut self, name: &str, rate: &str) {
+        let (ns, inner) = {
+            let h = self.host(name);
+            (h.ns.clone(), h.veth.replacen("mv", "mi", 1))
+        };
+        must(&[
+            "ip", "netns", "exec", &ns, "tc", "qdisc", "add", "dev", &inner, "root", "tbf", "rate", rate, "burst",
+            "64kb", "latency", "50ms",
+        ]);
+    }
+
     /// Takes a host's cable out (or puts it back).
     pub(crate) fn cable(&mut self, name: &str, plugged: bool) {
         let veth = self.host(name).veth.clone();
@@ -182,8 +195,15 @@ impl Lan {
 
     /// Runs a `mesh` command inside a host's namespace.
     pub(crate) fn mesh(&mut self, name: &str, args: &[&str]) -> Output {
+        let dir = std::env::temp_dir();
+        self.mesh_in(name, &dir, args)
+    }
+
+    /// Runs a `mesh` command inside a host's namespace, in the working directory `dir`.
+    pub(crate) fn mesh_in(&mut self, name: &str, dir: &Path, args: &[&str]) -> Output {
         let h = self.host(name);
         Command::new("ip")
+            .current_dir(dir)
             .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh")])
             .args(args)
             .env("MESH_HOME", &h.home)

@@ -175,18 +175,12 @@ impl RunRuntime {
 
     fn load_tasks(&self, id: ContentId, hint: Option<NodeId>) -> Result<RunTasks, RunError> {
         let bytes = self.blobs.read(id, hint).map_err(RunError::Tasks)?;
-        let tasks: RunTasks = crate::protocol::decode(&bytes, MAX_BLOB as usize)
-            .map_err(|e| RunError::Damaged { what: "task list", why: e.to_string() })?;
-        tasks.check().map_err(|e| RunError::Damaged { what: "task list", why: e.to_string() })?;
-        Ok(tasks)
+        RunTasks::decode(&bytes).map_err(|why| RunError::Damaged { what: "task list", why })
     }
 
     fn load_manifest(&self, id: ContentId, hint: Option<NodeId>) -> Result<Manifest, RunError> {
         let bytes = self.blobs.read(id, hint).map_err(RunError::Files)?;
-        let m: Manifest = crate::protocol::decode(&bytes, MAX_BLOB as usize)
-            .map_err(|e| RunError::Damaged { what: "file list", why: e.to_string() })?;
-        m.check().map_err(|e| RunError::Damaged { what: "file list", why: e.to_string() })?;
-        Ok(m)
+        Manifest::decode(&bytes).map_err(|why| RunError::Damaged { what: "file list", why })
     }
 
     /// Copies a sent file into the task's directory.
@@ -323,7 +317,8 @@ fn remove_all(dir: &Path) -> std::io::Result<()> {
     std::fs::remove_dir_all(dir)
 }
 
-/// Removes the working directories of node processes that no longer run.
+/// Removes the working directories of node processes that no longer run, after ending
+/// the programs still running in them (a node killed with `kill -9` leaves them behind).
 fn remove_stale(root: &Path) {
     for e in std::fs::read_dir(root).into_iter().flatten().flatten() {
         let alive = e
@@ -331,15 +326,41 @@ fn remove_stale(root: &Path) {
             .to_str()
             .and_then(|n| n.parse::<u32>().ok())
             .is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists());
-        if !alive {
-            match remove_all(&e.path()) {
-                Ok(()) => {
-                    tracing::info!(dir = %e.path().display(), "removed the task directories of a node that stopped")
+        if alive {
+            continue;
+        }
+        let ended = end_programs_in(&e.path());
+        if ended > 0 {
+            tracing::info!(dir = %e.path().display(), ended, "ended the programs a stopped node left running");
+        }
+        match remove_all(&e.path()) {
+            Ok(()) => tracing::info!(dir = %e.path().display(), "removed the task directories of a node that stopped"),
+            Err(err) => tracing::warn!(dir = %e.path().display(), %err, "cannot remove old task directories"),
+        }
+    }
+}
+
+/// Sends SIGKILL to the process groups of the processes whose working directory is under
+/// `dir`; returns how many processes it found.
+fn end_programs_in(dir: &Path) -> usize {
+    let Ok(dir) = dir.canonicalize() else { return 0 };
+    let mut found = 0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<libc::pid_t>().ok()) else { continue };
+        let Ok(cwd) = std::fs::read_link(e.path().join("cwd")) else { continue };
+        if cwd.starts_with(&dir) {
+            found += 1;
+            // SAFETY: getpgid and kill take plain integers and touch no memory of ours.
+            unsafe {
+                let group = libc::getpgid(pid);
+                if group > 1 {
+                    libc::kill(-group, libc::SIGKILL);
                 }
-                Err(err) => tracing::warn!(dir = %e.path().display(), %err, "cannot remove old task directories"),
+                libc::kill(pid, libc::SIGKILL);
             }
         }
     }
+    found
 }
 
 fn unix_ms() -> u64 {

@@ -36,7 +36,7 @@ impl Fixture {
             })
             .collect::<Vec<_>>();
         let manifest =
-            (!sent.is_empty()).then(|| self.store.put(&crate::protocol::encode(&Manifest { files: sent })).unwrap());
+            (!sent.is_empty()).then(|| self.store.put(&Manifest { files: sent }.encode()).unwrap());
         let tasks = RunTasks {
             tasks: args
                 .iter()
@@ -47,7 +47,7 @@ impl Fixture {
         RunJob {
             command: command.iter().map(|c| c.to_string()).collect(),
             tasks: args.len() as u64,
-            inputs: self.store.put(&crate::protocol::encode(&tasks)).unwrap(),
+            inputs: self.store.put(&tasks.encode()).unwrap(),
             files: manifest,
             returns: returns.iter().map(|r| r.to_string()).collect(),
             timeout: None,
@@ -142,12 +142,19 @@ fn a_cancelled_job_ends_its_tasks_and_stale_directories_go() {
     let f = Fixture::new("cancel", true);
     let stale = f.home.join("run").join("999999999");
     std::fs::create_dir_all(stale.join("old-task")).unwrap();
+    // A program a killed node left running in its task's directory, in its own group.
+    let mut orphan = std::process::Command::new("sleep");
+    orphan.arg("300").current_dir(stale.join("old-task"));
+    std::os::unix::process::CommandExt::process_group(&mut orphan, 0);
+    let mut orphan = orphan.spawn().unwrap();
     let rt = RunRuntime::new(
         &f.home,
         Blobs::new(f.store.clone(), None),
         Permission { me: ME, allow_run: true, runs_own: true },
     );
     assert!(!stale.exists(), "a dead node's directories are removed at start");
+    let status = orphan.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL), "its program was ended");
     let job = f.job(&["sleep", "30"], &["x"], &[], &[]);
     rt.cancel(f.id(ME));
     let out = rt.run(f.id(ME), &job, 0).unwrap();
