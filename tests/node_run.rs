@@ -133,3 +133,24 @@ async fn a_job_no_node_can_run_says_why() {
     drop(h); // the submitter gives up: the job is cancelled
     c.stop_all().await;
 }
+
+#[tokio::test]
+async fn when_the_submitter_goes_its_programs_end_everywhere() {
+    let mut c = Cluster::new("orphans");
+    let a = c.add_with("a", |cfg| (cfg.allow_run, cfg.runs_own, cfg.workers) = (false, false, 1)).await;
+    let b = c.add_with("b", |cfg| cfg.allow_run = true).await;
+    until(|| async { members(&a).await == ["b"] }).await;
+    until(|| async { a.peers().await.unwrap().rows.iter().any(|r| r.facts.as_ref().is_some_and(|f| f.allow_run)) })
+        .await;
+    let marker = c.dir.join("outlived");
+    let script = format!("sleep 4; touch {}", marker.display());
+    let spec = job(&c.home("a"), &["sh", "-c", &script], &["x".to_string()], &[], Vec::new());
+    let h = a.submit(spec).await.unwrap();
+    until(|| async { b.peers().await.unwrap().rows[0].busy == Some(1) }).await;
+    c.stop("a").await; // the owner leaves: b drops its job and ends the program
+    drop(h);
+    until(|| async { b.peers().await.unwrap().rows[0].busy == Some(0) }).await;
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    assert!(!marker.exists(), "the program outlived its job's owner");
+    c.stop_all().await;
+}

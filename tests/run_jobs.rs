@@ -210,3 +210,30 @@ fn resume_skips_what_the_joblog_records() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(outputs(&doc), (16..=20).map(|i| format!("{i}\n")).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_python_sweep_runs_from_a_sent_script() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = mesh_of(&[&["--allow-run"], &["--allow-run"], &["--allow-run"]]);
+    let dir = lan.dir().join("sweep");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/run/sweep.py");
+    std::fs::copy(script, dir.join("sweep.py")).unwrap();
+    let seeds: Vec<String> = (1..=24).map(|i| i.to_string()).collect();
+    let mut args =
+        vec!["--send", "sweep.py", "--", "python3", "sweep.py", "--samples", "100000", "--seed", "{}", ":::"];
+    args.extend(seeds.iter().map(String::as_str));
+    let (out, doc) = run(&mut lan, "h1", &dir, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // The same seeds, run here, give the same lines: the results do not depend on the node.
+    for (seed, got) in seeds.iter().zip(outputs(&doc)) {
+        let here = std::process::Command::new("python3")
+            .args([script, "--samples", "100000", "--seed", seed])
+            .output()
+            .unwrap();
+        assert_eq!(got, String::from_utf8_lossy(&here.stdout), "seed {seed}");
+    }
+    assert!(by_node(&doc).len() >= 2, "the sweep spread: {:?}", by_node(&doc));
+}

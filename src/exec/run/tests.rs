@@ -35,8 +35,7 @@ impl Fixture {
                 executable: *executable,
             })
             .collect::<Vec<_>>();
-        let manifest =
-            (!sent.is_empty()).then(|| self.store.put(&Manifest { files: sent }.encode()).unwrap());
+        let manifest = (!sent.is_empty()).then(|| self.store.put(&Manifest { files: sent }.encode()).unwrap());
         let tasks = RunTasks {
             tasks: args
                 .iter()
