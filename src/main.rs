@@ -4,6 +4,7 @@
 
 use clap::Parser;
 use mesh::cli::{self, Cli, Exit};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    init_tracing(cli.verbose);
+    init_tracing(cli.verbose, cli.is_daemon());
     let exit = match cli::run(cli) {
         Ok(exit) => exit,
         Err(e) if is_broken_pipe(&e) => Exit::Success,
@@ -31,12 +32,17 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().filter_map(|c| c.downcast_ref::<std::io::Error>()).any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
+/// Logs go to stderr: warnings only, but for `mesh join`, which also says hello and tells
+/// of nodes joining, leaving and refused. Colour only on a terminal, and never with
+/// `NO_COLOR` set (so journald and captured logs read clean).
+fn init_tracing(verbose: u8, daemon: bool) {
+    let default = match (verbose, daemon) {
+        (0, false) => "warn",
+        (0, true) => "warn,mesh=info",
+        (1, _) => "info",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("MESH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).init();
 }

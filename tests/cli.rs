@@ -31,7 +31,31 @@ fn demo_sum_and_statistics() {
     let err = stderr(&out);
     assert!(err.contains("Time elapsed:"), "{err}");
     assert!(err.contains("% of tasks") && err.contains("time per task"), "{err}");
-    assert!(err.contains("Speedup") && err.contains("efficiency"), "{err}");
+    // 2 ms of work: a speedup would mostly measure start-up, so it says so in words.
+    assert!(err.contains("Job too short to measure speedup"), "{err}");
+    assert!(!err.contains("Speedup") && !err.contains("efficiency"), "{err}");
+}
+
+#[test]
+fn statistics_give_a_speedup_only_for_jobs_long_enough_to_measure() {
+    let empty = mesh("empty").args(["submit", "primes", "0", "--local"]).output().unwrap();
+    assert_eq!(empty.status.code(), Some(0), "{}", stderr(&empty));
+    let err = stderr(&empty);
+    assert!(err.contains("Job too short to measure speedup") && !err.contains("Speedup 0.00x"), "{err}");
+    assert!(err.contains("% of tasks"), "the table stays: {err}");
+    // Each n by trial division takes milliseconds: a job of a hundred is measurable.
+    let long = mesh("long")
+        .args(["submit", "primes", "100000..100099", "--algo", "trial", "-w", "2", "--local"])
+        .output()
+        .unwrap();
+    assert_eq!(long.status.code(), Some(0), "{}", stderr(&long));
+    let err = stderr(&long);
+    assert!(err.contains("Speedup ") && err.contains("on 2 workers") && err.contains("efficiency"), "{err}");
+    assert!(!err.contains("too short"), "{err}");
+    // --json keeps the raw figures whatever the job's length.
+    let json = mesh("json").args(["submit", "primes", "100999", "--local", "--json"]).output().unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(doc["speedup"].is_f64() && doc["efficiency"].is_f64() && doc["elapsed_s"].is_f64(), "{doc}");
 }
 
 #[test]
@@ -279,14 +303,24 @@ fn bench_reports_speeds_speedup_and_overhead() {
     assert_eq!(nodes.len(), 1);
     assert_eq!(nodes[0]["tasks"], 40);
     assert!(nodes[0]["ms_per_task"].as_f64().unwrap() > 0.0 && nodes[0]["relative_speed"].as_f64().unwrap() > 0.0);
-    assert!(heavy["speedup"].as_f64().unwrap() > 0.0);
+    // The speedup is the calibrated serial time over the elapsed time, not the task time
+    // sum (which inflates when workers share cores); the latter is kept as busy_workers.
+    let serial_s = doc["calibration_ms"].as_f64().unwrap() / 1e3 * 40.0;
+    let speedup = heavy["speedup"].as_f64().unwrap();
+    assert!((speedup - serial_s / heavy["elapsed_s"].as_f64().unwrap()).abs() < 1e-6 * speedup.max(1.0), "{heavy}");
+    assert!(heavy["busy_workers"].as_f64().unwrap() > 0.0);
     assert_eq!(doc["tiny"]["tasks"], 10_000);
     assert!(doc["tiny"]["tasks_per_s"].as_f64().unwrap() > 0.0);
     let text = mesh("bench").args(["bench", "--local", "--tasks", "10", "-w", "1"]).output().unwrap();
     let report = stdout(&text);
-    for want in
-        ["Calibration:", "Heavy job: 10 demo tasks", "speed (this core = 1.00)", "Speedup", "Tiny job: 10000 tasks"]
-    {
+    for want in [
+        "Calibration:",
+        "Heavy job: 10 demo tasks",
+        "speed (this core = 1.00)",
+        "Speedup",
+        "(serial time on this core / elapsed)",
+        "Tiny job: 10000 tasks",
+    ] {
         assert!(report.contains(want), "{want} in {report}");
     }
 }

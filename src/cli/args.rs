@@ -26,6 +26,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether the command is the long-running `mesh join`, whose log tells of the mesh.
+    pub fn is_daemon(&self) -> bool {
+        matches!(self.command, Command::Join(_))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make this machine a node of the mesh; runs in the foreground until SIGINT/SIGTERM.

@@ -4,8 +4,10 @@
 //! 1. **Calibration.** One demo task (the sum of the primes below 100000 by trial
 //!    division) runs a few times on this machine's one core: the unit of speed.
 //! 2. **Heavy job.** The demo, `--tasks` tasks of that size (default 1000), on the mesh.
-//!    Each node's speed is its time per task, also relative to this machine; the mesh's
-//!    speedup and efficiency come from the task time sum over the elapsed time.
+//!    Each node's speed is its time per task, also relative to this machine. The mesh's
+//!    speedup is the job's serial time on this core (tasks × calibration) over its elapsed
+//!    time, which stays honest when workers outnumber cores: the task time sum would not,
+//!    since each task's wall time stretches when tasks share a core.
 //! 3. **Tiny job.** 10,000 tasks that each test one number: what a task costs the mesh
 //!    itself (scheduling, messages, the worker hand-off), as tasks per second and as the
 //!    overhead per task per worker.

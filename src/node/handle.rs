@@ -24,9 +24,8 @@ impl Node {
     /// the network. Must be called inside a tokio runtime.
     pub async fn spawn(cfg: NodeConfig) -> Result<(Client, Self)> {
         let identity = Identity::load_or_create(&cfg.home, cfg.name.clone())?;
-        if let Some(net) = &cfg.network {
-            let (peer_id, key) = (identity.peer_id, net.key.fingerprint());
-            tracing::info!(%peer_id, name = %identity.name, %key, workers = cfg.workers, "joining the mesh");
+        if cfg.network.is_some() {
+            tracing::debug!(peer_id = %identity.peer_id, name = %identity.name, workers = cfg.workers, "starting a node");
         }
         let listener = if cfg.control { Some(control::bind(&cfg.home).await?) } else { None };
         let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());

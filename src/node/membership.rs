@@ -52,7 +52,30 @@ pub(crate) enum Decision {
     /// The peer joined the mesh.
     Joined(PeerId),
     /// The peer left; tell the scheduler.
-    Left(PeerId),
+    Left(PeerId, Departure),
+    /// A node first seen on the LAN that cannot join: another key or protocol version.
+    Refused {
+        name: String,
+        state: PeerState,
+    },
+}
+
+/// How a member left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Departure {
+    /// It said goodbye.
+    Bye,
+    /// Its last connection closed without a goodbye (a killed process, a crash).
+    Disconnected,
+    /// It went silent (an unplugged cable, a frozen machine).
+    Silent,
+}
+
+impl Departure {
+    /// It died rather than left: the statistics mark it "(lost)".
+    pub(crate) fn is_lost(self) -> bool {
+        self != Self::Bye
+    }
 }
 
 #[derive(Debug)]
@@ -87,6 +110,13 @@ impl Membership {
             return Decision::Nothing;
         }
         let usable = rec.fingerprint == self.fingerprint && rec.protocol == PROTOCOL_VERSION;
+        if !usable && !self.sightings.contains_key(&rec.fullname) {
+            let state =
+                if rec.fingerprint != self.fingerprint { PeerState::DifferentKey } else { PeerState::Incompatible };
+            let name = rec.name.clone();
+            self.sightings.insert(rec.fullname.clone(), Sighting { record: rec, first_seen: now, dialed: false });
+            return Decision::Refused { name, state };
+        }
         let s = self.sightings.entry(rec.fullname.clone()).or_insert(Sighting {
             record: rec.clone(),
             first_seen: now,
@@ -142,7 +172,7 @@ impl Membership {
             return Decision::Nothing;
         }
         if a.bye {
-            return self.leave(from);
+            return self.leave(from, Departure::Bye);
         }
         let joined = !self.members.contains_key(&from);
         let m = self.members.entry(from).or_insert_with(|| Member {
@@ -178,7 +208,7 @@ impl Membership {
             s.dialed = false; // it may come back: dial again after the grace period
             s.first_seen = now;
         }
-        self.leave(peer)
+        self.leave(peer, Departure::Disconnected)
     }
 
     /// Members silent for longer than `expiry`.
@@ -195,8 +225,13 @@ impl Membership {
         dead
     }
 
-    fn leave(&mut self, peer: PeerId) -> Decision {
-        if self.members.remove(&peer).is_some() { Decision::Left(peer) } else { Decision::Nothing }
+    fn leave(&mut self, peer: PeerId, how: Departure) -> Decision {
+        if self.members.remove(&peer).is_some() { Decision::Left(peer, how) } else { Decision::Nothing }
+    }
+
+    /// A member's name, if it is one.
+    pub(crate) fn name_of(&self, peer: &PeerId) -> Option<&str> {
+        self.members.get(peer).map(|m| m.name.as_str())
     }
 
     /// Rows for `mesh peers`: members, then nodes seen with another key or version.
@@ -313,10 +348,12 @@ mod tests {
         let (lo, hi) = ordered_pair();
         let t0 = Instant::now();
         let mut m = Membership::new(lo, "aaaa0000".into());
+        let refused = Decision::Refused { name: "n".into(), state: PeerState::DifferentKey };
+        assert_eq!(m.on_record(t0, rec(hi, "bbbb1111", PROTOCOL_VERSION), false), refused, "said once");
         assert_eq!(m.on_record(t0, rec(hi, "bbbb1111", PROTOCOL_VERSION), false), Decision::Nothing);
         let mut r2 = rec(PeerId::random().max(hi), "aaaa0000", 99);
         r2.fullname = "other".into();
-        assert_eq!(m.on_record(t0, r2, false), Decision::Nothing);
+        assert_eq!(m.on_record(t0, r2, false), Decision::Refused { name: "n".into(), state: PeerState::Incompatible });
         assert!(m.overdue_dials(t0 + DIAL_GRACE * 2, |_| false).is_empty());
         let states: Vec<PeerState> = m.rows(t0).into_iter().map(|r| r.state).collect();
         assert_eq!(states, [PeerState::DifferentKey, PeerState::Incompatible]);
@@ -329,12 +366,12 @@ mod tests {
         let mut m = Membership::new(me, "open".into());
         assert_eq!(m.on_announce(t0, b, announce(false), None), Decision::Joined(b));
         assert_eq!(m.on_announce(t0, b, announce(false), None), Decision::Nothing);
-        assert_eq!(m.on_announce(t0, b, announce(true), None), Decision::Left(b));
+        assert_eq!(m.on_announce(t0, b, announce(true), None), Decision::Left(b, Departure::Bye));
         m.on_announce(t0, b, announce(false), None);
         assert!(m.expire(t0 + Duration::from_secs(4), Duration::from_secs(5)).is_empty());
         assert_eq!(m.expire(t0 + Duration::from_secs(6), Duration::from_secs(5)), vec![b]);
         m.on_announce(t0, b, announce(false), None);
-        assert_eq!(m.on_disconnected(t0, b), Decision::Left(b));
+        assert_eq!(m.on_disconnected(t0, b), Decision::Left(b, Departure::Disconnected));
         let mut old = announce(false);
         old.protocol = 0;
         assert_eq!(m.on_announce(t0, b, old, None), Decision::Nothing);

@@ -36,6 +36,6 @@ pub use config::{NetConfig, NodeConfig};
 pub use handle::{Node, shutdown_signal};
 pub use identity::{default_home, hostname};
 pub(crate) use membership::sighting_row;
-pub use report::{FailedTask, JobReport, JobResults, NodeStats, PrimesResult, TaskRecord, run_failure};
+pub use report::{FailedTask, JobReport, JobResults, MEASURABLE, NodeStats, PrimesResult, TaskRecord, run_failure};
 pub use submit::run_job;
 pub use view::{BlobStats, JobEvent, JobProgress, JobUpdate, PeerRow, PeerState, PeersReply, TaskEvent};

@@ -116,6 +116,11 @@ pub struct JobReport {
     pub halted: bool,
 }
 
+/// The shortest job whose speedup is reported: a tenth of a second. A job of one small
+/// task takes about 2 ms from submission to result on a loopback mesh, all of it the cost
+/// of starting and gathering; at 100 ms that cost is a few percent.
+pub const MEASURABLE: Duration = Duration::from_millis(100);
+
 impl JobReport {
     /// Sum of all task times.
     pub fn task_time(&self) -> Duration {
@@ -132,9 +137,36 @@ impl JobReport {
         self.speedup() / f64::from(self.workers.max(1))
     }
 
+    /// Whether the job ran long enough for its speedup to mean something: it had tasks
+    /// and workers, and took at least [`MEASURABLE`]. Below that, starting the job
+    /// (sending it, waking workers, gathering results) is a large part of the elapsed
+    /// time, and a speedup under 1 would read as if the mesh were slow.
+    pub fn measurable(&self) -> bool {
+        self.tasks > 0 && self.workers > 0 && self.elapsed >= MEASURABLE
+    }
+
     /// Total successful steals.
     pub fn steals(&self) -> u64 {
         self.nodes.iter().map(|n| n.steals).sum()
+    }
+
+    /// A report of `tasks` tasks that kept one node of `workers` workers busy for
+    /// `task_time` in all, over `elapsed`: for tests of what is made of the figures.
+    #[cfg(test)]
+    pub(crate) fn sample(elapsed: Duration, tasks: u64, workers: u32, task_time: Duration) -> Self {
+        let node = NodeStats { name: "a".into(), peer_id: "p".into(), workers, tasks, task_time, steals: 0 };
+        Self {
+            results: JobResults::Run,
+            elapsed,
+            tasks,
+            failed: Vec::new(),
+            nodes: vec![node],
+            workers,
+            duplicates: 0,
+            backups: 0,
+            retried: 0,
+            halted: false,
+        }
     }
 }
 
@@ -343,4 +375,22 @@ fn record(r: Option<Record>, retries: u32, names: &HashMap<NodeId, String>) -> T
         Err(e) => (None, Some(e)),
     };
     TaskRecord { output, error, node, time: r.took, attempts: retries + 1 }
+}
+
+#[cfg(test)]
+mod measure_tests {
+    use super::*;
+
+    #[test]
+    fn short_or_empty_jobs_have_no_speedup_to_report() {
+        let ms = Duration::from_millis;
+        let long = JobReport::sample(ms(200), 10, 2, ms(380));
+        assert!(long.measurable());
+        assert!((long.speedup() - 1.9).abs() < 1e-9 && (long.efficiency() - 0.95).abs() < 1e-9);
+        assert!(!JobReport::sample(ms(2), 1, 2, ms(1)).measurable(), "2 ms is mostly start-up");
+        assert!(!JobReport::sample(MEASURABLE - ms(1), 10, 2, ms(150)).measurable());
+        assert!(JobReport::sample(MEASURABLE, 10, 2, ms(150)).measurable());
+        assert!(!JobReport::sample(ms(500), 0, 2, ms(0)).measurable(), "no tasks");
+        assert!(!JobReport::sample(ms(500), 5, 0, ms(0)).measurable(), "no workers");
+    }
 }

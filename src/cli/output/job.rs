@@ -3,7 +3,7 @@
 
 use super::{align_right, print_json, short_peer};
 use crate::job::{InputLines, PrimesJob, WasmJob};
-use crate::node::{JobReport, JobResults};
+use crate::node::{JobReport, JobResults, MEASURABLE};
 use comfy_table::{Table, presets};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -164,13 +164,17 @@ pub(super) fn table_and_speedup(r: &JobReport) -> io::Result<()> {
     let mut err = io::stderr().lock();
     writeln!(err, "Time elapsed: {:.3} s", r.elapsed.as_secs_f64())?;
     writeln!(err, "{}", stats_table(r))?;
-    writeln!(
-        err,
-        "Speedup {:.2}x on {} workers (task time sum / elapsed), efficiency {:.1}%",
-        r.speedup(),
-        r.workers,
-        100.0 * r.efficiency()
-    )?;
+    if r.measurable() {
+        writeln!(
+            err,
+            "Speedup {:.2}x on {} workers (task time sum / elapsed), efficiency {:.1}%",
+            r.speedup(),
+            r.workers,
+            100.0 * r.efficiency()
+        )?;
+    } else {
+        writeln!(err, "Job too short to measure speedup (under {} s)", MEASURABLE.as_secs_f64())?;
+    }
     if r.duplicates > 0 || r.backups > 0 {
         writeln!(err, "{} backup runs, {} duplicate results dropped", r.backups, r.duplicates)?;
     }

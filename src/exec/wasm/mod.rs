@@ -221,7 +221,7 @@ pub fn prune_caches(home: &std::path::Path) {
     for (dir, budget) in dirs {
         match crate::store::prune(&dir, budget) {
             Ok((0, _)) => {}
-            Ok((files, bytes)) => tracing::info!(dir = %dir.display(), files, bytes, "pruned the least recently used"),
+            Ok((files, bytes)) => tracing::debug!(dir = %dir.display(), files, bytes, "pruned the least recently used"),
             Err(e) => tracing::warn!(dir = %dir.display(), %e, "cannot prune"),
         }
     }

@@ -17,6 +17,7 @@
 //! [`Client`]: super::Client
 
 mod net;
+mod roster;
 mod routes;
 mod transfers;
 mod watches;
@@ -105,7 +106,7 @@ impl EventLoop {
         let (pool, finished) =
             WorkerPool::start(cfg.workers as usize, exec.clone()).context("starting worker threads")?;
         let net = match cfg.network {
-            Some(n) => Some(Net::start(&identity, n, facts.clone(), sched_cfg.peer_expiry, now)?),
+            Some(n) => Some(Net::start(&identity, n, facts.clone(), cfg.workers, sched_cfg.peer_expiry, now)?),
             None => None,
         };
         Ok(Self {
@@ -198,7 +199,7 @@ impl EventLoop {
                     self.watches.accepted(job, from, report, &|n| describe(me, net.as_ref(), n));
                 }
                 Action::Retrying { job, from, report } => {
-                    tracing::info!(%job, task = report.task, node = %from, "task failed; retrying");
+                    tracing::debug!(%job, task = report.task, node = %from, "task failed; retrying");
                     self.watches.retrying(job, from, &report);
                 }
                 Action::Stolen { job, by, .. } => self.watches.stolen(job, by),
@@ -216,7 +217,7 @@ impl EventLoop {
                     self.watches.drop_job(job);
                 }
                 Action::Waiting { job, why } => {
-                    tracing::info!(%job, %why, "no node can run the job's queued tasks");
+                    tracing::debug!(%job, %why, "no node can run the job's queued tasks");
                     self.watches.waiting(job, why.to_string());
                 }
             }
@@ -229,7 +230,7 @@ impl EventLoop {
                 let now = Instant::now();
                 let spec = Arc::new(job);
                 let id = self.sched.submit(now, spec.clone(), spec.tasks(), spec.retries());
-                tracing::info!(job = %id, kind = spec.kind(), tasks = spec.tasks(), "job submitted");
+                tracing::debug!(job = %id, kind = spec.kind(), tasks = spec.tasks(), "job submitted");
                 self.watches.add(id, spec, now, Listener { progress, events, done });
             }
             Command::Peers { reply } => {
@@ -303,7 +304,7 @@ impl EventLoop {
         // A submitter that stopped waiting (Ctrl-C, a closed control connection): its
         // job is cancelled everywhere rather than computed for nobody.
         for job in self.watches.take_abandoned() {
-            tracing::info!(%job, "submitter went away; cancelling the job");
+            tracing::debug!(%job, "submitter went away; cancelling the job");
             self.sched.cancel(now, job);
         }
         let gone = self.net.as_mut().map(|n| n.housekeeping(now)).unwrap_or_default();

@@ -3,6 +3,7 @@
 //! [`FromNet`] events for the loop, and the core's messages into requests and gossip. It
 //! decides nothing about work: membership decides who is in the mesh, the core the rest.
 
+use super::roster::Roster;
 use super::routes::{Routes, node_of};
 use crate::core::{Facts, Message, Status};
 use crate::discovery::{Advert, Discovery, DiscoveryEvent};
@@ -11,9 +12,9 @@ use crate::id::NodeId;
 use crate::node::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use crate::node::config::NetConfig;
 use crate::node::identity::Identity;
-use crate::node::membership::{Decision, Membership};
+use crate::node::membership::{Decision, Departure, Membership};
 use crate::node::report::NodeInfo;
-use crate::node::view::PeerRow;
+use crate::node::view::{PeerRow, PeerState};
 use crate::protocol::blob::{BlobRequest, BlobResponse};
 use crate::protocol::membership::{Announce, PROTOCOL_VERSION, TOPIC};
 use crate::protocol::sched::{Ack, WireMessage};
@@ -70,7 +71,12 @@ pub(super) struct Net {
     discovery: Option<Discovery>,
     disc_rx: Option<mpsc::Receiver<DiscoveryEvent>>,
     routes: Routes,
+    /// Every node seen, by name, for the statistics.
+    roster: Roster,
     listen_addrs: Vec<Multiaddr>,
+    workers: u32,
+    /// The node has not yet said hello (it does, once its listen addresses are known).
+    hello_due: bool,
     /// Members silent this long are dropped (the core's `peer_expiry`).
     expiry: Duration,
     next_static_dial: Instant,
@@ -88,6 +94,7 @@ impl Net {
         identity: &Identity,
         cfg: NetConfig,
         facts: Facts,
+        workers: u32,
         expiry: Duration,
         now: Instant,
     ) -> Result<Self> {
@@ -105,7 +112,10 @@ impl Net {
             discovery: None,
             disc_rx: None,
             routes: Routes::default(),
+            roster: Roster::default(),
             listen_addrs: Vec::new(),
+            workers,
+            hello_due: true,
             expiry,
             next_static_dial: now,
         })
@@ -146,7 +156,7 @@ impl Net {
     fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>, now: Instant) -> Result<Vec<FromNet>> {
         let out = match ev {
             SwarmEvent::NewListenAddr { address, .. } => {
-                tracing::info!(%address, "listening");
+                tracing::debug!(%address, "listening");
                 let port = address.iter().find_map(|p| if let Protocol::Tcp(port) = p { Some(port) } else { None });
                 self.listen_addrs.push(address);
                 if let (Some(port), None, true) = (port, &self.discovery, self.cfg.mdns) {
@@ -204,12 +214,13 @@ impl Net {
                 return Vec::new();
             }
         };
-        let (status, facts) = (a.status, a.facts.clone());
+        let (status, facts, name) = (a.status, a.facts.clone(), a.name.clone());
         let usable = a.protocol == PROTOCOL_VERSION && !a.bye;
         let addr = self.routes.addr(&from);
         let d = self.membership.on_announce(now, from, a, addr);
         let mut out: Vec<FromNet> = self.apply(d).into_iter().collect();
         if usable && self.membership.is_member(&from) {
+            self.roster.here(node_of(&from), from, &name, status.workers);
             out.push(FromNet::Facts { from: node_of(&from), facts });
             out.push(FromNet::Message { from: node_of(&from), msg: Message::Status(status) });
         }
@@ -254,12 +265,28 @@ impl Net {
             }
             Decision::Joined(peer) => {
                 self.routes.learn(peer);
-                tracing::info!(%peer, "peer joined the mesh");
+                let name = self.membership.name_of(&peer).unwrap_or("?");
+                tracing::info!(%peer, "{name} joined the mesh");
                 None
             }
-            Decision::Left(peer) => {
-                tracing::info!(%peer, "peer left the mesh");
-                Some(FromNet::PeerGone(self.routes.forget(&peer)))
+            Decision::Left(peer, how) => {
+                let node = self.routes.forget(&peer);
+                self.roster.gone(node, how.is_lost());
+                let name = self.roster.info(node).map_or_else(|| peer.to_string(), |i| i.name);
+                match how {
+                    Departure::Bye => tracing::info!(%peer, "{name} left the mesh"),
+                    Departure::Disconnected => tracing::info!(%peer, "{name} is gone: its connection closed"),
+                    Departure::Silent => tracing::info!(%peer, "{name} is gone: silent for {:?}", self.expiry),
+                }
+                Some(FromNet::PeerGone(node))
+            }
+            Decision::Refused { name, state } => {
+                let why = match state {
+                    PeerState::DifferentKey => "uses a different key (check --key or MESH_KEY)",
+                    _ => "runs another protocol version (upgrade it)",
+                };
+                tracing::warn!("node {name} on this LAN {why}; it cannot join this mesh");
+                None
             }
         }
     }
@@ -267,10 +294,13 @@ impl Net {
     /// Periodic upkeep: silent members are dropped, owed dials and `--peer` redials made.
     pub(super) fn housekeeping(&mut self, now: Instant) -> Vec<FromNet> {
         let mut gone = Vec::new();
+        if self.hello_due && !self.listen_addrs.is_empty() {
+            self.hello_due = false;
+            self.say_hello();
+        }
         for p in self.membership.expire(now, self.expiry) {
-            tracing::info!(peer = %p, "peer went silent; dropping it");
             let _ = self.swarm.disconnect_peer_id(p);
-            gone.extend(self.apply(Decision::Left(p)));
+            gone.extend(self.apply(Decision::Left(p, Departure::Silent)));
         }
         let swarm = &self.swarm;
         let owed = self.membership.overdue_dials(now, |p| swarm.is_connected(p));
@@ -334,6 +364,9 @@ impl Net {
 
     /// How the statistics name another node.
     pub(super) fn describe(&self, node: NodeId) -> NodeInfo {
+        if let Some(info) = self.roster.info(node) {
+            return info;
+        }
         let Some(peer) = self.routes.peer(node) else {
             return NodeInfo { name: node.to_string(), peer_id: String::new(), workers: 0 };
         };
@@ -350,6 +383,23 @@ impl Net {
 
     pub(super) fn listen_addrs(&self) -> Vec<String> {
         self.listen_addrs.iter().map(ToString::to_string).collect()
+    }
+
+    /// The one line a node logs when it is up: who it is, where it listens, what it offers.
+    fn say_hello(&self) {
+        let key = match self.cfg.key.is_open() {
+            true => "no key (any machine on the LAN can join)".to_string(),
+            false => format!("key {}", self.cfg.key.fingerprint()),
+        };
+        let runs = if self.facts.allow_run { "runs others' programs" } else { "runs only sandboxed tasks for others" };
+        let addrs: Vec<String> = self.listen_addrs.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            "mesh node {} is up: peer id {}, listening on {}, {} workers, {key}, {runs}",
+            self.name,
+            self.swarm.local_peer_id(),
+            addrs.join(" "),
+            self.workers
+        );
     }
 
     fn start_discovery(&mut self, port: u16) -> Result<()> {

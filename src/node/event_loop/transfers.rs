@@ -135,7 +135,7 @@ impl Transfers {
     pub(super) fn fetch_done(&mut self, id: ContentId, result: Result<Fetched, FetchError>) {
         let outcome = match result {
             Ok(f) => {
-                tracing::info!(blob = %id.fmt_short(), bytes = f.bytes, from = %f.from, rejected = f.rejected, "fetched a blob");
+                tracing::debug!(blob = %id.fmt_short(), bytes = f.bytes, from = %f.from, rejected = f.rejected, "fetched a blob");
                 self.stats.fetched += 1;
                 self.stats.bytes_in += f.bytes;
                 self.stats.rejected += u64::from(f.rejected);
