@@ -164,10 +164,15 @@ impl BlobStore {
         Ok((id, len))
     }
 
-    /// Copies a sound blob out of the store to `dest`.
+    /// Copies a sound blob out of the store to a new file `dest`. Anything already at
+    /// `dest`, a symlink included, is an error rather than followed or overwritten.
     pub fn copy_out(&self, id: ContentId, dest: &Path) -> Result<u64, StoreError> {
         self.check(id)?;
-        std::fs::copy(self.path(id), dest).map_err(|source| StoreError::Io { path: dest.to_path_buf(), source })
+        let io = |source| StoreError::Io { path: dest.to_path_buf(), source };
+        let mut from =
+            std::fs::File::open(self.path(id)).map_err(|source| StoreError::Io { path: self.path(id), source })?;
+        let mut to = std::fs::OpenOptions::new().write(true).create_new(true).open(dest).map_err(io)?;
+        std::io::copy(&mut from, &mut to).map_err(io)
     }
 
     /// A writer for a blob arriving in pieces (a fetch, a file being stored): it goes to a
@@ -310,7 +315,8 @@ pub fn touch(path: &Path) {
     }
 }
 
-fn unique() -> u64 {
+/// A number not handed out before in this process, for temporary names.
+pub(crate) fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)

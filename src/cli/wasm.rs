@@ -13,7 +13,6 @@ use super::submit::run_job;
 use crate::core::Needs;
 use crate::exec::Executor;
 use crate::exec::run::Permission;
-use crate::id::NodeId;
 use crate::job::{InputLines, JobSpec, WasmJob};
 use crate::store::{BlobStore, MAX_BLOB};
 use anyhow::{Context, Result};
@@ -27,7 +26,7 @@ pub(crate) fn submit(home: PathBuf, args: WasmArgs) -> Result<Exit> {
     let lines = InputLines::parse(input.clone()).map_err(|e| usage(format!("the input: {e}")))?;
     // The module is compiled here once, to check it; its compiled code is cached under
     // the home, so this machine's node starts warm.
-    let no_runs = Permission { me: NodeId(0), allow_run: false, runs_own: false };
+    let no_runs = Permission { allow_run: false, runs_own: false };
     let exec = Executor::new(home.clone(), Arc::new(BlobStore::new(&home)), None, no_runs);
     let module_id = exec
         .wasm()

@@ -218,7 +218,9 @@ pub enum Action<S, R> {
     /// `worker`, which reports each task's result in order with `handle_task_done` and is
     /// idle again after the last. `backup` marks a speculative re-run of a task that may
     /// still be running elsewhere.
-    Run { worker: usize, job: JobId, tasks: TaskRange, backup: bool },
+    /// `own` says the job was submitted here: its native tasks run under this node's own
+    /// user's say-so (`Config::runs_own`) rather than `mesh join --allow-run`.
+    Run { worker: usize, job: JobId, tasks: TaskRange, backup: bool, own: bool },
     /// Send a message to one peer.
     Send { to: NodeId, msg: Message<S, R> },
     /// Send a message to every peer.

@@ -74,15 +74,15 @@ impl Executor {
             .map_err(Clone::clone)
     }
 
-    /// Runs one task.
-    pub fn run(&self, job: JobId, spec: &JobSpec, task: u64) -> Result<TaskOutput, TaskError> {
+    /// Runs one task; `own` says the job was submitted on this node.
+    pub fn run(&self, job: JobId, spec: &JobSpec, task: u64, own: bool) -> Result<TaskOutput, TaskError> {
         match spec {
             JobSpec::Primes(p) => Ok(TaskOutput::Sum(primes::run_task(p, task))),
             JobSpec::Wasm(w) => {
                 let out = self.wasm().map_err(|e| TaskError::Engine(e.clone()))?.run(w, task, job.owner)?;
                 Ok(TaskOutput::Bytes(serde_bytes::ByteBuf::from(out)))
             }
-            JobSpec::Run(r) => Ok(TaskOutput::Run(Box::new(self.run.run(job, r, task)?))),
+            JobSpec::Run(r) => Ok(TaskOutput::Run(Box::new(self.run.run(job, r, task, own)?))),
         }
     }
 }

@@ -33,6 +33,17 @@ pub enum JobSpec {
 }
 
 impl JobSpec {
+    /// Screens a result from the mesh before its owner acts on it: a result this job's
+    /// tasks could not have produced ([`RunOutput::fits`]) becomes a failure, retried
+    /// like any other, and nothing it names is fetched.
+    pub fn screen(&self, report: &mut crate::core::TaskReport<TaskOutput>) {
+        if let (Self::Run(job), Ok(TaskOutput::Run(out))) = (self, &report.outcome)
+            && let Err(why) = out.fits(job)
+        {
+            report.outcome = Err(format!("its result was refused: {why}"));
+        }
+    }
+
     pub fn tasks(&self) -> u64 {
         match self {
             Self::Primes(p) => p.tasks(),

@@ -16,6 +16,7 @@
 use super::bounds::{JobError, MAX_RETRIES, MAX_TASKS};
 use crate::core::{Halt, Needs};
 use crate::id::ContentId;
+use crate::store::{MAX_BLOB, MAX_FILE};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::time::Duration;
@@ -266,6 +267,34 @@ impl RunOutput {
         self.ended == Ended::Exit(0) && self.problem.is_none()
     }
 
+    /// Whether this output is one a task of `job` could have produced: output blobs within
+    /// [`MAX_BLOB`], no more returned files than the job's `--return` patterns, each path
+    /// travelling-safe, named once and within [`MAX_FILE`]. The submitter's node screens
+    /// results with this before it fetches anything, so a peer cannot make it fetch (or
+    /// write) more than the job asked for. (Which pattern a path fills for a task is
+    /// checked where the task's input is known: the submitter's CLI.)
+    pub fn fits(&self, job: &RunJob) -> Result<(), String> {
+        for c in [&self.stdout, &self.stderr] {
+            if c.blob().is_some() && c.len() > MAX_BLOB {
+                return Err(format!("an output of {} bytes; at most {MAX_BLOB}", c.len()));
+            }
+        }
+        if self.returned.len() > job.returns.len() {
+            return Err(format!("{} returned files for {} --return patterns", self.returned.len(), job.returns.len()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for r in &self.returned {
+            check_path(&r.path).map_err(|e| format!("a returned file: {e}"))?;
+            if !seen.insert(r.path.as_str()) {
+                return Err(format!("'{}' returned twice", r.path));
+            }
+            if r.len > MAX_FILE {
+                return Err(format!("'{}' is {} bytes; at most {MAX_FILE}", r.path, r.len));
+            }
+        }
+        Ok(())
+    }
+
     /// Blobs the submitter must fetch before the task counts: large outputs, returned files.
     pub fn blobs(&self) -> Vec<ContentId> {
         let outputs = [self.stdout.blob(), self.stderr.blob()].into_iter().flatten();
@@ -445,6 +474,46 @@ mod tests {
                 .unwrap();
             assert_eq!(String::from_utf8_lossy(&out.stdout), want, "GNU parallel's {word} of {input}");
         }
+    }
+
+    #[test]
+    fn a_result_may_return_only_what_the_job_asked_for() {
+        let job = RunJob {
+            command: words(&["true"]),
+            tasks: 1,
+            inputs: ContentId::of(b"t"),
+            files: None,
+            returns: words(&["{.}.out", "log"]),
+            timeout: None,
+            memory_mb: None,
+            retries: 0,
+            halt: None,
+            needs: Needs { native: true, requirements: Vec::new() },
+        };
+        let ret = |path: &str, len| Returned { path: path.into(), blob: ContentId::of(path.as_bytes()), len };
+        let out = |returned| RunOutput {
+            ended: Ended::Exit(0),
+            problem: None,
+            stdout: Captured::Inline(ByteBuf::new()),
+            stderr: Captured::Inline(ByteBuf::new()),
+            returned,
+            started_ms: 0,
+        };
+        assert_eq!(out(vec![ret("a.out", 5), ret("log", 1)]).fits(&job), Ok(()));
+        let refused = [
+            (vec![ret("a", 1), ret("b", 1), ret("c", 1)], "3 returned files for 2"),
+            (vec![ret("../x", 1)], "goes up"),
+            (vec![ret("/etc/x", 1)], "absolute"),
+            (vec![ret("log", 1), ret("log", 1)], "returned twice"),
+            (vec![ret("big", MAX_FILE + 1)], "at most"),
+        ];
+        for (returned, why) in refused {
+            let got = out(returned).fits(&job).unwrap_err();
+            assert!(got.contains(why), "{got} should say {why}");
+        }
+        let mut huge = out(Vec::new());
+        huge.stdout = Captured::Blob { id: ContentId::of(b"o"), len: MAX_BLOB + 1 };
+        assert!(huge.fits(&job).is_err());
     }
 
     #[test]

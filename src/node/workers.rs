@@ -30,10 +30,13 @@ pub(crate) struct Finished {
     pub reports: Vec<TaskReport<TaskOutput>>,
 }
 
-struct Work {
-    job: JobId,
-    tasks: TaskRange,
-    spec: Arc<JobSpec>,
+/// A run of tasks for one worker.
+pub(crate) struct Work {
+    pub job: JobId,
+    pub tasks: TaskRange,
+    pub spec: Arc<JobSpec>,
+    /// The job was submitted on this node (see `Action::Run`).
+    pub own: bool,
 }
 
 #[derive(Debug)]
@@ -74,8 +77,8 @@ impl WorkerPool {
     }
 
     /// Hands a run of tasks to an idle worker. Returns false if the worker is gone.
-    pub(crate) fn run(&self, worker: usize, job: JobId, tasks: TaskRange, spec: Arc<JobSpec>) -> bool {
-        self.inboxes.get(worker).is_some_and(|tx| tx.send(Work { job, tasks, spec }).is_ok())
+    pub(crate) fn run(&self, worker: usize, work: Work) -> bool {
+        self.inboxes.get(worker).is_some_and(|tx| tx.send(work).is_ok())
     }
 
     /// Closes the inboxes and waits up to `grace` for the workers to finish their current
@@ -98,7 +101,7 @@ impl WorkerPool {
 fn run_one(exec: &Executor, w: &Work, task: u64) -> TaskReport<TaskOutput> {
     let _span = tracing::debug_span!("task", job = %w.job, task).entered();
     let started = Instant::now();
-    let outcome = catch_unwind(AssertUnwindSafe(|| exec.run(w.job, &w.spec, task)))
+    let outcome = catch_unwind(AssertUnwindSafe(|| exec.run(w.job, &w.spec, task, w.own)))
         .unwrap_or_else(|p| Err(TaskError::Panicked { task, message: panic_message(&p) }));
     // The report crosses the wire to the job's owner: its error travels as text.
     TaskReport { task, outcome: outcome.map_err(|e| e.to_string()), took: started.elapsed() }

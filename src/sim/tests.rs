@@ -378,3 +378,26 @@ proptest! {
         }
     }
 }
+
+/// A peer holding the key sends a grant for a job that names this node as its owner but
+/// was never submitted here: a node that runs its own user's programs must not take it
+/// for its own (it would run a stranger's program without --allow-run). The same grant
+/// naming the peer as owner runs, when the job needs nothing the node lacks.
+#[test]
+fn a_forged_grant_of_our_own_job_is_refused() {
+    use crate::core::{Grant, TaskRange};
+    let (me, peer, t0) = (NodeId(1), NodeId(2), Instant::now());
+    let cfg = Config { workers: 2, runs_own: true, facts: facts(false, &[]), ..Config::default() };
+    let runs = |owner: NodeId, native: bool| {
+        let mut s: Scheduler<Spec, u64> = Scheduler::new(me, cfg.clone(), 7, t0);
+        let job = JobId { owner, seq: 3 };
+        let spec = SimSpec { salt: 0, needs: needs(native, &[]), halt: None };
+        let work = Grant { job, spec, ranges: vec![TaskRange::new(0, 4)], pinned: false };
+        s.handle_message(t0, peer, Message::Grant { req: 0, work: Some(work) });
+        std::iter::from_fn(|| s.poll_action()).filter(|a| matches!(a, Action::Run { .. })).count()
+    };
+    assert_eq!(runs(me, true), 0, "a native job forged in our name");
+    assert_eq!(runs(me, false), 0, "any job forged in our name");
+    assert_eq!(runs(peer, true), 0, "a native job of a peer, without --allow-run");
+    assert!(runs(peer, false) > 0, "a sandboxed job of a peer runs");
+}

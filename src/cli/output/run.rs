@@ -6,7 +6,7 @@
 
 use super::job::{JsonStats, json_stats, table_and_speedup};
 use super::{note, print_json};
-use crate::job::run::{Captured, Ended, RunJob, RunOutput, RunTask, check_path, expand};
+use crate::job::run::{Captured, Ended, RunJob, RunOutput, RunTask, check_path, expand, fill};
 use crate::node::{JobEvent, JobReport, TaskEvent};
 use crate::store::BlobStore;
 use anyhow::{Context, Result, bail};
@@ -22,6 +22,8 @@ const JOBLOG_HEADER: &str = "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tEx
 #[derive(Debug)]
 pub(crate) struct RunPrinter {
     command: Vec<String>,
+    /// The job's `--return` patterns.
+    returns: Vec<String>,
     tasks: Vec<RunTask>,
     json: bool,
     results: PathBuf,
@@ -51,6 +53,7 @@ impl RunPrinter {
         let finished = (0..tasks.len()).map(|_| None).collect();
         Ok(Self {
             command: job.command.clone(),
+            returns: job.returns.clone(),
             tasks,
             json,
             results,
@@ -72,7 +75,7 @@ impl RunPrinter {
         };
         let Some(task) = self.tasks.get(t.task as usize).cloned() else { return };
         let logged = self.log(&task, &t);
-        let placed = self.place_returns(&t);
+        let placed = self.place_returns(&task, &t);
         if let Err(e) = logged.and(placed) {
             self.error.get_or_insert(e);
         }
@@ -173,25 +176,56 @@ impl RunPrinter {
         .context("writing the joblog")
     }
 
-    /// Copies a task's returned files from the store to the results directory.
-    fn place_returns(&self, t: &TaskEvent) -> Result<()> {
+    /// Copies a task's returned files from the store to the results directory. Only the
+    /// paths the job's `--return` patterns name for this task are written, whatever the
+    /// node that ran it says; none is written through a symlink.
+    fn place_returns(&self, task: &RunTask, t: &TaskEvent) -> Result<()> {
         let Ok(out) = &t.outcome else { return Ok(()) };
+        let asked: Vec<String> = self.returns.iter().map(|p| fill(p, &task.arg, task.seq)).collect();
         for r in &out.returned {
-            check_path(&r.path).map_err(|e| anyhow::anyhow!("a node returned {e}"))?;
-            let dest = self.results.join(&r.path);
-            let parent = dest.parent().unwrap_or(&self.results);
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-            // A symlink under the results directory must not lead a file outside it.
-            let (root, within) = (self.results.canonicalize()?, parent.canonicalize()?);
-            if !within.starts_with(&root) {
-                bail!("{} would be written outside {}", r.path, self.results.display());
+            if !asked.contains(&r.path) {
+                bail!(
+                    "the node that ran task {} returned '{}', which its --return patterns do not name",
+                    task.seq,
+                    r.path
+                );
             }
-            let tmp = parent.join(format!(".mesh-return-{}-{}", std::process::id(), t.task));
-            self.store.copy_out(r.blob, &tmp).with_context(|| format!("copying out {}", r.path))?;
-            std::fs::rename(&tmp, &dest).with_context(|| format!("placing {}", dest.display()))?;
+            check_path(&r.path).map_err(|e| anyhow::anyhow!("a node returned {e}"))?;
+            let parent = make_dirs(&self.results, Path::new(&r.path).parent())?;
+            let dest = self.results.join(&r.path);
+            // A fresh name, created exclusively: nothing planted there is followed.
+            let tmp = parent.join(format!(".mesh-return-{}-{}-{}", std::process::id(), t.task, crate::store::unique()));
+            let placed = self
+                .store
+                .copy_out(r.blob, &tmp)
+                .with_context(|| format!("copying out {}", r.path))
+                .and_then(|_| std::fs::rename(&tmp, &dest).with_context(|| format!("placing {}", dest.display())));
+            if placed.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            placed?;
         }
         Ok(())
     }
+}
+
+/// Makes the directories of `sub` under `root` one by one, refusing any that is a symlink
+/// (it could lead outside `root`); returns the innermost.
+fn make_dirs(root: &Path, sub: Option<&Path>) -> Result<PathBuf> {
+    let mut dir = root.to_path_buf();
+    for part in sub.into_iter().flat_map(Path::components) {
+        let std::path::Component::Normal(name) = part else { continue };
+        dir.push(name);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!("{} is not a directory (a symlink is not followed)", dir.display()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("looking at {}", dir.display())),
+        }
+    }
+    Ok(dir)
 }
 
 fn open_joblog(path: &Path, append: bool) -> Result<std::fs::File> {
@@ -303,4 +337,83 @@ fn json_task(t: &RunTask, e: Option<&TaskEvent>, store: &BlobStore) -> JsonRunTa
         None => j.error = Some("never ran".into()),
     }
     j
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::run::Returned;
+    use std::time::Duration;
+
+    /// A printer for a job returning `{.}.out` into a fresh results directory, and a task
+    /// event returning `returned` (stored under each path's own name).
+    fn setup(name: &str) -> (PathBuf, RunPrinter) {
+        let dir = std::env::temp_dir().join(format!("mesh-returns-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("results")).unwrap();
+        let job = RunJob {
+            command: vec!["true".into()],
+            tasks: 1,
+            inputs: crate::id::ContentId::of(b"t"),
+            files: None,
+            returns: vec!["{.}.out".into()],
+            timeout: None,
+            memory_mb: None,
+            retries: 0,
+            halt: None,
+            needs: crate::core::Needs { native: true, requirements: Vec::new() },
+        };
+        let task = RunTask { seq: 1, arg: "sub/a.txt".into(), file: None };
+        let store = BlobStore::new(&dir.join("home"));
+        let p = RunPrinter::new(&job, vec![task], true, dir.join("results"), None, false, store).unwrap();
+        (dir, p)
+    }
+
+    fn event(p: &RunPrinter, returned: &[&str]) -> TaskEvent {
+        let returned = returned
+            .iter()
+            .map(|path| {
+                let blob = p.store.put(path.as_bytes()).unwrap();
+                Returned { path: path.to_string(), blob, len: path.len() as u64 }
+            })
+            .collect();
+        let out = RunOutput {
+            ended: Ended::Exit(0),
+            problem: None,
+            stdout: Captured::Inline(Default::default()),
+            stderr: Captured::Inline(Default::default()),
+            returned,
+            started_ms: 0,
+        };
+        TaskEvent { task: 0, node: "n".into(), attempts: 1, took: Duration::ZERO, outcome: Ok(out) }
+    }
+
+    #[test]
+    fn returned_files_land_only_where_the_job_said() {
+        let (dir, p) = setup("ok");
+        let task = p.tasks[0].clone();
+        p.place_returns(&task, &event(&p, &["sub/a.out"])).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.join("results/sub/a.out")).unwrap(), "sub/a.out");
+        // A name the patterns do not give this task, even a harmless one, is refused.
+        let err = p.place_returns(&task, &event(&p, &[".bashrc"])).unwrap_err().to_string();
+        assert!(err.contains("do not name"), "{err}");
+        assert!(!dir.join("results/.bashrc").exists());
+        let leftovers: Vec<_> =
+            std::fs::read_dir(dir.join("results/sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers, ["a.out"], "no temporary file stays behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_symlinked_directory_is_not_followed() {
+        let (dir, p) = setup("link");
+        let outside = dir.join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("results/sub")).unwrap();
+        let task = p.tasks[0].clone();
+        let err = p.place_returns(&task, &event(&p, &["sub/a.out"])).unwrap_err().to_string();
+        assert!(err.contains("symlink"), "{err}");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing was written through the link");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

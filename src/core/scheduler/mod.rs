@@ -146,7 +146,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     /// Why no live node can run an owned job's queued tasks, if none can.
     pub fn unplaceable(&self, job: JobId) -> Option<Unplaceable> {
         let needs = self.jobs.get(&job)?.spec.needs();
-        let mine = needs.check(&self.cfg.facts, job.owner == self.id && self.cfg.runs_own);
+        let mine = needs.check(&self.cfg.facts, self.runs_as_own(job));
         let peers = self.peers.iter().map(|(&p, _)| needs.check(self.peers.facts(p), false));
         Unplaceable::of(std::iter::once(mine).chain(peers))
     }
@@ -338,10 +338,16 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         None
     }
 
-    /// Whether this node may run tasks of `job`: it meets the job's needs.
+    /// Whether this node may run tasks of `job`: it meets the job's needs. A job is its
+    /// own only if it was submitted here (it has the ledger), whatever its id says.
     fn may_run(&self, job: JobId) -> bool {
         let Some(j) = self.jobs.get(&job) else { return false };
-        j.spec.needs().check(&self.cfg.facts, job.owner == self.id && self.cfg.runs_own).is_ok()
+        j.spec.needs().check(&self.cfg.facts, self.runs_as_own(job)).is_ok()
+    }
+
+    /// Whether `job` was submitted here and this node runs its own user's programs.
+    fn runs_as_own(&self, job: JobId) -> bool {
+        self.cfg.runs_own && self.jobs.get(&job).is_some_and(|j| j.ledger.is_some())
     }
 
     /// Whether `thief` may run tasks of a job with these needs, as far as its gossip says.
@@ -379,7 +385,8 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
 
     fn start(&mut self, worker: usize, job: JobId, tasks: TaskRange, backup: bool) {
         self.slots.start(worker, job, tasks);
-        self.actions.push_back(Action::Run { worker, job, tasks, backup });
+        let own = self.runs_as_own(job);
+        self.actions.push_back(Action::Run { worker, job, tasks, backup, own });
     }
 
     /// Idle with nothing to steal: re-run undone tasks of our own jobs that are not

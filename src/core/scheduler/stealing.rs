@@ -43,8 +43,12 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         if self.stealing.answered(req, victim) {
             self.timers.stop(Timer::StealTimeout);
         }
-        // Work is accepted even when its request timed out: dropping it would lose it.
-        let Some(g) = work.filter(|g| !g.ranges.is_empty() && !self.ended.contains(&g.job)) else {
+        // Work is accepted even when its request timed out: dropping it would lose it. A
+        // grant of a job that names this node as its owner but was not submitted here is
+        // forged (or of a job long gone): taking it would run someone's program as if this
+        // node's own user had asked for it.
+        let Some(g) = work.filter(|g| !g.ranges.is_empty() && !self.ended.contains(&g.job) && !self.forged(g.job))
+        else {
             self.peers.mark_empty(victim);
             self.back_off(now);
             return;
@@ -69,6 +73,11 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             self.actions.push_back(Action::Send { to: job.owner, msg });
         }
         self.enlist(job);
+    }
+
+    /// Whether `job` claims to be this node's own without having been submitted here.
+    fn forged(&self, job: JobId) -> bool {
+        job.owner == self.id && self.jobs.get(&job).is_none_or(|j| j.ledger.is_none())
     }
 
     pub(super) fn back_off(&mut self, now: Instant) {

@@ -51,10 +51,11 @@ const CANCELS: usize = 256;
 /// Whose native tasks this node runs.
 #[derive(Debug, Clone, Copy)]
 pub struct Permission {
-    pub me: NodeId,
     /// `mesh join --allow-run`: anyone's who holds the key.
     pub allow_run: bool,
-    /// Its own jobs' (a submitter's node runs its user's programs).
+    /// Its own jobs' (a submitter's node runs its user's programs). A job is its own only
+    /// if it was submitted on this node, which the scheduler knows and says with each run;
+    /// a job id naming this node as owner proves nothing, as any key holder can forge one.
     pub runs_own: bool,
 }
 
@@ -123,10 +124,10 @@ impl RunRuntime {
         self.leaving.store(true, Ordering::Relaxed);
     }
 
-    /// Runs task `task` of `job`.
-    pub fn run(&self, id: JobId, job: &RunJob, task: u64) -> Result<RunOutput, RunError> {
+    /// Runs task `task` of `job`; `own` says the job was submitted on this node.
+    pub fn run(&self, id: JobId, job: &RunJob, task: u64, own: bool) -> Result<RunOutput, RunError> {
         let p = self.permission;
-        if !(p.allow_run || (p.runs_own && id.owner == p.me)) {
+        if !(p.allow_run || (p.runs_own && own)) {
             return Err(RunError::NotAllowed);
         }
         let hint = Some(id.owner);

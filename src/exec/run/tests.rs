@@ -19,7 +19,7 @@ impl Fixture {
         let home = std::env::temp_dir().join(format!("mesh-run-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&home);
         let store = Arc::new(BlobStore::new(&home));
-        let permission = Permission { me: ME, allow_run, runs_own: true };
+        let permission = Permission { allow_run, runs_own: true };
         let rt = RunRuntime::new(&home, Blobs::new(store.clone(), None), permission);
         Self { home, rt, store }
     }
@@ -85,7 +85,7 @@ fn a_sent_script_runs_in_its_own_directory_and_returns_a_file() {
     let f = Fixture::new("script", true);
     let script: &[u8] = b"#!/bin/sh\necho \"$1 $MESH_SEQ\" | tee \"$1.out\"\npwd >&2\n";
     let job = f.job(&["./tool/work.sh", "{}"], &["alpha", "beta"], &[("tool/work.sh", script, true)], &["{}.out"]);
-    let out = f.rt.run(f.id(ME), &job, 1).unwrap();
+    let out = f.rt.run(f.id(ME), &job, 1, true).unwrap();
     assert!(out.succeeded(), "{out:?}");
     assert_eq!(inline(&out.stdout), b"beta 2\n");
     let dir = String::from_utf8_lossy(inline(&out.stderr)).trim().to_string();
@@ -100,17 +100,17 @@ fn a_sent_script_runs_in_its_own_directory_and_returns_a_file() {
 fn failures_keep_their_output_and_say_why() {
     let f = Fixture::new("fail", true);
     let job = f.job(&["sh", "-c", "echo partial; exit 3"], &["x"], &[], &[]);
-    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    let out = f.rt.run(f.id(ME), &job, 0, true).unwrap();
     assert_eq!((out.ended, out.problem.as_ref(), inline(&out.stdout)), (Ended::Exit(3), None, &b"partial\n"[..]));
     assert!(!out.succeeded());
     let job = f.job(&["true"], &["x"], &[], &["{}.png"]);
-    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    let out = f.rt.run(f.id(ME), &job, 0, true).unwrap();
     assert_eq!(out.problem, Some(RunProblem::MissingReturn("x.png".into())));
     let job = f.job(&["ln", "-s", "/etc/passwd", "{}"], &["link"], &[], &["{}"]);
-    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    let out = f.rt.run(f.id(ME), &job, 0, true).unwrap();
     assert!(matches!(out.problem, Some(RunProblem::BadReturn { .. })), "a symlink is never returned: {out:?}");
     let job = f.job(&["definitely-not-a-command"], &["x"], &[], &[]);
-    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    let out = f.rt.run(f.id(ME), &job, 0, true).unwrap();
     assert_eq!(out.problem, Some(RunProblem::NotFound("definitely-not-a-command".into())));
     assert_eq!(f.dirs_left(), 0);
 }
@@ -119,11 +119,11 @@ fn failures_keep_their_output_and_say_why() {
 fn large_output_goes_as_a_blob_and_too_much_fails() {
     let f = Fixture::new("big", true);
     let job = f.job(&["sh", "-c", "head -c 200000 /dev/zero"], &["x"], &[], &[]);
-    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    let out = f.rt.run(f.id(ME), &job, 0, true).unwrap();
     let Captured::Blob { id, len: 200_000 } = out.stdout else { panic!("{:?}", out.stdout) };
     assert_eq!(f.store.read(id).unwrap().len(), 200_000);
     let job = f.job(&["sh", "-c", "yes >&2"], &["x"], &[], &[]);
-    let out = f.rt.run(f.id(ME), &job, 0).unwrap();
+    let out = f.rt.run(f.id(ME), &job, 0, true).unwrap();
     assert_eq!(out.problem, Some(RunProblem::TooMuchOutput { stream: Stream::Stderr, cap: STDERR_CAP }));
 }
 
@@ -131,9 +131,11 @@ fn large_output_goes_as_a_blob_and_too_much_fails() {
 fn only_nodes_that_allow_runs_run_others_programs() {
     let f = Fixture::new("perm", false);
     let job = f.job(&["true"], &["x"], &[], &[]);
-    assert!(f.rt.run(f.id(ME), &job, 0).is_ok(), "its own job");
-    assert!(matches!(f.rt.run(f.id(NodeId(2)), &job, 0), Err(RunError::NotAllowed)), "another node's");
-    assert!(matches!(f.rt.run(f.id(ME), &job, 5), Err(RunError::BeyondTasks { task: 5, tasks: 1 })));
+    assert!(f.rt.run(f.id(ME), &job, 0, true).is_ok(), "its own job");
+    assert!(matches!(f.rt.run(f.id(NodeId(2)), &job, 0, false), Err(RunError::NotAllowed)), "another node's");
+    // A job whose id names this node but that was not submitted here is someone else's.
+    assert!(matches!(f.rt.run(f.id(ME), &job, 0, false), Err(RunError::NotAllowed)), "a forged id");
+    assert!(matches!(f.rt.run(f.id(ME), &job, 5, true), Err(RunError::BeyondTasks { task: 5, tasks: 1 })));
 }
 
 #[test]
@@ -146,17 +148,14 @@ fn a_cancelled_job_ends_its_tasks_and_stale_directories_go() {
     orphan.arg("300").current_dir(stale.join("old-task"));
     std::os::unix::process::CommandExt::process_group(&mut orphan, 0);
     let mut orphan = orphan.spawn().unwrap();
-    let rt = RunRuntime::new(
-        &f.home,
-        Blobs::new(f.store.clone(), None),
-        Permission { me: ME, allow_run: true, runs_own: true },
-    );
+    let rt =
+        RunRuntime::new(&f.home, Blobs::new(f.store.clone(), None), Permission { allow_run: true, runs_own: true });
     assert!(!stale.exists(), "a dead node's directories are removed at start");
     let status = orphan.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL), "its program was ended");
     let job = f.job(&["sleep", "30"], &["x"], &[], &[]);
     rt.cancel(f.id(ME));
-    let out = rt.run(f.id(ME), &job, 0).unwrap();
+    let out = rt.run(f.id(ME), &job, 0, true).unwrap();
     assert_eq!(out.problem, Some(RunProblem::Cancelled));
 }
 
@@ -166,8 +165,8 @@ fn a_percent_timeout_follows_the_median_of_successes() {
     let mut job = f.job(&["sh", "-c", "sleep {}"], &["0.05", "0.05", "0.05", "5"], &[], &[]);
     job.timeout = Some(RunTimeout::PercentOfMedian { percent: 300 });
     for task in 0..3 {
-        assert!(f.rt.run(f.id(ME), &job, task).unwrap().succeeded());
+        assert!(f.rt.run(f.id(ME), &job, task, true).unwrap().succeeded());
     }
-    let out = f.rt.run(f.id(ME), &job, 3).unwrap();
+    let out = f.rt.run(f.id(ME), &job, 3, true).unwrap();
     assert!(matches!(out.problem, Some(RunProblem::TimedOut { .. })), "5 s is far over 300% of 50 ms: {out:?}");
 }

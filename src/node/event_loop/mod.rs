@@ -29,7 +29,7 @@ use super::config::NodeConfig;
 use super::identity::Identity;
 use super::report::NodeInfo;
 use super::view::{PeerRow, PeerState, PeersReply};
-use super::workers::{Finished, WorkerPool};
+use super::workers::{Finished, Work, WorkerPool};
 use crate::core::{Action, Config, Facts, Message, Scheduler, TaskReport};
 use crate::exec::fetch::PeerAnswer;
 use crate::exec::run::Permission;
@@ -101,7 +101,7 @@ impl EventLoop {
         let store = Arc::new(BlobStore::new(&cfg.home));
         // Without a network a missing blob cannot be fetched: the executor says so at once.
         let fetcher = cfg.network.is_some().then(|| Arc::new(LoopFetcher(plumbing.clone())) as _);
-        let runs = Permission { me: identity.node_id, allow_run: cfg.allow_run, runs_own: cfg.runs_own };
+        let runs = Permission { allow_run: cfg.allow_run, runs_own: cfg.runs_own };
         let exec = Arc::new(Executor::new(cfg.home.clone(), store.clone(), fetcher, runs));
         let (pool, finished) =
             WorkerPool::start(cfg.workers as usize, exec.clone()).context("starting worker threads")?;
@@ -166,9 +166,9 @@ impl EventLoop {
     fn drain_actions(&mut self) {
         while let Some(action) = self.sched.poll_action() {
             match action {
-                Action::Run { worker, job, tasks, .. } => {
-                    let started =
-                        self.sched.spec(job).cloned().is_some_and(|spec| self.pool.run(worker, job, tasks, spec));
+                Action::Run { worker, job, tasks, own, .. } => {
+                    let work = |spec| Work { job, tasks, spec, own };
+                    let started = self.sched.spec(job).cloned().is_some_and(|spec| self.pool.run(worker, work(spec)));
                     if !started {
                         // The job is gone or the worker is: fail the run rather than leave
                         // the worker counted busy for ever.
@@ -271,12 +271,19 @@ impl EventLoop {
     fn on_net(&mut self, ev: FromNet) {
         let now = Instant::now();
         match ev {
-            FromNet::Message { from, msg: Message::Results { job, reports } }
-                if job.owner == self.me.identity.node_id && self.transfers.lacks_outputs(&reports) =>
+            FromNet::Message { from, msg: Message::Results { job, mut reports } }
+                if job.owner == self.me.identity.node_id =>
             {
-                // Results count once their outputs are here: fetch those from the runner.
-                let (runner, members) = self.net.as_ref().map(|n| n.blob_holders(from)).unwrap_or_default();
-                self.transfers.fetch_outputs(from, runner, members, job, reports);
+                if let Some(spec) = self.sched.spec(job) {
+                    reports.iter_mut().for_each(|r| spec.screen(r));
+                }
+                if self.transfers.lacks_outputs(&reports) {
+                    // Results count once their outputs are here: fetch those from the runner.
+                    let (runner, members) = self.net.as_ref().map(|n| n.blob_holders(from)).unwrap_or_default();
+                    self.transfers.fetch_outputs(from, runner, members, job, reports);
+                } else {
+                    self.sched.handle_message(now, from, Message::Results { job, reports });
+                }
             }
             FromNet::Message { from, msg } => self.sched.handle_message(now, from, msg),
             FromNet::Facts { from, facts } => self.sched.handle_facts(now, from, facts),
