@@ -9,9 +9,12 @@
 //! * blobs read whole into memory (modules, inputs, task lists) are at most [`MAX_BLOB`]
 //!   bytes; files that `mesh run` sends and returns are streamed to and from disk and may
 //!   be up to [`MAX_FILE`] bytes;
-//! * a node keeps at most [`STORE_BUDGET`] bytes of blobs: [`prune`] removes the least
+//! * a node trims its blobs to [`STORE_BUDGET`] bytes: [`prune`] removes the least
 //!   recently used when a node starts, and every `PRUNE_EVERY` while it runs. Reading a
-//!   blob marks it used.
+//!   blob marks it used. Blobs used within [`PRUNE_GRACE`], and blobs *pinned* by a live
+//!   process (a `mesh run` keeps its sent files, task list and waiting outputs pinned
+//!   until it ends, [`BlobStore::pinning`]), are kept even beyond the budget: the budget
+//!   bounds what stays between jobs, not a job in progress.
 //!
 //! The store is shared by every process that uses the same home: `mesh submit` writes a
 //! job's module and input here, and the `mesh join` node under that home reads them.
@@ -21,6 +24,9 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+
+mod prune;
+pub use prune::{PRUNE_GRACE, prune};
 
 /// The largest blob read whole into memory (a module, an input, a task list).
 pub const MAX_BLOB: u64 = 64 << 20;
@@ -51,12 +57,29 @@ pub struct BlobStore {
     dir: PathBuf,
     /// Blobs whose file this process has read and checked.
     verified: Mutex<HashSet<ContentId>>,
+    /// With [`BlobStore::pinning`]: what this store keeps from [`prune`] while it lives.
+    pins: Option<Mutex<prune::Pins>>,
 }
 
 impl BlobStore {
     /// The store of a home directory; the directory is created on first write.
     pub fn new(home: &Path) -> Self {
-        Self { dir: home.join("blobs"), verified: Mutex::new(HashSet::new()) }
+        Self { dir: home.join("blobs"), verified: Mutex::new(HashSet::new()), pins: None }
+    }
+
+    /// The store of a home directory that pins every blob it stores, and any it is asked
+    /// to [`pin`](Self::pin), until it is dropped (or its process dies): [`prune`], in this
+    /// process or a node sharing the home, leaves them alone.
+    pub fn pinning(home: &Path) -> Self {
+        let dir = home.join("blobs");
+        let pins = Some(Mutex::new(prune::Pins::new(&dir)));
+        Self { dir, verified: Mutex::new(HashSet::new()), pins }
+    }
+
+    /// Keeps `id` from [`prune`] while this store lives, if it pins.
+    pub fn pin(&self, id: ContentId) -> Result<(), StoreError> {
+        let Some(pins) = &self.pins else { return Ok(()) };
+        pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(id)
     }
 
     pub fn path(&self, id: ContentId) -> PathBuf {
@@ -98,7 +121,7 @@ impl BlobStore {
             }
         }
         self.lock().insert(id);
-        Ok(())
+        self.pin(id)
     }
 
     /// Reads a whole blob, checking its hash the first time this process reads it.
@@ -191,6 +214,9 @@ impl BlobStore {
     pub fn read_chunk(&self, id: ContentId, offset: u64, len: u32) -> Result<(u64, Vec<u8>), StoreError> {
         use std::io::{Read, Seek, SeekFrom};
         let path = self.path(id);
+        if offset == 0 {
+            touch(&path); // a peer is fetching it: in use
+        }
         let io = |source| StoreError::Io { path: path.clone(), source };
         let mut f = match std::fs::File::open(&path) {
             Ok(f) => f,
@@ -250,7 +276,7 @@ impl Incoming {
         }
         std::fs::rename(&self.tmp, &path).map_err(io)?;
         store.lock().insert(want);
-        Ok(())
+        store.pin(want)
     }
 }
 
@@ -273,39 +299,6 @@ impl std::io::Write for HashWriter<'_> {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// Removes the least recently modified files of `dir` until the rest fit in `budget`
-/// bytes. Returns how many files and bytes went. A missing directory is empty.
-pub fn prune(dir: &Path, budget: u64) -> std::io::Result<(usize, u64)> {
-    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .flatten()
-            .filter_map(|e| {
-                // Names starting with a dot are other processes' writes in progress.
-                if e.file_name().to_string_lossy().starts_with('.') {
-                    return None;
-                }
-                let m = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
-                Some((m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len(), e.path()))
-            })
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
-        Err(e) => return Err(e),
-    };
-    let mut total: u64 = files.iter().map(|f| f.1).sum();
-    files.sort();
-    let mut gone = (0, 0);
-    for (_, len, path) in files {
-        if total <= budget {
-            break;
-        }
-        if std::fs::remove_file(&path).is_ok() {
-            total -= len;
-            gone = (gone.0 + 1, gone.1 + len);
-        }
-    }
-    Ok(gone)
 }
 
 /// Marks a file as the most recently used, for [`prune`].
@@ -344,27 +337,6 @@ mod tests {
         assert_eq!(s.read_chunk(id, 50, 4).unwrap(), (11, Vec::new()));
         let other = ContentId::of(b"nope");
         assert!(matches!(s.read(other), Err(StoreError::Missing(_))));
-        std::fs::remove_dir_all(&home).unwrap();
-    }
-
-    #[test]
-    fn prune_keeps_the_most_recently_used_within_budget() {
-        let home = temp_home("prune");
-        let s = BlobStore::new(&home);
-        let old = s.put(&[1u8; 100]).unwrap();
-        let mid = s.put(&[2u8; 100]).unwrap();
-        let new = s.put(&[3u8; 100]).unwrap();
-        let t = std::time::SystemTime::now();
-        for (id, age) in [(old, 300), (mid, 200), (new, 100)] {
-            let f = std::fs::File::options().append(true).open(s.path(id)).unwrap();
-            f.set_modified(t - std::time::Duration::from_secs(age)).unwrap();
-        }
-        s.read(old).unwrap(); // reading makes it the most recently used
-        assert_eq!(prune(&home.join("blobs"), 250).unwrap(), (1, 100));
-        assert!(!s.contains(mid), "the least recently used went");
-        assert!(s.contains(old) && s.contains(new));
-        assert_eq!(prune(&home.join("blobs"), 250).unwrap(), (0, 0));
-        assert_eq!(prune(&home.join("nothing-here"), 0).unwrap(), (0, 0));
         std::fs::remove_dir_all(&home).unwrap();
     }
 

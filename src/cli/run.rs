@@ -43,7 +43,9 @@ pub(crate) fn run(home: &Path, args: RunArgs) -> Result<Exit> {
         Some(log) if args.resume || args.resume_failed => output::joblog_done(log, args.resume_failed)?,
         _ => HashSet::new(),
     };
-    let store = BlobStore::new(home);
+    // Pinned: what this job sends, and the outputs it holds until their turn to print,
+    // stay in the store until it ends, whatever the store's budget.
+    let store = BlobStore::pinning(home);
     let mut tasks = Vec::new();
     let mut send_bytes = 0;
     for (i, input) in inputs.into_iter().enumerate() {

@@ -74,6 +74,13 @@ impl RunPrinter {
             JobEvent::Task(t) => *t,
         };
         let Some(task) = self.tasks.get(t.task as usize).cloned() else { return };
+        if let Ok(out) = &t.outcome {
+            for blob in out.blobs() {
+                if let Err(e) = self.store.pin(blob) {
+                    self.error.get_or_insert(e.into());
+                }
+            }
+        }
         let logged = self.log(&task, &t);
         let placed = self.place_returns(&task, &t);
         if let Err(e) = logged.and(placed) {
