@@ -21,103 +21,26 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
-/// The job spec in the simulator: a salt that makes each job's outputs distinct, what a
-/// node needs to run its tasks, and its halt rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimSpec {
-    pub salt: u64,
-    pub needs: Needs,
-    pub halt: Option<Halt>,
-}
-
-impl crate::core::Spec for SimSpec {
-    fn needs(&self) -> &Needs {
-        &self.needs
-    }
-
-    fn halt(&self) -> Option<Halt> {
-        self.halt
-    }
-}
+mod setup;
+pub use setup::{JobOutcome, NodeSpec, SimConfig, SimSpec};
 
 type Spec = SimSpec;
 
-#[derive(Debug, Clone)]
-pub struct NodeSpec {
-    pub workers: u32,
-    /// Relative speed: a task of cost c takes c / speed.
-    pub speed: f64,
-    /// What the node offers: by default everything a job of the simulator may need.
-    pub facts: Facts,
-}
-
-impl NodeSpec {
-    /// A node that allows runs and has no labels.
-    pub fn new(workers: u32, speed: f64) -> Self {
-        Self { workers, speed, facts: Facts { allow_run: true, ..Facts::default() } }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SimConfig {
-    pub nodes: Vec<NodeSpec>,
-    /// Uniform one-way latency range.
-    pub latency: (Duration, Duration),
-    /// Probability that any one message copy is lost.
-    pub loss: f64,
-    /// Uniform task cost range at speed 1.
-    pub task_cost: (Duration, Duration),
-    pub seed: u64,
-    pub core: Config,
-    /// Nodes on which every task fails.
-    pub broken: Vec<usize>,
-    /// When non-zero, tasks whose index is a multiple of it fail on every node.
-    pub poison_every: u64,
-    /// Retries of a failed task, for every job.
-    pub retries: u32,
-}
-
-impl SimConfig {
-    pub fn new(nodes: Vec<NodeSpec>, seed: u64) -> Self {
-        Self {
-            nodes,
-            latency: (Duration::from_micros(200), Duration::from_millis(2)),
-            loss: 0.0,
-            task_cost: (Duration::from_millis(5), Duration::from_millis(15)),
-            seed,
-            core: Config::default(),
-            broken: Vec::new(),
-            poison_every: 0,
-            retries: 0,
-        }
-    }
-}
-
-/// What the simulator saw of one job at its owner.
-#[derive(Debug, Clone)]
-pub struct JobOutcome {
-    pub owner: usize,
-    pub tasks: u64,
-    pub expected: u64,
-    pub sum: u64,
-    /// How many times each task was accepted: must end as all ones.
-    pub accepted: Vec<u32>,
-    /// Tasks accepted as failed for good.
-    pub failed: Vec<u64>,
-    /// How many times each task was given another run after failing.
-    pub retried: Vec<u32>,
-    /// Accepted tasks per node index that ran them.
-    pub per_node: BTreeMap<usize, u64>,
-    pub finished_at: Option<Duration>,
-    /// It finished early under its halt rule.
-    pub halted: bool,
-}
+/// How long after a lost message that must arrive its sender hears of it, as from the
+/// network layer's request timeout.
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 enum Event {
     Deliver {
         to: usize,
         from: usize,
+        msg: Message<Spec, u64>,
+    },
+    /// `node`'s message to `to` was not acknowledged.
+    Undelivered {
+        node: usize,
+        to: usize,
         msg: Message<Spec, u64>,
     },
     Done {
@@ -332,6 +255,15 @@ impl Sim {
                     let from_id = self.id(from);
                     self.nodes[to].sched.handle_message(now, from_id, msg);
                     self.after_input(to);
+                } else if msg.must_arrive() {
+                    self.push(now + ACK_TIMEOUT, Event::Undelivered { node: from, to, msg });
+                }
+            }
+            Event::Undelivered { node, to, msg } => {
+                if self.nodes[node].alive {
+                    let to_id = self.id(to);
+                    self.nodes[node].sched.handle_undelivered(now, to_id, msg);
+                    self.after_input(node);
                 }
             }
             Event::Done { node, worker, task, value, took } => {
@@ -485,6 +417,9 @@ impl Sim {
             self.steal_messages += 1;
         }
         if self.rng.f64() < self.cfg.loss {
+            if msg.must_arrive() {
+                self.push(self.now + ACK_TIMEOUT, Event::Undelivered { node: from, to, msg });
+            }
             return;
         }
         let (lo, hi) = self.cfg.latency;

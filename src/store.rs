@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 mod prune;
+pub(crate) use prune::unique;
 pub use prune::{PRUNE_GRACE, prune};
 
 /// The largest blob read whole into memory (a module, an input, a task list).
@@ -79,7 +80,8 @@ impl BlobStore {
     /// Keeps `id` from [`prune`] while this store lives, if it pins.
     pub fn pin(&self, id: ContentId) -> Result<(), StoreError> {
         let Some(pins) = &self.pins else { return Ok(()) };
-        pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(id)
+        let mut pins = pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pins.add(id).map_err(|source| StoreError::Io { path: pins.path().to_path_buf(), source })
     }
 
     pub fn path(&self, id: ContentId) -> PathBuf {
@@ -125,13 +127,23 @@ impl BlobStore {
     }
 
     /// Reads a whole blob, checking its hash the first time this process reads it.
+    /// Blobs larger than [`MAX_BLOB`] (files for `mesh run`) are refused, not read.
     pub fn read(&self, id: ContentId) -> Result<Vec<u8>, StoreError> {
+        use std::io::Read;
         let path = self.path(id);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
+        let opened = std::fs::File::open(&path).and_then(|f| Ok((f.metadata()?.len(), f)));
+        let (len, f) = match opened {
+            Ok(found) => found,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::Missing(id)),
             Err(source) => return Err(StoreError::Io { path, source }),
         };
+        if len > MAX_BLOB {
+            return Err(StoreError::TooLarge { id, len });
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        if let Err(source) = f.take(MAX_BLOB + 1).read_to_end(&mut bytes) {
+            return Err(StoreError::Io { path, source });
+        }
         touch(&path);
         if !self.lock().contains(&id) {
             if ContentId::of(&bytes) != id {
@@ -308,13 +320,6 @@ pub fn touch(path: &Path) {
     }
 }
 
-/// A number not handed out before in this process, for temporary names.
-pub(crate) fn unique() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,6 +357,79 @@ mod tests {
         std::fs::write(fresh.path(id), b"tampered").unwrap();
         assert_eq!(BlobStore::new(&home).put(b"precious").unwrap(), id);
         assert_eq!(BlobStore::new(&home).read(id).unwrap(), b"precious");
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+
+    fn age(path: &Path, secs: u64) {
+        let f = std::fs::File::options().append(true).open(path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs)).unwrap();
+    }
+
+    const HOUR: u64 = 3600;
+
+    #[test]
+    fn prune_keeps_the_most_recently_used_within_budget() {
+        let home = temp_home("lru");
+        let s = BlobStore::new(&home);
+        let old = s.put(&[1u8; 100]).unwrap();
+        let mid = s.put(&[2u8; 100]).unwrap();
+        let new = s.put(&[3u8; 100]).unwrap();
+        for (id, hours) in [(old, 3), (mid, 2), (new, 1)] {
+            age(&s.path(id), hours * HOUR);
+        }
+        s.read(old).unwrap(); // reading makes it the most recently used
+        assert_eq!(prune(&home.join("blobs"), 250).unwrap(), (1, 100));
+        assert!(!s.contains(mid), "the least recently used went");
+        assert!(s.contains(old) && s.contains(new));
+        assert_eq!(prune(&home.join("blobs"), 250).unwrap(), (0, 0));
+        assert_eq!(prune(&home.join("nothing-here"), 0).unwrap(), (0, 0));
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+
+    #[test]
+    fn pinned_and_recently_used_blobs_stay_beyond_the_budget() {
+        let home = temp_home("pins");
+        let dir = home.join("blobs");
+        let pinning = BlobStore::pinning(&home);
+        let sent = pinning.put(&[1u8; 100]).unwrap();
+        let plain = BlobStore::new(&home);
+        let fetched = plain.put(&[2u8; 100]).unwrap();
+        let waiting = plain.put(&[3u8; 100]).unwrap();
+        let stale = plain.put(&[4u8; 100]).unwrap();
+        pinning.pin(waiting).unwrap();
+        for id in [sent, waiting, stale] {
+            age(&plain.path(id), 5 * HOUR);
+        }
+        // A budget of nothing: only the stale blob may go. The pinned ones are old, the
+        // fetched one is new.
+        assert_eq!(prune(&dir, 0).unwrap(), (1, 100));
+        assert!(!plain.contains(stale));
+        assert!(plain.contains(sent) && plain.contains(waiting) && plain.contains(fetched));
+        drop(pinning);
+        assert_eq!(std::fs::read_dir(dir.join(".pins")).unwrap().count(), 0, "its pins went with it");
+        assert_eq!(prune(&dir, 0).unwrap(), (2, 200), "unpinned, the old ones go");
+        assert!(plain.contains(fetched), "still within the grace");
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+
+    #[test]
+    fn what_a_dead_process_left_is_cleared() {
+        let home = temp_home("dead");
+        let dir = home.join("blobs");
+        let s = BlobStore::new(&home);
+        let id = s.put(b"pinned by the dead").unwrap();
+        age(&s.path(id), 5 * HOUR);
+        // No process has pid 4194305 (above Linux's largest, 2^22).
+        let dead = 4_194_305;
+        std::fs::create_dir_all(dir.join(".pins")).unwrap();
+        std::fs::write(dir.join(".pins").join(format!("{dead}.0")), format!("{id}\n")).unwrap();
+        std::fs::write(dir.join(format!(".in.{dead}.3")), b"half a fetch").unwrap();
+        let mine = dir.join(format!(".in.{}.3", std::process::id()));
+        std::fs::write(&mine, b"a fetch in progress").unwrap();
+        assert_eq!(prune(&dir, 0).unwrap(), (1, 18), "the dead's pin holds nothing");
+        assert!(!dir.join(format!(".in.{dead}.3")).exists(), "its half-written fetch went");
+        assert!(mine.exists(), "a live process's write stays");
+        assert_eq!(std::fs::read_dir(dir.join(".pins")).unwrap().count(), 0);
         std::fs::remove_dir_all(&home).unwrap();
     }
 }

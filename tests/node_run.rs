@@ -154,3 +154,40 @@ async fn when_the_submitter_goes_its_programs_end_everywhere() {
     assert!(!marker.exists(), "the program outlived its job's owner");
     c.stop_all().await;
 }
+
+/// `mesh run | less`, with the pager paused: the submitter stops reading its results for
+/// longer than the node waits on a write to a client. The job must go on, and every line
+/// come out whole once the reader resumes, rather than the node giving up on the
+/// submitter and cancelling the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_reader_does_not_cancel_the_job() {
+    let mut c = Cluster::new("paused");
+    c.add("a", true).await;
+    let home = c.home("a");
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .env("MESH_HOME", &home)
+            .args(["run", "--", "sh", "-c", "head -c 20000 /dev/zero | tr '\\0' x; echo", ":::"])
+            .args((1..=40).map(|i| i.to_string()))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // 800 kB of results against a 64 kB pipe: the submitter blocks on its stdout.
+        std::thread::sleep(mesh::node::control::IO_TIMEOUT + std::time::Duration::from_secs(2));
+        let mut stdout = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        (child.wait().unwrap(), stdout, stderr)
+    })
+    .await
+    .unwrap();
+    let (status, stdout, stderr) = out;
+    assert!(status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 40, "{stderr}");
+    assert!(lines.iter().all(|l| l.len() == 20_000 && l.bytes().all(|b| b == b'x')));
+    c.stop_all().await;
+}

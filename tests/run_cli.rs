@@ -170,6 +170,25 @@ fn the_joblog_is_gnu_parallels_and_resume_goes_on_where_it_stopped() {
         s.mesh(&["--joblog", log_s, "--resume-failed", "--", "sh", "-c", "echo {#}:{}", ":::", "1", "2", "3", "4"]);
     assert_eq!(text(&out.stdout), "3:3\n");
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 6, "appended");
+    // A run killed while writing leaves a torn line: --resume skips it (its task runs
+    // again) rather than refuse the whole log.
+    let mut torn = std::fs::read_to_string(&log).unwrap();
+    torn.push_str("5\tvm\t17");
+    std::fs::write(&log, torn).unwrap();
+    let words = ["--joblog", log_s, "--resume", "--", "echo", ":::", "1", "2", "3", "4", "5"];
+    let out = s.mesh(&words);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "5\n");
+    assert!(text(&out.stderr).contains("is not a joblog line; skipped"), "{}", text(&out.stderr));
+    let again = s.mesh(&words);
+    assert_eq!(text(&again.stdout), "", "task 5's new record is whole: {}", text(&again.stderr));
+    // An input holding a newline keeps its joblog record on one line.
+    let nl = s.work().join("nl.tsv");
+    let out = s.mesh(&["--joblog", nl.to_str().unwrap(), "--", "echo", ":::", "a\nb"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let logged = std::fs::read_to_string(&nl).unwrap();
+    assert_eq!(logged.lines().count(), 2, "{logged}");
+    assert!(logged.lines().nth(1).unwrap().ends_with("\techo a\\nb"), "{logged}");
 }
 
 #[test]

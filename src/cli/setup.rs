@@ -14,6 +14,19 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")
 }
 
+/// The runtime of a command that submits a job and prints its results as they come: the
+/// node (or the control connection) runs on two threads of its own, so that printing,
+/// which may block on a slow terminal or a paused pager, never stops the node from
+/// answering its peers, nor the connection from being read.
+pub(crate) fn job_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("mesh-io")
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
 pub(crate) fn default_workers() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }

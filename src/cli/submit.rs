@@ -3,7 +3,7 @@
 use super::args::{PrimesArgs, SubmitOpts};
 use super::exit::{Exit, exit_of};
 use super::output;
-use super::setup::{any_port, default_workers, runtime, shared_key};
+use super::setup::{any_port, default_workers, job_runtime, shared_key};
 use crate::job::{JobSpec, PrimesJob, Split};
 use crate::node::{self, JobEvent, JobReport, JobUpdate, NetConfig, NodeConfig, NodeError};
 use anyhow::{Context, Result};
@@ -34,7 +34,8 @@ pub(crate) fn run_job(
     on_event: &mut dyn FnMut(JobEvent),
 ) -> Result<JobReport> {
     let mut bar = output::Progress::new(opts.json);
-    let report = runtime()?.block_on(async {
+    // The callbacks below run on this thread, the node and the connection on others.
+    let report = job_runtime()?.block_on(async {
         let interrupted = async {
             let _ = tokio::signal::ctrl_c().await;
         };

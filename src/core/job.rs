@@ -4,7 +4,9 @@
 //! answers for itself: which task to run next here, how many at once, which retries a
 //! given thief may take, and how to take back work from a dead node. Invariants:
 //! * `retry` (owner only) holds undone failed tasks, each with the node that must not run
-//!   it again while others live; a task is in it at most once;
+//!   it again while another node may; a task is in it at most once. Every method that
+//!   hands out retries takes `sole`: the node asking is the only live node that may run
+//!   the job's tasks, so the avoidance does not hold (or the retry would wait for ever);
 //! * `pinned` (thieves only) holds retries granted to this node, which it runs itself and
 //!   never grants on, so a retry cannot drift back to where it failed.
 
@@ -52,20 +54,20 @@ impl<S> Job<S> {
     }
 
     /// Whether `node` has anything of this job to run locally.
-    pub(super) fn has_work_for(&self, node: NodeId, alone: bool) -> bool {
-        self.has_local_work() || self.retry.iter().any(|&(_, avoid)| alone || avoid != node)
+    pub(super) fn has_work_for(&self, node: NodeId, sole: bool) -> bool {
+        self.has_local_work() || self.retry.iter().any(|&(_, avoid)| sole || avoid != node)
     }
 
     /// The next run of tasks here: a pinned retry, an owner's retry, or up to `run` tasks
     /// from the front of the queue.
-    pub(super) fn next_run(&mut self, node: NodeId, alone: bool, run: u64) -> Option<TaskRange> {
+    pub(super) fn next_run(&mut self, node: NodeId, sole: bool, run: u64) -> Option<TaskRange> {
         let single = |t: u64| TaskRange::new(t, t + 1);
-        self.pinned.pop().or_else(|| self.take_retry(node, alone)).map(single).or_else(|| self.queue.pop_run(run))
+        self.pinned.pop().or_else(|| self.take_retry(node, sole)).map(single).or_else(|| self.queue.pop_run(run))
     }
 
-    /// Takes a retry that `node` may run (any, when `alone`).
-    fn take_retry(&mut self, node: NodeId, alone: bool) -> Option<u64> {
-        let i = self.retry.iter().position(|&(_, avoid)| alone || avoid != node)?;
+    /// Takes a retry that `node` may run (any, when `sole`).
+    fn take_retry(&mut self, node: NodeId, sole: bool) -> Option<u64> {
+        let i = self.retry.iter().position(|&(_, avoid)| sole || avoid != node)?;
         self.retry.remove(i).map(|(t, _)| t)
     }
 
@@ -76,17 +78,17 @@ impl<S> Job<S> {
         }
     }
 
-    pub(super) fn has_retries_for(&self, thief: NodeId) -> bool {
-        self.retry.iter().any(|&(_, avoid)| avoid != thief)
+    pub(super) fn has_retries_for(&self, thief: NodeId, sole: bool) -> bool {
+        self.retry.iter().any(|&(_, avoid)| sole || avoid != thief)
     }
 
     /// About half of the retries `thief` may run (at most `max`), as one-task ranges.
-    pub(super) fn take_retries_for(&mut self, thief: NodeId, max: usize) -> Vec<TaskRange> {
-        let eligible = self.retry.iter().filter(|&&(_, avoid)| avoid != thief).count();
+    pub(super) fn take_retries_for(&mut self, thief: NodeId, sole: bool, max: usize) -> Vec<TaskRange> {
+        let eligible = self.retry.iter().filter(|&&(_, avoid)| sole || avoid != thief).count();
         let mut want = eligible.div_ceil(2).min(max);
         let mut out = Vec::with_capacity(want);
         self.retry.retain(|&(t, avoid)| {
-            let take = want > 0 && avoid != thief;
+            let take = want > 0 && (sole || avoid != thief);
             if take {
                 want -= 1;
                 out.push(TaskRange::new(t, t + 1));
@@ -101,8 +103,8 @@ impl<S> Job<S> {
     /// whether anything came back.
     /// What a thief gets: about half of the retries it may run, pinned to it, else about
     /// half of the queue; leased to it in the ledger if this node owns the job.
-    pub(super) fn give(&mut self, thief: NodeId, max: usize) -> (Vec<TaskRange>, bool) {
-        let retries = self.take_retries_for(thief, max);
+    pub(super) fn give(&mut self, thief: NodeId, sole: bool, max: usize) -> (Vec<TaskRange>, bool) {
+        let retries = self.take_retries_for(thief, sole, max);
         let pinned = !retries.is_empty();
         let ranges = if pinned { retries } else { self.queue.steal_half(max) };
         if let Some(ledger) = self.ledger.as_mut() {
@@ -162,13 +164,16 @@ mod tests {
         j.add_retry(5, B);
         j.add_retry(5, B);
         assert_eq!(j.retry.len(), 5, "a task is on the list once");
-        assert!(j.has_retries_for(B) && j.has_retries_for(A));
+        assert!(j.has_retries_for(B, false) && j.has_retries_for(A, false));
         // A may take only task 5, B any of the four others, half of them.
-        assert_eq!(j.take_retries_for(A, 32), vec![TaskRange::new(5, 6)]);
-        assert_eq!(j.take_retries_for(B, 32), vec![TaskRange::new(1, 2), TaskRange::new(2, 3)]);
+        assert_eq!(j.take_retries_for(A, false, 32), vec![TaskRange::new(5, 6)]);
+        assert_eq!(j.take_retries_for(B, false, 32), vec![TaskRange::new(1, 2), TaskRange::new(2, 3)]);
         assert!(!j.has_work_for(A, false), "what is left avoids A");
-        assert!(j.has_work_for(A, true), "unless A is alone");
+        assert!(!j.has_retries_for(A, false));
+        assert!(j.has_work_for(A, true), "unless A is the only node that may run them");
+        assert!(j.has_retries_for(A, true));
         assert_eq!(j.next_run(B, false, 8), Some(TaskRange::new(3, 4)));
+        assert_eq!(j.take_retries_for(A, true, 32), vec![TaskRange::new(4, 5)], "the sole runner takes it back");
     }
 
     #[test]

@@ -40,7 +40,13 @@ pub(crate) struct Ledger {
     /// Tasks that failed and are not done: failures so far, and the node and time of the
     /// last one.
     failures: HashMap<u64, Failure>,
+    /// Tasks not done whose results came but could not be used (see [`Ledger::lost`]), and
+    /// how often.
+    lost: HashMap<u64, u32>,
 }
+
+/// How many times a task's result may be lost before the loss counts as a failure.
+pub const MAX_LOST: u32 = 3;
 
 /// The failure record of a task that is not done yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +70,7 @@ pub(crate) enum Accept {
 impl Ledger {
     pub(crate) fn new(tasks: u64, retries: u32) -> Self {
         Self {
+            lost: HashMap::new(),
             // Invariant: task counts are bounded by the job parser far below usize::MAX.
             done: FixedBitSet::with_capacity(usize::try_from(tasks).expect("task count fits")),
             done_count: 0,
@@ -136,9 +143,23 @@ impl Ledger {
             self.failed += 1;
         }
         self.failures.remove(&task);
+        self.lost.remove(&task);
         self.done.insert(task as usize);
         self.done_count += 1;
         Accept::New
+    }
+
+    /// A result for `task` arrived but what it refers to could not be had (its output was
+    /// not fetchable from the node that ran it). Returns whether the task may simply run
+    /// again without counting as a failure: at most [`MAX_LOST`] times, after which the
+    /// caller counts it as one.
+    pub(crate) fn lost(&mut self, task: u64) -> bool {
+        if task >= self.total() || self.is_done(task) {
+            return false;
+        }
+        let n = self.lost.entry(task).or_insert(0);
+        *n += 1;
+        *n <= MAX_LOST
     }
 
     /// How many times `task` has failed so far, and where and when it failed last.

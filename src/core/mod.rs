@@ -29,6 +29,7 @@ mod timer;
 mod tombstones;
 
 pub use halt::{BadHalt, Halt, HaltLimit, HaltOn, parse_halt};
+pub use ledger::MAX_LOST;
 pub use needs::{
     BadRequirement, Facts, MAX_LABEL, MAX_LABELS, MAX_REQUIREMENTS, Needs, Requirement, Unplaceable, valid_name,
 };
@@ -84,6 +85,8 @@ pub struct Config {
     pub place_grace: Duration,
     /// How often the owner says again why a job waits.
     pub wait_notice: Duration,
+    /// How long an undelivered message waits before it is sent again.
+    pub resend_after: Duration,
 }
 
 impl Default for Config {
@@ -107,6 +110,7 @@ impl Default for Config {
             runs_own: true,
             place_grace: Duration::from_secs(5),
             wait_notice: Duration::from_secs(10),
+            resend_after: Duration::from_secs(1),
         }
     }
 }
@@ -198,6 +202,16 @@ pub enum Message<S, R> {
     Results { job: JobId, reports: Vec<TaskReport<R>> },
     /// Owner to all (broadcast): the job is complete or cancelled; drop its work.
     JobEnded { job: JobId },
+}
+
+impl<S, R> Message<S, R> {
+    /// Whether losing this message would lose work or results, so that its sender must
+    /// hear when it was not delivered ([`Scheduler::handle_undelivered`]). Gossip and
+    /// steal requests repeat anyway; a lost `JobEnded` is covered by each node retiring
+    /// drained jobs.
+    pub fn must_arrive(&self) -> bool {
+        matches!(self, Self::Results { .. } | Self::Lease { .. } | Self::Grant { work: Some(_), .. })
+    }
 }
 
 /// Why a node let go of a job it did not own.

@@ -18,10 +18,13 @@ pub(crate) enum Timer {
     StealRetry,
     /// Send the buffered results.
     FlushResults,
+    /// Send again what did not arrive.
+    Resend,
 }
 
 impl Timer {
-    const ALL: [Self; 5] = [Self::Gossip, Self::PeerSweep, Self::StealTimeout, Self::StealRetry, Self::FlushResults];
+    const ALL: [Self; 6] =
+        [Self::Gossip, Self::PeerSweep, Self::StealTimeout, Self::StealRetry, Self::FlushResults, Self::Resend];
 }
 
 #[derive(Debug, Default)]

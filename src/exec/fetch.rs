@@ -4,15 +4,16 @@
 //! however many workers wait for it.
 
 use crate::id::{ContentId, NodeId};
-use crate::store::{BlobStore, StoreError};
+use crate::store::{BlobStore, MAX_BLOB, MAX_FILE, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Brings a missing blob into the store, from the peers. It blocks: workers call it from
 /// their own threads.
 pub trait BlobFetcher: Send + Sync + std::fmt::Debug {
-    /// Fetches `id` into the store, asking the node `hint` (the job's owner) first.
-    fn fetch(&self, id: ContentId, hint: NodeId) -> Result<(), FetchError>;
+    /// Fetches `id` into the store, asking the node `hint` (the job's owner) first. A
+    /// peer that says the blob is larger than `max` bytes is not fetched from.
+    fn fetch(&self, id: ContentId, hint: NodeId, max: u64) -> Result<(), FetchError>;
 }
 
 /// Why a blob could not be fetched from the mesh. Shared by every worker waiting for the
@@ -43,6 +44,8 @@ pub enum PeerAnswer {
     Mismatch { peer: String },
     #[error("{peer} sent a chunk that does not fit a {total}-byte blob")]
     BadChunk { peer: String, total: u64 },
+    #[error("{peer} offered {total} bytes where at most {max} are expected")]
+    TooLarge { peer: String, total: u64, max: u64 },
     /// The request itself failed (timeout, connection closed, unsupported protocol).
     #[error("{0}")]
     Transfer(String),
@@ -91,25 +94,26 @@ impl Blobs {
             Err(StoreError::Missing(_) | StoreError::Corrupt(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        self.fetch(id, hint)?;
+        self.fetch(id, hint, MAX_BLOB)?;
         Ok(self.store.read(id)?)
     }
 
-    /// Makes sure a blob of any size is in the store and sound, fetching it if not.
-    pub(crate) fn ensure(&self, id: ContentId, hint: Option<NodeId>) -> Result<(), BlobError> {
+    /// Makes sure a blob of `len` bytes (as the job says; at most `store::MAX_FILE`) is
+    /// in the store and sound, fetching it if not.
+    pub(crate) fn ensure(&self, id: ContentId, len: u64, hint: Option<NodeId>) -> Result<(), BlobError> {
         match self.store.check(id) {
             Ok(_) => return Ok(()),
             Err(StoreError::Missing(_) | StoreError::Corrupt(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        self.fetch(id, hint)?;
+        self.fetch(id, hint, len.min(MAX_FILE))?;
         self.store.check(id)?;
         Ok(())
     }
 
-    fn fetch(&self, id: ContentId, hint: Option<NodeId>) -> Result<(), BlobError> {
+    fn fetch(&self, id: ContentId, hint: Option<NodeId>, max: u64) -> Result<(), BlobError> {
         match (&self.fetcher, hint) {
-            (Some(f), Some(hint)) => Ok(f.fetch(id, hint)?),
+            (Some(f), Some(hint)) => Ok(f.fetch(id, hint, max)?),
             _ => Err(BlobError::NotHere(id)),
         }
     }

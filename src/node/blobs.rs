@@ -57,11 +57,12 @@ pub(crate) async fn fetch_from_mesh(
     id: ContentId,
     owner: Option<PeerId>,
     mut members: Vec<PeerId>,
+    max: u64,
 ) -> Result<Fetched, FetchError> {
     members.retain(|p| Some(*p) != owner);
     fastrand::shuffle(&mut members);
     let candidates: Vec<PeerId> = owner.into_iter().chain(members).collect();
-    fetch(source, store, id, &candidates).await
+    fetch(source, store, id, &candidates, max).await
 }
 
 /// Fetches `id` into `store` from the first of `candidates` that has it.
@@ -70,6 +71,7 @@ async fn fetch(
     store: &Arc<BlobStore>,
     id: ContentId,
     candidates: &[PeerId],
+    max: u64,
 ) -> Result<Fetched, FetchError> {
     let mut rejected = 0;
     let mut last = PeerAnswer::NobodyHasIt;
@@ -83,7 +85,7 @@ async fn fetch(
             tokio::time::sleep(ROUND_PAUSE * round).await;
         }
         for &peer in candidates {
-            match fetch_from(source, store, id, peer, started, &mut deadline).await {
+            match fetch_from(source, store, id, peer, max, started, &mut deadline).await {
                 Ok(incoming) => {
                     let n = incoming.len;
                     let store = store.clone();
@@ -119,6 +121,7 @@ async fn fetch_from(
     store: &Arc<BlobStore>,
     id: ContentId,
     peer: PeerId,
+    max: u64,
     started: tokio::time::Instant,
     deadline: &mut tokio::time::Instant,
 ) -> Result<Incoming, PeerAnswer> {
@@ -130,6 +133,10 @@ async fn fetch_from(
         let BlobResponse::Chunk { total: t, data } = source.chunk(peer, req).await? else {
             return Err(PeerAnswer::NobodyHasIt);
         };
+        if t > max.min(MAX_FILE) {
+            // Refused before anything is written, and before the deadline grows for it.
+            return Err(PeerAnswer::TooLarge { peer: peer.to_string(), total: t, max: max.min(MAX_FILE) });
+        }
         let t = *total.get_or_insert_with(|| {
             *deadline = (*deadline).max(started + FETCH_DEADLINE + Duration::from_secs(t / FETCH_RATE));
             t
@@ -137,7 +144,7 @@ async fn fetch_from(
         // Every chunk but the last is whole: a peer cannot drag a transfer out with
         // slivers.
         let want = (t.saturating_sub(incoming.len)).min(u64::from(CHUNK));
-        if data.len() as u64 != want || want == 0 || t > MAX_FILE {
+        if data.len() as u64 != want || want == 0 {
             return Err(PeerAnswer::BadChunk { peer: peer.to_string(), total: t });
         }
         incoming.write(&data).map_err(local)?;
@@ -225,10 +232,34 @@ mod tests {
         let peers = FakePeers { stores, asked: Default::default() };
         let mine = Arc::new(BlobStore::new(&dirs[2]));
         let id = ContentId::of(&blob);
-        let got = fetch_from_mesh(&peers, &mine, id, Some(bad), vec![gone, good]).await.unwrap();
+        let got = fetch_from_mesh(&peers, &mine, id, Some(bad), vec![gone, good], MAX_FILE).await.unwrap();
         assert_eq!((got.from, got.rejected, got.bytes), (good, 1, blob.len() as u64));
         assert_eq!(mine.read(id).unwrap(), blob);
         assert_eq!(peers.asked.lock().unwrap()[0], bad, "the owner is asked first");
+        for d in dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+
+    /// A blob that must be read whole is at most MAX_BLOB: a peer offering more is not
+    /// fetched from at all, and the next one is asked.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_offering_more_than_expected_is_refused_at_once() {
+        let blob: Vec<u8> = (0..(CHUNK as usize + 5)).map(|i| (i % 251) as u8).collect();
+        let dirs = [home("large-src"), home("large-me")];
+        let holder = PeerId::random();
+        let store = BlobStore::new(&dirs[0]);
+        store.put(&blob).unwrap();
+        let stores = HashMap::from([(holder, (store, CorruptServes::default()))]);
+        let peers = FakePeers { stores, asked: Default::default() };
+        let mine = Arc::new(BlobStore::new(&dirs[1]));
+        let id = ContentId::of(&blob);
+        let err = fetch_from_mesh(&peers, &mine, id, Some(holder), vec![], CHUNK.into()).await.unwrap_err();
+        assert!(matches!(&err, FetchError::Exhausted { last: PeerAnswer::TooLarge { .. }, .. }), "{err}");
+        assert_eq!(peers.asked.lock().unwrap().len(), FETCH_ROUNDS as usize, "one chunk asked per round, no more");
+        assert!(!mine.contains(id));
+        fetch_from_mesh(&peers, &mine, id, Some(holder), vec![], MAX_FILE).await.unwrap();
+        assert_eq!(mine.read(id).unwrap(), blob);
         for d in dirs {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -239,9 +270,10 @@ mod tests {
         let dir = home("none");
         let peers = FakePeers { stores: HashMap::new(), asked: Default::default() };
         let (a, b) = (PeerId::random(), PeerId::random());
-        let err = fetch_from_mesh(&peers, &Arc::new(BlobStore::new(&dir)), ContentId::of(b"x"), Some(a), vec![b])
-            .await
-            .unwrap_err();
+        let err =
+            fetch_from_mesh(&peers, &Arc::new(BlobStore::new(&dir)), ContentId::of(b"x"), Some(a), vec![b], MAX_FILE)
+                .await
+                .unwrap_err();
         assert!(matches!(err, FetchError::Exhausted { peers: 2, .. }), "{err}");
         assert_eq!(peers.asked.lock().unwrap().len(), 2 * FETCH_ROUNDS as usize);
         let _ = std::fs::remove_dir_all(dir);

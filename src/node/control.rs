@@ -244,18 +244,36 @@ pub async fn submit(
     write_line(&mut wr, &Request::Submit { job: job.clone() })
         .await
         .map_err(|e| ControlError::Io { path: socket_path(home), source: std::io::Error::other(e) })?;
-    let mut rd = BufReader::new(rd);
-    let mut line = String::new();
+    // The socket is read as fast as the node writes, whatever `on` does with the lines
+    // (print them to a paused pager, say): a node gives up on a client that does not read.
+    // The lines wait here, no more of them than the job has events.
+    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+    // Aborted when dropped: a submitter that stops waiting (Ctrl-C) closes its connection,
+    // and the node cancels the job.
+    let reader = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        let mut rd = BufReader::new(rd);
+        loop {
+            let mut line = String::new();
+            let read = read_reply(&mut rd, &mut line).await;
+            let end = !matches!(read, Ok(n) if n > 0);
+            if tx.send(read.map(|_| line)).is_err() || end {
+                return;
+            }
+        }
+    }));
     loop {
-        line.clear();
-        if read_reply(&mut rd, &mut line).await.map_err(io)? == 0 {
+        let line = lines.recv().await.ok_or(ControlError::Closed)?.map_err(io)?;
+        if line.is_empty() {
             return Err(ControlError::Closed);
         }
         match parse(&line)? {
             Response::Progress { done, total } => on(JobUpdate::Progress(JobProgress { done, total })),
             Response::Task(t) => on(JobUpdate::Event(JobEvent::Task(t))),
             Response::Waiting(why) => on(JobUpdate::Event(JobEvent::Waiting(why))),
-            Response::Report(r) => return Ok(Some(r)),
+            Response::Report(r) => {
+                drop(reader);
+                return Ok(Some(r));
+            }
             Response::Error(e) => return Err(ControlError::Refused(e)),
             Response::Peers(_) => return Err(ControlError::Unexpected),
         }

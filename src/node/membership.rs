@@ -195,6 +195,14 @@ impl Membership {
         if joined { Decision::Joined(from) } else { Decision::Nothing }
     }
 
+    /// A connection to `peer` is up, from or to `addr`: a member first heard of through
+    /// another (its announce relayed) now has an address of its own.
+    pub(crate) fn on_connected(&mut self, peer: PeerId, addr: Multiaddr) {
+        if let Some(m) = self.members.get_mut(&peer) {
+            m.addr.get_or_insert(addr);
+        }
+    }
+
     pub(crate) fn on_rtt(&mut self, peer: PeerId, rtt: Duration) {
         if let Some(m) = self.members.get_mut(&peer) {
             m.rtt = Some(rtt);

@@ -401,3 +401,50 @@ fn a_forged_grant_of_our_own_job_is_refused() {
     assert_eq!(runs(peer, true), 0, "a native job of a peer, without --allow-run");
     assert!(runs(peer, false) > 0, "a sandboxed job of a peer runs");
 }
+
+/// A laptop that submits but does not run programs (`mesh join` without --allow-run) and
+/// one Pi that does, over a lossy network, with tasks that fail: every retry must reach
+/// the Pi although the Pi is where it failed, and every lost result or grant must be
+/// sent again or taken back, since the owner cannot cover for them with backup runs.
+#[test]
+fn an_owner_that_cannot_run_its_job_still_finishes_it_over_a_lossy_network() {
+    for seed in 0..20 {
+        let all = [facts(false, &[]), facts(true, &[])];
+        let mut cfg = SimConfig::new(with_facts(&all), 100 + seed);
+        cfg.core.runs_own = false;
+        cfg.loss = 0.1;
+        cfg.poison_every = 7;
+        cfg.retries = 2;
+        let mut sim = Sim::new(cfg);
+        sim.submit_with(Duration::ZERO, 0, 200, needs(true, &[]), None);
+        sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+        check_outcomes(&sim).unwrap();
+        assert!(sim.violations.is_empty(), "{:?}", sim.violations);
+        let j = sim.jobs.values().next().unwrap();
+        assert_eq!(j.per_node.keys().copied().collect::<Vec<_>>(), [1], "seed {seed}: only the Pi ran tasks");
+    }
+}
+
+/// A result whose output cannot be fetched runs again without counting as a failure, a
+/// few times; after that the loss is the task's failure.
+#[test]
+fn a_lost_result_runs_again_then_counts_as_a_failure() {
+    let t0 = Instant::now();
+    let cfg = Config { workers: 1, ..Config::default() };
+    let mut s: Scheduler<Spec, u64> = Scheduler::new(NodeId(1), cfg, 3, t0);
+    let spec = SimSpec { salt: 0, needs: Needs::default(), halt: None };
+    let job = s.submit(t0, spec, 1, 0);
+    let lost = || TaskReport { task: 0, outcome: Err("output unfetchable".to_string()), took: Duration::ZERO };
+    let mut seen = Vec::new();
+    for _ in 0..=crate::core::MAX_LOST {
+        s.handle_lost(t0, NodeId(2), job, lost());
+        while let Some(a) = s.poll_action() {
+            match a {
+                Action::Retrying { .. } => seen.push("retry"),
+                Action::Accepted { report, .. } => seen.push(if report.outcome.is_err() { "failed" } else { "ok" }),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(seen, ["retry", "retry", "retry", "failed"]);
+}

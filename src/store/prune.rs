@@ -8,7 +8,7 @@
 //! is gone (killed, say) is removed by the next prune, as are the temporary files (names
 //! starting with a dot, `.<…>.<pid>.<n>`) a dead process left half-written.
 
-use super::{ContentId, StoreError, unique};
+use crate::id::ContentId;
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,19 +32,23 @@ impl Pins {
         Self { path, file: None, ids: HashSet::new() }
     }
 
-    pub(super) fn add(&mut self, id: ContentId) -> Result<(), StoreError> {
+    /// The file the pins are written to.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(super) fn add(&mut self, id: ContentId) -> std::io::Result<()> {
         if self.ids.contains(&id) {
             return Ok(());
         }
-        let io = |source| StoreError::Io { path: self.path.clone(), source };
         if self.file.is_none() {
             if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
+                std::fs::create_dir_all(dir)?;
             }
-            self.file = Some(std::fs::File::create(&self.path).map_err(io)?);
+            self.file = Some(std::fs::File::create(&self.path)?);
         }
         if let Some(f) = &mut self.file {
-            writeln!(f, "{id}").map_err(io)?;
+            writeln!(f, "{id}")?;
         }
         self.ids.insert(id);
         Ok(())
@@ -126,91 +130,13 @@ fn writer(name: &str) -> Option<u32> {
     parts.next()?.parse().ok()
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
+/// A number not handed out before in this process, for temporary names.
+pub(crate) fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::super::BlobStore;
-    use super::*;
-
-    fn temp_home(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("mesh-prune-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
-    }
-
-    fn age(path: &Path, secs: u64) {
-        let f = std::fs::File::options().append(true).open(path).unwrap();
-        f.set_modified(SystemTime::now() - Duration::from_secs(secs)).unwrap();
-    }
-
-    const HOUR: u64 = 3600;
-
-    #[test]
-    fn prune_keeps_the_most_recently_used_within_budget() {
-        let home = temp_home("lru");
-        let s = BlobStore::new(&home);
-        let old = s.put(&[1u8; 100]).unwrap();
-        let mid = s.put(&[2u8; 100]).unwrap();
-        let new = s.put(&[3u8; 100]).unwrap();
-        for (id, hours) in [(old, 3), (mid, 2), (new, 1)] {
-            age(&s.path(id), hours * HOUR);
-        }
-        s.read(old).unwrap(); // reading makes it the most recently used
-        assert_eq!(prune(&home.join("blobs"), 250).unwrap(), (1, 100));
-        assert!(!s.contains(mid), "the least recently used went");
-        assert!(s.contains(old) && s.contains(new));
-        assert_eq!(prune(&home.join("blobs"), 250).unwrap(), (0, 0));
-        assert_eq!(prune(&home.join("nothing-here"), 0).unwrap(), (0, 0));
-        std::fs::remove_dir_all(&home).unwrap();
-    }
-
-    #[test]
-    fn pinned_and_recently_used_blobs_stay_beyond_the_budget() {
-        let home = temp_home("pins");
-        let dir = home.join("blobs");
-        let pinning = BlobStore::pinning(&home);
-        let sent = pinning.put(&[1u8; 100]).unwrap();
-        let plain = BlobStore::new(&home);
-        let fetched = plain.put(&[2u8; 100]).unwrap();
-        let waiting = plain.put(&[3u8; 100]).unwrap();
-        let stale = plain.put(&[4u8; 100]).unwrap();
-        pinning.pin(waiting).unwrap();
-        for id in [sent, waiting, stale] {
-            age(&plain.path(id), 5 * HOUR);
-        }
-        // A budget of nothing: only the stale blob may go. The pinned ones are old, the
-        // fetched one is new.
-        assert_eq!(prune(&dir, 0).unwrap(), (1, 100));
-        assert!(!plain.contains(stale));
-        assert!(plain.contains(sent) && plain.contains(waiting) && plain.contains(fetched));
-        drop(pinning);
-        assert_eq!(std::fs::read_dir(dir.join(".pins")).unwrap().count(), 0, "its pins went with it");
-        assert_eq!(prune(&dir, 0).unwrap(), (2, 200), "unpinned, the old ones go");
-        assert!(plain.contains(fetched), "still within the grace");
-        std::fs::remove_dir_all(&home).unwrap();
-    }
-
-    #[test]
-    fn what_a_dead_process_left_is_cleared() {
-        let home = temp_home("dead");
-        let dir = home.join("blobs");
-        let s = BlobStore::new(&home);
-        let id = s.put(b"pinned by the dead").unwrap();
-        age(&s.path(id), 5 * HOUR);
-        // No process has pid 4194305 (above Linux's largest, 2^22).
-        let dead = 4_194_305;
-        std::fs::create_dir_all(dir.join(".pins")).unwrap();
-        std::fs::write(dir.join(".pins").join(format!("{dead}.0")), format!("{id}\n")).unwrap();
-        std::fs::write(dir.join(format!(".in.{dead}.3")), b"half a fetch").unwrap();
-        let mine = dir.join(format!(".in.{}.3", std::process::id()));
-        std::fs::write(&mine, b"a fetch in progress").unwrap();
-        assert_eq!(prune(&dir, 0).unwrap(), (1, 18), "the dead's pin holds nothing");
-        assert!(!dir.join(format!(".in.{dead}.3")).exists(), "its half-written fetch went");
-        assert!(mine.exists(), "a live process's write stays");
-        assert_eq!(std::fs::read_dir(dir.join(".pins")).unwrap().count(), 0);
-        std::fs::remove_dir_all(&home).unwrap();
-    }
+fn alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
 }

@@ -171,7 +171,12 @@ impl RunPrinter {
             Err(_) => (0.0, -1, 0, 0),
         };
         let send = task.file.as_ref().map_or(0, |f| f.len);
-        let command = expand(&self.command, &task.arg, task.seq).join(" ");
+        // One line per task whatever the input holds: newlines and tabs are escaped.
+        let command = expand(&self.command, &task.arg, task.seq)
+            .join(" ")
+            .replace('\\', "\\\\")
+            .replace('\n', "\\n")
+            .replace('\t', "\\t");
         writeln!(
             log,
             "{}\t{}\t{start:.3}\t{:10.3}\t{send}\t{receive}\t{exit}\t{signal}\t{command}",
@@ -216,9 +221,11 @@ impl RunPrinter {
     }
 }
 
-/// Makes the directories of `sub` under `root` one by one, refusing any that is a symlink
-/// (it could lead outside `root`); returns the innermost.
+/// Makes `root` (the user's `--results`, which may be a symlink) and then the directories
+/// of `sub` under it one by one, refusing any of those that is a symlink (it could lead
+/// outside `root`); returns the innermost.
 fn make_dirs(root: &Path, sub: Option<&Path>) -> Result<PathBuf> {
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     let mut dir = root.to_path_buf();
     for part in sub.into_iter().flat_map(Path::components) {
         let std::path::Component::Normal(name) = part else { continue };
@@ -245,14 +252,20 @@ fn open_joblog(path: &Path, append: bool) -> Result<std::fs::File> {
         opts.append(true)
     };
     let mut f = opts.open(path).with_context(|| format!("opening --joblog {}", path.display()))?;
+    let torn = !fresh && !std::fs::read(path).is_ok_and(|b| b.ends_with(b"\n"));
     if fresh {
         writeln!(f, "{JOBLOG_HEADER}").with_context(|| format!("writing --joblog {}", path.display()))?;
+    } else if torn {
+        // A run killed mid-line: the next record starts on a line of its own.
+        writeln!(f).with_context(|| format!("writing --joblog {}", path.display()))?;
     }
     Ok(f)
 }
 
 /// The sequence numbers a joblog records as run (`--resume`), or as run and succeeded
-/// (`--resume-failed`). A missing joblog records nothing.
+/// (`--resume-failed`). A missing joblog records nothing. Lines that are not joblog lines
+/// (the torn last line of a run that was killed while writing, say) are skipped with a
+/// note: their tasks run again.
 pub(crate) fn joblog_done(path: &Path, only_succeeded: bool) -> Result<HashSet<u64>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -266,7 +279,8 @@ pub(crate) fn joblog_done(path: &Path, only_succeeded: bool) -> Result<HashSet<u
             .then(|| Some((cols[0].parse::<u64>().ok()?, cols[6].parse::<i64>().ok()?, cols[7].parse::<i64>().ok()?)))
             .flatten();
         let Some((seq, exit, signal)) = parsed else {
-            bail!("--joblog {} line {} is not a joblog line: {line}", path.display(), i + 1);
+            note(&format!("--joblog {} line {} is not a joblog line; skipped: {line}", path.display(), i + 1));
+            continue;
         };
         if !only_succeeded || (exit == 0 && signal == 0) {
             done.insert(seq);

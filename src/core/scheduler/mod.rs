@@ -13,25 +13,29 @@
 //!    results and sends them in batches to the job's owner (the submitter).
 //! 4. **The owner decides completion.** Its [`Ledger`] counts each task once.
 //! 5. **Retries.** A failed task with retries left goes back to its owner's queue, marked
-//!    with the node it failed on. That node does not run it again while other nodes live:
+//!    with the node it failed on. That node does not run it again while another node may:
 //!    the owner runs it, or grants it to another thief first.
 //! 6. **Recovery.** When a peer dies the owner re-queues the undone tasks leased to it, and
-//!    every node drops the jobs the dead peer owned. When nothing is left to steal, an
-//!    idle owner re-runs its undone tasks itself (backup runs), so stragglers, lost
-//!    messages and stale leases can delay a job but never stall it.
+//!    every node drops the jobs the dead peer owned. Results and leases that were not
+//!    delivered go again, and a grant that was not is taken back. When nothing is left to
+//!    steal, an idle owner re-runs its undone tasks itself (backup runs), so stragglers
+//!    and stale leases can delay a job but never stall it. A failed task runs again away
+//!    from the node it failed on, unless that node is the only one that may run it.
 //!
 //! Bounds: result buffers flush at `result_batch`; a grant carries at most
 //! `max_grant_ranges` ranges; one steal is in flight at a time; the ended-job tombstones
 //! keep the last [`TOMBSTONES`](super::tombstones::TOMBSTONES) ids.
 
+mod delivery;
+mod placing;
 mod stealing;
 
 use crate::core::job::Job;
 use crate::core::ledger::{Accept, Ledger};
-use crate::core::needs::{Facts, Needs, Unplaceable};
+use crate::core::needs::Facts;
 use crate::core::outbox::Outbox;
 use crate::core::peers::{Peers, Status};
-use crate::core::placement::{Placement, Verdict};
+use crate::core::placement::Placement;
 use crate::core::queue::TaskRange;
 use crate::core::slots::Slots;
 use crate::core::steal::Stealing;
@@ -39,7 +43,7 @@ use crate::core::timer::{Timer, TimerTable};
 use crate::core::tombstones::Tombstones;
 use crate::core::{Action, Config, Counters, DropReason, Message, Payload, Progress, Spec, TaskReport};
 use crate::id::{JobId, NodeId};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -62,6 +66,8 @@ pub struct Scheduler<S, R> {
     counters: Counters,
     published: Option<Published>,
     placement: Placement,
+    /// Undelivered messages to send again, with their destination.
+    resend: VecDeque<(NodeId, Message<S, R>)>,
 }
 
 /// The status this node last gossiped, and when.
@@ -98,6 +104,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             counters: Counters::default(),
             published: None,
             placement: Placement::default(),
+            resend: VecDeque::new(),
             cfg,
         }
     }
@@ -141,14 +148,6 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             duplicates: l.duplicates(),
             halted: false,
         })
-    }
-
-    /// Why no live node can run an owned job's queued tasks, if none can.
-    pub fn unplaceable(&self, job: JobId) -> Option<Unplaceable> {
-        let needs = self.jobs.get(&job)?.spec.needs();
-        let mine = needs.check(&self.cfg.facts, self.runs_as_own(job));
-        let peers = self.peers.iter().map(|(&p, _)| needs.check(self.peers.facts(p), false));
-        Unplaceable::of(std::iter::once(mine).chain(peers))
     }
 
     /// Whether this node still has any work (queued or running) or owned jobs.
@@ -285,6 +284,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
                         self.flush(job);
                     }
                 }
+                Timer::Resend => self.resend(),
             }
         }
         self.pump(now);
@@ -320,60 +320,23 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     }
 
     fn next_local_run(&mut self) -> Option<(JobId, TaskRange)> {
-        let (me, alone) = (self.id, self.peers.is_empty());
+        let me = self.id;
         let (target, max, workers) = (self.cfg.run_target, self.cfg.max_run, self.slots.len());
         while let Some(job) = self.rr.pop_front() {
             if !self.may_run(job) {
                 continue; // its work waits for a node that can run it
             }
+            let sole = self.sole_runner(job, me);
             let Some(j) = self.jobs.get_mut(&job) else { continue };
             let len = j.run_len(target, max, workers);
-            if let Some(run) = j.next_run(me, alone, len) {
-                if j.has_work_for(me, alone) {
+            if let Some(run) = j.next_run(me, sole, len) {
+                if j.has_work_for(me, sole) {
                     self.rr.push_back(job);
                 }
                 return Some((job, run));
             }
         }
         None
-    }
-
-    /// Whether this node may run tasks of `job`: it meets the job's needs. A job is its
-    /// own only if it was submitted here (it has the ledger), whatever its id says.
-    fn may_run(&self, job: JobId) -> bool {
-        let Some(j) = self.jobs.get(&job) else { return false };
-        j.spec.needs().check(&self.cfg.facts, self.runs_as_own(job)).is_ok()
-    }
-
-    /// Whether `job` was submitted here and this node runs its own user's programs.
-    fn runs_as_own(&self, job: JobId) -> bool {
-        self.cfg.runs_own && self.jobs.get(&job).is_some_and(|j| j.ledger.is_some())
-    }
-
-    /// Whether `thief` may run tasks of a job with these needs, as far as its gossip says.
-    fn thief_may_run(&self, needs: &Needs, thief: NodeId) -> bool {
-        needs.check(self.peers.facts(thief), false).is_ok()
-    }
-
-    /// Looks at owned jobs with queued work that no live node can run: says why once they
-    /// have waited `place_grace` (and every `wait_notice` after), and halts the ones whose
-    /// halt counts failures.
-    fn check_placement(&mut self, now: Instant) {
-        let owned: Vec<JobId> =
-            self.jobs.iter().filter(|(_, j)| j.ledger.is_some() && j.queued() > 0).map(|(&id, _)| id).collect();
-        self.placement.retain(|job| owned.contains(job));
-        for job in owned {
-            let why = self.unplaceable(job);
-            let fails = self.jobs.get(&job).and_then(|j| j.spec.halt()).is_some_and(|h| h.on_failure());
-            match self.placement.observe(job, now, why, fails, &self.cfg) {
-                Verdict::Wait => {}
-                Verdict::Tell(why) => self.actions.push_back(Action::Waiting { job, why }),
-                Verdict::Fail(why) => {
-                    self.actions.push_back(Action::Waiting { job, why });
-                    self.finish(job, true);
-                }
-            }
-        }
     }
 
     /// Lists a job for round-robin service, once.
@@ -387,26 +350,6 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         self.slots.start(worker, job, tasks);
         let own = self.runs_as_own(job);
         self.actions.push_back(Action::Run { worker, job, tasks, backup, own });
-    }
-
-    /// Idle with nothing to steal: re-run undone tasks of our own jobs that are not
-    /// already running here. Their first result wins; any later one is a duplicate.
-    /// Tasks that failed here last are left to other nodes for `avoid_for`.
-    fn speculate(&mut self, now: Instant) {
-        let owned: Vec<JobId> =
-            self.jobs.iter().filter(|(id, j)| j.ledger.is_some() && self.may_run(**id)).map(|(&id, _)| id).collect();
-        let me = self.id;
-        for job in owned {
-            while let Some(worker) = self.slots.next_idle() {
-                let Some(j) = self.jobs.get_mut(&job) else { break };
-                let Some(l) = j.ledger.as_mut() else { break };
-                let mut skip: HashSet<u64> = self.slots.running(job).collect();
-                skip.extend(l.failed_on_within(me, now, self.cfg.avoid_for));
-                let Some(task) = l.next_undone(|t| skip.contains(&t)) else { break };
-                self.counters.backups += 1;
-                self.start(worker, job, TaskRange::new(task, task + 1), true);
-            }
-        }
     }
 
     fn accept(&mut self, now: Instant, from: NodeId, job: JobId, report: TaskReport<R>) {

@@ -24,17 +24,24 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     /// of the largest local queue.
     pub(super) fn grant(&mut self, thief: NodeId) -> Option<Grant<S>> {
         let max = self.cfg.max_grant_ranges;
-        let runnable: Vec<JobId> =
-            self.jobs.iter().filter(|(_, j)| self.thief_may_run(j.spec.needs(), thief)).map(|(&id, _)| id).collect();
-        let (&job, j) = match self.jobs.iter_mut().find(|(id, j)| runnable.contains(id) && j.has_retries_for(thief)) {
+        // The jobs the thief may run, and whether it is the only node that may.
+        let runnable: Vec<(JobId, bool)> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| self.thief_may_run(j.spec.needs(), thief))
+            .map(|(&id, _)| (id, self.sole_runner(id, thief)))
+            .collect();
+        let sole = |id: &JobId| runnable.iter().find(|(j, _)| j == id).map(|&(_, sole)| sole);
+        let (&job, j) = match self.jobs.iter_mut().find(|(id, j)| sole(id).is_some_and(|s| j.has_retries_for(thief, s)))
+        {
             Some(found) => found,
             None => self
                 .jobs
                 .iter_mut()
-                .filter(|(id, j)| runnable.contains(id) && !j.queue.is_empty())
+                .filter(|(id, j)| sole(id).is_some() && !j.queue.is_empty())
                 .max_by_key(|(_, j)| j.queue.len())?,
         };
-        let (ranges, pinned) = j.give(thief, max);
+        let (ranges, pinned) = j.give(thief, sole(&job).unwrap_or(false), max);
         self.counters.tasks_given += ranges.iter().map(TaskRange::len).sum::<u64>();
         Some(Grant { job, spec: j.spec.clone(), ranges, pinned })
     }

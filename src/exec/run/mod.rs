@@ -65,6 +65,8 @@ pub struct Permission {
 pub enum RunError {
     #[error("this node does not run programs for others (mesh join --allow-run)")]
     NotAllowed,
+    #[error("the job was cancelled before this task started")]
+    Cancelled,
     #[error("the job's task list: {0}")]
     Tasks(BlobError),
     #[error("the job's {what} is damaged: {why}")]
@@ -130,6 +132,13 @@ impl RunRuntime {
         if !(p.allow_run || (p.runs_own && own)) {
             return Err(RunError::NotAllowed);
         }
+        // A worker runs a range of tasks one after another: once the job is cancelled or
+        // halted (or the node leaves), the rest must not start at all.
+        let (cancel, leaving) = (self.cancel_flag(id), self.leaving.clone());
+        let stop = || cancel.load(Ordering::Relaxed) || leaving.load(Ordering::Relaxed);
+        if stop() {
+            return Err(RunError::Cancelled);
+        }
         let hint = Some(id.owner);
         let tasks = self.tasks.get(job.inputs, || self.load_tasks(job.inputs, hint))?;
         let t = tasks.tasks.get(task as usize).ok_or(RunError::BeyondTasks { task, tasks: tasks.tasks.len() })?;
@@ -149,8 +158,6 @@ impl RunRuntime {
         let env = [("MESH_SEQ", seq.clone()), ("PARALLEL_SEQ", seq)];
         let started_ms = unix_ms();
         let clock = Instant::now();
-        let (cancel, leaving) = (self.cancel_flag(id), self.leaving.clone());
-        let stop = || cancel.load(Ordering::Relaxed) || leaving.load(Ordering::Relaxed);
         let done = process::run(&argv, dir.path(), &env, limits, &stop);
         let took = clock.elapsed();
         let mut problem = done.problem;
@@ -188,7 +195,7 @@ impl RunRuntime {
     fn place(&self, f: &SentFile, dir: &Path, hint: Option<NodeId>) -> Result<(), RunError> {
         let err = |cause: String| RunError::Place { path: f.path.clone(), cause };
         check_path(&f.path).map_err(|e| err(e.to_string()))?;
-        self.blobs.ensure(f.blob, hint).map_err(|e| err(e.to_string()))?;
+        self.blobs.ensure(f.blob, f.len, hint).map_err(|e| err(e.to_string()))?;
         let dest = dir.join(&f.path);
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
@@ -267,7 +274,10 @@ impl RunRuntime {
             return f.clone();
         }
         if cancels.len() >= CANCELS {
-            cancels.pop_front();
+            // The oldest flag no running task holds: a running task's flag must stay
+            // reachable, or a later cancel would miss it.
+            let idle = cancels.iter().position(|(_, f)| Arc::strong_count(f) == 1).unwrap_or(0);
+            cancels.remove(idle);
         }
         let flag = Arc::new(AtomicBool::new(false));
         cancels.push_back((job, flag.clone()));

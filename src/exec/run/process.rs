@@ -147,12 +147,18 @@ fn supervise(mut child: Child, limits: Limits, cancelled: &dyn Fn() -> bool) -> 
     let mut killing: Option<Instant> = None; // when SIGTERM went to the group
     let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
     loop {
-        if exited.is_none()
-            && let Ok(Some(status)) = child.try_wait()
-        {
-            // The program is done: what it left in its group goes too.
-            signal_group(pid, libc::SIGKILL);
-            exited = Some((status, Instant::now()));
+        if exited.is_none() {
+            let status = child.try_wait().unwrap_or_else(|e| {
+                // Not ours to wait for any more (never expected): count it as killed
+                // rather than poll a readable pidfd for ever.
+                tracing::warn!(pid, %e, "cannot wait for a task's process; ending it");
+                Some(std::process::ExitStatus::from_raw(libc::SIGKILL))
+            });
+            if let Some(status) = status {
+                // The program is done: what it left in its group goes too.
+                signal_group(pid, libc::SIGKILL);
+                exited = Some((status, Instant::now()));
+            }
         }
         let pipes_open = out.raw().is_some() || err.raw().is_some();
         if let Some((status, at)) = exited

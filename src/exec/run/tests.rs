@@ -153,10 +153,23 @@ fn a_cancelled_job_ends_its_tasks_and_stale_directories_go() {
     assert!(!stale.exists(), "a dead node's directories are removed at start");
     let status = orphan.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL), "its program was ended");
-    let job = f.job(&["sleep", "30"], &["x"], &[], &[]);
-    rt.cancel(f.id(ME));
-    let out = rt.run(f.id(ME), &job, 0, true).unwrap();
-    assert_eq!(out.problem, Some(RunProblem::Cancelled));
+    // A running task ends when its job is cancelled...
+    let job = f.job(&["sleep"], &["30"], &[], &[]);
+    let out = std::thread::scope(|s| {
+        let running = s.spawn(|| rt.run(f.id(ME), &job, 0, true));
+        while std::fs::read_dir(f.home.join("run")).map_or(0, |d| d.flatten().count()) == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        rt.cancel(f.id(ME));
+        running.join().unwrap()
+    });
+    let out = out.unwrap();
+    assert_eq!(out.problem, Some(RunProblem::Cancelled), "{out:?}");
+    // ...and a later task of it does not start at all.
+    let marker = f.home.join("started");
+    let later = f.job(&["touch", marker.to_str().unwrap()], &["x"], &[], &[]);
+    assert!(matches!(rt.run(f.id(ME), &later, 0, true), Err(RunError::Cancelled)));
+    assert!(!marker.exists(), "the program never ran");
 }
 
 #[test]

@@ -204,9 +204,9 @@ impl EventLoop {
                 }
                 Action::Stolen { job, by, .. } => self.watches.stolen(job, by),
                 Action::JobFinished { job, progress } => {
-                    if progress.halted {
-                        self.exec.runs().cancel(job); // its programs still running here end
-                    }
+                    // Whatever of it still runs here (a halted job's tasks, backup runs of
+                    // a complete one) ends.
+                    self.exec.runs().cancel(job);
                     let backups = self.sched.counters().backups;
                     let (me, net) = (&self.me, &self.net);
                     self.watches.finish(job, progress, backups, &|n| describe(me, net.as_ref(), n));
@@ -245,9 +245,9 @@ impl EventLoop {
 
     fn on_internal(&mut self, msg: Internal) {
         match msg {
-            Internal::Fetch { id, hint, reply } => {
+            Internal::Fetch { id, hint, max, reply } => {
                 let (owner, members) = self.net.as_ref().map(|n| n.blob_holders(hint)).unwrap_or_default();
-                self.transfers.fetch(id, owner, members, reply);
+                self.transfers.fetch(id, owner, members, max, reply);
             }
             Internal::FetchDone { id, result } => self.transfers.fetch_done(id, result),
             Internal::Request { peer, req, reply } => match &mut self.net {
@@ -256,8 +256,12 @@ impl EventLoop {
                     let _ = reply.send(Err(PeerAnswer::NoNetwork));
                 }
             },
-            Internal::Results { from, job, reports } => {
-                self.sched.handle_message(Instant::now(), from, Message::Results { job, reports });
+            Internal::Results { from, job, reports, lost } => {
+                let now = Instant::now();
+                self.sched.handle_message(now, from, Message::Results { job, reports });
+                for report in lost {
+                    self.sched.handle_lost(now, from, job, report);
+                }
             }
             Internal::Served { channel, response } => {
                 self.transfers.served(&response);
@@ -286,6 +290,7 @@ impl EventLoop {
                 }
             }
             FromNet::Message { from, msg } => self.sched.handle_message(now, from, msg),
+            FromNet::Undelivered { to, msg } => self.sched.handle_undelivered(now, to, msg),
             FromNet::Facts { from, facts } => self.sched.handle_facts(now, from, facts),
             FromNet::PeerGone(node) => self.sched.handle_peer_gone(now, node),
             FromNet::AnnounceNow => {

@@ -25,6 +25,7 @@ use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -48,6 +49,8 @@ pub(super) enum NetInput {
 pub(super) enum FromNet {
     /// A scheduling message, or a member's gossiped status, for the core.
     Message { from: NodeId, msg: WireMessage },
+    /// A message that must arrive did not (no acknowledgement): the core decides what now.
+    Undelivered { to: NodeId, msg: WireMessage },
     /// What a member offers, from its announce.
     Facts { from: NodeId, facts: Facts },
     /// A member left, went silent or lost its last connection.
@@ -73,6 +76,9 @@ pub(super) struct Net {
     routes: Routes,
     /// Every node seen, by name, for the statistics.
     roster: Roster,
+    /// Messages that must arrive, until acknowledged (bounded by the requests in flight,
+    /// each of which ends in an answer or a failure within the protocol's timeout).
+    unacked: HashMap<OutboundRequestId, (NodeId, WireMessage)>,
     listen_addrs: Vec<Multiaddr>,
     workers: u32,
     /// The node has not yet said hello (it does, once its listen addresses are known).
@@ -112,6 +118,7 @@ impl Net {
             discovery: None,
             disc_rx: None,
             routes: Routes::default(),
+            unacked: HashMap::new(),
             roster: Roster::default(),
             listen_addrs: Vec::new(),
             workers,
@@ -166,6 +173,7 @@ impl Net {
             }
             SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
                 self.routes.connected(peer_id, endpoint.get_remote_address().clone());
+                self.membership.on_connected(peer_id, endpoint.get_remote_address().clone());
                 vec![FromNet::AnnounceNow]
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
@@ -241,8 +249,17 @@ impl Net {
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::warn!(%peer, %error, "dropped a bad scheduling message");
             }
-            request_response::Event::OutboundFailure { peer, error, .. } => {
+            request_response::Event::Message {
+                message: request_response::Message::Response { request_id, .. },
+                ..
+            } => {
+                self.unacked.remove(&request_id);
+            }
+            request_response::Event::OutboundFailure { peer, error, request_id, .. } => {
                 tracing::debug!(%peer, %error, "scheduling message not delivered");
+                if let Some((to, msg)) = self.unacked.remove(&request_id) {
+                    return Some(FromNet::Undelivered { to, msg });
+                }
             }
             _ => {}
         }
@@ -322,7 +339,11 @@ impl Net {
     pub(super) fn send(&mut self, to: NodeId, msg: WireMessage) {
         match self.routes.peer(to) {
             Some(peer) => {
-                self.swarm.behaviour_mut().sched.send_request(&peer, msg);
+                let keep = msg.must_arrive().then(|| msg.clone());
+                let id = self.swarm.behaviour_mut().sched.send_request(&peer, msg);
+                if let Some(msg) = keep {
+                    self.unacked.insert(id, (to, msg));
+                }
             }
             None => tracing::debug!(%to, "no route to node; the scheduler will recover"),
         }

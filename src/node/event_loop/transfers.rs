@@ -13,7 +13,7 @@ use crate::job::TaskOutput;
 use crate::node::blobs::{self, ChunkSource, CorruptServes, Fetched};
 use crate::node::view::BlobStats;
 use crate::protocol::blob::{BlobRequest, BlobResponse};
-use crate::store::BlobStore;
+use crate::store::{BlobStore, MAX_FILE};
 use libp2p::PeerId;
 use libp2p::futures::FutureExt;
 use libp2p::request_response::{OutboundRequestId, ResponseChannel};
@@ -31,7 +31,7 @@ pub(crate) const INTERNAL_CAPACITY: usize = 64;
 #[derive(Debug)]
 pub(super) enum Internal {
     /// A worker needs a blob: fetch it (once, however many ask), from `hint` first.
-    Fetch { id: ContentId, hint: NodeId, reply: oneshot::Sender<Result<(), FetchError>> },
+    Fetch { id: ContentId, hint: NodeId, max: u64, reply: oneshot::Sender<Result<(), FetchError>> },
     /// A fetch the loop started has ended.
     FetchDone { id: ContentId, result: Result<Fetched, FetchError> },
     /// Send one blob request to a peer.
@@ -39,8 +39,8 @@ pub(super) enum Internal {
     /// The answer to a peer's blob request, read from the store off the loop.
     Served { channel: ResponseChannel<BlobResponse>, response: BlobResponse },
     /// Results of an owned job whose outputs (large stdout, returned files) are now in
-    /// the store, or whose failure to arrive is in the report.
-    Results { from: NodeId, job: JobId, reports: Vec<TaskReport<TaskOutput>> },
+    /// the store; `lost`, those whose outputs could not be fetched (the error in each).
+    Results { from: NodeId, job: JobId, reports: Vec<TaskReport<TaskOutput>>, lost: Vec<TaskReport<TaskOutput>> },
 }
 
 /// The sending side of the loop's private channel.
@@ -61,9 +61,9 @@ impl ChunkSource for Plumbing {
 pub(super) struct LoopFetcher(pub(super) Plumbing);
 
 impl BlobFetcher for LoopFetcher {
-    fn fetch(&self, id: ContentId, hint: NodeId) -> Result<(), FetchError> {
+    fn fetch(&self, id: ContentId, hint: NodeId, max: u64) -> Result<(), FetchError> {
         let (reply, rx) = oneshot::channel();
-        self.0.0.blocking_send(Internal::Fetch { id, hint, reply }).map_err(|_| FetchError::NodeStopped)?;
+        self.0.0.blocking_send(Internal::Fetch { id, hint, max, reply }).map_err(|_| FetchError::NodeStopped)?;
         rx.blocking_recv().map_err(|_| FetchError::NodeStopped)?
     }
 }
@@ -112,6 +112,7 @@ impl Transfers {
         id: ContentId,
         owner: Option<PeerId>,
         members: Vec<PeerId>,
+        max: u64,
         reply: oneshot::Sender<Result<(), FetchError>>,
     ) {
         if let Some(waiting) = self.waiting.get_mut(&id) {
@@ -122,7 +123,7 @@ impl Transfers {
         let (plumbing, store) = (self.plumbing.clone(), self.store.clone());
         self.spawn(async move {
             // Whatever happens, the waiting workers must hear back: a panic is an error too.
-            let fetch = AssertUnwindSafe(blobs::fetch_from_mesh(&plumbing, &store, id, owner, members));
+            let fetch = AssertUnwindSafe(blobs::fetch_from_mesh(&plumbing, &store, id, owner, members, max));
             let result = fetch.catch_unwind().await.unwrap_or_else(|p| {
                 let message = p.downcast_ref::<&str>().map_or_else(|| "a panic".to_string(), ToString::to_string);
                 Err(FetchError::Panicked { blob: id, message })
@@ -187,31 +188,35 @@ impl Transfers {
     }
 
     /// Fetches the outputs of results from `from` (`runner`, then the `members`), then
-    /// hands the results on as `Results`. A report whose outputs cannot be fetched
-    /// becomes a failure, retried like any other.
+    /// hands the results on as `Results`. A report whose outputs cannot be fetched is
+    /// handed on as lost: its task runs again.
     pub(super) fn fetch_outputs(
         &self,
         from: NodeId,
         runner: Option<PeerId>,
         members: Vec<PeerId>,
         job: JobId,
-        mut reports: Vec<TaskReport<TaskOutput>>,
+        reports: Vec<TaskReport<TaskOutput>>,
     ) {
         let (plumbing, store) = (self.plumbing.clone(), self.store.clone());
         self.spawn(async move {
-            for r in &mut reports {
-                for blob in outputs(r) {
+            let (mut fetched, mut lost) = (Vec::new(), Vec::new());
+            'reports: for mut r in reports {
+                for blob in outputs(&r) {
                     if store.contains(blob) {
                         continue;
                     }
-                    if let Err(e) = blobs::fetch_from_mesh(&plumbing, &store, blob, runner, members.clone()).await {
-                        tracing::warn!(%job, task = r.task, %e, "cannot fetch a task's output");
+                    let got = blobs::fetch_from_mesh(&plumbing, &store, blob, runner, members.clone(), MAX_FILE).await;
+                    if let Err(e) = got {
+                        tracing::warn!(%job, task = r.task, %e, "cannot fetch a task's output; it runs again");
                         r.outcome = Err(format!("its output could not be fetched from the node that ran it: {e}"));
-                        break;
+                        lost.push(r);
+                        continue 'reports;
                     }
                 }
+                fetched.push(r);
             }
-            let _ = plumbing.0.send(Internal::Results { from, job, reports }).await;
+            let _ = plumbing.0.send(Internal::Results { from, job, reports: fetched, lost }).await;
         });
     }
 
@@ -258,8 +263,8 @@ mod tests {
         let id = ContentId::of(b"module");
         let (r1, w1) = oneshot::channel();
         let (r2, w2) = oneshot::channel();
-        t.fetch(id, None, vec![], r1);
-        t.fetch(id, None, vec![], r2);
+        t.fetch(id, None, vec![], MAX_FILE, r1);
+        t.fetch(id, None, vec![], MAX_FILE, r2);
         // No peers: the one fetch fails at once, and says so to both workers.
         let Some(Internal::FetchDone { id: done, result }) = rx.recv().await else { panic!("no FetchDone") };
         assert_eq!(done, id);
