@@ -44,5 +44,11 @@ fn init_tracing(verbose: u8, daemon: bool) {
     };
     let filter = EnvFilter::try_from_env("MESH_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(colour).with_writer(std::io::stderr).init();
+    // Module paths only help whoever reads the code: shown from -v on.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour)
+        .with_target(verbose > 0)
+        .with_writer(std::io::stderr)
+        .init();
 }

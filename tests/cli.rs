@@ -324,3 +324,98 @@ fn bench_reports_speeds_speedup_and_overhead() {
         assert!(report.contains(want), "{want} in {report}");
     }
 }
+
+#[test]
+fn completions_load_in_bash_and_name_every_command() {
+    let out = mesh("completions").args(["completions", "bash"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let script = stdout(&out);
+    let dir = std::env::temp_dir().join(format!("mesh-completions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mesh.bash");
+    std::fs::write(&file, &script).unwrap();
+    let syntax = std::process::Command::new("bash").arg("-n").arg(&file).output().unwrap();
+    assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+    // Sourced, it registers a completion for mesh, and completing `mesh r` offers run.
+    let probe = format!(
+        "source {}; complete -p mesh; COMP_WORDS=(mesh r); COMP_CWORD=1; COMP_LINE='mesh r'; COMP_POINT=6; \
+         _mesh mesh r mesh; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        file.display()
+    );
+    let loaded = std::process::Command::new("bash").arg("-c").arg(&probe).output().unwrap();
+    let shown = String::from_utf8_lossy(&loaded.stdout);
+    assert!(shown.contains("-F _mesh mesh") && shown.lines().any(|l| l == "run"), "{shown}");
+    for shell in ["zsh", "fish"] {
+        let out = mesh("completions").args(["completions", shell]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let text = stdout(&out);
+        assert!(["join", "peers", "run", "bench", "submit"].iter().all(|c| text.contains(c)), "{shell}: {text}");
+    }
+    let bad = mesh("completions").args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2), "an unknown shell is a usage error");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_manual_pages_come_from_the_same_definitions() {
+    let out = mesh("manpage").arg("manpage").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(page.contains(".TH mesh 1") && page.contains(".SH NAME") && page.contains(".SH SUBCOMMANDS"), "{page}");
+    for cmd in ["join", "peers", "submit", "run", "bench", "completions"] {
+        assert!(page.contains(&format!("mesh\\-{cmd}(1)")), "mesh.1 lists {cmd}: {page}");
+    }
+    let dir = std::env::temp_dir().join(format!("mesh-man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = mesh("manpage").args(["manpage", "--dir", dir.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut pages: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    pages.sort();
+    for want in ["mesh.1", "mesh-run.1", "mesh-join.1", "mesh-submit-wasm.1", "mesh-submit-primes.1"] {
+        assert!(pages.iter().any(|p| p == want), "{want} in {pages:?}");
+    }
+    let run = std::fs::read_to_string(dir.join("mesh-run.1")).unwrap();
+    assert!(run.contains(".TH mesh-run 1") && run.contains("\\-\\-send") && run.contains("mesh run"), "{run}");
+    assert!(run.contains(concat!("\"mesh ", env!("CARGO_PKG_VERSION"), "\"")), "the version: {run}");
+    // Where man is installed, every page renders.
+    if std::process::Command::new("man").arg("--version").output().is_ok() {
+        for p in &pages {
+            let shown = std::process::Command::new("man").arg("-l").arg(dir.join(p)).env("MANWIDTH", "80").output();
+            let shown = shown.unwrap();
+            assert!(shown.status.success() && !shown.stdout.is_empty(), "man -l {p}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `mesh join` says hello once, on one line, at the default log level; its log, captured
+/// rather than on a terminal, has no colour codes. (Loopback only, mDNS off.)
+#[test]
+fn join_says_hello_once_without_colour_when_captured() {
+    use std::io::{BufRead, BufReader};
+    let home = std::env::temp_dir().join(format!("mesh-hello-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let mut node = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["join", "--no-mdns", "--listen", "127.0.0.1:0", "--name", "hello-node", "--key", "k"])
+        .env("MESH_HOME", &home)
+        .env_remove("MESH_LOG")
+        .env_remove("NO_COLOR")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(node.stderr.take().unwrap()).lines();
+    let hello = lines.by_ref().map(Result::unwrap).find(|l| l.contains(" is up: "));
+    let stop = std::process::Command::new("kill").arg(node.id().to_string()).status().unwrap();
+    assert!(stop.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = node.wait().unwrap();
+    std::fs::remove_dir_all(&home).unwrap();
+    let hello = hello.expect("no start line");
+    for part in ["mesh node hello-node is up", "peer id 12D3", "listening on /ip4/127.0.0.1/tcp/", "key "] {
+        assert!(hello.contains(part), "{part} in {hello}");
+    }
+    assert!(!hello.contains('\x1b') && rest.iter().all(|l| !l.contains('\x1b')), "{hello}\n{rest:?}");
+    assert!(rest.iter().all(|l| !l.contains(" is up: ")), "said hello twice: {rest:?}");
+    assert_eq!(status.code(), Some(0), "a SIGTERM is a clean stop: {rest:?}");
+}

@@ -57,6 +57,41 @@ fn three_hosts_find_each_other() {
     let out = lan.mesh("h1", &["peers"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("h2") && table.contains("h3"), "{table}");
+    // The node said hello once, on one line, and then what happened: its peers joined.
+    // Its log is a file, not a terminal: no colour codes.
+    let log = lan.log("h1");
+    let hello: Vec<&str> = log.lines().filter(|l| l.contains("mesh node h1 is up")).collect();
+    assert_eq!(hello.len(), 1, "{log}");
+    for part in ["peer id 12D3", "listening on /ip4/", "/ip4/198.18.0.11/tcp/4877", "1 worker,", "key "] {
+        assert!(hello[0].contains(part), "{part} in {}", hello[0]);
+    }
+    assert!(log.contains("h2 joined the mesh") && log.contains("h3 joined the mesh"), "{log}");
+    assert!(!log.contains('\x1b'), "escape codes in a log that is not a terminal:\n{log}");
+}
+
+#[test]
+fn an_empty_mesh_says_so_and_why() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = Lan::new(2);
+    // No node anywhere: mesh peers browses the LAN and finds nobody.
+    let out = lan.mesh("h1", &["peers", "--browse", "0.5"]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for part in ["No mesh node found on this LAN", "no `mesh join` runs here", "--peer IP:4877", "MESH_KEY"] {
+        assert!(err.contains(part), "{part} in {err}");
+    }
+    assert!(out.stdout.is_empty(), "no empty table: {}", String::from_utf8_lossy(&out.stdout));
+    // A node alone: its own row, and why it may be alone.
+    lan.join("h1", &["--key", "one"]);
+    lan.join("h2", &["--key", "another"]);
+    let different = |lan: &mut Lan| lan.peers("h1").iter().any(|r| r["state"] == "different-key");
+    assert!(eventually(FIND, || different(&mut lan)), "{:?}", lan.peers("h1"));
+    let out = lan.mesh("h1", &["peers"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("this node is alone in its mesh") && err.contains("use a different key"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("h1"), "its own row");
 }
 
 #[test]

@@ -76,6 +76,10 @@ fn killed_host_mid_job_loses_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(results(&doc), expected(100_000, 101_999));
+    // The statistics keep every node's name, whatever became of it; the dead one is marked.
+    let names: Vec<&str> = doc["nodes"].as_array().unwrap().iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"h3 (lost)"), "{names:?}");
+    assert!(names.iter().all(|n| ["h1", "h2", "h3 (lost)"].contains(n)), "{names:?}");
 }
 
 #[test]

@@ -56,6 +56,24 @@ pub enum Command {
     /// Runs a calibration task on this machine, then a heavy job of demo tasks and a job of
     /// 10,000 tiny tasks on the mesh (or with --local, on this machine only).
     Bench(BenchArgs),
+    /// Print a shell's completion script for mesh.
+    ///
+    /// bash: `mesh completions bash > /etc/bash_completion.d/mesh`; zsh: `mesh completions
+    /// zsh > "${fpath[1]}/_mesh"`; fish: `mesh completions fish >
+    /// ~/.config/fish/completions/mesh.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print mesh's manual page (roff), or write one per command into a directory.
+    ///
+    /// `mesh manpage | man -l -` reads it now; `mesh manpage --dir /usr/share/man/man1`
+    /// installs mesh.1 and mesh-run.1, mesh-join.1 and the others.
+    Manpage {
+        /// Write mesh.1 and a page for each command here instead of printing mesh.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// The shared key, Parallel Python's `-s` secret. Nodes with different keys never connect.

@@ -3,7 +3,7 @@
 
 use super::args::{JoinArgs, PeersArgs};
 use super::exit::Exit;
-use super::output;
+use super::output::{self, PeersSource};
 use super::setup::{default_listen, default_workers, runtime, shared_key};
 use crate::discovery::{Discovery, DiscoveryEvent};
 use crate::node::{self, NetConfig, Node, NodeConfig, PeerRow, PeerState, control, sighting_row};
@@ -46,14 +46,15 @@ pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
 }
 
 pub(crate) fn peers(home: PathBuf, args: PeersArgs) -> Result<Exit> {
-    let rows = runtime()?.block_on(async {
+    let (rows, source) = runtime()?.block_on(async {
         if let Some(reply) = control::peers(&home).await? {
-            return anyhow::Ok(reply.rows);
+            return anyhow::Ok((reply.rows, PeersSource::Node));
         }
         let key = shared_key(&args.key)?;
-        browse(&home, &key, Duration::from_secs_f64(args.browse.clamp(MIN_BROWSE, MAX_BROWSE))).await
+        let how_long = Duration::from_secs_f64(args.browse.clamp(MIN_BROWSE, MAX_BROWSE));
+        Ok((browse(&home, &key, how_long).await?, PeersSource::Browsed(how_long)))
     })?;
-    output::peers(&rows, args.json).context("writing the peer list")?;
+    output::peers(&rows, args.json, source).context("writing the peer list")?;
     Ok(Exit::Success)
 }
 

@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions (`args`) and the commands they run
-//! (`submit`, `wasm`, `bench`, `join`).
+//! (`submit`, `wasm`, `run`, `bench`, `join`; `docs` prints completions and man pages
+//! generated from the same definitions).
 //!
 //! Arguments are parsed into checked types (`job::parse_target`, `PrimesJob::new`), so bad
 //! input fails before any work starts, with exit status 2 and a message that names the
@@ -9,6 +10,7 @@
 
 mod args;
 mod bench;
+mod docs;
 mod exit;
 mod join;
 mod output;
@@ -34,5 +36,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Bench(args) => bench::bench(&home, args),
         Command::Join(args) => join::join(home, args),
         Command::Peers(args) => join::peers(home, args),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Manpage { dir } => docs::manpage(dir.as_deref()),
     }
 }

@@ -13,7 +13,7 @@ mod run;
 
 pub(crate) use bench::{BenchReport, bench_report};
 pub(crate) use job::{job_report, wasm_report};
-pub(crate) use peers::peers;
+pub(crate) use peers::{PeersSource, peers};
 pub(crate) use run::{RunPrinter, joblog_done};
 
 use crate::node::JobEvent;

@@ -6,14 +6,43 @@ use crate::node::{PeerRow, PeerState};
 use comfy_table::{Table, presets};
 use std::io::{self, Write};
 
+/// Where `mesh peers` got its rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum PeersSource {
+    /// The node that runs under this home.
+    Node,
+    /// No node runs here: mDNS was browsed for this long.
+    Browsed(std::time::Duration),
+}
+
+/// Why a mesh may look empty, for the words `mesh peers` prints when it finds nobody;
+/// `here` when no node runs on this machine either.
+fn likely_causes(here: bool) -> String {
+    let nobody = if here { "here or on the other machines" } else { "on the other machines" };
+    format!(
+        "Likely causes:\n  \
+         - no `mesh join` runs {nobody};\n  \
+         - the network blocks multicast (mDNS): give the nodes each other's address with\n    \
+         `mesh join --peer IP:4877`;\n  \
+         - the nodes use different keys: all must have the same --key or MESH_KEY."
+    )
+}
+
 /// Prints `mesh peers`: a table of members (and flagged incompatible nodes) on stdout, with
-/// a count of nodes that use another key; or every row as a JSON array.
-pub(crate) fn peers(rows: &[PeerRow], json: bool) -> io::Result<()> {
+/// a count of nodes that use another key; or every row as a JSON array. When nobody else
+/// was found it says so in words, with the likely causes, on stderr.
+pub(crate) fn peers(rows: &[PeerRow], json: bool, source: PeersSource) -> io::Result<()> {
     let mut out = io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, rows)?;
         writeln!(out)?;
         return out.flush();
+    }
+    if let PeersSource::Browsed(d) = source
+        && rows.is_empty()
+    {
+        let causes = likely_causes(true);
+        return writeln!(io::stderr(), "No mesh node found on this LAN in {:.1} s. {causes}", d.as_secs_f64());
     }
     let dash = || "-".to_string();
     let mut t = Table::new();
@@ -72,6 +101,10 @@ pub(crate) fn peers(rows: &[PeerRow], json: bool) -> io::Result<()> {
             err,
             "{other_key} node(s) on this LAN use a different key and cannot join this mesh; check --key or MESH_KEY"
         )?;
+    }
+    let alone = !rows.iter().any(|r| !r.is_self && r.state == PeerState::Member);
+    if matches!(source, PeersSource::Node) && alone {
+        writeln!(err, "No other node found: this node is alone in its mesh. {}", likely_causes(false))?;
     }
     out.flush()
 }

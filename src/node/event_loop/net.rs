@@ -288,8 +288,8 @@ impl Net {
             }
             Decision::Left(peer, how) => {
                 let node = self.routes.forget(&peer);
-                self.roster.gone(node, how.is_lost());
                 let name = self.roster.info(node).map_or_else(|| peer.to_string(), |i| i.name);
+                self.roster.gone(node, how.is_lost());
                 match how {
                     Departure::Bye => tracing::info!(%peer, "{name} left the mesh"),
                     Departure::Disconnected => tracing::info!(%peer, "{name} is gone: its connection closed"),
@@ -414,12 +414,15 @@ impl Net {
         };
         let runs = if self.facts.allow_run { "runs others' programs" } else { "runs only sandboxed tasks for others" };
         let addrs: Vec<String> = self.listen_addrs.iter().map(ToString::to_string).collect();
+        let workers = match self.workers {
+            1 => "1 worker".to_string(),
+            n => format!("{n} workers"),
+        };
         tracing::info!(
-            "mesh node {} is up: peer id {}, listening on {}, {} workers, {key}, {runs}",
+            "mesh node {} is up: peer id {}, listening on {}, {workers}, {key}, {runs}",
             self.name,
             self.swarm.local_peer_id(),
             addrs.join(" "),
-            self.workers
         );
     }
 
