@@ -1,13 +1,16 @@
 //! Membership timings and idle cost on the namespace LAN (root and iproute2 needed).
 //!
 //! Run: `cargo bench --bench lan` (optionally `-- TRIALS`, default 10, and the names of
-//! the parts to run: `jobs`, `membership`, `recovery`, `wasm`; default all; `--csv`
+//! the parts to run: `jobs`, `membership`, `recovery`, `wasm`, `bench`; default all; `--csv`
 //! prints the jobs part as CSV for `benches/plot.py`)
 //!
 //! Measures, with the release binary:
 //! * jobs: the demo job on 1, 2 and 3 one-worker hosts;
 //! * recovery: the extra time a job takes when a host is killed half-way;
 //! * wasm: how many times each node receives a module (2-worker hosts, two jobs);
+//! * bench: `mesh bench` on 3 one-worker hosts sharing this machine's 2 cores, its
+//!   speedup (calibrated serial time / elapsed) against the task time sum / elapsed that
+//!   it used to report, which counts stretched task times as work;
 //! * join → visible: from starting `mesh join` on a fresh host until another host's
 //!   `mesh peers` lists it (median and max over the trials);
 //! * graceful leave (SIGTERM), kill -9 and a pulled cable: until the others drop it;
@@ -129,7 +132,7 @@ fn wasm_fetches() -> Vec<(String, u64, u64)> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let trials: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10);
-    let parts = ["jobs", "membership", "recovery", "wasm"];
+    let parts = ["jobs", "membership", "recovery", "wasm", "bench"];
     let chosen: Vec<&str> = parts.iter().copied().filter(|p| args.iter().any(|a| a == p)).collect();
     let run = |part: &str| chosen.is_empty() || chosen.contains(&part);
     if run("jobs") {
@@ -147,6 +150,19 @@ fn main() {
         for (h, fetched, done) in wasm_fetches() {
             println!("wasm job twice, 3 hosts x 2 workers: {h} ran {done} tasks and fetched {fetched} blobs");
         }
+    }
+    if run("bench") {
+        let mut lan = mesh_of(3, &["--key", "bench"]);
+        let out = lan.mesh("h1", &["bench", "--tasks", "600", "--json", "--key", "bench"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let h = &doc["heavy"];
+        println!(
+            "mesh bench, 3 hosts x 1 worker on {} cores: speedup {:.2}x (calibrated), task time sum / elapsed {:.2}x",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            h["speedup"].as_f64().unwrap(),
+            h["busy_workers"].as_f64().unwrap()
+        );
     }
     if run("membership") {
         membership(trials);
