@@ -31,7 +31,7 @@ fn job(home: &Path, command: &[&str], args: &[String], returns: &[&str], require
         memory_mb: None,
         retries: 0,
         halt: None,
-        needs: Needs { native: true, requirements },
+        needs: Needs::native(requirements),
     }))
 }
 

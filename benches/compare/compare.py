@@ -1,4 +1,5 @@
-"""Runs the seed workloads on mesh, Parallel Python (pp) and Dask distributed.
+"""Runs the seed workloads on mesh, Parallel Python (pp) and Dask distributed, and the
+Python kernels through mesh's Python package (`mesh.pp`, `mesh.Executor`).
 
 Workloads (all exact; every result is checked):
   demo   the Parallel Python demo: for n in 100000..101000, the sum of the primes below n
@@ -7,7 +8,8 @@ Workloads (all exact; every result is checked):
   cold   cold start to the first result: a fresh system (cluster start included) runs one
          tiny task.
 
-Each system runs its own kernel: mesh its native Rust one, pp and Dask the Python one. So
+Each system runs its own kernel: mesh its native Rust one; pp, Dask, mesh.pp and
+mesh.Executor the Python one (the last two on a session node with --local). So
 the fair figures are the efficiency of each against a serial run of its own kernel on
 this machine (heavy tasks: how much of the ideal the system keeps), and tasks per second
 (tiny tasks: how much a task costs the system itself).
@@ -86,7 +88,11 @@ def mesh_cold(mesh, home):
 
 def pp_run(workers, fn, args_list):
     import pp
-    server = pp.Server(ncpus=workers, secret="mesh-bench")
+    return pp_style(pp.Server(ncpus=workers, secret="mesh-bench"), fn, args_list)
+
+
+def pp_style(server, fn, args_list):
+    """Runs fn over args_list through a pp-style job server, then destroys it."""
     try:
         t = time.perf_counter()
         deps = (isprime,) if fn is not isprime else ()
@@ -95,6 +101,24 @@ def pp_run(workers, fn, args_list):
         return time.perf_counter() - t, results
     finally:
         server.destroy()
+
+
+# ---- mesh's Python package ----
+
+def meshpp_run(workers, fn, args_list):
+    import mesh.pp as pp
+    server = pp.Server(ncpus=workers, local=True)
+    assert server.submit(isprime, (97,), (), ("math",))() is True  # the session node up
+    return pp_style(server, fn, args_list)
+
+
+def meshex_run(workers, fn, args_list):
+    import mesh
+    with mesh.Executor(max_workers=workers, local=True) as ex:
+        assert ex.submit(isprime, 97).result() is True  # the session node up
+        t = time.perf_counter()
+        results = list(ex.map(fn, args_list))
+        return time.perf_counter() - t, results
 
 
 # ---- Dask ----
@@ -139,14 +163,30 @@ if __name__ == "__main__":
 """
 
 
+MESHPP_COLD = """
+import sys; sys.path.insert(0, {here!r})
+import compare
+import mesh.pp as pp
+s = pp.Server(ncpus={w}, local=True)
+assert s.submit(compare.isprime, (97,), (), ("math",))() is True
+s.destroy()
+"""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--mesh", required=True)
+    ap.add_argument("--python-package", help="the directory of mesh's Python package")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", help="also write the rows to this file")
     a = ap.parse_args()
     w = a.workers
+    # mesh's Python package, its session nodes started with this mesh binary.
+    os.environ["MESH_BIN"] = os.path.abspath(a.mesh)
+    package = os.path.abspath(a.python_package or os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+    sys.path.insert(0, package)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [package, os.environ.get("PYTHONPATH")]))
     here = os.path.dirname(os.path.abspath(__file__))
     home = tempfile.mkdtemp(prefix="mesh-compare-")
     ns = demo_range(a.quick)
@@ -157,7 +197,7 @@ def main():
         eff = serial_s / (w * elapsed) if serial_s else None
         rows.append({"system": system, "workload": workload, "elapsed_s": elapsed, "tasks": tasks,
                      "tasks_per_s": tasks / elapsed if tasks else None, "efficiency": eff})
-        print(f"  {system:<8} {workload:<6} {elapsed:9.3f} s", file=sys.stderr, flush=True)
+        print(f"  {system:<13} {workload:<6} {elapsed:9.3f} s", file=sys.stderr, flush=True)
 
     print(f"workers: {w}, demo tasks: {len(ns)}", file=sys.stderr)
     # mesh: its own serial run is the same job on one worker.
@@ -179,14 +219,17 @@ def main():
     row("python", "demo", s_demo, len(ns))
     row("python", "tiny", s_tiny, TINY_N)
 
-    for name, run, cold_code in [("pp", pp_run, PP_COLD), ("dask", dask_run, DASK_COLD)]:
+    systems = [("pp", pp_run, PP_COLD), ("dask", dask_run, DASK_COLD), ("mesh.pp", meshpp_run, MESHPP_COLD),
+               ("mesh.Executor", meshex_run, None)]
+    for name, run, cold_code in systems:
         t, res = run(w, sum_primes, ns)
         assert res == py_sums, f"{name} demo results differ"
         row(name, "demo", t, len(ns), s_demo)
         t, res = run(w, prime_or_zero, tiny)
         assert sum(res) == TINY_SUM, f"{name} tiny results differ"
         row(name, "tiny", t, TINY_N)
-        row(name, "cold", min(cold(cold_code.format(here=here, w=w)) for _ in range(3)), 1)
+        if cold_code:
+            row(name, "cold", min(cold(cold_code.format(here=here, w=w)) for _ in range(3)), 1)
 
     mesh_of = {r["workload"]: r["elapsed_s"] for r in rows if r["system"] == "mesh"}
     print(f"\n| system | workload | elapsed | tasks/s | efficiency vs its own serial kernel | time / mesh's |")

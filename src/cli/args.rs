@@ -56,6 +56,12 @@ pub enum Command {
     /// Runs a calibration task on this machine, then a heavy job of demo tasks and a job of
     /// 10,000 tiny tasks on the mesh (or with --local, on this machine only).
     Bench(BenchArgs),
+    /// A node for one program's session; ends when its stdin closes.
+    ///
+    /// Libraries start one when no node runs under the home (the Python package does): it
+    /// serves the control socket, runs its user's own jobs here and on the mesh (with
+    /// --local, here only), and runs nothing for others.
+    Session(SessionArgs),
     /// Print a shell's completion script for mesh.
     ///
     /// bash: `mesh completions bash > /etc/bash_completion.d/mesh`; zsh: `mesh completions
@@ -136,6 +142,33 @@ pub struct PeersArgs {
     /// Seconds to browse the LAN when no node runs under --home.
     #[arg(long, value_name = "SECS", default_value_t = 2.0)]
     pub browse: f64,
+
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `mesh session`: see `cli::session`.
+#[derive(Debug, Args)]
+pub struct SessionArgs {
+    /// Worker threads on this node [default: all cores].
+    #[arg(long, short = 'w', value_name = "W", value_parser = clap::value_parser!(u32).range(1..=MAX_WORKERS))]
+    pub workers: Option<u32>,
+
+    /// This node's name in statistics [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// Use only this machine's cores: no network.
+    #[arg(long)]
+    pub local: bool,
+
+    /// A peer to connect to directly, for networks without multicast (repeatable).
+    #[arg(long = "peer", value_name = "MULTIADDR", value_parser = parse_peer)]
+    pub peers: Vec<libp2p::Multiaddr>,
+
+    /// Remove the home directory when the session ends (a home made for it).
+    #[arg(long)]
+    pub remove_home: bool,
 
     #[command(flatten)]
     pub key: KeyArgs,

@@ -35,7 +35,9 @@ pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
         }),
         control: true,
         allow_run: args.allow_run,
-        runs_own: false,
+        // Only this node's user can reach its control socket (mode 0600), so a job
+        // submitted there is that user's own: running it grants nothing new.
+        runs_own: true,
         labels: args.labels,
     };
     runtime()?.block_on(async move {

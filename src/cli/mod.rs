@@ -15,6 +15,7 @@ mod exit;
 mod join;
 mod output;
 mod run;
+mod session;
 mod setup;
 mod submit;
 mod wasm;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Bench(args) => bench::bench(&home, args),
         Command::Join(args) => join::join(home, args),
         Command::Peers(args) => join::peers(home, args),
+        Command::Session(args) => session::session(home, args),
         Command::Completions { shell } => docs::completions(shell),
         Command::Manpage { dir } => docs::manpage(dir.as_deref()),
     }

@@ -72,7 +72,7 @@ pub(crate) fn run(home: &Path, args: RunArgs) -> Result<Exit> {
         memory_mb: args.memory,
         retries: args.retries,
         halt: args.halt.0,
-        needs: Needs { native: true, requirements: args.require.clone() },
+        needs: Needs::native(args.require.clone()),
     };
     job.validate().map_err(usage)?;
     if let Some(p) = job.returns.iter().find(|p| check_path(p).is_err()) {

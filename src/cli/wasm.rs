@@ -40,7 +40,7 @@ pub(crate) fn submit(home: PathBuf, args: WasmArgs) -> Result<Exit> {
         tasks: lines.len(),
         timeout_ms: (args.timeout * 1000.0).ceil() as u64,
         memory_mb: args.memory,
-        needs: Needs { native: false, requirements: args.require.clone() },
+        needs: Needs::sandboxed(args.require.clone()),
         retries: args.retries,
     };
     let report = run_job(&home, &args.common, JobSpec::Wasm(job.clone()), &mut output::waiting_notes)?;

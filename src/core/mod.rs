@@ -31,7 +31,8 @@ mod tombstones;
 pub use halt::{BadHalt, Halt, HaltLimit, HaltOn, parse_halt};
 pub use ledger::MAX_LOST;
 pub use needs::{
-    BadRequirement, Facts, MAX_LABEL, MAX_LABELS, MAX_REQUIREMENTS, Needs, Requirement, Unplaceable, valid_name,
+    BadRequirement, Facts, MAX_LABEL, MAX_LABELS, MAX_REQUIREMENTS, Needs, PyVersion, Requirement, Unplaceable,
+    valid_name,
 };
 pub use peers::Status;
 pub use queue::TaskRange;

@@ -2,11 +2,12 @@
 //! rules that match them (HTCondor-style matchmaking, kept small).
 //!
 //! * A node's [`Facts`]: its CPU architecture, OS, cores, memory, labels given with
-//!   `mesh join --label`, and whether it runs native programs for anyone holding the key
-//!   (`mesh join --allow-run`). Nodes gossip them with their load.
-//! * A job's [`Needs`]: whether its tasks are native programs (`mesh run`), and its
-//!   [`Requirement`]s (`--require label=ffmpeg`, `arch=aarch64`, `os=linux`, `mem>=2048`,
-//!   `cores>=4`).
+//!   `mesh join --label`, its Python 3 version if it has one, and whether it runs native
+//!   programs for anyone holding the key (`mesh join --allow-run`). Nodes gossip them with
+//!   their load.
+//! * A job's [`Needs`]: whether its tasks are native programs (`mesh run`, Python), whether
+//!   they need Python 3, and its [`Requirement`]s (`--require label=ffmpeg`,
+//!   `arch=aarch64`, `os=linux`, `mem>=2048`, `cores>=4`, `python>=3.10`).
 //! * [`Needs::check`]: a node runs a task only if it meets every requirement and, for a
 //!   native task, allows runs, or the job is its own and it runs its own user's programs
 //!   (the short-lived node of a `mesh run`).
@@ -40,6 +41,32 @@ pub struct Facts {
     /// Runs native programs (`mesh run`) for anyone holding the key.
     pub allow_run: bool,
     pub labels: Vec<String>,
+    /// The version of its Python 3, if it has one (it runs Python tasks with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PyVersion>,
+}
+
+/// A Python version, major and minor: what decides whether a node can run a job's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PyVersion {
+    pub major: u8,
+    pub minor: u8,
+}
+
+impl fmt::Display for PyVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl std::str::FromStr for PyVersion {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (major, minor) = s.trim().split_once('.').ok_or(())?;
+        let minor = minor.split('.').next().ok_or(())?;
+        Ok(Self { major: major.parse().map_err(|_| ())?, minor: minor.parse().map_err(|_| ())? })
+    }
 }
 
 impl Facts {
@@ -65,6 +92,8 @@ pub enum Requirement {
     MemAtLeast(u64),
     /// `cores>=N`.
     CoresAtLeast(u32),
+    /// `python>=3.10`: the node's Python is at least this version.
+    PythonAtLeast(PyVersion),
 }
 
 impl Requirement {
@@ -75,13 +104,14 @@ impl Requirement {
             Self::Os(o) => f.os == *o,
             Self::MemAtLeast(m) => f.mem_mb >= *m,
             Self::CoresAtLeast(c) => f.cores >= *c,
+            Self::PythonAtLeast(v) => f.python.is_some_and(|p| p >= *v),
         }
     }
 
     fn is_valid(&self) -> bool {
         match self {
             Self::Label(s) | Self::Arch(s) | Self::Os(s) => valid_name(s),
-            Self::MemAtLeast(_) | Self::CoresAtLeast(_) => true,
+            Self::MemAtLeast(_) | Self::CoresAtLeast(_) | Self::PythonAtLeast(_) => true,
         }
     }
 
@@ -93,6 +123,7 @@ impl Requirement {
             Self::Os(o) => format!("do not run {o}"),
             Self::MemAtLeast(m) => format!("have less than {m} MiB of memory"),
             Self::CoresAtLeast(c) => format!("have fewer than {c} cores"),
+            Self::PythonAtLeast(v) => format!("have no Python {v} or newer"),
         }
     }
 }
@@ -105,6 +136,7 @@ impl fmt::Display for Requirement {
             Self::Os(o) => write!(f, "os={o}"),
             Self::MemAtLeast(m) => write!(f, "mem>={m}"),
             Self::CoresAtLeast(c) => write!(f, "cores>={c}"),
+            Self::PythonAtLeast(v) => write!(f, "python>={v}"),
         }
     }
 }
@@ -112,8 +144,8 @@ impl fmt::Display for Requirement {
 /// A `--require` that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "'{0}' is not a requirement; use label=NAME, arch=NAME, os=NAME, mem>=MIB or cores>=N \
-     (names of at most 32 of A-Z a-z 0-9 . _ -)"
+    "'{0}' is not a requirement; use label=NAME, arch=NAME, os=NAME, mem>=MIB, cores>=N or \
+     python>=3.N (names of at most 32 of A-Z a-z 0-9 . _ -)"
 )]
 pub struct BadRequirement(String);
 
@@ -127,6 +159,7 @@ impl std::str::FromStr for Requirement {
             match key.trim() {
                 "mem" => Self::MemAtLeast(n.parse().map_err(|_| bad())?),
                 "cores" => Self::CoresAtLeast(n.parse().map_err(|_| bad())?),
+                "python" => Self::PythonAtLeast(n.parse().map_err(|()| bad())?),
                 _ => return Err(bad()),
             }
         } else if let Some((key, v)) = s.split_once('=') {
@@ -149,6 +182,9 @@ impl std::str::FromStr for Requirement {
 pub struct Needs {
     /// Its tasks are native programs: only nodes that allow runs take them.
     pub native: bool,
+    /// Its tasks are Python calls: only nodes with a Python 3 take them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub python: bool,
     pub requirements: Vec<Requirement>,
 }
 
@@ -157,19 +193,39 @@ pub struct Needs {
 pub enum Mismatch {
     /// The job's tasks are native programs and the node does not allow runs.
     NoRuns,
+    /// The job's tasks are Python calls and the node has no Python 3.
+    NoPython,
     /// The node fails this requirement.
     Lacks(Requirement),
 }
 
 impl Needs {
     /// Needs nothing: runs anywhere.
-    pub const NONE: Self = Self { native: false, requirements: Vec::new() };
+    pub const NONE: Self = Self { native: false, python: false, requirements: Vec::new() };
+
+    /// A sandboxed job's (WebAssembly): only its requirements.
+    pub fn sandboxed(requirements: Vec<Requirement>) -> Self {
+        Self { requirements, ..Self::NONE }
+    }
+
+    /// A native program's (`mesh run`): a node that allows runs, and its requirements.
+    pub fn native(requirements: Vec<Requirement>) -> Self {
+        Self { native: true, requirements, ..Self::NONE }
+    }
+
+    /// A Python call's: a node that allows runs and has Python 3, and its requirements.
+    pub fn python(requirements: Vec<Requirement>) -> Self {
+        Self { native: true, python: true, requirements }
+    }
 
     /// Whether a node with `facts` may run this job's tasks. `runs_own_native` says the
     /// job is the node's own and the node runs its own user's programs.
     pub fn check(&self, facts: &Facts, runs_own_native: bool) -> Result<(), Mismatch> {
         if self.native && !facts.allow_run && !runs_own_native {
             return Err(Mismatch::NoRuns);
+        }
+        if self.python && facts.python.is_none() {
+            return Err(Mismatch::NoPython);
         }
         match self.requirements.iter().find(|r| !r.met_by(facts)) {
             Some(r) => Err(Mismatch::Lacks(r.clone())),
@@ -189,18 +245,20 @@ impl Needs {
 pub struct Unplaceable {
     pub nodes: usize,
     pub no_runs: usize,
+    pub no_python: usize,
     pub lacking: Vec<(Requirement, usize)>,
 }
 
 impl Unplaceable {
     /// The analysis over every node's answer, or `None` if some node can run the job.
     pub fn of(answers: impl IntoIterator<Item = Result<(), Mismatch>>) -> Option<Self> {
-        let mut u = Self { nodes: 0, no_runs: 0, lacking: Vec::new() };
+        let mut u = Self { nodes: 0, no_runs: 0, no_python: 0, lacking: Vec::new() };
         for a in answers {
             u.nodes += 1;
             match a {
                 Ok(()) => return None,
                 Err(Mismatch::NoRuns) => u.no_runs += 1,
+                Err(Mismatch::NoPython) => u.no_python += 1,
                 Err(Mismatch::Lacks(r)) => match u.lacking.iter_mut().find(|(x, _)| *x == r) {
                     Some((_, n)) => *n += 1,
                     None => u.lacking.push((r, 1)),
@@ -218,6 +276,10 @@ impl fmt::Display for Unplaceable {
         if self.no_runs > 0 {
             let verb = if self.no_runs == 1 { "does" } else { "do" };
             parts.push(format!("{} {verb} not allow runs (mesh join --allow-run)", self.no_runs));
+        }
+        if self.no_python > 0 {
+            let verb = if self.no_python == 1 { "has" } else { "have" };
+            parts.push(format!("{} {verb} no Python 3 (python3, or MESH_PYTHON)", self.no_python));
         }
         for (r, n) in &self.lacking {
             parts.push(format!("{n} {}", r.lacking()));
@@ -251,6 +313,7 @@ mod tests {
             mem_mb: 1024,
             allow_run,
             labels: labels.iter().map(|l| l.to_string()).collect(),
+            python: Some(PyVersion { major: 3, minor: 11 }),
         }
     }
 
@@ -267,19 +330,19 @@ mod tests {
 
     #[test]
     fn a_native_job_needs_runs_allowed_or_its_own_node() {
-        let run = Needs { native: true, requirements: vec![Requirement::Label("ffmpeg".into())] };
+        let run = Needs::native(vec![Requirement::Label("ffmpeg".into())]);
         assert_eq!(run.check(&facts(false, &["ffmpeg"]), false), Err(Mismatch::NoRuns));
         assert_eq!(run.check(&facts(false, &["ffmpeg"]), true), Ok(()), "its own submitter's node");
         assert_eq!(run.check(&facts(true, &[]), false), Err(Mismatch::Lacks(Requirement::Label("ffmpeg".into()))));
         assert_eq!(run.check(&facts(true, &["gpu", "ffmpeg"]), false), Ok(()));
-        let wasm = Needs { native: false, requirements: vec![Requirement::MemAtLeast(2048)] };
+        let wasm = Needs::sandboxed(vec![Requirement::MemAtLeast(2048)]);
         assert!(wasm.check(&facts(true, &[]), true).is_err(), "requirements bind a node's own jobs too");
         assert_eq!(Needs::NONE.check(&Facts::default(), false), Ok(()));
     }
 
     #[test]
     fn unplaceable_says_why_like_condor_q_analyze() {
-        let run = Needs { native: true, requirements: vec![Requirement::Label("ffmpeg".into())] };
+        let run = Needs::native(vec![Requirement::Label("ffmpeg".into())]);
         let nodes =
             [facts(false, &[]), facts(false, &["ffmpeg"]), facts(false, &[]), facts(true, &[]), facts(true, &[])];
         let why = Unplaceable::of(nodes.iter().map(|f| run.check(f, false))).unwrap();

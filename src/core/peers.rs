@@ -43,8 +43,15 @@ pub struct Peers {
 }
 
 /// The facts of a peer that has not told them: it offers nothing.
-static NO_FACTS: Facts =
-    Facts { arch: String::new(), os: String::new(), cores: 0, mem_mb: 0, allow_run: false, labels: Vec::new() };
+static NO_FACTS: Facts = Facts {
+    arch: String::new(),
+    os: String::new(),
+    cores: 0,
+    mem_mb: 0,
+    allow_run: false,
+    labels: Vec::new(),
+    python: None,
+};
 
 impl Peers {
     /// Records a status; returns true if the peer was not known (new or back from the dead).

@@ -3,18 +3,23 @@
 //! * [`primes`]: the built-in primes sieve and trial division;
 //! * [`wasm`]: users' WebAssembly modules, sandboxed;
 //! * [`run`]: users' own programs (`mesh run`), where the node's owner allows them;
+//! * [`python`]: users' Python calls (`mesh.pp`, `mesh.Executor`), likewise;
 //! * [`fetch`]: the blobs a task needs, from the store or the mesh.
 
 mod cache;
+mod cancels;
 pub mod fetch;
 pub mod primes;
+pub mod python;
 pub mod run;
 pub mod wasm;
 
 use crate::id::JobId;
 use crate::job::{JobSpec, TaskOutput};
 use crate::store::BlobStore;
+use cancels::Cancels;
 use fetch::{BlobFetcher, Blobs};
+use python::{PyError, PythonRuntime};
 use run::{Permission, RunError, RunRuntime};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -30,6 +35,8 @@ pub enum TaskError {
     Wasm(#[from] WasmTaskError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Python(#[from] PyError),
     /// The task's code panicked: a bug in mesh, caught so the worker lives on.
     #[error("task {task} panicked: {message}")]
     Panicked { task: u64, message: String },
@@ -47,19 +54,30 @@ pub struct Executor {
     fetcher: Option<Arc<dyn BlobFetcher>>,
     wasm: OnceLock<Result<WasmRuntime, WasmError>>,
     run: RunRuntime,
+    python: PythonRuntime,
+    cancels: Arc<Cancels>,
 }
 
 impl Executor {
     /// An executor for the node under `home`. Without a fetcher, blobs must already be in
     /// the store (a `--local` run). `runs` says whose programs it runs.
     pub fn new(home: PathBuf, store: Arc<BlobStore>, fetcher: Option<Arc<dyn BlobFetcher>>, runs: Permission) -> Self {
-        let run = RunRuntime::new(&home, Blobs::new(store.clone(), fetcher.clone()), runs);
-        Self { home, store, fetcher, wasm: OnceLock::new(), run }
+        let cancels = Arc::new(Cancels::default());
+        let blobs = Blobs::new(store.clone(), fetcher.clone());
+        let run = RunRuntime::new(&home, blobs.clone(), runs, cancels.clone());
+        let python = PythonRuntime::new(&home, blobs, runs, cancels.clone(), python_memory_cap());
+        Self { home, store, fetcher, wasm: OnceLock::new(), run, python, cancels }
     }
 
-    /// The runtime of native tasks, to cancel a job's running programs.
-    pub fn runs(&self) -> &RunRuntime {
-        &self.run
+    /// Ends the running native tasks (programs, Python calls) of `job`, cancelled, halted
+    /// or finished, and any it would start later.
+    pub fn cancel(&self, job: JobId) {
+        self.cancels.cancel(job);
+    }
+
+    /// Ends every running native task: the node is leaving.
+    pub fn cancel_all(&self) {
+        self.cancels.cancel_all();
     }
 
     pub fn store(&self) -> &Arc<BlobStore> {
@@ -83,6 +101,24 @@ impl Executor {
                 Ok(TaskOutput::Bytes(serde_bytes::ByteBuf::from(out)))
             }
             JobSpec::Run(r) => Ok(TaskOutput::Run(Box::new(self.run.run(job, r, task, own)?))),
+            JobSpec::Python(p) => Ok(TaskOutput::Python(Box::new(self.python.run(job, p, task, own)?))),
         }
     }
+}
+
+/// A Python worker process's resident-memory cap: half of this machine's memory shared
+/// among its cores, and at least 256 MiB.
+fn python_memory_cap() -> u64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    ((memory_mb() << 20) / 2 / cores.max(1)).max(256 << 20)
+}
+
+/// This machine's physical memory, in MiB, from `/proc/meminfo` (0 where it cannot tell).
+pub fn memory_mb() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
+    kib.unwrap_or(0) / 1024
 }

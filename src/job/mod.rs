@@ -3,19 +3,23 @@
 //! Three kinds of job travel through the same scheduler:
 //! * [`PrimesJob`] ([`primes`]): the built-in demo, sums of primes;
 //! * [`WasmJob`] ([`wasm`]): a user's WebAssembly module run once per input line;
-//! * [`RunJob`] ([`run`]): a user's own program run once per input, as GNU parallel does.
+//! * [`RunJob`] ([`run`]): a user's own program run once per input, as GNU parallel does;
+//! * [`PythonJob`] ([`python`]): calls of a user's Python function (`mesh.pp`,
+//!   `mesh.Executor`), run by warm Python workers.
 //!
 //! Everything is parsed and checked into these types at the edge (the CLI, the control
 //! socket, a peer's grant), so the rest of the program never sees an unchecked bound.
 
 mod bounds;
 pub mod primes;
+pub mod python;
 pub mod run;
 pub mod wasm;
 
 pub use bounds::{JobError, MAX_RETRIES, MAX_TASKS};
 
 pub use primes::{Algo, MAX_RANGE_ITEMS, PrimesJob, Split, Target, parse_target};
+pub use python::{PyOutput, PythonJob};
 pub use run::{RunJob, RunOutput};
 pub use wasm::{InputLines, WasmJob};
 
@@ -30,6 +34,7 @@ pub enum JobSpec {
     Primes(PrimesJob),
     Wasm(WasmJob),
     Run(Box<RunJob>),
+    Python(Box<PythonJob>),
 }
 
 impl JobSpec {
@@ -37,9 +42,14 @@ impl JobSpec {
     /// tasks could not have produced ([`RunOutput::fits`]) becomes a failure, retried
     /// like any other, and nothing it names is fetched.
     pub fn screen(&self, report: &mut crate::core::TaskReport<TaskOutput>) {
-        if let (Self::Run(job), Ok(TaskOutput::Run(out))) = (self, &report.outcome)
-            && let Err(why) = out.fits(job)
-        {
+        let fits = match (self, &report.outcome) {
+            (_, Err(_)) => Ok(()),
+            (Self::Run(job), Ok(TaskOutput::Run(out))) => out.fits(job),
+            (Self::Python(_), Ok(TaskOutput::Python(out))) => out.fits(),
+            (Self::Primes(_), Ok(TaskOutput::Sum(_))) | (Self::Wasm(_), Ok(TaskOutput::Bytes(_))) => Ok(()),
+            _ => Err("a result of another kind of job".to_string()),
+        };
+        if let Err(why) = fits {
             report.outcome = Err(format!("its result was refused: {why}"));
         }
     }
@@ -49,6 +59,7 @@ impl JobSpec {
             Self::Primes(p) => p.tasks(),
             Self::Wasm(w) => w.tasks,
             Self::Run(r) => r.tasks,
+            Self::Python(p) => p.tasks,
         }
     }
 
@@ -59,6 +70,7 @@ impl JobSpec {
             Self::Primes(_) => 0,
             Self::Wasm(w) => w.retries,
             Self::Run(r) => r.retries,
+            Self::Python(p) => p.retries,
         }
     }
 
@@ -69,6 +81,7 @@ impl JobSpec {
             Self::Primes(p) => p.validate(),
             Self::Wasm(w) => w.validate(),
             Self::Run(r) => r.validate(),
+            Self::Python(p) => p.validate(),
         }
     }
 
@@ -77,6 +90,7 @@ impl JobSpec {
             Self::Primes(_) => "primes",
             Self::Wasm(_) => "wasm",
             Self::Run(_) => "run",
+            Self::Python(_) => "python",
         }
     }
 }
@@ -88,13 +102,14 @@ impl Spec for JobSpec {
             Self::Primes(_) => &NONE,
             Self::Wasm(w) => &w.needs,
             Self::Run(r) => &r.needs,
+            Self::Python(p) => &p.needs,
         }
     }
 
     fn halt(&self) -> Option<Halt> {
         match self {
             Self::Run(r) => r.halt,
-            Self::Primes(_) | Self::Wasm(_) => None,
+            Self::Primes(_) | Self::Wasm(_) | Self::Python(_) => None,
         }
     }
 }
@@ -118,13 +133,15 @@ pub enum TaskOutput {
     Bytes(ByteBuf),
     /// A run task: how its program ended, its output and its returned files.
     Run(Box<RunOutput>),
+    /// A Python task: what its function returned or raised, and what it printed.
+    Python(Box<PyOutput>),
 }
 
 impl TaskOutput {
     pub fn sum(&self) -> Option<u128> {
         match self {
             Self::Sum(s) => Some(*s),
-            Self::Bytes(_) | Self::Run(_) => None,
+            Self::Bytes(_) | Self::Run(_) | Self::Python(_) => None,
         }
     }
 }
@@ -138,13 +155,18 @@ impl crate::core::Payload for TaskOutput {
                 let inline = |c: &run::Captured| if c.blob().is_some() { 48 } else { c.len() as usize + 4 };
                 64 + inline(&r.stdout) + inline(&r.stderr) + r.returned.iter().map(|f| f.path.len() + 48).sum::<usize>()
             }
+            Self::Python(p) => {
+                let value = if p.value.blob().is_some() { 48 } else { p.value.len() as usize + 4 };
+                16 + value + p.output.len()
+            }
         }
     }
 
     fn succeeded(&self) -> bool {
         match self {
             Self::Run(r) => r.succeeded(),
-            Self::Sum(_) | Self::Bytes(_) => true,
+            // A raised exception is a result too: the same call would raise again.
+            Self::Sum(_) | Self::Bytes(_) | Self::Python(_) => true,
         }
     }
 }

@@ -30,27 +30,22 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// What this node offers, as it gossips it: this machine's CPU, OS, cores and memory,
-    /// with the node's labels and whether it allows runs.
+    /// with the node's labels, whether it allows runs, and its Python 3. Python is looked
+    /// for (a process start) only where Python tasks may run: a node that allows runs, or
+    /// a session node serving its own user's jobs; not the short-lived node of every
+    /// `mesh submit`.
     pub fn facts(&self) -> Facts {
+        let native = self.allow_run || (self.runs_own && self.control);
         Facts {
             arch: std::env::consts::ARCH.into(),
             os: std::env::consts::OS.into(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-            mem_mb: memory_mb(),
+            mem_mb: crate::exec::memory_mb(),
             allow_run: self.allow_run,
             labels: self.labels.clone(),
+            python: if native { crate::exec::python::detect() } else { None },
         }
     }
-}
-
-/// This machine's physical memory, in MiB, from `/proc/meminfo` (0 where it cannot tell).
-fn memory_mb() -> u64 {
-    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kib = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-    kib.unwrap_or(0) / 1024
 }
 
 /// How a node joins the mesh.

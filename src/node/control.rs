@@ -4,7 +4,9 @@
 //! # Spec
 //! A Unix stream socket at `<home>/control.sock`, mode 0600 (only the node's user). A
 //! client writes one JSON [`Request`] on one line and reads JSON [`Response`] lines: one
-//! for `peers`; for `submit`, `progress` lines and then one `report` (or `error`) line.
+//! for `peers`; one `blob` for `put` (a file of the client's, now in the node's store);
+//! for `submit`, `progress` lines, a `task` (run job) or `pytask` (Python job) line per
+//! finished task, `waiting` notices, and then one `report` (or `error`) line.
 //! Requests longer than [`MAX_REQUEST`] bytes or slower than [`IO_TIMEOUT`] are refused;
 //! at most [`MAX_CLIENTS`] are served at once, and a client beyond that is closed at once.
 //! A client reads at most [`MAX_REPLY`] bytes of any one reply line. A submitter that
@@ -12,9 +14,10 @@
 
 use super::client::{Client, NodeStopped};
 use super::report::JobReport;
-use super::view::{JobEvent, JobProgress, JobUpdate, PeersReply, TaskEvent};
+use super::view::{JobEvent, JobProgress, JobUpdate, PeersReply, PyTaskEvent, TaskEvent};
 use crate::id::ContentId;
-use crate::job::{JobError, JobSpec};
+use crate::job::run::Captured;
+use crate::job::{JobError, JobSpec, PyOutput};
 use crate::store::BlobStore;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -44,6 +47,11 @@ pub enum Request {
     Submit {
         job: JobSpec,
     },
+    /// Store the file at this absolute path in the node's blob store (the Python package
+    /// puts a job's code and task list this way); the answer is its content id.
+    Put {
+        path: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +64,10 @@ pub enum Response {
     },
     /// A run job's task, as it finished.
     Task(Box<TaskEvent>),
+    /// A Python job's task, as it finished.
+    PyTask(Box<PyTaskLine>),
+    /// The content id of a file a client put.
+    Blob(ContentId),
     /// Why the job's queued tasks wait.
     Waiting(String),
     Report(JobReport),
@@ -66,6 +78,7 @@ impl From<JobEvent> for Response {
     fn from(e: JobEvent) -> Self {
         match e {
             JobEvent::Task(t) => Self::Task(t),
+            JobEvent::Python(t) => Self::PyTask(Box::new(PyTaskLine::from(*t))),
             JobEvent::Waiting(why) => Self::Waiting(why),
         }
     }
@@ -165,6 +178,7 @@ async fn handle(stream: UnixStream, client: Client, home: &Path) -> anyhow::Resu
             Ok(()) => return stream_job(&mut rd, &mut wr, &client, job).await,
             Err(e) => Err(e),
         },
+        Ok(Request::Put { path }) => put(home.to_path_buf(), path).await,
         Err(e) => Err(ControlError::BadRequest(e.to_string())),
     };
     let resp = answer.unwrap_or_else(|e| Response::Error(e.to_string()));
@@ -175,15 +189,95 @@ async fn handle(stream: UnixStream, client: Client, home: &Path) -> anyhow::Resu
 /// submitter puts them there before it asks.
 fn check(job: &JobSpec, home: &Path) -> Result<(), ControlError> {
     job.validate()?;
-    if let JobSpec::Wasm(w) = job {
-        let store = BlobStore::new(home);
-        for (id, what) in [(w.module, "module"), (w.input, "input")] {
-            if !store.contains(id) {
-                return Err(ControlError::MissingBlob { what, id, home: home.to_path_buf() });
-            }
-        }
+    let blobs = match job {
+        JobSpec::Wasm(w) => vec![(w.module, "module"), (w.input, "input")],
+        JobSpec::Run(r) => vec![(r.inputs, "task list")],
+        JobSpec::Python(p) => vec![(p.code, "code"), (p.inputs, "task list")],
+        JobSpec::Primes(_) => Vec::new(),
+    };
+    let store = BlobStore::new(home);
+    match blobs.into_iter().find(|(id, _)| !store.contains(*id)) {
+        Some((id, what)) => Err(ControlError::MissingBlob { what, id, home: home.to_path_buf() }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// Stores a client's file in this home's store, off the loop.
+async fn put(home: PathBuf, path: PathBuf) -> Result<Response, ControlError> {
+    if !path.is_absolute() {
+        return Err(ControlError::BadRequest(format!("put {}: give an absolute path", path.display())));
+    }
+    let stored = tokio::task::spawn_blocking(move || BlobStore::new(&home).put_file(&path).map_err(|e| e.to_string()))
+        .await
+        .map_err(|e| ControlError::Failed(e.to_string()))?;
+    stored.map(|(id, _)| Response::Blob(id)).map_err(ControlError::Failed)
+}
+
+/// A Python task as the control socket carries it to the `mesh` package: JSON the package
+/// reads with the standard library, its value inline as base64 (`docs/python.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PyTaskLine {
+    pub task: u64,
+    pub node: String,
+    pub attempts: u32,
+    pub took_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<PyValueLine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a Python task returned or raised: inline (`value`, base64) or in the store (`blob`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PyValueLine {
+    pub raised: bool,
+    pub value: Option<String>,
+    pub blob: Option<ContentId>,
+    pub len: u64,
+    pub output: String,
+}
+
+impl From<PyTaskEvent> for PyTaskLine {
+    fn from(e: PyTaskEvent) -> Self {
+        use base64::Engine;
+        let (ok, error) = match e.outcome {
+            Ok(o) => {
+                let (value, blob) = match &o.value {
+                    Captured::Inline(b) => (Some(base64::engine::general_purpose::STANDARD.encode(b)), None),
+                    Captured::Blob { id, .. } => (None, Some(*id)),
+                };
+                (Some(PyValueLine { raised: o.raised, value, blob, len: o.value.len(), output: o.output }), None)
+            }
+            Err(e) => (None, Some(e)),
+        };
+        Self { task: e.task, node: e.node, attempts: e.attempts, took_s: e.took.as_secs_f64(), ok, error }
+    }
+}
+
+impl TryFrom<PyTaskLine> for PyTaskEvent {
+    type Error = ControlError;
+
+    fn try_from(l: PyTaskLine) -> Result<Self, ControlError> {
+        use base64::Engine;
+        let outcome = match (l.ok, l.error) {
+            (Some(v), _) => {
+                let value = match (v.value, v.blob) {
+                    (Some(b64), _) => Captured::Inline(serde_bytes::ByteBuf::from(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(b64)
+                            .map_err(|e| ControlError::Malformed(e.to_string()))?,
+                    )),
+                    (None, Some(id)) => Captured::Blob { id, len: v.len },
+                    (None, None) => return Err(ControlError::Malformed("a pytask with no value".into())),
+                };
+                Ok(PyOutput { raised: v.raised, value, output: v.output })
+            }
+            (None, Some(e)) => Err(e),
+            (None, None) => return Err(ControlError::Malformed("a pytask with neither ok nor error".into())),
+        };
+        let took = Duration::try_from_secs_f64(l.took_s).unwrap_or_default();
+        Ok(Self { task: l.task, node: l.node, attempts: l.attempts, took, outcome })
+    }
 }
 
 async fn write_line(wr: &mut (impl AsyncWriteExt + Unpin), msg: &impl Serialize) -> anyhow::Result<()> {
@@ -269,13 +363,14 @@ pub async fn submit(
         match parse(&line)? {
             Response::Progress { done, total } => on(JobUpdate::Progress(JobProgress { done, total })),
             Response::Task(t) => on(JobUpdate::Event(JobEvent::Task(t))),
+            Response::PyTask(t) => on(JobUpdate::Event(JobEvent::Python(Box::new((*t).try_into()?)))),
             Response::Waiting(why) => on(JobUpdate::Event(JobEvent::Waiting(why))),
             Response::Report(r) => {
                 drop(reader);
                 return Ok(Some(r));
             }
             Response::Error(e) => return Err(ControlError::Refused(e)),
-            Response::Peers(_) => return Err(ControlError::Unexpected),
+            Response::Peers(_) | Response::Blob(_) => return Err(ControlError::Unexpected),
         }
     }
 }

@@ -38,4 +38,4 @@ pub use identity::{default_home, hostname};
 pub(crate) use membership::sighting_row;
 pub use report::{FailedTask, JobReport, JobResults, MEASURABLE, NodeStats, PrimesResult, TaskRecord, run_failure};
 pub use submit::run_job;
-pub use view::{BlobStats, JobEvent, JobProgress, JobUpdate, PeerRow, PeerState, PeersReply, TaskEvent};
+pub use view::{BlobStats, JobEvent, JobProgress, JobUpdate, PeerRow, PeerState, PeersReply, PyTaskEvent, TaskEvent};

@@ -91,6 +91,8 @@ pub enum JobResults {
     /// A run job's tasks went to the submitter one by one as they finished
     /// (`JobEvent::Task`); the report keeps only the statistics.
     Run,
+    /// The same for a Python job's tasks (`JobEvent::Python`).
+    Python,
 }
 
 /// Everything a finished job reports.
@@ -197,8 +199,9 @@ enum Outputs {
         sums: Vec<u128>,
     },
     Tasks(Vec<Option<Record>>),
-    /// Run tasks are handed on as they finish; nothing is kept.
-    Streamed,
+    /// Run and Python tasks are handed on as they finish; nothing is kept but what the
+    /// report says of them.
+    Streamed(JobResults),
 }
 
 /// One node's part in a job so far.
@@ -232,7 +235,8 @@ impl Collector {
         let outputs = match &*spec {
             JobSpec::Primes(job) => Outputs::Sums { job: job.clone(), sums: vec![0; n] },
             JobSpec::Wasm(_) => Outputs::Tasks((0..n).map(|_| None).collect()),
-            JobSpec::Run(_) => Outputs::Streamed,
+            JobSpec::Run(_) => Outputs::Streamed(JobResults::Run),
+            JobSpec::Python(_) => Outputs::Streamed(JobResults::Python),
         };
         Self {
             started,
@@ -269,7 +273,7 @@ impl Collector {
             Outputs::Tasks(tasks) => {
                 tasks[i] = Some(Record { node: from, took: report.took, outcome: report.outcome });
             }
-            Outputs::Streamed => {}
+            Outputs::Streamed(_) => {}
         }
         let tally = self.per_node.entry(from).or_default();
         tally.tasks += 1;
@@ -327,7 +331,7 @@ impl Collector {
                     .map(|(i, r)| record(r, self.retries.get(&(i as u64)).copied().unwrap_or(0), &names))
                     .collect(),
             ),
-            Outputs::Streamed => JobResults::Run,
+            Outputs::Streamed(results) => results,
         };
         JobReport {
             results,
@@ -372,6 +376,7 @@ fn record(r: Option<Record>, retries: u32, names: &HashMap<NodeId, String>) -> T
         }
         Ok(TaskOutput::Sum(s)) => (Some(s.to_string()), None),
         Ok(TaskOutput::Run(r)) => (None, Some(run_failure(&r))),
+        Ok(TaskOutput::Python(_)) => (None, Some("a Python task's result in another kind of job".into())),
         Err(e) => (None, Some(e)),
     };
     TaskRecord { output, error, node, time: r.took, attempts: retries + 1 }

@@ -4,7 +4,7 @@
 //! tie the node's logic together.
 
 use crate::core::Facts;
-use crate::job::RunOutput;
+use crate::job::{PyOutput, RunOutput};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -79,6 +79,8 @@ pub enum JobUpdate {
 pub enum JobEvent {
     /// A task of a run job finished for good (its output in full).
     Task(Box<TaskEvent>),
+    /// A task of a Python job finished for good.
+    Python(Box<PyTaskEvent>),
     /// The job's queued tasks have no node that can run them, and why.
     Waiting(String),
 }
@@ -94,6 +96,19 @@ pub struct TaskEvent {
     pub took: Duration,
     /// What the program did, or why it could not run.
     pub outcome: Result<RunOutput, String>,
+}
+
+/// A Python job's task, as it finished for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PyTaskEvent {
+    pub task: u64,
+    /// The node whose result counted.
+    pub node: String,
+    /// Runs it took, retries included.
+    pub attempts: u32,
+    pub took: Duration,
+    /// What the function returned or raised, or why it could not run.
+    pub outcome: Result<PyOutput, String>,
 }
 
 /// How far an owned job has come: tasks with a final result, of all its tasks.

@@ -1,4 +1,4 @@
-//! Blob transfer between nodes: libp2p request-response protocol `/mesh/blob/3`.
+//! Blob transfer between nodes: libp2p request-response protocol `/mesh/blob/4`.
 //!
 //! # Spec
 //! Blobs (WebAssembly modules, job inputs) are named by their [`ContentId`], the blake3
@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::time::Duration;
 
-pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/blob/3");
+pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/blob/4");
 /// Bytes per chunk: big enough to keep a LAN busy, small enough for a Pi's memory.
 pub(crate) const CHUNK: u32 = 256 * 1024;
 pub(crate) const MAX_REQUEST_BYTES: usize = 256;
@@ -71,7 +71,7 @@ impl Wire for BlobResponse {
     }
 }
 
-/// The codec of `/mesh/blob/3`.
+/// The codec of `/mesh/blob/4`.
 pub(crate) type Codec = CborCodec<BlobRequest, BlobResponse>;
 
 #[cfg(test)]

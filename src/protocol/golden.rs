@@ -121,12 +121,19 @@ fn membership_announce() {
             mem_mb: 1024,
             allow_run: true,
             labels: vec!["ffmpeg".into()],
+            python: None,
         },
     };
     let want = "a66870726f746f636f6c026776657273696f6e65302e312e30646e616d656470692d3166737461747573a467776f726b65727304646275737902667175657565640a6a7461736b735f646f6e65186363627965f4656661637473a664617263686761617263683634626f73656c696e757865636f72657304666d656d5f6d6219040069616c6c6f775f72756ef5666c6162656c73816666666d706567";
     assert_eq!(hex(&a.encode()), want, "the announce's encoding changed");
     let bytes: Vec<u8> = (0..want.len()).step_by(2).map(|i| u8::from_str_radix(&want[i..i + 2], 16).unwrap()).collect();
     assert_eq!(Announce::decode(&bytes).unwrap(), a);
+    // A node that runs Python says which: one more field, absent when it has none.
+    let py = Announce { facts: crate::core::Facts { python: Some("3.11".parse().unwrap()), ..a.facts.clone() }, ..a };
+    let want = "a66870726f746f636f6c026776657273696f6e65302e312e30646e616d656470692d3166737461747573a467776f726b65727304646275737902667175657565640a6a7461736b735f646f6e65186363627965f4656661637473a764617263686761617263683634626f73656c696e757865636f72657304666d656d5f6d6219040069616c6c6f775f72756ef5666c6162656c73816666666d70656766707974686f6ea2656d616a6f7203656d696e6f720b";
+    assert_eq!(hex(&py.encode()), want, "the announce's encoding changed");
+    let bytes: Vec<u8> = (0..want.len()).step_by(2).map(|i| u8::from_str_radix(&want[i..i + 2], 16).unwrap()).collect();
+    assert_eq!(Announce::decode(&bytes).unwrap(), py);
 }
 
 #[test]
@@ -154,10 +161,7 @@ fn sched_a_run_job_and_its_result() {
         memory_mb: Some(512),
         retries: 2,
         halt: Some(crate::core::Halt { on: HaltOn::Failures, limit: HaltLimit::Count(1) }),
-        needs: Needs {
-            native: true,
-            requirements: vec![Requirement::Label("ffmpeg".into()), Requirement::MemAtLeast(2048)],
-        },
+        needs: Needs::native(vec![Requirement::Label("ffmpeg".into()), Requirement::MemAtLeast(2048)]),
     }));
     golden(
         &grant(4, spec, TaskRange::new(0, 2), false),
@@ -176,5 +180,35 @@ fn sched_a_run_job_and_its_result() {
     golden::<WireMessage>(
         &Message::Results { job: job(), reports },
         "a167526573756c7473a2636a6f62a2656f776e65721b01020304050607086373657109677265706f72747381a3647461736b01676f7574636f6d65a1624f6ba16352756ea665656e646564a16445786974006770726f626c656da16d4d697373696e6752657475726e66612e666c6163667374646f7574a166496e6c696e65436f6b0a66737464657272a164426c6f62a2626964784031353130343537313736656430626331393766356562373362613931373563383939613961626139363533356636633433326232623065626262353237663334636c656e1a000111706872657475726e656481a3647061746866622e666c616364626c6f62784031306535636633643363386134663966333436386338636335386565613834383932613232666461646263316163623232343130313930303434633164353533636c656e036a737461727465645f6d731b0000019ab697e80064746f6f6ba2647365637300656e616e6f731a01312d00",
+    );
+}
+
+#[test]
+fn sched_a_python_job_and_its_result() {
+    use crate::core::{Needs, PyVersion, Requirement};
+    use crate::job::run::Captured;
+    use crate::job::{PyOutput, PythonJob};
+    let spec = JobSpec::Python(Box::new(PythonJob {
+        tasks: 3,
+        inputs: ContentId::of(b"tasks"),
+        code: ContentId::of(b"code"),
+        timeout_ms: Some(60_000),
+        retries: 2,
+        needs: Needs::python(vec![Requirement::PythonAtLeast(PyVersion { major: 3, minor: 10 })]),
+    }));
+    golden(
+        &grant(4, spec, TaskRange::new(0, 3), false),
+        "a1654772616e74a2637265710464776f726ba4636a6f62a2656f776e65721b010203040506070863736571096473706563a166507974686f6ea6657461736b730366696e7075747378403833353664383832636136373838393030623139656462643066643464343234383463386166633261616333343962313636623538333766313132373262313964636f64657840626431323462663339306232393738663666613338613338393034623864376437373366633531386235326562656661363436326266326437623666356133666a74696d656f75745f6d7319ea60677265747269657302656e65656473a3666e6174697665f566707974686f6ef56c726571756972656d656e747381a16d507974686f6e41744c65617374a2656d616a6f7203656d696e6f720a6672616e67657381a26573746172740063656e64036670696e6e6564f4",
+    );
+    let out = PyOutput {
+        raised: false,
+        value: Captured::Inline(serde_bytes::ByteBuf::from(b"\x80\x04K*.".to_vec())),
+        output: "hello\n".into(),
+    };
+    let reports =
+        vec![TaskReport { task: 1, outcome: Ok(TaskOutput::Python(Box::new(out))), took: Duration::from_millis(20) }];
+    golden::<WireMessage>(
+        &Message::Results { job: job(), reports },
+        "a167526573756c7473a2636a6f62a2656f776e65721b01020304050607086373657109677265706f72747381a3647461736b01676f7574636f6d65a1624f6ba166507974686f6ea366726169736564f46576616c7565a166496e6c696e654580044b2a2e666f75747075746668656c6c6f0a64746f6f6ba2647365637300656e616e6f731a01312d00",
     );
 }

@@ -31,9 +31,10 @@ pub(crate) const TOPIC: &str = "mesh/membership/1";
 /// The version of all of mesh's wire protocols together; bumped on any incompatible change.
 /// Version 2 added WebAssembly jobs to `/mesh/sched/2` and the blob protocol
 /// `/mesh/blob/2`. Version 3 added `mesh run` jobs and their results, requirements on
-/// jobs, node facts in the announce, and blobs up to `store::MAX_FILE`:
-/// `/mesh/sched/3`, `/mesh/blob/3`.
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+/// jobs, node facts in the announce, and blobs up to `store::MAX_FILE` (`/mesh/sched/3`,
+/// `/mesh/blob/3`). Version 4 added Python jobs and their results, and a node's Python
+/// in its facts: `/mesh/sched/4`, `/mesh/blob/4`.
+pub(crate) const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest accepted announce.
 pub(crate) const MAX_ANNOUNCE_BYTES: usize = 1024;

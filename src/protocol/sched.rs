@@ -1,4 +1,4 @@
-//! Scheduling messages between nodes: libp2p request-response protocol `/mesh/sched/3`.
+//! Scheduling messages between nodes: libp2p request-response protocol `/mesh/sched/4`.
 //!
 //! # Spec
 //! Each scheduler [`Message`] (steal, grant, lease, results, job ended) travels as one
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/sched/3");
+pub(crate) const PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/sched/4");
 pub(crate) const MAX_MESSAGE_BYTES: usize = 1 << 20;
 pub(crate) const MAX_STREAMS: usize = 64;
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,7 +54,7 @@ impl Wire for WireMessage {
     }
 }
 
-/// The codec of `/mesh/sched/3`.
+/// The codec of `/mesh/sched/4`.
 pub(crate) type Codec = CborCodec<WireMessage, Ack>;
 
 #[cfg(test)]

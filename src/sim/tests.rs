@@ -275,7 +275,7 @@ fn facts(allow_run: bool, labels: &[&str]) -> Facts {
 
 fn needs(native: bool, labels: &[&str]) -> Needs {
     let requirements = labels.iter().map(|l| crate::core::Requirement::Label(l.to_string())).collect();
-    Needs { native, requirements }
+    Needs { native, python: false, requirements }
 }
 
 fn with_facts(all: &[Facts]) -> Vec<NodeSpec> {

@@ -212,6 +212,21 @@ impl Lan {
             .unwrap()
     }
 
+    /// Runs any program inside a host's namespace, with `MESH_HOME` the host's home and
+    /// extra environment variables (a Python script using the `mesh` package, say).
+    pub(crate) fn exec(&mut self, name: &str, program: &str, args: &[&str], env: &[(&str, &Path)]) -> Output {
+        let h = self.host(name);
+        Command::new("ip")
+            .args(["netns", "exec", &h.ns, program])
+            .args(args)
+            .env("MESH_HOME", &h.home)
+            .env_remove("MESH_KEY")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+    }
+
     /// Starts a `mesh` command in a host's namespace in the background, with its output
     /// captured. The harness ends it on drop if the test has not.
     pub(crate) fn spawn(&mut self, name: &str, args: &[&str]) -> Proc {

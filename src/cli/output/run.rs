@@ -72,6 +72,8 @@ impl RunPrinter {
         let t = match e {
             JobEvent::Waiting(why) => return note(&format!("waiting: no node can run the queued tasks: {why}")),
             JobEvent::Task(t) => *t,
+            // A program job's printer never sees Python tasks.
+            JobEvent::Python(_) => return,
         };
         let Some(task) = self.tasks.get(t.task as usize).cloned() else { return };
         if let Ok(out) = &t.outcome {
@@ -382,7 +384,7 @@ mod tests {
             memory_mb: None,
             retries: 0,
             halt: None,
-            needs: crate::core::Needs { native: true, requirements: Vec::new() },
+            needs: crate::core::Needs::native(Vec::new()),
         };
         let task = RunTask { seq: 1, arg: "sub/a.txt".into(), file: None };
         let store = BlobStore::new(&dir.join("home"));

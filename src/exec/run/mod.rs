@@ -19,6 +19,7 @@
 pub(crate) mod process;
 
 use super::cache::Cache;
+use super::cancels::Cancels;
 use super::fetch::{BlobError, Blobs};
 use crate::id::{ContentId, JobId, NodeId};
 use crate::job::run::{
@@ -28,7 +29,7 @@ use crate::job::run::{check_path, expand, fill};
 use crate::store::{MAX_BLOB, MAX_FILE};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,8 +46,6 @@ const MEDIAN_JOBS: usize = 16;
 const MEDIAN_SAMPLES: usize = 1001;
 /// Tasks of a job that must succeed before `--timeout N%` applies.
 const MEDIAN_MIN: usize = 3;
-/// Cancelled jobs a node remembers, so their late tasks end at once.
-const CANCELS: usize = 256;
 
 /// Whose native tasks this node runs.
 #[derive(Debug, Clone, Copy)]
@@ -92,14 +91,13 @@ pub struct RunRuntime {
     tasks: Cache<RunTasks, RunError>,
     manifests: Cache<Manifest, RunError>,
     medians: Mutex<VecDeque<(JobId, Vec<Duration>)>>,
-    cancels: Mutex<VecDeque<(JobId, Arc<AtomicBool>)>>,
-    leaving: Arc<AtomicBool>,
+    cancels: Arc<Cancels>,
     next_dir: AtomicU64,
 }
 
 impl RunRuntime {
     /// The runtime of the node under `home`; removes directories that killed nodes left.
-    pub(crate) fn new(home: &Path, blobs: Blobs, permission: Permission) -> Self {
+    pub(crate) fn new(home: &Path, blobs: Blobs, permission: Permission, cancels: Arc<Cancels>) -> Self {
         let root = home.join("run");
         remove_stale(&root);
         Self {
@@ -109,21 +107,9 @@ impl RunRuntime {
             tasks: Cache::new(PARSED_CACHE),
             manifests: Cache::new(PARSED_CACHE),
             medians: Mutex::new(VecDeque::new()),
-            cancels: Mutex::new(VecDeque::new()),
-            leaving: Arc::new(AtomicBool::new(false)),
+            cancels,
             next_dir: AtomicU64::new(0),
         }
-    }
-
-    /// Ends the running tasks of `job` (cancelled, halted, or dropped) and any it starts
-    /// later.
-    pub fn cancel(&self, job: JobId) {
-        self.cancel_flag(job).store(true, Ordering::Relaxed);
-    }
-
-    /// Ends every running task: the node is leaving.
-    pub fn cancel_all(&self) {
-        self.leaving.store(true, Ordering::Relaxed);
     }
 
     /// Runs task `task` of `job`; `own` says the job was submitted on this node.
@@ -134,8 +120,8 @@ impl RunRuntime {
         }
         // A worker runs a range of tasks one after another: once the job is cancelled or
         // halted (or the node leaves), the rest must not start at all.
-        let (cancel, leaving) = (self.cancel_flag(id), self.leaving.clone());
-        let stop = || cancel.load(Ordering::Relaxed) || leaving.load(Ordering::Relaxed);
+        let stop = self.cancels.stop(id);
+        let stop = || stop.now();
         if stop() {
             return Err(RunError::Cancelled);
         }
@@ -266,22 +252,6 @@ impl RunRuntime {
             }
             times.push(took);
         }
-    }
-
-    fn cancel_flag(&self, job: JobId) -> Arc<AtomicBool> {
-        let mut cancels = lock(&self.cancels);
-        if let Some((_, f)) = cancels.iter().find(|(j, _)| *j == job) {
-            return f.clone();
-        }
-        if cancels.len() >= CANCELS {
-            // The oldest flag no running task holds: a running task's flag must stay
-            // reachable, or a later cancel would miss it.
-            let idle = cancels.iter().position(|(_, f)| Arc::strong_count(f) == 1).unwrap_or(0);
-            cancels.remove(idle);
-        }
-        let flag = Arc::new(AtomicBool::new(false));
-        cancels.push_back((job, flag.clone()));
-        flag
     }
 }
 

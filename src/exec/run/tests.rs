@@ -20,7 +20,7 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&home);
         let store = Arc::new(BlobStore::new(&home));
         let permission = Permission { allow_run, runs_own: true };
-        let rt = RunRuntime::new(&home, Blobs::new(store.clone(), None), permission);
+        let rt = RunRuntime::new(&home, Blobs::new(store.clone(), None), permission, Arc::default());
         Self { home, rt, store }
     }
 
@@ -53,7 +53,7 @@ impl Fixture {
             memory_mb: None,
             retries: 0,
             halt: None,
-            needs: Needs { native: true, requirements: Vec::new() },
+            needs: Needs::native(Vec::new()),
         }
     }
 
@@ -148,8 +148,9 @@ fn a_cancelled_job_ends_its_tasks_and_stale_directories_go() {
     orphan.arg("300").current_dir(stale.join("old-task"));
     std::os::unix::process::CommandExt::process_group(&mut orphan, 0);
     let mut orphan = orphan.spawn().unwrap();
-    let rt =
-        RunRuntime::new(&f.home, Blobs::new(f.store.clone(), None), Permission { allow_run: true, runs_own: true });
+    let cancels = Arc::new(Cancels::default());
+    let permission = Permission { allow_run: true, runs_own: true };
+    let rt = RunRuntime::new(&f.home, Blobs::new(f.store.clone(), None), permission, cancels.clone());
     assert!(!stale.exists(), "a dead node's directories are removed at start");
     let status = orphan.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL), "its program was ended");
@@ -160,7 +161,7 @@ fn a_cancelled_job_ends_its_tasks_and_stale_directories_go() {
         while std::fs::read_dir(f.home.join("run")).map_or(0, |d| d.flatten().count()) == 0 {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
-        rt.cancel(f.id(ME));
+        cancels.cancel(f.id(ME));
         running.join().unwrap()
     });
     let out = out.unwrap();

@@ -70,7 +70,7 @@ fn a_result_may_return_only_what_the_job_asked_for() {
         memory_mb: None,
         retries: 0,
         halt: None,
-        needs: Needs { native: true, requirements: Vec::new() },
+        needs: Needs::native(Vec::new()),
     };
     let ret = |path: &str, len| Returned { path: path.into(), blob: ContentId::of(path.as_bytes()), len };
     let out = |returned| RunOutput {

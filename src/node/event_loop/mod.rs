@@ -206,14 +206,14 @@ impl EventLoop {
                 Action::JobFinished { job, progress } => {
                     // Whatever of it still runs here (a halted job's tasks, backup runs of
                     // a complete one) ends.
-                    self.exec.runs().cancel(job);
+                    self.exec.cancel(job);
                     let backups = self.sched.counters().backups;
                     let (me, net) = (&self.me, &self.net);
                     self.watches.finish(job, progress, backups, &|n| describe(me, net.as_ref(), n));
                 }
                 Action::JobDropped { job, reason } => {
                     tracing::debug!(%job, ?reason, "dropped a job");
-                    self.exec.runs().cancel(job);
+                    self.exec.cancel(job);
                     self.watches.drop_job(job);
                 }
                 Action::Waiting { job, why } => {
@@ -351,7 +351,7 @@ impl EventLoop {
     }
 
     async fn leave(mut self) {
-        self.exec.runs().cancel_all();
+        self.exec.cancel_all();
         if let Some(net) = &mut self.net {
             net.leave(self.sched.status()).await;
             tracing::info!("this node left the mesh");

@@ -246,6 +246,7 @@ impl Transfers {
 fn outputs(r: &TaskReport<TaskOutput>) -> Vec<ContentId> {
     match &r.outcome {
         Ok(TaskOutput::Run(o)) => o.blobs(),
+        Ok(TaskOutput::Python(o)) => o.blobs(),
         _ => Vec::new(),
     }
 }

@@ -12,7 +12,7 @@ use crate::core::{Progress, TaskReport};
 use crate::id::{JobId, NodeId};
 use crate::job::{JobSpec, TaskOutput};
 use crate::node::report::{Collector, Describe, JobReport};
-use crate::node::view::{JobEvent, JobProgress, TaskEvent};
+use crate::node::view::{JobEvent, JobProgress, PyTaskEvent, TaskEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,8 +25,10 @@ struct Watch {
     progress: watch::Sender<JobProgress>,
     events: mpsc::UnboundedSender<JobEvent>,
     done: oneshot::Sender<JobReport>,
-    /// A run job: each task goes to the submitter as it finishes.
+    /// A run or Python job: each task goes to the submitter as it finishes.
     streams: bool,
+    /// A Python job: its tasks go as `JobEvent::Python`.
+    python: bool,
 }
 
 /// Where a submitter hears of its job: progress, events and, at the end, the report.
@@ -44,9 +46,11 @@ pub(super) struct Watches {
 
 impl Watches {
     pub(super) fn add(&mut self, job: JobId, spec: Arc<JobSpec>, now: Instant, to: Listener) {
-        let streams = matches!(*spec, JobSpec::Run(_));
+        let streams = matches!(*spec, JobSpec::Run(_) | JobSpec::Python(_));
+        let python = matches!(*spec, JobSpec::Python(_));
         let Listener { progress, events, done } = to;
-        self.jobs.insert(job, Watch { collector: Collector::new(spec, now), progress, events, done, streams });
+        let collector = Collector::new(spec, now);
+        self.jobs.insert(job, Watch { collector, progress, events, done, streams, python });
     }
 
     /// A task's first (final) result; a run job's goes to the submitter at once.
@@ -59,19 +63,28 @@ impl Watches {
     ) {
         let Some(w) = self.jobs.get_mut(&job) else { return };
         if w.streams {
-            let outcome = match &report.outcome {
-                Ok(TaskOutput::Run(r)) => Ok((**r).clone()),
-                Ok(_) => Err("not a run task's result".to_string()),
-                Err(e) => Err(e.clone()),
+            let (task, node, attempts, took) =
+                (report.task, describe(from).name, w.collector.attempts(report.task), report.took);
+            let event = match &report.outcome {
+                Ok(TaskOutput::Python(p)) => {
+                    JobEvent::Python(Box::new(PyTaskEvent { task, node, attempts, took, outcome: Ok((**p).clone()) }))
+                }
+                Ok(TaskOutput::Run(r)) => {
+                    JobEvent::Task(Box::new(TaskEvent { task, node, attempts, took, outcome: Ok((**r).clone()) }))
+                }
+                Ok(_) => JobEvent::Task(Box::new(TaskEvent {
+                    task,
+                    node,
+                    attempts,
+                    took,
+                    outcome: Err("a result of another kind of job".into()),
+                })),
+                Err(e) if w.python => {
+                    JobEvent::Python(Box::new(PyTaskEvent { task, node, attempts, took, outcome: Err(e.clone()) }))
+                }
+                Err(e) => JobEvent::Task(Box::new(TaskEvent { task, node, attempts, took, outcome: Err(e.clone()) })),
             };
-            let event = TaskEvent {
-                task: report.task,
-                node: describe(from).name,
-                attempts: w.collector.attempts(report.task),
-                took: report.took,
-                outcome,
-            };
-            let _ = w.events.send(JobEvent::Task(Box::new(event)));
+            let _ = w.events.send(event);
         }
         w.collector.add(from, report);
         let _ = w.progress.send(w.collector.progress());
@@ -196,7 +209,7 @@ mod tests {
             memory_mb: None,
             retries: 1,
             halt: None,
-            needs: Needs { native: true, requirements: Vec::new() },
+            needs: Needs::native(Vec::new()),
         };
         let out = RunOutput {
             ended: Ended::Exit(3),
