@@ -1,7 +1,8 @@
 //! Membership timings and idle cost on the namespace LAN (root and iproute2 needed).
 //!
 //! Run: `cargo bench --bench lan` (optionally `-- TRIALS`, default 10, and the names of
-//! the parts to run: `jobs`, `membership`, `recovery`, `wasm`, `bench`; default all; `--csv`
+//! the parts to run: `jobs`, `membership`, `recovery`, `wasm`, `bench`, `python`; default
+//! all; `--csv`
 //! prints the jobs part as CSV for `benches/plot.py`)
 //!
 //! Measures, with the release binary:
@@ -11,6 +12,10 @@
 //! * bench: `mesh bench` on 3 one-worker hosts sharing this machine's 2 cores, its
 //!   speedup (calibrated serial time / elapsed) against the task time sum / elapsed that
 //!   it used to report, which counts stretched task times as work;
+//! * python: Parallel Python's demo (401 trial-division tasks) through `mesh.pp` on 2
+//!   one-worker hosts (h2 with `--allow-run`), and through pp itself (h1's local worker
+//!   and a `ppserver` on h2), each against a serial run of the same Python kernel. Needs
+//!   `benches/compare/.venv` (made by `bash benches/compare/run.sh`), for pp;
 //! * join → visible: from starting `mesh join` on a fresh host until another host's
 //!   `mesh peers` lists it (median and max over the trials);
 //! * graceful leave (SIGTERM), kill -9 and a pulled cable: until the others drop it;
@@ -20,6 +25,7 @@
 mod lan;
 
 use lan::{Lan, eventually};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -132,7 +138,7 @@ fn wasm_fetches() -> Vec<(String, u64, u64)> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let trials: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10);
-    let parts = ["jobs", "membership", "recovery", "wasm", "bench"];
+    let parts = ["jobs", "membership", "recovery", "wasm", "bench", "python"];
     let chosen: Vec<&str> = parts.iter().copied().filter(|p| args.iter().any(|a| a == p)).collect();
     let run = |part: &str| chosen.is_empty() || chosen.contains(&part);
     if run("jobs") {
@@ -163,6 +169,9 @@ fn main() {
             h["speedup"].as_f64().unwrap(),
             h["busy_workers"].as_f64().unwrap()
         );
+    }
+    if run("python") {
+        python_demo();
     }
     if run("membership") {
         membership(trials);
@@ -229,4 +238,53 @@ fn membership(trials: usize) {
     let cpu = ticks as f64 / hz / window.as_secs_f64() * 100.0;
     let rss = proc_field(pid, "status").lines().find(|l| l.starts_with("VmRSS")).unwrap_or("VmRSS: ?").to_string();
     println!("idle node (1 peer, 20 s)       {rss}, CPU {cpu:.2}% of one core");
+}
+
+/// The pp demo on 2 one-worker namespace hosts through `mesh.pp` and through Parallel
+/// Python, each as efficiency against the serial run of the same kernel: serial / (2 x
+/// elapsed).
+fn python_demo() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("benches/compare/.venv/bin");
+    assert!(venv.join("ppserver").exists(), "run `bash benches/compare/run.sh` once first: it makes the venv with pp");
+    let python = venv.join("python");
+    let script = root.join("benches/compare/lan_pp.py");
+    let package = root.join("python");
+    let (first, last) = ("100000", "100400");
+    let one = |lan: &mut Lan, system: &str, extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![script.to_str().unwrap(), system, first, last];
+        args.extend_from_slice(extra);
+        let out = lan.exec("h1", python.to_str().unwrap(), &args, &[("PYTHONPATH", package.as_path())]);
+        assert!(out.status.success(), "{system}: {}", String::from_utf8_lossy(&out.stderr));
+        let line = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_string();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{system}: {e}: {line}"))
+    };
+    let mut lan = Lan::new(2);
+    let serial = one(&mut lan, "serial", &[]);
+    let ip2 = lan.host("h2").ip.clone();
+    let ppserver = venv.join("ppserver");
+    let server = lan.spawn_program(
+        "h2",
+        ppserver.to_str().unwrap(),
+        &["-i", &ip2, "-p", "60000", "-w", "1", "-s", "mesh-bench"],
+    );
+    let pp = one(&mut lan, "pp", &[&format!("{ip2}:60000")]);
+    lan.kill(server);
+    lan.join("h1", &["--key", "bench"]);
+    lan.join("h2", &["--key", "bench", "--allow-run"]);
+    assert!(eventually(LIMIT, || lan.members("h1") == ["h2"]));
+    assert!(eventually(LIMIT, || lan.peers("h1").iter().all(|r| r["facts"]["python"].is_object())));
+    let mesh = one(&mut lan, "mesh.pp", &[]);
+    let base = serial["elapsed_s"].as_f64().unwrap();
+    println!("pp demo ({} tasks), serial Python kernel: {base:.3} s", serial["tasks"]);
+    for r in [&pp, &mesh] {
+        assert_eq!(r["checksum"], serial["checksum"], "{} gave other sums", r["system"]);
+        let t = r["elapsed_s"].as_f64().unwrap();
+        println!(
+            "{:<8} on 2 one-worker hosts: {t:.3} s  efficiency {:.1}%  jobs per node {}",
+            r["system"].as_str().unwrap(),
+            100.0 * base / (2.0 * t),
+            r["nodes"]
+        );
+    }
 }

@@ -121,6 +121,19 @@ async fn the_control_socket_serves_peers_and_jobs_and_guards_its_home() {
     bad.memory_mb = 0;
     let err = control::submit(&home, &JobSpec::Wasm(bad), |_| {}).await.unwrap_err().to_string();
     assert!(err.contains("invalid wasm job"), "{err}");
+    // A client beyond the limit is told why, not just closed; the node serves again as
+    // soon as one leaves.
+    let socket = control::socket_path(&home);
+    let mut held = Vec::new();
+    for _ in 0..control::MAX_CLIENTS {
+        held.push(tokio::net::UnixStream::connect(&socket).await.unwrap());
+    }
+    let mut extra = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    let mut said = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut extra, &mut said).await.unwrap();
+    assert!(said.contains("at most") && said.contains("clients at once"), "{said}");
+    drop(held);
+    until(|| async { control::peers(&home).await.is_ok_and(|r| r.is_some()) }).await;
     // A second node on the same home is refused.
     let err = Node::spawn(cluster.config("a", Vec::new(), true)).await.unwrap_err().to_string();
     assert!(err.contains("already runs with home"), "{err}");

@@ -23,6 +23,12 @@ package (``mesh/_payload.py``) writes what this file reads. See ``decode_code`` 
 
 Invariants:
 
+* The worker ends soon after the node that started it dies, even in the middle of a task
+  (``die_with_parent``: a thread watches the parent process), and lives as long as the
+  node does, whichever of its threads started it.
+* ``import mesh`` works on a node without the mesh package (``MeshStub``): a user's main
+  script imports it at the top level, and the worker loads that top level.
+
 * The frame channel stays clean: the original stdin and stdout are duplicated for frames,
   then fd 0 becomes /dev/null and fds 1 and 2 the file ``worker.log``, so nothing a task
   writes, not even from C code or a child process, reaches the node's pipe.

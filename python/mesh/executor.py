@@ -19,7 +19,13 @@ Errors: an exception your function raised comes back as itself, with the remote
 traceback as its ``__cause__`` (a ``mesh.RemoteTraceback``), or as ``mesh.RemoteError``
 when it cannot be rebuilt here. A task that gave no result (its worker crashed, it timed
 out, or no node could set it up: a module missing there) raises ``mesh.TaskFailed`` with
-the node's reason, after ``retries`` further runs elsewhere.
+the node's reason, after ``retries`` further runs elsewhere. When the node itself goes
+away while a call runs (its control connection drops, a session node dies) the call
+raises ``mesh.NodeError``; when the node refuses the job, ``mesh.MeshError`` with its
+reason. No call waits forever on a node that broke.
+
+Callbacks (``add_done_callback``) run on the thread that delivers results: waiting there
+for another call's result raises RuntimeError instead of waiting forever.
 """
 
 import concurrent.futures

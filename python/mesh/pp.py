@@ -17,7 +17,10 @@ What travels, as with pp:
   its instance (pickled) and, when the class is defined in your script, the class's
   source, as do instances of your script's classes among the arguments.
 * ``globals=globals()`` adds every module, function and class of that namespace, as pp
-  did (except the mesh package itself, which the nodes need not have).
+  did (except the mesh package itself, which the nodes need not have): the functions and
+  classes defined there travel as source; modules, and names imported from them
+  (``from math import sqrt``), are imported by name on the worker. Plain values
+  (constants) do not travel, as with pp.
 
 Where it differs from pp, on purpose:
 
@@ -28,10 +31,18 @@ Where it differs from pp, on purpose:
   is unpickled, as pp does (at ``job()``, or before its callback).
 * Calls of the same function with the same depfuncs and modules are sent together as
   one mesh job, a few milliseconds after the last one (or at once when you wait for one).
-* ``secret`` is the mesh key of the session node started when no node runs under
-  ``MESH_HOME``; ``ncpus`` its worker count. ``restart``, ``proto`` and
+* ``ppservers`` is ignored: the nodes of the mesh find each other. ``secret`` is the
+  mesh key of the session node started when no node runs under ``MESH_HOME``; ``ncpus``
+  its worker count (a node that already runs keeps its own). ``restart``, ``proto`` and
   ``socket_timeout`` are accepted and ignored: workers stay warm and are replaced by the
   node after 10,000 tasks or when they grow too large.
+* A task that gives no result is run again elsewhere up to ``RETRIES`` (2) more times.
+* Callbacks run one at a time on one background thread, the one that delivers results:
+  a callback may submit jobs, but calling ``job()`` or ``wait()`` on an unfinished job
+  there raises RuntimeError (it would wait forever).
+* ``get_stats()`` has one row per mesh node that ran jobs (pp had one per ppserver, and
+  ``"local"``); ``get_active_nodes()`` lists this machine's node and the members that
+  allow runs and have a Python 3.
 """
 
 import inspect

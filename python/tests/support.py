@@ -41,6 +41,8 @@ sys.path.insert(0, PYTHON_DIR)
 
 _HEADER = struct.Struct(">BI")
 INLINE_VALUE = 64 * 1024
+# The longest frame a worker may send (src/exec/python/worker.rs): a 64 MiB value, plus.
+MAX_FRAME = (64 << 20) + (1 << 20)
 # The longest any one test may take before the watchdog ends the run.
 TEST_TIMEOUT = 90
 # The longest the fake waits for a worker's answer when the job sets no timeout: a
@@ -90,35 +92,49 @@ class WorkerProc(object):
             raise WorkerDied("the worker's stdin is closed (%s; status %s)" % (e, self.proc.poll()))
 
     def receive(self, timeout=None, stop=None):
-        """The next frame ``(kind, payload)``; WorkerDied on EOF; TimeoutError past
-        ``timeout``; Cancelled as soon as ``stop()`` turns true."""
+        """The next frame ``(kind, payload)``, read as the node reads it: WorkerDied on
+        EOF, or when the worker breaks the protocol (a kind other than ``N`` or ``R``, a
+        frame longer than ``MAX_FRAME``); TimeoutError past ``timeout``; Cancelled as
+        soon as ``stop()`` turns true."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        head = self._read_exact(_HEADER.size, deadline, stop)
+        kind, n = _HEADER.unpack(head)
+        if chr(kind) not in "NR" or n > MAX_FRAME:
+            raise WorkerDied("the worker broke the protocol: a frame of kind %r and %d bytes" % (chr(kind), n))
+        # Once a frame has begun, the rest follows at once: a worker stalled mid-frame is
+        # as broken as one that died.
+        body_deadline = time.monotonic() + ANSWER_LIMIT
+        if deadline is not None:
+            body_deadline = min(body_deadline, max(deadline, time.monotonic() + 5.0))
+        return chr(kind), self._read_exact(n, body_deadline, stop)
+
+    def _read_exact(self, n, deadline, stop):
+        fd = self.proc.stdout.fileno()
+        out = bytearray()
+        while len(out) < n:
             wait = 0.05 if stop is not None else None
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError("the worker did not answer within %s s" % timeout)
+                    if out:
+                        raise WorkerDied("the worker stalled in the middle of a frame")
+                    raise TimeoutError("the worker did not answer in time")
                 wait = left if wait is None else min(wait, left)
             try:
-                ready, _, _ = select.select([self.proc.stdout], [], [], wait)
+                ready, _, _ = select.select([fd], [], [], wait)
+                chunk = os.read(fd, min(n - len(out), 1 << 20)) if ready else None
             except (OSError, ValueError) as e:
-                raise WorkerDied("waiting for the worker: %s" % e)
-            if ready:
-                break
-            if stop is not None and stop():
-                raise Cancelled()
-        try:
-            head = self.proc.stdout.read(_HEADER.size)
-            if len(head) < _HEADER.size:
+                raise WorkerDied("reading from the worker: %s" % e)
+            if chunk is None:
+                if stop is not None and stop():
+                    raise Cancelled()
+                continue
+            if not chunk:
+                if out:
+                    raise WorkerDied("a frame cut short (status %s)" % self.proc.wait())
                 raise WorkerDied("the worker closed its pipe (status %s)" % self.proc.wait())
-            kind, n = _HEADER.unpack(head)
-            body = self.proc.stdout.read(n)
-        except (OSError, ValueError) as e:
-            raise WorkerDied("reading from the worker: %s" % e)
-        if len(body) < n:
-            raise WorkerDied("a frame cut short")
-        return chr(kind), body
+            out += chunk
+        return bytes(out)
 
     def call(self, code_id, payload, code_blob=None, timeout=None, stop=None):
         """Runs a task as the node does: ``T``; on ``N`` send ``C`` and ``T`` again.

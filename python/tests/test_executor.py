@@ -5,7 +5,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -477,6 +476,8 @@ class SessionTest(MeshTestCase):
             workers = _children(session.proc.pid)
             time.sleep(0.05)
         self.assertEqual(len(workers), 2, "the session's two workers")
+        for p in workers:  # their directories outlive them: nobody is left to remove them
+            self.addCleanup(shutil.rmtree, os.readlink("/proc/%d/cwd" % p), True)
         time.sleep(0.3)
         session.proc.kill()
         session.proc.wait()

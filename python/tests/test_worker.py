@@ -395,12 +395,14 @@ class LifetimeTest(MeshTestCase):
             w.send("C", cid + blob)
             w.send("T", cid + pickle.dumps(("call", tasks.sleepy, (60,), {}), protocol=4))
             time.sleep(0.3)
-            print(w.proc.pid, flush=True)
+            print(w.proc.pid, w.cwd, flush=True)
             os._exit(0)
         """ % support.HERE)
         done = subprocess.run([sys.executable, "-c", node], capture_output=True, text=True, timeout=60)
         self.assertEqual(done.returncode, 0, done.stderr)
-        pid = int(done.stdout)
+        pid, cwd = done.stdout.split(None, 1)
+        pid = int(pid)
+        self.addCleanup(shutil.rmtree, cwd.strip(), True)
         deadline = time.monotonic() + 10
         while support.pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)

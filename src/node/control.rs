@@ -8,7 +8,8 @@
 //! for `submit`, `progress` lines, a `task` (run job) or `pytask` (Python job) line per
 //! finished task, `waiting` notices, and then one `report` (or `error`) line.
 //! Requests longer than [`MAX_REQUEST`] bytes or slower than [`IO_TIMEOUT`] are refused;
-//! at most [`MAX_CLIENTS`] are served at once, and a client beyond that is closed at once.
+//! at most [`MAX_CLIENTS`] are served at once (each submit holds one while its job runs),
+//! and a client beyond that gets one `error` line saying so, and is closed.
 //! A client reads at most [`MAX_REPLY`] bytes of any one reply line. A submitter that
 //! closes its connection cancels its job mesh-wide.
 
@@ -36,7 +37,7 @@ pub const MAX_REPLY: u64 = 64 * 1024 * 1024;
 /// Each read or write of a request, and each write of a reply, must finish within this.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Clients served at once.
-pub const MAX_CLIENTS: usize = 16;
+pub const MAX_CLIENTS: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase")]
@@ -150,7 +151,15 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
-                let Ok(permit) = slots.clone().try_acquire_owned() else { continue }; // busy: drop
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    // Busy: say so in one line, without waiting on the client, and close.
+                    let busy = Response::Error(format!("the node serves at most {MAX_CLIENTS} clients at once; try again"));
+                    if let Ok(mut line) = serde_json::to_vec(&busy) {
+                        line.push(b'\n');
+                        let _ = stream.try_write(&line);
+                    }
+                    continue;
+                };
                 let client = client.clone();
                 let home = home.clone();
                 tracker.spawn(async move {

@@ -230,9 +230,14 @@ impl Lan {
     /// Starts a `mesh` command in a host's namespace in the background, with its output
     /// captured. The harness ends it on drop if the test has not.
     pub(crate) fn spawn(&mut self, name: &str, args: &[&str]) -> Proc {
+        self.spawn_program(name, env!("CARGO_BIN_EXE_mesh"), args)
+    }
+
+    /// Starts any program in a host's namespace in the background, as [`Lan::spawn`].
+    pub(crate) fn spawn_program(&mut self, name: &str, program: &str, args: &[&str]) -> Proc {
         let h = self.host(name);
         let child = Command::new("ip")
-            .args(["netns", "exec", &h.ns, env!("CARGO_BIN_EXE_mesh")])
+            .args(["netns", "exec", &h.ns, program])
             .args(args)
             .env("MESH_HOME", &h.home)
             .env_remove("MESH_KEY")
