@@ -4,7 +4,8 @@ Python kernels through mesh's Python package (`mesh.pp`, `mesh.Executor`).
 Workloads (all exact; every result is checked):
   demo   the Parallel Python demo: for n in 100000..101000, the sum of the primes below n
          by trial division, one task per n (1001 tasks);
-  tiny   10,000 tiny tasks: for n in 0..9999, is n prime (trial division), summed;
+  tiny   10,000 tiny tasks: for n in 0..9999, is n prime (trial division), summed (the
+         Python systems: best of 3 runs);
   cold   cold start to the first result: a fresh system (cluster start included) runs one
          tiny task.
 
@@ -51,6 +52,10 @@ def prime_or_zero(n):
 DEMO_FIRST = 100000
 TINY_N = 10000
 TINY_SUM = 5736396  # the sum of the primes below 10000
+
+
+# Seconds between two systems' runs.
+SETTLE = 5
 
 
 def demo_range(quick):
@@ -219,15 +224,21 @@ def main():
     row("python", "demo", s_demo, len(ns))
     row("python", "tiny", s_tiny, TINY_N)
 
-    systems = [("pp", pp_run, PP_COLD), ("dask", dask_run, DASK_COLD), ("mesh.pp", meshpp_run, MESHPP_COLD),
-               ("mesh.Executor", meshex_run, None)]
+    # Dask last: its clusters leave processes winding down for a while after they close.
+    systems = [("pp", pp_run, PP_COLD), ("mesh.pp", meshpp_run, MESHPP_COLD), ("mesh.Executor", meshex_run, None),
+               ("dask", dask_run, DASK_COLD)]
     for name, run, cold_code in systems:
+        time.sleep(SETTLE)  # what the previous system started has ended before the clock starts
         t, res = run(w, sum_primes, ns)
         assert res == py_sums, f"{name} demo results differ"
         row(name, "demo", t, len(ns), s_demo)
-        t, res = run(w, prime_or_zero, tiny)
-        assert sum(res) == TINY_SUM, f"{name} tiny results differ"
-        row(name, "tiny", t, TINY_N)
+        # Tiny runs are short, so noise weighs: the best of 3, as for cold starts.
+        best = None
+        for _ in range(3):
+            t, res = run(w, prime_or_zero, tiny)
+            assert sum(res) == TINY_SUM, f"{name} tiny results differ"
+            best = t if best is None else min(best, t)
+        row(name, "tiny", best, TINY_N)
         if cold_code:
             row(name, "cold", min(cold(cold_code.format(here=here, w=w)) for _ in range(3)), 1)
 

@@ -296,19 +296,25 @@ class Pool(object):
             if self.closed:
                 raise RuntimeError("cannot submit: this pool was shut down")
             self._start_threads()
+            # The flusher is woken only when its plans change (a new batch to time, one
+            # sealed), not by every call: a stream of calls must not ping it each time.
+            wake = flush
             for payload, sink in items:
                 batch = self.open.get(code.key)
                 if batch is None:
                     batch = self.open[code.key] = _Batch(code)
+                    wake = True
                 batch.payloads.append(payload)
                 batch.sinks.append(sink)
                 batch.bytes += len(payload) + 4
                 batch.last = time.monotonic()
                 if len(batch.payloads) >= MAX_TASKS or batch.bytes >= MAX_BYTES:
                     self._seal(code.key)
+                    wake = True
             if flush:
                 self._seal(code.key)
-            self.lock.notify_all()
+            if wake:
+                self.lock.notify_all()
             if not is_internal():
                 while len(self.sealed) >= MAX_SEALED and not self.closed:
                     self.lock.wait(0.1)

@@ -355,7 +355,14 @@ class _Sink(io.BufferedIOBase):
 
 
 class Capture(object):
-    """Points ``sys.stdout`` and ``sys.stderr`` at one bounded buffer while a task runs."""
+    """Points ``sys.stdout`` and ``sys.stderr`` at one bounded buffer while a task runs.
+
+    The two text streams are made once and reused by every task (pointed at that task's
+    buffer), as making them costs more than a tiny task; a task that closes one gets a
+    new one next time.
+    """
+
+    _streams = {}
 
     def __init__(self, limit=OUTPUT_LIMIT):
         self.captured = _Captured(limit)
@@ -364,13 +371,13 @@ class Capture(object):
     def __enter__(self):
         self._saved = (sys.stdout, sys.stderr)
         for fd, name in ((1, "stdout"), (2, "stderr")):
-            stream = io.TextIOWrapper(
-                _Sink(self.captured, fd),
-                encoding="utf-8",
-                errors="backslashreplace",
-                write_through=True,
-            )
-            setattr(sys, name, stream)
+            kept = Capture._streams.get(name)
+            if kept is None or kept[0].closed:
+                sink = _Sink(self.captured, fd)
+                stream = io.TextIOWrapper(sink, encoding="utf-8", errors="backslashreplace", write_through=True)
+                kept = Capture._streams[name] = (stream, sink)
+            kept[1]._captured = self.captured
+            setattr(sys, name, kept[0])
         return self
 
     def __exit__(self, *exc):

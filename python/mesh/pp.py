@@ -93,7 +93,6 @@ class _Task(object):
         self.sresult = None
         self._shipped = shipped
         self._outcome = None
-        self._done = threading.Event()
         self._unpickle_lock = threading.Lock()
 
     def __call__(self, raw_result=False):
@@ -104,10 +103,15 @@ class _Task(object):
 
     def wait(self):
         """Waits for the job to finish."""
-        if not self._done.is_set():
-            _batch.refuse_wait_on_delivery("job()")
-            self.server._pool.flush()
-            self._done.wait()
+        if self.finished:
+            return
+        _batch.refuse_wait_on_delivery("job()")
+        self.server._pool.flush()
+        # The server's condition, not an Event per job: jobs are many and cheap. A job
+        # sets ``finished`` and then notifies under the server's lock (``_finished``).
+        with self.server._lock:
+            while not self.finished:
+                self.server._lock.wait()
 
     # The pool's sink interface.
 
@@ -130,7 +134,6 @@ class _Task(object):
                     traceback.print_exc()
         finally:
             self.finished = True
-            self._done.set()
             self.server._finished(self)
 
     def _unpickle(self):
