@@ -270,6 +270,9 @@ class Pool(object):
         self.events_ready = threading.Condition()
         self._flusher = None
         self._delivery = None
+        # Calls added, and calls whose result (or failure) was delivered: progress().
+        self.calls = 0
+        self.delivered = 0
 
     # The node, lazily.
 
@@ -296,6 +299,7 @@ class Pool(object):
             if self.closed:
                 raise RuntimeError("cannot submit: this pool was shut down")
             self._start_threads()
+            self.calls += len(items)
             # The flusher is woken only when its plans change (a new batch to time, one
             # sealed), not by every call: a stream of calls must not ping it each time.
             wake = flush
@@ -465,6 +469,16 @@ class Pool(object):
             sink.settle(result)
         except Exception as e:
             _say("mesh: a result could not be delivered: %r" % (e,))
+        finally:
+            with self.stats.lock:
+                self.delivered += 1
+
+    def progress(self):
+        """``(done, total)``: calls with a result (or a failure) so far, calls added."""
+        with self.stats.lock:
+            done = self.delivered
+        with self.lock:
+            return done, self.calls
 
     def _ended(self, run):
         if run.inputs_id:

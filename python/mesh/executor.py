@@ -276,6 +276,12 @@ class Executor(concurrent.futures.Executor):
             if self._pool.wait_idle(REPORT_GRACE):
                 self._pool.stop_delivery()
 
+    def progress(self):
+        """``{"done": d, "total": t}``: this executor's calls that have a result (or
+        failed, or were cancelled) so far, of all it was given."""
+        done, total = self._pool.progress()
+        return {"done": done, "total": total}
+
     def stats(self):
         """Per node that ran this executor's tasks: a dict of ``name``, ``tasks``,
         ``task_time_s``, ``share`` (of all its tasks, 0 to 1) and ``workers``."""

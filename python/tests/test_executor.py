@@ -175,6 +175,21 @@ class ExecutorTest(FakeHome, unittest.TestCase):
             self.assertEqual(r["workers"], {"alpha": 2, "beta": 1}[r["name"]])
 
 
+    def test_progress_counts_calls_and_results(self):
+        ex = mesh.Executor()
+        self.assertEqual(ex.progress(), {"done": 0, "total": 0})
+        futures = [ex.submit(tasks.square, i) for i in range(50)]
+        self.assertEqual(ex.progress()["total"], 50)
+        for f in futures:
+            f.result(60)
+        # A result is delivered (counted) right after its future resolves.
+        deadline = time.monotonic() + 60
+        while ex.progress()["done"] < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(ex.progress(), {"done": 50, "total": 50})
+        ex.shutdown()
+
+
 class BatchingTest(FakeHome, unittest.TestCase):
     def test_calls_submitted_in_a_loop_share_a_job(self):
         before = len(self.node.jobs)
