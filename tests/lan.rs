@@ -45,6 +45,17 @@ fn three_hosts_find_each_other() {
     }
     let h2 = rows.iter().find(|r| r["name"] == "h2").unwrap();
     assert_eq!(h2["workers"], 1);
+    // Every node says how its machine is doing: /proc always gives load and free memory
+    // (a temperature only where the machine has a thermal zone).
+    assert!(
+        eventually(FIND, || {
+            lan.peers("h1").iter().all(|r| {
+                r["health"]["load_centi"].is_u64() && r["health"]["mem_avail_mb"].as_u64().is_some_and(|m| m > 0)
+            })
+        }),
+        "{:?}",
+        lan.peers("h1")
+    );
     // A member first heard of through another (its announce relayed) has an address once
     // a connection of its own is up.
     let addressed = |lan: &mut Lan| {
@@ -57,6 +68,7 @@ fn three_hosts_find_each_other() {
     let out = lan.mesh("h1", &["peers"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("h2") && table.contains("h3"), "{table}");
+    assert!(table.contains("mem free") && table.contains(" MiB"), "{table}");
     // The node said hello once, on one line, and then what happened: its peers joined.
     // Its log is a file, not a terminal: no colour codes.
     let log = lan.log("h1");

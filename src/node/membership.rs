@@ -15,7 +15,7 @@
 use super::view::{PeerRow, PeerState};
 use crate::core::{Facts, Status};
 use crate::discovery::Record;
-use crate::protocol::membership::{Announce, PROTOCOL_VERSION};
+use crate::protocol::membership::{Announce, Health, PROTOCOL_VERSION};
 use libp2p::{Multiaddr, PeerId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -32,6 +32,8 @@ pub(crate) struct Member {
     pub version: String,
     pub status: Status,
     pub facts: Facts,
+    /// How its machine is doing, from its last announce.
+    pub health: Option<Health>,
     pub addr: Option<Multiaddr>,
     pub rtt: Option<Duration>,
     pub last_seen: Instant,
@@ -180,6 +182,7 @@ impl Membership {
             version: a.version.clone(),
             status: a.status,
             facts: a.facts.clone(),
+            health: a.health,
             addr: None,
             rtt: None,
             last_seen: now,
@@ -188,6 +191,7 @@ impl Membership {
         m.version = a.version;
         m.status = a.status;
         m.facts = a.facts;
+        m.health = a.health;
         m.last_seen = now;
         if addr.is_some() {
             m.addr = addr;
@@ -262,6 +266,7 @@ impl Membership {
                 state: PeerState::Member,
                 blobs: None,
                 facts: Some(m.facts.clone()),
+                health: m.health,
             })
             .collect();
         for s in self.sightings.values() {
@@ -296,6 +301,7 @@ pub(crate) fn sighting_row(r: &Record, state: PeerState) -> PeerRow {
         state,
         blobs: None,
         facts: None,
+        health: None,
     }
 }
 
@@ -323,6 +329,7 @@ mod tests {
     fn announce(bye: bool) -> Announce {
         Announce {
             facts: crate::core::Facts::default(),
+            health: None,
             protocol: PROTOCOL_VERSION,
             version: "0.1.0".into(),
             name: "b".into(),

@@ -24,6 +24,7 @@ mod config;
 pub mod control;
 mod event_loop;
 mod handle;
+mod health;
 pub mod identity;
 mod membership;
 mod report;
@@ -38,4 +39,6 @@ pub use identity::{default_home, hostname};
 pub(crate) use membership::sighting_row;
 pub use report::{FailedTask, JobReport, JobResults, MEASURABLE, NodeStats, PrimesResult, TaskRecord, run_failure};
 pub use submit::run_job;
-pub use view::{BlobStats, JobEvent, JobProgress, JobUpdate, PeerRow, PeerState, PeersReply, PyTaskEvent, TaskEvent};
+pub use view::{
+    BlobStats, Health, JobEvent, JobProgress, JobUpdate, PeerRow, PeerState, PeersReply, PyTaskEvent, TaskEvent,
+};

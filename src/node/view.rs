@@ -5,6 +5,7 @@
 
 use crate::core::Facts;
 use crate::job::{PyOutput, RunOutput};
+pub use crate::protocol::membership::Health;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -59,6 +60,10 @@ pub struct PeerRow {
     /// whether it allows runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facts: Option<Facts>,
+    /// How its machine is doing (members and this node): temperature, throttling, load,
+    /// available memory, where it can tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 /// What `mesh peers` shows: this node, then every other node it knows of.

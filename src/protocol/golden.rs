@@ -123,6 +123,7 @@ fn membership_announce() {
             labels: vec!["ffmpeg".into()],
             python: None,
         },
+        health: None,
     };
     let want = "a66870726f746f636f6c026776657273696f6e65302e312e30646e616d656470692d3166737461747573a467776f726b65727304646275737902667175657565640a6a7461736b735f646f6e65186363627965f4656661637473a664617263686761617263683634626f73656c696e757865636f72657304666d656d5f6d6219040069616c6c6f775f72756ef5666c6162656c73816666666d706567";
     assert_eq!(hex(&a.encode()), want, "the announce's encoding changed");
@@ -134,6 +135,18 @@ fn membership_announce() {
     assert_eq!(hex(&py.encode()), want, "the announce's encoding changed");
     let bytes: Vec<u8> = (0..want.len()).step_by(2).map(|i| u8::from_str_radix(&want[i..i + 2], 16).unwrap()).collect();
     assert_eq!(Announce::decode(&bytes).unwrap(), py);
+    // A Raspberry Pi at 71.2 °C, throttled, says how it is doing; other nodes say less.
+    let health = super::membership::Health {
+        temp_mc: Some(71_234),
+        throttled: Some(0x50005),
+        load_centi: Some(397),
+        mem_avail_mb: Some(599),
+    };
+    let pi = Announce { health: Some(health), ..py };
+    let want = "a76870726f746f636f6c026776657273696f6e65302e312e30646e616d656470692d3166737461747573a467776f726b65727304646275737902667175657565640a6a7461736b735f646f6e65186363627965f4656661637473a764617263686761617263683634626f73656c696e757865636f72657304666d656d5f6d6219040069616c6c6f775f72756ef5666c6162656c73816666666d70656766707974686f6ea2656d616a6f7203656d696e6f720b666865616c7468a46774656d705f6d631a00011642697468726f74746c65641a000500056a6c6f61645f63656e746919018d6c6d656d5f617661696c5f6d62190257";
+    assert_eq!(hex(&pi.encode()), want, "the announce's encoding changed");
+    let bytes: Vec<u8> = (0..want.len()).step_by(2).map(|i| u8::from_str_radix(&want[i..i + 2], 16).unwrap()).collect();
+    assert_eq!(Announce::decode(&bytes).unwrap(), pi);
 }
 
 #[test]

@@ -12,7 +12,8 @@
 //! | `name` | text ≤ 64 | the sender's `--name` |
 //! | `status` | map | `workers`, `busy`, `queued`, `tasks_done` (all uint) |
 //! | `bye` | bool | true in the last message of a node that is leaving |
-//! | `facts` | map | `arch`, `os` (text ≤ 32), `cores`, `mem_mb` (uint), `allow_run` (bool), `labels` (≤ 16 names of ≤ 32 of `[A-Za-z0-9._-]`); absent from version-2 senders |
+//! | `facts` | map | `arch`, `os` (text ≤ 32), `cores`, `mem_mb` (uint), `allow_run` (bool), `labels` (≤ 16 names of ≤ 32 of `[A-Za-z0-9._-]`), `python` (`{major, minor}`, version 4; absent without one); absent from version-2 senders |
+//! | `health` | map, optional | how the machine is doing, each field absent where it cannot tell: `temp_mc` (int, CPU temperature in thousandths of a °C), `throttled` (uint, the Raspberry Pi firmware's `get_throttled` flags), `load_centi` (uint, 1-minute load average × 100), `mem_avail_mb` (uint, available memory); display only, never used for scheduling |
 //!
 //! The sender is the gossipsub message source: messages are signed (`ValidationMode::
 //! Strict`), so a node cannot speak for another. A node that has not announced for
@@ -52,6 +53,41 @@ pub(crate) struct Announce {
     /// What the sender offers, for matchmaking; absent from version-2 senders.
     #[serde(default)]
     pub facts: Facts,
+    /// How the sender's machine is doing; absent from older senders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// How a node's machine is doing, where it can tell: a Raspberry Pi tells all four. For
+/// people (`mesh peers`), not for the scheduler. Read by `node::health`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// CPU temperature in thousandths of a degree Celsius.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp_mc: Option<i32>,
+    /// The Pi firmware's throttled flags: bit 0 under-voltage, 1 frequency capped, 2
+    /// throttled, 3 soft temperature limit, all now; bits 16 to 19 the same since boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled: Option<u32>,
+    /// The 1-minute load average, in hundredths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_centi: Option<u32>,
+    /// Available memory (`MemAvailable`), in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_avail_mb: Option<u64>,
+}
+
+impl Health {
+    /// The CPU runs slower than it could right now: capped, throttled or at its soft
+    /// temperature limit.
+    pub fn throttled_now(&self) -> bool {
+        self.throttled.is_some_and(|f| f & 0b1110 != 0)
+    }
+
+    /// The supply's voltage is too low right now (a weak power supply or cable).
+    pub fn under_voltage_now(&self) -> bool {
+        self.throttled.is_some_and(|f| f & 1 != 0)
+    }
 }
 
 impl Announce {
@@ -89,6 +125,12 @@ mod tests {
             status: Status { workers: 4, busy: 2, queued: 10, tasks_done: 99 },
             bye: false,
             facts: Facts { arch: "aarch64".into(), labels: vec!["ffmpeg".into()], ..Facts::default() },
+            health: Some(Health {
+                temp_mc: Some(48_312),
+                throttled: Some(0),
+                load_centi: Some(12),
+                mem_avail_mb: Some(700),
+            }),
         }
     }
 

@@ -2,7 +2,7 @@
 //! count of the nodes that use another key on stderr; or every row as a JSON array.
 
 use super::short_peer;
-use crate::node::{PeerRow, PeerState};
+use crate::node::{Health, PeerRow, PeerState};
 use comfy_table::{Table, presets};
 use std::io::{self, Write};
 
@@ -61,6 +61,9 @@ pub(crate) fn peers(rows: &[PeerRow], json: bool, source: PeersSource) -> io::Re
         "runs",
         "python",
         "labels",
+        "temp",
+        "load",
+        "mem free",
         "version",
         "last seen",
     ]);
@@ -84,6 +87,9 @@ pub(crate) fn peers(rows: &[PeerRow], json: bool, source: PeersSource) -> io::Re
             r.facts.as_ref().map_or_else(dash, |f| if f.allow_run { "yes".into() } else { "no".into() }),
             r.facts.as_ref().and_then(|f| f.python).map_or_else(dash, |v| v.to_string()),
             r.facts.as_ref().map(|f| f.labels.join(",")).filter(|l| !l.is_empty()).unwrap_or_else(dash),
+            r.health.as_ref().and_then(temperature).unwrap_or_else(dash),
+            r.health.and_then(|h| h.load_centi).map_or_else(dash, |l| format!("{:.2}", f64::from(l) / 100.0)),
+            r.health.and_then(|h| h.mem_avail_mb).map_or_else(dash, |m| format!("{m} MiB")),
             r.version.clone(),
             r.last_seen_s.map_or_else(dash, |v| format!("{v:.1} s ago")),
         ]);
@@ -94,6 +100,13 @@ pub(crate) fn peers(rows: &[PeerRow], json: bool, source: PeersSource) -> io::Re
     let mut err = io::stderr().lock();
     if rows.iter().any(|r| r.is_self) {
         writeln!(err, "* this node; runs: whether it runs programs for others (mesh join --allow-run)")?;
+    }
+    for r in rows.iter().filter(|r| r.health.is_some_and(|h| h.throttled_now() || h.under_voltage_now())) {
+        writeln!(
+            err,
+            "{} is slowed by its firmware (too hot, or an under-powered supply): its tasks take longer",
+            r.name
+        )?;
     }
     if incompatible > 0 {
         writeln!(err, "! {incompatible} node(s) run another protocol version and are not used; upgrade them")?;
@@ -109,4 +122,33 @@ pub(crate) fn peers(rows: &[PeerRow], json: bool, source: PeersSource) -> io::Re
         writeln!(err, "No other node found: this node is alone in its mesh. {}", likely_causes(false))?;
     }
     out.flush()
+}
+
+/// A machine's temperature, with what its firmware says when it slows the CPU:
+/// "71.2 °C", "82.0 °C throttled", "54.1 °C low voltage".
+fn temperature(h: &Health) -> Option<String> {
+    let c = f64::from(h.temp_mc?) / 1000.0;
+    let flag = if h.under_voltage_now() {
+        " low voltage"
+    } else if h.throttled_now() {
+        " throttled"
+    } else {
+        ""
+    };
+    Some(format!("{c:.1} °C{flag}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_temperature_says_when_the_firmware_slows_the_cpu() {
+        let h = |temp_mc, throttled| Health { temp_mc, throttled, ..Health::default() };
+        assert_eq!(temperature(&h(Some(71_234), None)).as_deref(), Some("71.2 °C"));
+        assert_eq!(temperature(&h(Some(82_000), Some(0x4))).as_deref(), Some("82.0 °C throttled"));
+        assert_eq!(temperature(&h(Some(54_100), Some(0x50005))).as_deref(), Some("54.1 °C low voltage"));
+        assert_eq!(temperature(&h(Some(60_000), Some(0x50000))).as_deref(), Some("60.0 °C"), "only past events");
+        assert_eq!(temperature(&h(None, Some(0x4))), None);
+    }
 }

@@ -347,6 +347,7 @@ impl EventLoop {
             state: PeerState::Member,
             blobs: Some(self.transfers.stats()),
             facts: Some(self.me.facts.clone()),
+            health: Some(super::health::read()),
         }
     }
 

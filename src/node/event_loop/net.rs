@@ -11,6 +11,7 @@ use crate::exec::fetch::PeerAnswer;
 use crate::id::NodeId;
 use crate::node::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use crate::node::config::NetConfig;
+use crate::node::health::HealthProbe;
 use crate::node::identity::Identity;
 use crate::node::membership::{Decision, Departure, Membership};
 use crate::node::report::NodeInfo;
@@ -67,6 +68,8 @@ pub(super) struct Net {
     name: String,
     /// What this node offers, in every announce.
     facts: Facts,
+    /// How this machine is doing, in every announce (read every few seconds).
+    health: HealthProbe,
     cfg: NetConfig,
     swarm: Swarm<Behaviour>,
     topic: gossipsub::IdentTopic,
@@ -111,6 +114,7 @@ impl Net {
         Ok(Self {
             name: identity.name.clone(),
             facts,
+            health: HealthProbe::new(),
             membership: Membership::new(identity.peer_id, cfg.key.fingerprint()),
             cfg,
             swarm,
@@ -363,6 +367,7 @@ impl Net {
             status,
             bye,
             facts: self.facts.clone(),
+            health: Some(self.health.now(Instant::now())),
         };
         // With no subscribed peer yet this fails; the next announce goes out a second later.
         if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), a.encode()) {
