@@ -101,9 +101,11 @@ impl Ledger {
         self.retried
     }
 
-    /// Undone tasks whose last failure was on `node`, less than `window` before `now`.
-    pub(crate) fn failed_on_within(&self, node: NodeId, now: Instant, window: std::time::Duration) -> Vec<u64> {
-        self.failures.iter().filter(|(_, f)| f.last_on == node && f.at + window > now).map(|(&t, _)| t).collect()
+    /// Undone tasks whose last failure was on `node`, less than `window` before `now`
+    /// (whenever it was, with no window).
+    pub(crate) fn failed_on_within(&self, node: NodeId, now: Instant, window: Option<std::time::Duration>) -> Vec<u64> {
+        let recent = |at: Instant| window.is_none_or(|w| now.saturating_duration_since(at) < w);
+        self.failures.iter().filter(|(_, f)| f.last_on == node && recent(f.at)).map(|(&t, _)| t).collect()
     }
 
     /// The failed, undone tasks inside `r`, in order, each with the node it failed on last.
@@ -278,9 +280,10 @@ mod tests {
         assert_eq!(l.accept(t1, 0, false, B), Accept::Retry);
         assert_eq!(l.failure(0), Some(Failure { count: 2, last_on: B, at: t1 }));
         let s = std::time::Duration::from_secs(1);
-        assert_eq!(l.failed_on_within(B, t1, s), vec![0]);
-        assert!(l.failed_on_within(B, t1 + s, s).is_empty(), "the window has passed");
-        assert!(l.failed_on_within(A, t1, s).is_empty());
+        assert_eq!(l.failed_on_within(B, t1, Some(s)), vec![0]);
+        assert!(l.failed_on_within(B, t1 + s, Some(s)).is_empty(), "the window has passed");
+        assert_eq!(l.failed_on_within(B, t1 + s, None), vec![0], "no window: however long ago");
+        assert!(l.failed_on_within(A, t1, Some(s)).is_empty());
         assert_eq!(l.failed_in(TaskRange::new(0, 2)), vec![(0, B)]);
         assert!(l.failed_in(TaskRange::new(1, 2)).is_empty());
         assert!(!l.is_done(0));

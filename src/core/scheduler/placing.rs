@@ -72,17 +72,20 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
 
     /// Idle with nothing to steal: re-run undone tasks of our own jobs that are not
     /// already running here. Their first result wins; any later one is a duplicate.
-    /// Tasks that failed here last are left to other nodes for `avoid_for`.
+    /// Tasks that failed here last are left to the other nodes that may run them: a
+    /// backup run here would only fail again and use up the task's retries while another
+    /// node still holds it. When no other node may run the job, they wait `avoid_for`.
     pub(super) fn speculate(&mut self, now: Instant) {
         let owned: Vec<JobId> =
             self.jobs.iter().filter(|(id, j)| j.ledger.is_some() && self.may_run(**id)).map(|(&id, _)| id).collect();
         let me = self.id;
         for job in owned {
+            let avoid = if self.sole_runner(job, me) { Some(self.cfg.avoid_for) } else { None };
             while let Some(worker) = self.slots.next_idle() {
                 let Some(j) = self.jobs.get_mut(&job) else { break };
                 let Some(l) = j.ledger.as_mut() else { break };
                 let mut skip: HashSet<u64> = self.slots.running(job).collect();
-                skip.extend(l.failed_on_within(me, now, self.cfg.avoid_for));
+                skip.extend(l.failed_on_within(me, now, avoid));
                 let Some(task) = l.next_undone(|t| skip.contains(&t)) else { break };
                 self.counters.backups += 1;
                 self.start(worker, job, TaskRange::new(task, task + 1), true);
