@@ -67,11 +67,12 @@ pub(crate) fn run(
     // set in the child before exec, pays for a fork.
     if let Some(bytes) = limits.memory_mb.map(|mb| u64::from(mb) << 20) {
         // SAFETY: the closure runs in the child between fork and exec, and calls only
-        // setrlimit, which is async-signal-safe, on a value copied in before the fork.
+        // setrlimit64, which is async-signal-safe, on a value copied in before the fork.
+        // The 64-bit call, so that a limit past 4 GiB means the same on 32-bit ARM.
         unsafe {
             cmd.pre_exec(move || {
-                let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
-                if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                let lim = libc::rlimit64 { rlim_cur: bytes, rlim_max: bytes };
+                if libc::setrlimit64(libc::RLIMIT_AS, &lim) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
