@@ -248,6 +248,30 @@ proptest! {
     /// exactly `retries` retries, and a single broken node never makes a task fail.
     #[test]
     fn retries_hold(s in scenario(), retries in 1u32..4, poison in prop::sample::select(vec![0u64, 5, 13]), broken in 0usize..6) {
+        check_retries(&s, retries, poison, broken)?;
+    }
+}
+
+/// A known bug, kept runnable (`cargo test --lib -- --ignored`) until it is fixed: the
+/// rare case `retries_hold` found in which a broken owner with fast workers still makes
+/// four non-poison tasks (60..64) fail for good. Not the backup path (fixed), nor
+/// `sole_runner`.
+#[test]
+#[ignore = "known bug: a broken owner can still fail a run of retried tasks"]
+fn a_broken_fast_owner_fails_no_task() {
+    let s = Scenario {
+        nodes: vec![(2, 0.25), (1, 0.25), (1, 1.0), (3, 4.0), (3, 0.25)],
+        jobs: vec![(0, 0, 2021), (3, 142, 0), (3, 125, 2019)],
+        kill: None,
+        loss: 0.0,
+        max_latency_us: 2000,
+        seed: 6271313702940239267,
+    };
+    check_retries(&s, 1, 13, 3).unwrap();
+}
+
+fn check_retries(s: &Scenario, retries: u32, poison: u64, broken: usize) -> Result<(), TestCaseError> {
+    {
         let mut cfg = SimConfig::new(nodes(&s.nodes), s.seed);
         cfg.loss = s.loss;
         cfg.latency = (Duration::from_micros(50), Duration::from_micros(s.max_latency_us));
@@ -265,7 +289,7 @@ proptest! {
             sim.submit_at(Duration::from_millis(1500 + at_ms), owner, tasks);
         }
         sim.drive(MAX_EVENTS, SETTLE, DEADLINE).map_err(TestCaseError::fail)?;
-        check_outcomes(&sim)?;
+        check_outcomes(&sim)
     }
 }
 
