@@ -119,18 +119,28 @@ impl<S> Job<S> {
         let Some(l) = self.ledger.as_mut() else { return false };
         let back = l.reclaim(dead);
         for &r in &back {
-            l.lease(r, me);
-            let mut start = r.start;
-            for (t, avoid) in l.failed_in(r) {
-                self.queue.push(TaskRange::new(start, t));
-                if !self.retry.iter().any(|&(q, _)| q == t) {
-                    self.retry.push_back((t, avoid));
-                }
-                start = t + 1;
-            }
-            self.queue.push(TaskRange::new(start, r.end));
+            self.requeue(r, me);
         }
         !back.is_empty()
+    }
+
+    /// Queues `r` here again, on the owner as its holder `me`: its failed tasks go to the
+    /// retry list (still avoiding the node they failed on), never into the plain queue,
+    /// where this node would run them again whatever they failed on. On a node that does
+    /// not own the job, `r` simply joins the queue.
+    pub(super) fn requeue(&mut self, r: TaskRange, me: NodeId) {
+        let Some(l) = self.ledger.as_mut() else {
+            self.queue.push(r);
+            return;
+        };
+        l.lease(r, me);
+        let mut start = r.start;
+        for (t, avoid) in l.failed_in(r) {
+            self.queue.push(TaskRange::new(start, t));
+            self.add_retry(t, avoid);
+            start = t + 1;
+        }
+        self.queue.push(TaskRange::new(start, r.end));
     }
 
     /// How many tasks to hand a worker at once: enough to last about `target`, at most

@@ -20,7 +20,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     pub fn handle_undelivered(&mut self, now: Instant, to: NodeId, msg: Message<S, R>) {
         if self.peers.contains(to) {
             match msg {
-                Message::Grant { work: Some(g), .. } => self.take_back_grant(to, g.job, &g.ranges, g.pinned),
+                Message::Grant { work: Some(g), .. } => self.take_back_grant(g.job, &g.ranges),
                 Message::Results { job, .. } | Message::Lease { job, .. } if self.ended.contains(&job) => {}
                 Message::Results { .. } | Message::Lease { .. } => {
                     if self.resend.len() >= RESEND_MAX {
@@ -69,20 +69,14 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         }
     }
 
-    /// A grant the thief never got: its ranges are this node's again (the owner's lease
-    /// comes back here; a pinned retry goes back on the retry list).
-    fn take_back_grant(&mut self, thief: NodeId, job: JobId, ranges: &[TaskRange], pinned: bool) {
+    /// A grant the thief never got: its ranges are this node's again. On the owner, the
+    /// lease comes back here and a failed task (a pinned retry among them) goes back on the
+    /// retry list, avoiding the node it failed on.
+    fn take_back_grant(&mut self, job: JobId, ranges: &[TaskRange]) {
         let me = self.id;
         let Some(j) = self.jobs.get_mut(&job) else { return };
         for &r in ranges {
-            if let Some(l) = j.ledger.as_mut() {
-                l.lease(r, me);
-            }
-            if pinned && j.ledger.is_some() {
-                (r.start..r.end).for_each(|t| j.add_retry(t, thief));
-            } else {
-                j.queue.push(r);
-            }
+            j.requeue(r, me);
         }
         self.enlist(job);
     }

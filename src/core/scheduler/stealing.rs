@@ -63,16 +63,22 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         self.counters.steals += 1;
         self.stealing.succeeded();
         self.timers.stop(Timer::StealRetry);
-        let job = g.job;
+        let (job, me) = (g.job, self.id);
         let j = self.jobs.entry(job).or_insert_with(|| Job::new(g.spec, None));
         for r in &g.ranges {
             self.counters.tasks_stolen += r.len();
-            if g.pinned { j.pinned.push(*r) } else { j.queue.push(*r) }
-        }
-        if let Some(l) = j.ledger.as_mut() {
-            for r in &g.ranges {
-                l.lease(*r, self.id);
+            // Work of this node's own job coming back (stolen from a thief that held it):
+            // what failed here meanwhile stays a retry for the other nodes.
+            if !g.pinned {
+                j.requeue(*r, me);
+                continue;
             }
+            j.pinned.push(*r);
+            if let Some(l) = j.ledger.as_mut() {
+                l.lease(*r, me);
+            }
+        }
+        if j.ledger.is_some() {
             let tasks = g.ranges.iter().map(TaskRange::len).sum();
             self.actions.push_back(Action::Stolen { job, by: self.id, tasks });
         } else {
