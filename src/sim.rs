@@ -68,6 +68,11 @@ enum Event {
         side: Vec<usize>,
         until: Duration,
     },
+    /// `node` starts or stops lending its workers (`mesh join --hours`, `--when-idle`).
+    Lend {
+        node: usize,
+        lending: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -75,6 +80,7 @@ struct SimNode {
     sched: Scheduler<Spec, u64>,
     speed: f64,
     alive: bool,
+    lending: bool,
     wake_at: Option<Instant>,
 }
 
@@ -106,6 +112,8 @@ pub struct Sim {
     pub violations: Vec<String>,
     /// Notices of jobs that no node could run, as the owners gave them.
     pub waiting: Vec<(JobId, String)>,
+    /// Runs each node started while it was not lending its workers.
+    pub runs_not_lending: Vec<u64>,
 }
 
 impl Sim {
@@ -121,7 +129,7 @@ impl Sim {
                 index.insert(id, i);
                 let core = Config { workers: n.workers, facts: n.facts.clone(), ..cfg.core.clone() };
                 let sched = Scheduler::new(id, core, cfg.seed.wrapping_add(i as u64), t0);
-                SimNode { sched, speed: n.speed, alive: true, wake_at: None }
+                SimNode { sched, speed: n.speed, alive: true, lending: true, wake_at: None }
             })
             .collect();
         let rng = fastrand::Rng::with_seed(cfg.seed);
@@ -145,8 +153,10 @@ impl Sim {
             runs: 0,
             violations: Vec::new(),
             waiting: Vec::new(),
+            runs_not_lending: Vec::new(),
         };
         sim.first_run = vec![None; sim.nodes.len()];
+        sim.runs_not_lending = vec![0; sim.nodes.len()];
         // Facts travel with the first gossip; here every node knows them from the start.
         for i in 0..sim.nodes.len() {
             for j in (0..sim.nodes.len()).filter(|&j| j != i) {
@@ -194,6 +204,11 @@ impl Sim {
     /// kernel closes its connections.
     pub fn crash_at(&mut self, at: Duration, node: usize) {
         self.push(self.t0 + at, Event::Kill { node, crash: true });
+    }
+
+    /// `node` stops (`false`) or starts (`true`) lending its workers at `at`.
+    pub fn lend_at(&mut self, at: Duration, node: usize, lending: bool) {
+        self.push(self.t0 + at, Event::Lend { node, lending });
     }
 
     /// Cuts `side` off from the rest between `at` and `until`.
@@ -291,6 +306,14 @@ impl Sim {
                 }
             }
             Event::Cut { side, until } => self.cut = Some((side, self.t0 + until)),
+            Event::Lend { node, lending } => {
+                let n = &mut self.nodes[node];
+                n.lending = lending;
+                if n.alive {
+                    n.sched.set_lending(now, lending);
+                    self.after_input(node);
+                }
+            }
             Event::Submit { node, spec, tasks } => {
                 self.pending_submits -= 1;
                 if !self.nodes[node].alive {
@@ -358,6 +381,9 @@ impl Sim {
                 let salt = spec.salt;
                 let (lo, hi) = self.cfg.task_cost;
                 self.runs += 1;
+                if !self.nodes[i].lending {
+                    self.runs_not_lending[i] += 1;
+                }
                 let at = self.now - self.t0;
                 self.first_run[i].get_or_insert(at);
                 // The worker runs the tasks one after another and reports each when done.
@@ -441,5 +467,7 @@ fn unit(x: u64) -> f64 {
     (output(0, x) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+#[cfg(test)]
+mod lending;
 #[cfg(test)]
 mod tests;

@@ -188,6 +188,10 @@ fn join_refuses_bad_addresses_and_keys_before_touching_the_network() {
         (&["--key-file", "/nonexistent/mesh.key"], "cannot read --key-file"),
         (&["--key", "   "], "the key is empty"),
         (&["--workers", "0"], "--workers"),
+        (&["--hours", "18:00"], "expected HH:MM-HH:MM"),
+        (&["--hours", "25:00-08:00"], "25:00 is not a time of day"),
+        (&["--hours", "08:00-08:00"], "starts and ends at the same time"),
+        (&["--nice", "20"], "--nice"),
     ];
     for (args, expect) in cases {
         let out = mesh("join-bad").arg("join").args(*args).output().unwrap();

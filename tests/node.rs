@@ -159,3 +159,90 @@ async fn a_node_without_a_network_runs_a_job_alone() {
     assert!(client.peers().await.is_err(), "a stopped node says so");
     let _ = std::fs::remove_dir_all(&cluster.dir);
 }
+
+/// The mesh service's node shares its socket with a group (`--control-group`, mode 0660)
+/// and cannot read a user's store: a wasm job's files go to it as bytes (`upload`), checked
+/// against their ids, and the job runs on it. (That another user may not `put` a path is
+/// checked as another user, in packaging/install_test.sh.)
+#[tokio::test]
+async fn a_group_node_takes_uploaded_files_and_runs_their_job() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cluster = Cluster::new("group");
+    let a = cluster.add_with("a", |c| c.control = mesh::node::Control::Group).await;
+    cluster.add("b", false).await;
+    until(|| async { members(&a).await == ["b"] }).await;
+    let home = cluster.home("a");
+    let mode = std::fs::metadata(control::socket_path(&home)).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "the group may connect");
+    // A user's own store, elsewhere.
+    let mine = cluster.home("user");
+    std::fs::create_dir_all(&mine).unwrap();
+    let store = BlobStore::new(&mine);
+    let module = wat::parse_str(include_str!("wasm/echo.wat")).unwrap();
+    let input = b"alpha\nbeta\n".to_vec();
+    let job = WasmJob {
+        module: store.put(&module).unwrap(),
+        input: store.put(&input).unwrap(),
+        tasks: 2,
+        timeout_ms: 60_000,
+        memory_mb: 16,
+        retries: 0,
+        needs: Default::default(),
+    };
+    let spec = JobSpec::Wasm(job.clone());
+    let err = control::submit(&home, &spec, |_| {}).await.unwrap_err().to_string();
+    assert!(err.contains("is not in"), "the node does not see the user's store: {err}");
+    // Bytes that are not what their id says are refused, and nothing is stored.
+    let err = control::upload(&home, job.module, b"not the module").await.unwrap_err().to_string();
+    assert!(err.contains("upload"), "{err}");
+    assert!(!BlobStore::new(&home).contains(job.module));
+    control::send_files(&home, &mine, &spec).await.unwrap();
+    assert!(BlobStore::new(&home).contains(job.module) && BlobStore::new(&home).contains(job.input));
+    let report = control::submit(&home, &spec, |_| {}).await.unwrap().expect("a node serves this home");
+    let JobResults::Wasm(tasks) = &report.results else { panic!("not a wasm report") };
+    let outputs: Vec<String> = tasks.iter().map(|t| t.output.clone().unwrap_or_default()).collect();
+    assert_eq!(outputs, ["alpha", "beta"]);
+    // A run job names more files than its spec: refused before anything is sent.
+    let list = mesh::job::run::RunTasks { tasks: Vec::new() };
+    let run_job = mesh::job::run::RunJob {
+        command: vec!["true".into()],
+        tasks: 0,
+        inputs: store.put(&list.encode()).unwrap(),
+        files: None,
+        returns: Vec::new(),
+        timeout: None,
+        memory_mb: None,
+        retries: 0,
+        halt: None,
+        needs: mesh::core::Needs::native(Vec::new()),
+    };
+    let run = control::send_files(&home, &mine, &JobSpec::Run(Box::new(run_job))).await.unwrap_err().to_string();
+    assert!(run.contains("cannot go through the node"), "{run}");
+    cluster.stop_all().await;
+}
+
+/// A node outside its `--hours` stays a member with 0 workers and runs nothing; the
+/// others do the whole job.
+#[tokio::test]
+async fn a_node_outside_its_hours_lends_nothing() {
+    // A window that starts an hour from now, in this machine's local time.
+    let now = std::process::Command::new("date").arg("+%H %M").output().unwrap();
+    let now = String::from_utf8(now.stdout).unwrap();
+    let (h, m) = now.trim().split_once(' ').unwrap();
+    let minute = h.parse::<u16>().unwrap() * 60 + m.parse::<u16>().unwrap();
+    let (from, to) = ((minute + 60) % 1440, (minute + 120) % 1440);
+    let hours: mesh::core::Hours =
+        format!("{:02}:{:02}-{:02}:{:02}", from / 60, from % 60, to / 60, to % 60).parse().unwrap();
+    let mut cluster = Cluster::new("hours");
+    let a = cluster.add("a", false).await;
+    cluster.add_with("b", |c| c.lending = mesh::core::Availability::new(Some(hours), false)).await;
+    until(|| async {
+        let rows = a.peers().await.unwrap().rows;
+        rows.iter().any(|r| r.name == "b" && r.workers == Some(0))
+    })
+    .await;
+    let report = run(&a, demo(100_000, 100_299)).await;
+    assert_eq!(report.results, expected(100_000, 100_299));
+    assert_eq!(tasks_of(&report, "b"), 0, "b ran tasks outside its hours: {:?}", report.nodes);
+    cluster.stop_all().await;
+}

@@ -12,6 +12,7 @@ mod common;
 use common::lan::{Lan, eventually, lan_tests_enabled};
 use common::nodes::{Cluster, members, until};
 use mesh::exec::primes;
+use mesh::node::Control;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -113,7 +114,7 @@ fn check_sum_primes(out: &str, never: &str, helper: &str) {
 #[tokio::test]
 async fn a_pp_script_runs_on_the_nodes_that_allow_it() {
     let mut c = Cluster::new("py-pp");
-    let a = c.add_with("a", |cfg| (cfg.allow_run, cfg.runs_own, cfg.control) = (false, true, true)).await;
+    let a = c.add_with("a", |cfg| (cfg.allow_run, cfg.runs_own, cfg.control) = (false, true, Control::Owner)).await;
     c.add_with("b", |cfg| cfg.allow_run = true).await;
     c.add_with("c", |cfg| (cfg.allow_run, cfg.runs_own) = (false, false)).await;
     until(|| async { members(&a).await == ["b", "c"] }).await;
@@ -190,7 +191,7 @@ if __name__ == "__main__":
 #[tokio::test]
 async fn an_executor_maps_raises_and_says_why_a_task_failed() {
     let mut c = Cluster::new("py-exec");
-    let a = c.add_with("a", |cfg| (cfg.allow_run, cfg.control, cfg.workers) = (true, true, 2)).await;
+    let a = c.add_with("a", |cfg| (cfg.allow_run, cfg.control, cfg.workers) = (true, Control::Owner, 2)).await;
     let got = last_json(&python(&c.dir, &c.home("a"), EXECUTOR).await);
     let squares: Vec<u64> = serde_json::from_value(got["squares"].clone()).unwrap();
     assert_eq!(squares, (0..10_000u64).map(|x| x * x).collect::<Vec<_>>(), "map is exact and in order");

@@ -1,6 +1,7 @@
 //! Every command's arguments, as clap parses them into checked types: a wrong argument
 //! fails here, before any work starts, with exit status 2 and a message that names it.
 
+use crate::core::Hours;
 use crate::job::wasm::{DEFAULT_MEMORY_MB, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_MEMORY_MB, MAX_RETRIES, MAX_TIMEOUT};
 use crate::job::{Algo, Target, parse_target};
 use clap::{Args, Parser, Subcommand};
@@ -128,6 +129,30 @@ pub struct JoinArgs {
     /// A label for `--require label=NAME` (repeatable), e.g. --label ffmpeg --label gpu.
     #[arg(long = "label", value_name = "NAME", value_parser = parse_label)]
     pub labels: Vec<String>,
+
+    /// Let the members of this process's group use the node's control socket (mode 0660),
+    /// as the mesh service does for the `mesh` group: `mesh peers` and `mesh submit` work
+    /// for them. Their jobs are not this node's own: their programs run here only with
+    /// --allow-run.
+    #[arg(long)]
+    pub control_group: bool,
+
+    /// Lend this machine's workers only in these hours of local time, e.g. 18:00-08:00
+    /// (it may wrap past midnight). Outside them the node takes no new tasks, finishes
+    /// the ones it runs, hands what it holds to the others, and stays a member.
+    #[arg(long, value_name = "HH:MM-HH:MM")]
+    pub hours: Option<Hours>,
+
+    /// Lend the workers only while the machine's own work is light: its load beyond the
+    /// node's own above 0.5 stops new tasks, at most 0.3 starts them again (HTCondor's
+    /// defaults).
+    #[arg(long)]
+    pub when_idle: bool,
+
+    /// Run the workers, and the programs they start, this much nicer than the node, so a
+    /// machine's owner does not notice them; 0 for the same priority.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub nice: i32,
 
     #[command(flatten)]
     pub key: KeyArgs,

@@ -5,8 +5,9 @@ use super::args::{JoinArgs, PeersArgs};
 use super::exit::Exit;
 use super::output::{self, PeersSource};
 use super::setup::{default_listen, default_workers, runtime, shared_key};
+use crate::core::Availability;
 use crate::discovery::{Discovery, DiscoveryEvent};
-use crate::node::{self, NetConfig, Node, NodeConfig, PeerRow, PeerState, control, sighting_row};
+use crate::node::{self, Control, NetConfig, Node, NodeConfig, PeerRow, PeerState, control, sighting_row};
 use crate::protocol::membership::PROTOCOL_VERSION;
 use crate::secret::SharedKey;
 use anyhow::{Context, Result};
@@ -33,12 +34,15 @@ pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
             static_peers: args.peers,
             mdns: !args.no_mdns,
         }),
-        control: true,
+        control: if args.control_group { Control::Group } else { Control::Owner },
         allow_run: args.allow_run,
-        // Only this node's user can reach its control socket (mode 0600), so a job
-        // submitted there is that user's own: running it grants nothing new.
-        runs_own: true,
+        // Only this node's user can reach a mode 0600 control socket, so a job submitted
+        // there is that user's own: running it grants nothing new. A socket shared with
+        // the group serves other users, whose programs need --allow-run like everyone's.
+        runs_own: !args.control_group,
         labels: args.labels,
+        lending: Availability::new(args.hours, args.when_idle),
+        worker_nice: args.nice,
     };
     runtime()?.block_on(async move {
         let (_client, node) = Node::spawn(cfg).await?;
@@ -49,7 +53,7 @@ pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
 
 pub(crate) fn peers(home: PathBuf, args: PeersArgs) -> Result<Exit> {
     let (rows, source) = runtime()?.block_on(async {
-        if let Some(reply) = control::peers(&home).await? {
+        if let Some(reply) = control::peers(&control::reach(&home, home == node::default_home())?).await? {
             return anyhow::Ok((reply.rows, PeersSource::Node));
         }
         let key = shared_key(&args.key)?;

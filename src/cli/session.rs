@@ -6,7 +6,8 @@
 use super::args::SessionArgs;
 use super::exit::Exit;
 use super::setup::{any_port, default_workers, runtime, shared_key};
-use crate::node::{self, NetConfig, Node, NodeConfig};
+use crate::core::Availability;
+use crate::node::{self, Control, NetConfig, Node, NodeConfig};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use tokio::io::AsyncReadExt;
@@ -23,10 +24,12 @@ pub(crate) fn session(home: PathBuf, args: SessionArgs) -> Result<Exit> {
         home: home.clone(),
         workers: args.workers.unwrap_or_else(default_workers),
         network,
-        control: true,
+        control: Control::Owner,
         allow_run: false,
         runs_own: true,
         labels: Vec::new(),
+        lending: Availability::default(),
+        worker_nice: 0,
     };
     let ran = runtime()?.block_on(async move {
         let (_client, node) = Node::spawn(cfg).await?;

@@ -4,8 +4,9 @@ use super::args::{PrimesArgs, SubmitOpts};
 use super::exit::{Exit, exit_of};
 use super::output;
 use super::setup::{any_port, default_workers, job_runtime, shared_key};
+use crate::core::Availability;
 use crate::job::{JobSpec, PrimesJob, Split};
-use crate::node::{self, JobEvent, JobReport, JobUpdate, NetConfig, NodeConfig, NodeError};
+use crate::node::{self, Control, JobEvent, JobReport, JobUpdate, NetConfig, NodeConfig, NodeError};
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -23,8 +24,9 @@ pub(crate) fn submit_primes(home: &Path, args: PrimesArgs) -> Result<Exit> {
 }
 
 /// Runs a job as `opts` say: on this machine only (`--local`: a node with no network), or
-/// on the mesh: through the node that serves `home` if one runs, else through a node of
-/// this process for the job's length. Shows progress on the way and hands each event
+/// on the mesh: through the node that serves `home` if one runs (with the default home,
+/// else the mesh service's node, see `control::reach`), else through a node of this
+/// process for the job's length. Shows progress on the way and hands each event
 /// (a run task's result, a notice of why the job waits) to `on_event`, with the progress
 /// bar out of the way; Ctrl-C cancels the job.
 pub(crate) fn run_job(
@@ -45,8 +47,13 @@ pub(crate) fn run_job(
             JobUpdate::Event(e) => bar.suspend(|| on_event(e)),
         };
         if !opts.local {
+            // This user's node, or the mesh service's (given the job's files as bytes).
+            let target = node::control::reach(home, home == node::default_home())?;
+            if target != home {
+                node::control::send_files(&target, home, &job).await?;
+            }
             tokio::select! {
-                sent = node::control::submit(home, &job, &mut on) => {
+                sent = node::control::submit(&target, &job, &mut on) => {
                     if let Some(report) = sent? {
                         return Ok(report);
                     }
@@ -69,10 +76,12 @@ pub(crate) fn run_job(
             home: home.to_path_buf(),
             workers: opts.workers.unwrap_or_else(default_workers),
             network,
-            control: false,
+            control: Control::Off,
             allow_run: false,
             runs_own: true,
             labels: Vec::new(),
+            lending: Availability::default(),
+            worker_nice: 0,
         };
         node::run_job(cfg, job, on, interrupted).await
     })?;

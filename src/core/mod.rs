@@ -14,6 +14,7 @@
 //! The same core runs a lone laptop and a mesh of Pis; a node with no peers simply never
 //! steals. See `docs/ARCHITECTURE.md` for the life of a job.
 
+mod availability;
 mod halt;
 mod job;
 mod ledger;
@@ -28,6 +29,7 @@ mod steal;
 mod timer;
 mod tombstones;
 
+pub use availability::{Availability, BUSY_ABOVE, Hours, HoursError, IDLE_AT_MOST, Lending, Machine};
 pub use halt::{BadHalt, Halt, HaltLimit, HaltOn, parse_halt};
 pub use ledger::MAX_LOST;
 pub use needs::{

@@ -1,7 +1,7 @@
 //! What a node is: its name, home and workers, and how (or whether) it joins a network.
 //! The CLI fills these in from its arguments; nothing else about a node is configured.
 
-use crate::core::Facts;
+use crate::core::{Availability, Facts};
 use crate::secret::SharedKey;
 use libp2p::Multiaddr;
 use std::path::PathBuf;
@@ -17,8 +17,9 @@ pub struct NodeConfig {
     pub workers: u32,
     /// How to join the mesh; `None` runs on this machine only, with no network at all.
     pub network: Option<NetConfig>,
-    /// Serve `<home>/control.sock`, so `mesh peers` and `mesh submit` reach this node.
-    pub control: bool,
+    /// Whether, and for whom, to serve `<home>/control.sock`, so that `mesh peers` and
+    /// `mesh submit` reach this node.
+    pub control: Control,
     /// Run native programs (`mesh run`) for anyone holding the key: `--allow-run`.
     pub allow_run: bool,
     /// Run the native programs of this node's own jobs: the node of a submitter, which
@@ -26,6 +27,11 @@ pub struct NodeConfig {
     pub runs_own: bool,
     /// `--label`s, for `--require label=…`.
     pub labels: Vec<String>,
+    /// When it lends its workers: `--hours`, `--when-idle` (always, by default).
+    pub lending: Availability,
+    /// Added to the worker threads' niceness, and so to the programs they start: `mesh
+    /// join --nice` (10 by default, so a machine's owner does not notice the mesh's work).
+    pub worker_nice: i32,
 }
 
 impl NodeConfig {
@@ -35,7 +41,7 @@ impl NodeConfig {
     /// a session node serving its own user's jobs; not the short-lived node of every
     /// `mesh submit`.
     pub fn facts(&self) -> Facts {
-        let native = self.allow_run || (self.runs_own && self.control);
+        let native = self.allow_run || (self.runs_own && self.control != Control::Off);
         Facts {
             arch: std::env::consts::ARCH.into(),
             os: std::env::consts::OS.into(),
@@ -46,6 +52,19 @@ impl NodeConfig {
             python: if native { crate::exec::python::detect() } else { None },
         }
     }
+}
+
+/// Who may use a node's control socket, `<home>/control.sock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// No socket: the short-lived node of one `mesh submit`.
+    Off,
+    /// Mode 0600: the node's own user only.
+    Owner,
+    /// Mode 0660: the members of the node process's group too (`mesh join
+    /// --control-group`, as the mesh service runs). Their jobs are not the node user's
+    /// own, and they give files as bytes (`upload`), never as paths the node would open.
+    Group,
 }
 
 /// How a node joins the mesh.

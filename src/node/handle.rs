@@ -1,7 +1,7 @@
 //! Starting and stopping a node: [`Node::spawn`], the only driver there is.
 
 use super::client::Client;
-use super::config::NodeConfig;
+use super::config::{Control, NodeConfig};
 use super::control;
 use super::event_loop::EventLoop;
 use super::identity::Identity;
@@ -27,7 +27,10 @@ impl Node {
         if cfg.network.is_some() {
             tracing::debug!(peer_id = %identity.peer_id, name = %identity.name, workers = cfg.workers, "starting a node");
         }
-        let listener = if cfg.control { Some(control::bind(&cfg.home).await?) } else { None };
+        let listener = match cfg.control {
+            Control::Off => None,
+            access => Some(control::bind(&cfg.home, access).await?),
+        };
         let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
         let (client, commands) = Client::new();
         let home = cfg.home.clone();

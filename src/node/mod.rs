@@ -26,6 +26,7 @@ mod event_loop;
 mod handle;
 mod health;
 pub mod identity;
+mod lending;
 mod membership;
 mod report;
 mod submit;
@@ -33,7 +34,7 @@ mod view;
 mod workers;
 
 pub use client::{COMMAND_CAPACITY, Client, JobHandle, NodeError, NodeStopped};
-pub use config::{NetConfig, NodeConfig};
+pub use config::{Control, NetConfig, NodeConfig};
 pub use handle::{Node, shutdown_signal};
 pub use identity::{default_home, hostname};
 pub(crate) use membership::sighting_row;

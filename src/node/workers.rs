@@ -52,9 +52,10 @@ impl std::fmt::Debug for Work {
 }
 
 impl WorkerPool {
-    /// Starts `n` workers running tasks with `exec`; finished tasks arrive on the returned
-    /// receiver.
-    pub(crate) fn start(n: usize, exec: Arc<Executor>) -> std::io::Result<(Self, mpsc::Receiver<Finished>)> {
+    /// Starts `n` workers running tasks with `exec`, each thread at niceness `nice` (the
+    /// programs a task starts inherit it; 0 leaves the priority as it is); finished tasks
+    /// arrive on the returned receiver.
+    pub(crate) fn start(n: usize, exec: Arc<Executor>, nice: i32) -> std::io::Result<(Self, mpsc::Receiver<Finished>)> {
         let (done_tx, done_rx) = mpsc::channel(n.max(1) * OUTBOX_PER_WORKER);
         let mut inboxes = Vec::with_capacity(n);
         let mut threads = Vec::with_capacity(n);
@@ -63,6 +64,9 @@ impl WorkerPool {
             let done = done_tx.clone();
             let exec = exec.clone();
             let t = std::thread::Builder::new().name(format!("mesh-worker-{worker}")).spawn(move || {
+                if nice != 0 {
+                    lower_priority(nice);
+                }
                 while let Ok(w) = rx.recv() {
                     let reports = (w.tasks.start..w.tasks.end).map(|task| run_one(&exec, &w, task)).collect();
                     if done.blocking_send(Finished { worker, reports }).is_err() {
@@ -95,6 +99,18 @@ impl WorkerPool {
                 let _ = t.join();
             }
         }
+    }
+}
+
+/// Adds `nice` to the calling thread's niceness (on Linux, setpriority with `who` 0 is
+/// per thread). A failure (a limit on niceness) leaves the thread as it is, and says so.
+fn lower_priority(nice: i32) {
+    // SAFETY: getpriority and setpriority have no memory preconditions. getpriority may
+    // return -1 as a value, which for the check below is as good as an error.
+    let now = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    let want = (now + nice).clamp(-20, 19);
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, want) } != 0 {
+        tracing::debug!(nice, error = %std::io::Error::last_os_error(), "could not lower a worker's priority");
     }
 }
 

@@ -3,9 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this helper
 
+use mesh::core::Availability;
 use mesh::exec::primes;
 use mesh::job::{Algo, JobSpec, PrimesJob, Split, Target};
-use mesh::node::{Client, JobReport, JobResults, NetConfig, Node, NodeConfig, PeerState, PrimesResult};
+use mesh::node::{Client, Control, JobReport, JobResults, NetConfig, Node, NodeConfig, PeerState, PrimesResult};
 use mesh::secret::SharedKey;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,16 +43,18 @@ impl Cluster {
                 static_peers: peers,
                 mdns: false,
             }),
-            control,
+            control: if control { Control::Owner } else { Control::Off },
             allow_run: true,
             runs_own: true,
             labels: Vec::new(),
+            lending: Availability::default(),
+            worker_nice: 0,
         }
     }
 
     /// Starts node `name`, dialing the listen addresses of the nodes already started.
     pub(crate) async fn add(&mut self, name: &str, control: bool) -> Client {
-        self.add_with(name, |c| c.control = control).await
+        self.add_with(name, |c| c.control = if control { Control::Owner } else { Control::Off }).await
     }
 
     /// Starts node `name` with its configuration changed by `tweak`.

@@ -68,6 +68,10 @@ pub struct Scheduler<S, R> {
     placement: Placement,
     /// Undelivered messages to send again, with their destination.
     resend: VecDeque<(NodeId, Message<S, R>)>,
+    /// Whether this node lends its workers now (`mesh join --hours`, `--when-idle`).
+    /// When not, it starts no new runs but the retries pinned to it, steals nothing and
+    /// backs nothing up; it still grants, so what it holds goes to the others.
+    lending: bool,
 }
 
 /// The status this node last gossiped, and when.
@@ -105,6 +109,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             published: None,
             placement: Placement::default(),
             resend: VecDeque::new(),
+            lending: true,
             cfg,
         }
     }
@@ -117,7 +122,9 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
 
     pub fn status(&self) -> Status {
         Status {
-            workers: self.cfg.workers,
+            // A node that lends nothing now offers no workers: the statistics and `mesh
+            // peers` show it, and no peer waits for it.
+            workers: if self.lending { self.cfg.workers } else { 0 },
             busy: self.slots.busy() as u32,
             queued: self.jobs.values().map(Job::queued).sum(),
             tasks_done: self.tasks_done,
@@ -171,6 +178,17 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         }
         self.pump(now);
         job
+    }
+
+    /// Whether this node lends its workers from now on. A node that stops lending
+    /// finishes the runs it has started, and its queued work goes to thieves; its peers
+    /// learn it from the next gossip.
+    pub fn set_lending(&mut self, now: Instant, lending: bool) {
+        if self.lending != lending {
+            self.lending = lending;
+            self.publish(now);
+            self.pump(now);
+        }
     }
 
     /// Cancels a job this node owns: every node drops its work.
@@ -302,8 +320,19 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
 
     // ---- internals ----
 
-    /// Puts idle workers to work: local tasks, else a steal, else backup runs.
+    /// Puts idle workers to work: local tasks, else a steal, else backup runs. A node
+    /// that does not lend now runs only the retries pinned to it (no other node may take
+    /// them).
     fn pump(&mut self, now: Instant) {
+        if !self.lending {
+            while let Some(worker) = self.slots.next_idle() {
+                let pinned = self.jobs.iter_mut().find_map(|(&id, j)| j.pinned.pop().map(|t| (id, t)));
+                let Some((job, task)) = pinned else { break };
+                self.start(worker, job, TaskRange::new(task, task + 1), false);
+            }
+            self.maybe_publish(now);
+            return;
+        }
         while let Some(worker) = self.slots.next_idle() {
             let Some((job, run)) = self.next_local_run() else { break };
             self.start(worker, job, run, false);

@@ -6,6 +6,7 @@
 
 use super::Scheduler;
 use crate::core::needs::{Needs, Unplaceable};
+use crate::core::peers::PeerInfo;
 use crate::core::placement::Verdict;
 use crate::core::queue::TaskRange;
 use crate::core::{Action, Payload, Spec};
@@ -35,13 +36,15 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     }
 
     /// Whether `node` (this one or a peer) is the only live node that may run `job`'s
-    /// tasks. Then a failed task runs again where it failed rather than wait for a node
-    /// that will never come: a laptop without `--allow-run` and one Pi that allows runs.
+    /// tasks and lends its workers now. Then a failed task runs again where it failed
+    /// rather than wait for a node that will not come: a laptop without `--allow-run` and
+    /// one Pi that allows runs, or lab PCs outside their `--hours`.
     pub(super) fn sole_runner(&self, job: JobId, node: NodeId) -> bool {
         let Some(j) = self.jobs.get(&job) else { return true };
         let needs = j.spec.needs();
-        let me_too = node != self.id && self.may_run(job);
-        !me_too && !self.peers.iter().any(|(&p, _)| p != node && self.thief_may_run(needs, p))
+        let me_too = node != self.id && self.lending && self.may_run(job);
+        let lends = |info: &PeerInfo| info.status.workers > 0;
+        !me_too && !self.peers.iter().any(|(&p, info)| p != node && lends(info) && self.thief_may_run(needs, p))
     }
 
     /// Whether `thief` may run tasks of a job with these needs, as far as its gossip says.

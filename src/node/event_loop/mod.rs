@@ -27,10 +27,11 @@ use net::VERSION;
 use super::client::Command;
 use super::config::NodeConfig;
 use super::identity::Identity;
+use super::lending::LendCheck;
 use super::report::NodeInfo;
 use super::view::{PeerRow, PeerState, PeersReply};
 use super::workers::{Finished, Work, WorkerPool};
-use crate::core::{Action, Config, Facts, Message, Scheduler, TaskReport};
+use crate::core::{Action, Config, Facts, Lending, Message, Scheduler, TaskReport};
 use crate::exec::fetch::PeerAnswer;
 use crate::exec::run::Permission;
 use crate::exec::{Executor, TaskError};
@@ -80,6 +81,8 @@ pub(super) struct EventLoop {
     exec: Arc<Executor>,
     next_housekeeping: Instant,
     next_prune: Instant,
+    /// `--hours`, `--when-idle`: whether the node lends its workers now.
+    lend: LendCheck,
 }
 
 impl EventLoop {
@@ -103,8 +106,8 @@ impl EventLoop {
         let fetcher = cfg.network.is_some().then(|| Arc::new(LoopFetcher(plumbing.clone())) as _);
         let runs = Permission { allow_run: cfg.allow_run, runs_own: cfg.runs_own };
         let exec = Arc::new(Executor::new(cfg.home.clone(), store.clone(), fetcher, runs));
-        let (pool, finished) =
-            WorkerPool::start(cfg.workers as usize, exec.clone()).context("starting worker threads")?;
+        let (pool, finished) = WorkerPool::start(cfg.workers as usize, exec.clone(), cfg.worker_nice)
+            .context("starting worker threads")?;
         let net = match cfg.network {
             Some(n) => Some(Net::start(&identity, n, facts.clone(), cfg.workers, sched_cfg.peer_expiry, now)?),
             None => None,
@@ -122,6 +125,7 @@ impl EventLoop {
             exec,
             next_housekeeping: now,
             next_prune: now + PRUNE_EVERY,
+            lend: LendCheck::new(cfg.lending),
         })
     }
 
@@ -326,6 +330,10 @@ impl EventLoop {
         if now >= self.next_prune {
             self.next_prune = now + PRUNE_EVERY;
             self.transfers.prune(self.me.home.clone());
+        }
+        if let Some(lending) = self.lend.poll(now, self.sched.status().busy) {
+            tracing::info!("{} {lending}", self.me.identity.name);
+            self.sched.set_lending(now, lending == Lending::Yes);
         }
     }
 

@@ -1,0 +1,290 @@
+//! The control socket: how `mesh peers` and `mesh submit` reach the node running under the
+//! same `--home`, or the mesh service's node.
+//!
+//! # Spec
+//! A Unix stream socket at `<home>/control.sock`, mode 0600 (only the node's user), or
+//! 0660 with `mesh join --control-group` (the group too: the mesh service's `mesh`
+//! group). A client writes one JSON [`Request`] on one line and reads JSON [`Response`]
+//! lines:
+//! * `peers`: one `peers` line;
+//! * `put`: one `blob` line (a file of the client's, by its path, now in the node's store);
+//! * `upload`: the line is followed by exactly `len` raw bytes whose blake3 id is `id`, at
+//!   most [`MAX_BLOB`](crate::store::MAX_BLOB); one `blob` line once they are stored;
+//! * `submit`: `progress` lines, a `task` (run job) or `pytask` (Python job) line per
+//!   finished task, `waiting` notices, and then one `report` (or `error`) line.
+//!
+//! The node asks the kernel who connected (`SO_PEERCRED`). Only its own user may `put` a
+//! path, which the node opens with its own rights; anyone else who may use the socket
+//! sends the bytes with `upload`.
+//!
+//! Requests longer than [`MAX_REQUEST`] bytes or slower than [`IO_TIMEOUT`] are refused;
+//! at most [`MAX_CLIENTS`] are served at once (each submit holds one while its job runs),
+//! and a client beyond that gets one `error` line saying so, and is closed.
+//! A client reads at most [`MAX_REPLY`] bytes of any one reply line. A submitter that
+//! closes its connection cancels its job mesh-wide.
+
+mod requests;
+mod server;
+
+pub use requests::{SERVICE_HOME, peers, reach, send_files, submit, upload};
+pub use server::{bind, serve};
+
+use super::client::NodeStopped;
+use super::report::JobReport;
+use super::view::{JobEvent, PeersReply, PyTaskEvent, TaskEvent};
+use crate::id::ContentId;
+use crate::job::run::Captured;
+use crate::job::{JobError, JobSpec, PyOutput};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+/// The longest request line a node reads.
+pub const MAX_REQUEST: u64 = 64 * 1024;
+/// The longest reply line a client reads: a job's report with every task's output.
+pub const MAX_REPLY: u64 = 64 * 1024 * 1024;
+/// Each read or write of a request, and each write of a reply, must finish within this.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Clients served at once.
+pub const MAX_CLIENTS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Request {
+    Peers,
+    /// Run a job with the node as its owner; the node streams `Progress` lines, then one
+    /// `Report` line.
+    Submit {
+        job: JobSpec,
+    },
+    /// Store the file at this absolute path in the node's blob store (the Python package
+    /// puts a job's code and task list this way); the answer is its content id.
+    Put {
+        path: PathBuf,
+    },
+    /// Store the `len` bytes that follow this line, whose content id is `id`; the answer
+    /// is that id once they are in the store.
+    Upload {
+        id: ContentId,
+        len: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Response {
+    Peers(PeersReply),
+    Progress {
+        done: u64,
+        total: u64,
+    },
+    /// A run job's task, as it finished.
+    Task(Box<TaskEvent>),
+    /// A Python job's task, as it finished.
+    PyTask(Box<PyTaskLine>),
+    /// The content id of a file a client put.
+    Blob(ContentId),
+    /// Why the job's queued tasks wait.
+    Waiting(String),
+    Report(JobReport),
+    Error(String),
+}
+
+impl From<JobEvent> for Response {
+    fn from(e: JobEvent) -> Self {
+        match e {
+            JobEvent::Task(t) => Self::Task(t),
+            JobEvent::Python(t) => Self::PyTask(Box::new(PyTaskLine::from(*t))),
+            JobEvent::Waiting(why) => Self::Waiting(why),
+        }
+    }
+}
+
+/// What went wrong on either side of the socket. The node sends its side's errors as
+/// text in an `error` line; the client turns the rest into these.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("a mesh node already runs with home {0}; stop it or use another --home")]
+    HomeInUse(PathBuf),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    InvalidJob(#[from] JobError),
+    #[error("the job's {what} ({}) is not in {}", .id.fmt_short(), .home.display())]
+    MissingBlob { what: &'static str, id: ContentId, home: PathBuf },
+    #[error(transparent)]
+    Stopped(#[from] NodeStopped),
+    #[error("the job was dropped")]
+    Dropped,
+    #[error("the node refused the job: {0}")]
+    Refused(String),
+    #[error("the node answered: {0}")]
+    Failed(String),
+    #[error("the node sent a malformed reply: {0}")]
+    Malformed(String),
+    #[error("the node sent an unexpected reply")]
+    Unexpected,
+    #[error("the node closed the connection before the job finished")]
+    Closed,
+    #[error("the node did not answer in time")]
+    Timeout,
+    #[error("the submitter went away; cancelling its job")]
+    SubmitterGone,
+    #[error("control socket {}: {source}", .path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the mesh service runs on this machine, but its control socket {} is only for the `mesh` group: \
+         ask its admin to run `sudo adduser $USER mesh` (then log in again), or pass --home to use a node of your own",
+        .0.display()
+    )]
+    NotInGroup(PathBuf),
+    #[error(
+        "mesh run and Python jobs cannot go through the node under {} yet (it cannot read your files); \
+         pass --home to use a node of your own",
+        .0.display()
+    )]
+    NotShared(PathBuf),
+}
+
+pub fn socket_path(home: &Path) -> PathBuf {
+    home.join("control.sock")
+}
+
+/// The files a job's spec names, and what each is.
+fn job_blobs(job: &JobSpec) -> Vec<(ContentId, &'static str)> {
+    match job {
+        JobSpec::Wasm(w) => vec![(w.module, "module"), (w.input, "input")],
+        JobSpec::Run(r) => vec![(r.inputs, "task list")],
+        JobSpec::Python(p) => vec![(p.code, "code"), (p.inputs, "task list")],
+        JobSpec::Primes(_) => Vec::new(),
+    }
+}
+
+/// A Python task as the control socket carries it to the `mesh` package: JSON the package
+/// reads with the standard library, its value inline as base64 (`docs/python.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PyTaskLine {
+    pub task: u64,
+    pub node: String,
+    pub attempts: u32,
+    pub took_s: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<PyValueLine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a Python task returned or raised: inline (`value`, base64) or in the store (`blob`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PyValueLine {
+    pub raised: bool,
+    pub value: Option<String>,
+    pub blob: Option<ContentId>,
+    pub len: u64,
+    pub output: String,
+}
+
+impl From<PyTaskEvent> for PyTaskLine {
+    fn from(e: PyTaskEvent) -> Self {
+        use base64::Engine;
+        let (ok, error) = match e.outcome {
+            Ok(o) => {
+                let (value, blob) = match &o.value {
+                    Captured::Inline(b) => (Some(base64::engine::general_purpose::STANDARD.encode(b)), None),
+                    Captured::Blob { id, .. } => (None, Some(*id)),
+                };
+                (Some(PyValueLine { raised: o.raised, value, blob, len: o.value.len(), output: o.output }), None)
+            }
+            Err(e) => (None, Some(e)),
+        };
+        Self { task: e.task, node: e.node, attempts: e.attempts, took_s: e.took.as_secs_f64(), ok, error }
+    }
+}
+
+impl TryFrom<PyTaskLine> for PyTaskEvent {
+    type Error = ControlError;
+
+    fn try_from(l: PyTaskLine) -> Result<Self, ControlError> {
+        use base64::Engine;
+        let outcome = match (l.ok, l.error) {
+            (Some(v), _) => {
+                let value = match (v.value, v.blob) {
+                    (Some(b64), _) => Captured::Inline(serde_bytes::ByteBuf::from(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(b64)
+                            .map_err(|e| ControlError::Malformed(e.to_string()))?,
+                    )),
+                    (None, Some(id)) => Captured::Blob { id, len: v.len },
+                    (None, None) => return Err(ControlError::Malformed("a pytask with no value".into())),
+                };
+                Ok(PyOutput { raised: v.raised, value, output: v.output })
+            }
+            (None, Some(e)) => Err(e),
+            (None, None) => return Err(ControlError::Malformed("a pytask with neither ok nor error".into())),
+        };
+        let took = Duration::try_from_secs_f64(l.took_s).unwrap_or_default();
+        Ok(Self { task: l.task, node: l.node, attempts: l.attempts, took, outcome })
+    }
+}
+
+async fn write_line(wr: &mut (impl AsyncWriteExt + Unpin), msg: &impl Serialize) -> anyhow::Result<()> {
+    let mut out = serde_json::to_vec(msg)?;
+    out.push(b'\n');
+    wr.write_all(&out).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The control socket's lines, fixed: `mesh submit` of one release may talk to `mesh
+    /// join` of another on the same machine.
+    #[test]
+    fn golden_lines() {
+        let lines = [
+            (serde_json::to_string(&Request::Peers).unwrap(), r#"{"cmd":"peers"}"#),
+            (
+                serde_json::to_string(&Response::Progress { done: 1, total: 2 }).unwrap(),
+                r#"{"progress":{"done":1,"total":2}}"#,
+            ),
+            (serde_json::to_string(&Response::Error("no".into())).unwrap(), r#"{"error":"no"}"#),
+        ];
+        for (got, want) in lines {
+            assert_eq!(got, want);
+        }
+        let report = JobReport {
+            results: crate::node::JobResults::Primes(vec![crate::node::PrimesResult { n: 10, sum: 17 }]),
+            elapsed: Duration::from_millis(1500),
+            tasks: 1,
+            failed: vec![crate::node::FailedTask { task: 0, error: "x".into() }],
+            nodes: vec![crate::node::NodeStats {
+                name: "a".into(),
+                peer_id: "p".into(),
+                workers: 1,
+                tasks: 1,
+                task_time: Duration::from_millis(2),
+                steals: 0,
+            }],
+            workers: 1,
+            duplicates: 0,
+            backups: 0,
+            retried: 0,
+            halted: false,
+        };
+        let want = concat!(
+            r#"{"report":{"results":{"Primes":[[10,17]]},"elapsed":{"secs":1,"nanos":500000000},"tasks":1,"#,
+            r#""failed":[[0,"x"]],"nodes":[{"name":"a","peer_id":"p","workers":1,"tasks":1,"#,
+            r#""task_time":{"secs":0,"nanos":2000000},"steals":0}],"workers":1,"duplicates":0,"backups":0,"retried":0,"halted":false}}"#
+        );
+        assert_eq!(serde_json::to_string(&Response::Report(report.clone())).unwrap(), want);
+        assert_eq!(serde_json::from_str::<Response>(want).unwrap(), Response::Report(report));
+        let submit: Request = serde_json::from_str(
+            r#"{"cmd":"submit","job":{"Primes":{"target":{"Below":10},"algo":"sieve","span":5}}}"#,
+        )
+        .unwrap();
+        let Request::Submit { job } = submit else { panic!("not a submit") };
+        assert_eq!(job.tasks(), 2);
+    }
+}
