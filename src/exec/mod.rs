@@ -97,7 +97,9 @@ impl Executor {
         match spec {
             JobSpec::Primes(p) => Ok(TaskOutput::Sum(primes::run_task(p, task))),
             JobSpec::Wasm(w) => {
-                let out = self.wasm().map_err(|e| TaskError::Engine(e.clone()))?.run(w, task, job.owner)?;
+                let stop = self.cancels.stop(job);
+                let wasm = self.wasm().map_err(|e| TaskError::Engine(e.clone()))?;
+                let out = wasm.run_until(w, task, job.owner, move || stop.now())?;
                 Ok(TaskOutput::Bytes(serde_bytes::ByteBuf::from(out)))
             }
             JobSpec::Run(r) => Ok(TaskOutput::Run(Box::new(self.run.run(job, r, task, own)?))),

@@ -43,6 +43,8 @@ pub enum RunFailure {
     OutputTooLarge,
     #[error("trapped: {0}")]
     Trapped(String),
+    #[error("stopped: its job ended, or the node is leaving")]
+    Cancelled,
 }
 
 /// Why a task of a WebAssembly job failed.

@@ -100,6 +100,19 @@ impl WasmRuntime {
     /// Runs task `task` of `job`; `hint` is the node to fetch missing blobs from first.
     /// Returns what the task wrote to stdout, or an error that names its input line.
     pub fn run(&self, job: &WasmJob, task: u64, hint: NodeId) -> Result<Vec<u8>, WasmTaskError> {
+        self.run_until(job, task, hint, || false)
+    }
+
+    /// Like [`WasmRuntime::run`], and the task stops within a [`TICK`] once `cancelled`
+    /// says so (its job ended: a slow node's late task would only waste its worker until
+    /// the timeout).
+    pub fn run_until(
+        &self,
+        job: &WasmJob,
+        task: u64,
+        hint: NodeId,
+        cancelled: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Result<Vec<u8>, WasmTaskError> {
         let input = self.input(job.input, hint).map_err(WasmTaskError::Input)?;
         let Some(line) = input.get(task) else {
             return Err(WasmTaskError::BeyondInput { task, lines: input.len() });
@@ -115,8 +128,19 @@ impl WasmRuntime {
         let ctx = TaskCtx::new(line, key, started + job.timeout(), job.memory_bytes());
         let mut store = Store::new(&self.engine, ctx);
         store.limiter(|cx| &mut cx.limits);
-        store.set_epoch_deadline(job.timeout().as_millis().div_ceil(TICK.as_millis()) as u64 + 1);
-        store.epoch_deadline_trap();
+        // Every tick: stop if cancelled, trap (as a timeout) once the ticks are used up.
+        let mut ticks_left = job.timeout().as_millis().div_ceil(TICK.as_millis()) as u64 + 1;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            ticks_left = ticks_left.saturating_sub(1);
+            if cancelled() {
+                Err(wasmtime::Error::new(Cancelled))
+            } else if ticks_left == 0 {
+                Err(wasmtime::Error::new(Trap::Interrupt))
+            } else {
+                Ok(wasmtime::UpdateDeadline::Continue(1))
+            }
+        });
         let outcome = {
             let _ticking = self.ticker.running();
             prepared.pre.instantiate(&mut store).and_then(|instance| {
@@ -239,8 +263,22 @@ fn engine_config() -> wasmtime::Config {
 }
 
 /// Why a task's run failed.
+/// A task stopped because its job ended.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
 fn explain(e: &wasmtime::Error, ctx: &TaskCtx, job: &WasmJob) -> RunFailure {
-    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+    if e.downcast_ref::<Cancelled>().is_some() {
+        RunFailure::Cancelled
+    } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         RunFailure::TimedOut(job.timeout())
     } else if let Some(asked) = ctx.limits.denied {
         RunFailure::OutOfMemory { asked_mib: asked.div_ceil(1 << 20), limit_mib: job.memory_mb }

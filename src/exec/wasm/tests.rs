@@ -107,6 +107,24 @@ fn the_monte_carlo_example_is_exact_and_estimates_pi() {
     assert!((pi - std::f64::consts::PI).abs() < 0.02, "estimate {pi}");
 }
 
+/// A task whose job ended stops at the next tick instead of running to its timeout.
+#[test]
+fn a_cancelled_task_stops_long_before_its_timeout() {
+    let f = Fixture::new("cancel");
+    let mut job = f.job(&module("", "(loop $l (br $l))", ""), "x\n").unwrap();
+    job.timeout_ms = 600_000;
+    let flag = Arc::new(AtomicBool::new(false));
+    let setter = flag.clone();
+    let later = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        setter.store(true, Ordering::Relaxed);
+    });
+    let err = f.rt.run_until(&job, 0, NodeId(0), move || flag.load(Ordering::Relaxed)).unwrap_err();
+    later.join().unwrap();
+    assert!(matches!(&err, WasmTaskError::Run { failure: RunFailure::Cancelled, .. }), "{err}");
+    assert_eq!(f.run(&f.job(&module("", "", ""), "x\n").unwrap(), 0).unwrap(), "", "the runtime goes on");
+}
+
 #[test]
 fn an_infinite_loop_times_out_and_the_runtime_goes_on() {
     let f = Fixture::new("loop");
