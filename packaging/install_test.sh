@@ -79,13 +79,14 @@ out=$(inside dpkg -i /work-copy/mesh.deb 2>&1) || fail "dpkg -i: $out"
 echo "$out" | grep -q "needs the mesh's shared key" || fail "postinst did not say how to set the key: $out"
 inside id mesh >/dev/null || fail "no mesh user"
 [ "$(inside stat -c '%U:%G %a' /etc/mesh)" = "root:mesh 750" ] || fail "/etc/mesh is $(inside stat -c '%U:%G %a' /etc/mesh)"
+[ "$(inside stat -c '%U:%G %a' /var/lib/mesh)" = "mesh:mesh 750" ] || fail "/var/lib/mesh is $(inside stat -c '%U:%G %a' /var/lib/mesh)"
 inside systemctl is-active --quiet mesh && fail "the node started without a key"
 # Started by hand without a key, it does not run, and says why.
 inside systemctl start mesh || true
 inside systemctl is-active --quiet mesh && fail "the node started without a key"
 status=$(inside systemctl status mesh --no-pager 2>&1 || true)
 echo "$status" | grep -q "ConditionPathExists=/etc/mesh/key" || fail "systemctl status does not name the missing key: $status"
-echo "installed: mesh user, /etc/mesh root:mesh 750; no key, no node"
+echo "installed: mesh user, /etc/mesh root:mesh 750, /var/lib/mesh mesh:mesh 750; no key, no node"
 
 # 2. A key, and the service. No mDNS in the container; loopback only.
 inside sh -c 'umask 077; echo "install test passphrase" > /etc/mesh/key'
