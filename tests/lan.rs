@@ -71,6 +71,7 @@ fn three_hosts_find_each_other() {
     assert!(table.contains("mem free") && table.contains(" MiB"), "{table}");
     // The node said hello once, on one line, and then what happened: its peers joined.
     // Its log is a file, not a terminal: no colour codes.
+    assert!(eventually(FIND, || lan.log("h1").contains("mesh node h1 is up")), "{}", lan.log("h1"));
     let log = lan.log("h1");
     let hello: Vec<&str> = log.lines().filter(|l| l.contains("mesh node h1 is up")).collect();
     assert_eq!(hello.len(), 1, "{log}");

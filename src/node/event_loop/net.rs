@@ -286,6 +286,8 @@ impl Net {
             }
             Decision::Joined(peer) => {
                 self.routes.learn(peer);
+                // The node's own hello comes before anything it tells of others.
+                self.hello_if_due();
                 let name = self.membership.name_of(&peer).unwrap_or("?");
                 tracing::info!(%peer, "{name} joined the mesh");
                 None
@@ -315,10 +317,7 @@ impl Net {
     /// Periodic upkeep: silent members are dropped, owed dials and `--peer` redials made.
     pub(super) fn housekeeping(&mut self, now: Instant) -> Vec<FromNet> {
         let mut gone = Vec::new();
-        if self.hello_due && !self.listen_addrs.is_empty() {
-            self.hello_due = false;
-            self.say_hello();
-        }
+        self.hello_if_due();
         for p in self.membership.expire(now, self.expiry) {
             let _ = self.swarm.disconnect_peer_id(p);
             gone.extend(self.apply(Decision::Left(p, Departure::Silent)));
@@ -409,6 +408,14 @@ impl Net {
 
     pub(super) fn listen_addrs(&self) -> Vec<String> {
         self.listen_addrs.iter().map(ToString::to_string).collect()
+    }
+
+    /// Says hello once the node listens, if it has not yet.
+    fn hello_if_due(&mut self) {
+        if self.hello_due && !self.listen_addrs.is_empty() {
+            self.hello_due = false;
+            self.say_hello();
+        }
     }
 
     /// The one line a node logs when it is up: who it is, where it listens, what it offers.
