@@ -6,7 +6,7 @@
 # x86-64 node computes alone.
 #
 #   bash benches/arm_mesh.sh            (root; installs qemu and jq, and cross-builds
-#                                        with packaging/build.sh's toolchain: about 25
+#                                        with packaging/build.sh's toolchain: about 22
 #                                        minutes from clean, a minute once built)
 #
 # The ARM nodes are emulated, so they are some 15x (aarch64) to 40x (armv7, interpreted

@@ -11,7 +11,7 @@
 #
 # Installs what it needs itself (root, Debian or Ubuntu): the cross C compilers that ring
 # and blake3 use, the rustup targets, and cargo-deb. Time on the 2-core CI machine, from
-# clean: about 35 minutes for all three (docs/benchmarks.md has the measured figure).
+# clean: 22 minutes for all three (docs/benchmarks.md, "Packages and the Pi").
 # Every package is checked by packaging/check.sh afterwards.
 set -euo pipefail
 shopt -s inherit_errexit

@@ -197,6 +197,8 @@ pub enum Mismatch {
     NoPython,
     /// The node fails this requirement.
     Lacks(Requirement),
+    /// The node could run the job but takes no tasks now (`--hours`, `--when-idle`).
+    NotLending,
 }
 
 impl Needs {
@@ -247,18 +249,21 @@ pub struct Unplaceable {
     pub no_runs: usize,
     pub no_python: usize,
     pub lacking: Vec<(Requirement, usize)>,
+    /// Nodes that could run the job but take no tasks now.
+    pub not_lending: usize,
 }
 
 impl Unplaceable {
     /// The analysis over every node's answer, or `None` if some node can run the job.
     pub fn of(answers: impl IntoIterator<Item = Result<(), Mismatch>>) -> Option<Self> {
-        let mut u = Self { nodes: 0, no_runs: 0, no_python: 0, lacking: Vec::new() };
+        let mut u = Self { nodes: 0, no_runs: 0, no_python: 0, lacking: Vec::new(), not_lending: 0 };
         for a in answers {
             u.nodes += 1;
             match a {
                 Ok(()) => return None,
                 Err(Mismatch::NoRuns) => u.no_runs += 1,
                 Err(Mismatch::NoPython) => u.no_python += 1,
+                Err(Mismatch::NotLending) => u.not_lending += 1,
                 Err(Mismatch::Lacks(r)) => match u.lacking.iter_mut().find(|(x, _)| *x == r) {
                     Some((_, n)) => *n += 1,
                     None => u.lacking.push((r, 1)),
@@ -266,6 +271,12 @@ impl Unplaceable {
             }
         }
         Some(u)
+    }
+
+    /// Whether the job only waits for a node to lend again (its hours come, its machine
+    /// goes idle): some node that meets its needs does not take tasks now.
+    pub fn is_temporary(&self) -> bool {
+        self.not_lending > 0
     }
 }
 
@@ -283,6 +294,10 @@ impl fmt::Display for Unplaceable {
         }
         for (r, n) in &self.lacking {
             parts.push(format!("{n} {}", r.lacking()));
+        }
+        if self.not_lending > 0 {
+            let verb = if self.not_lending == 1 { "takes" } else { "take" };
+            parts.push(format!("{} {verb} no tasks now (mesh join --hours or --when-idle)", self.not_lending));
         }
         let list = match parts.len() {
             0 => String::from("none can run it"),

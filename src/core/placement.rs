@@ -74,7 +74,7 @@ mod tests {
     use std::time::Duration;
 
     fn why() -> Unplaceable {
-        Unplaceable { nodes: 2, no_runs: 2, no_python: 0, lacking: Vec::new() }
+        Unplaceable { nodes: 2, no_runs: 2, no_python: 0, lacking: Vec::new(), not_lending: 0 }
     }
 
     #[test]

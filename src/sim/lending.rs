@@ -63,6 +63,27 @@ fn a_mesh_that_lends_nothing_waits_and_then_finishes() {
     assert!(job.finished_at.unwrap() > Duration::from_secs(60), "the job ran before any node lent");
     assert_eq!(job.per_node.get(&1).copied(), Some(300), "node 1 ran it all once it lent");
     assert_eq!(s.runs_not_lending, vec![0, 0]);
+    // Its owner said why it waited.
+    assert!(
+        s.waiting.iter().any(|(_, why)| why == "of 2 nodes, 2 take no tasks now (mesh join --hours or --when-idle)"),
+        "{:?}",
+        s.waiting
+    );
+}
+
+#[test]
+fn waiting_for_nodes_to_lend_is_not_a_failure_that_halts_a_job() {
+    let mut s = sim(&[1, 1], 5);
+    s.lend_at(Duration::from_millis(1000), 0, false);
+    s.lend_at(Duration::from_millis(1000), 1, false);
+    let halt = crate::core::parse_halt("now,fail=1").unwrap();
+    s.submit_with(Duration::from_millis(1500), 0, 100, Needs::NONE, halt);
+    s.lend_at(Duration::from_secs(40), 0, true);
+    s.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+    exact(&s);
+    let job = s.jobs.values().next().unwrap();
+    assert!(!job.halted, "the job halted while it only waited for its hours");
+    assert!(!s.waiting.is_empty(), "the owner said why it waited");
 }
 
 #[test]

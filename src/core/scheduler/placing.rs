@@ -5,7 +5,7 @@
 //! `mod.rs`.
 
 use super::Scheduler;
-use crate::core::needs::{Needs, Unplaceable};
+use crate::core::needs::{Mismatch, Needs, Unplaceable};
 use crate::core::peers::PeerInfo;
 use crate::core::placement::Verdict;
 use crate::core::queue::TaskRange;
@@ -15,11 +15,16 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 impl<S: Spec, R: Payload> Scheduler<S, R> {
-    /// Why no live node can run an owned job's queued tasks, if none can.
+    /// Why no live node can run an owned job's queued tasks, if none can: their needs, or
+    /// that the nodes that meet them take no tasks now.
     pub fn unplaceable(&self, job: JobId) -> Option<Unplaceable> {
         let needs = self.jobs.get(&job)?.spec.needs();
-        let mine = needs.check(&self.cfg.facts, self.runs_as_own(job));
-        let peers = self.peers.iter().map(|(&p, _)| needs.check(self.peers.facts(p), false));
+        let lends = |fit: Result<(), Mismatch>, lending: bool| {
+            fit.and_then(|()| lending.then_some(()).ok_or(Mismatch::NotLending))
+        };
+        let mine = lends(needs.check(&self.cfg.facts, self.runs_as_own(job)), self.lending);
+        let peers =
+            self.peers.iter().map(|(&p, info)| lends(needs.check(self.peers.facts(p), false), info.status.workers > 0));
         Unplaceable::of(std::iter::once(mine).chain(peers))
     }
 
@@ -61,7 +66,9 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         self.placement.retain(|job| owned.contains(job));
         for job in owned {
             let why = self.unplaceable(job);
-            let fails = self.jobs.get(&job).and_then(|j| j.spec.halt()).is_some_and(|h| h.on_failure());
+            // A job that only waits for nodes to lend again does not fail its halt rule.
+            let fails = self.jobs.get(&job).and_then(|j| j.spec.halt()).is_some_and(|h| h.on_failure())
+                && !why.as_ref().is_some_and(Unplaceable::is_temporary);
             match self.placement.observe(job, now, why, fails, &self.cfg) {
                 Verdict::Wait => {}
                 Verdict::Tell(why) => self.actions.push_back(Action::Waiting { job, why }),
