@@ -27,6 +27,12 @@ pub(crate) fn read() -> Health {
     read_under(Path::new("/"))
 }
 
+/// The 1-minute load average alone (what `--when-idle` decides from), where it can be read.
+pub(crate) fn load1() -> Option<f64> {
+    let l = std::fs::read_to_string(Path::new("/").join(LOADAVG)).ok()?;
+    parse_load(&l).map(|c| f64::from(c) / 100.0)
+}
+
 /// The figures from the files under `root` (`/`, or a test's fixture tree); each one
 /// absent when its file is missing or unreadable.
 pub(crate) fn read_under(root: &Path) -> Health {

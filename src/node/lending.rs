@@ -30,8 +30,7 @@ impl LendCheck {
         }
         let elapsed = self.last.map_or(LEND_EVERY, |t| now.saturating_duration_since(t));
         self.last = Some(now);
-        let load1 = health::read().load_centi.map(|c| f64::from(c) / 100.0);
-        let m = Machine { minute_of_day: local_minute_of_day(), load1, busy_workers };
+        let m = Machine { minute_of_day: local_minute_of_day(), load1: health::load1(), busy_workers };
         let lending = self.policy.update(m, elapsed);
         (lending != self.lending).then(|| {
             self.lending = lending;

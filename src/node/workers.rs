@@ -105,8 +105,8 @@ impl WorkerPool {
 /// Adds `nice` to the calling thread's niceness (on Linux, setpriority with `who` 0 is
 /// per thread). A failure (a limit on niceness) leaves the thread as it is, and says so.
 fn lower_priority(nice: i32) {
-    // SAFETY: getpriority and setpriority have no memory preconditions. getpriority may
-    // return -1 as a value, which for the check below is as good as an error.
+    // SAFETY: getpriority and setpriority have no memory preconditions. (A failed
+    // getpriority returns -1, which only makes the thread a little less nice than asked.)
     let now = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
     let want = (now + nice).clamp(-20, 19);
     if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, want) } != 0 {
