@@ -119,6 +119,17 @@ pub struct JoinArgs {
     #[arg(long)]
     pub no_mdns: bool,
 
+    /// Serve the live dashboard, its JSON API and Prometheus /metrics here: IP:PORT or a
+    /// PORT on 127.0.0.1. It is read-only and shows no key, but any address other than
+    /// loopback (e.g. 0.0.0.0:4880) shows the mesh to the LAN [default: 127.0.0.1:4880;
+    /// if that is taken, the node runs without one].
+    #[arg(long, value_name = "ADDR", value_parser = parse_http, conflicts_with = "no_http")]
+    pub http: Option<std::net::SocketAddr>,
+
+    /// Serve no dashboard.
+    #[arg(long)]
+    pub no_http: bool,
+
     /// Run native programs (`mesh run`) for anyone who holds the key. This is a trust
     /// decision, as with Parallel Python and GNU parallel over ssh: the key lets them run
     /// code as this node's user. Without it, this node runs only WebAssembly tasks
@@ -448,4 +459,12 @@ pub(crate) fn parse_peer(s: &str) -> Result<Multiaddr, String> {
 pub(crate) fn tcp_addr(ip: std::net::IpAddr, port: u16) -> Multiaddr {
     let proto = if ip.is_ipv4() { "ip4" } else { "ip6" };
     format!("/{proto}/{ip}/tcp/{port}").parse().expect("a valid tcp multiaddr")
+}
+
+/// `--http`: IP:PORT, or a port on loopback.
+fn parse_http(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse().map_err(|_| format!("'{s}' is not IP:PORT or a PORT (e.g. 0.0.0.0:4880 for the LAN)"))
 }

@@ -7,13 +7,16 @@ use super::output::{self, PeersSource};
 use super::setup::{default_listen, default_workers, runtime, shared_key};
 use crate::core::Availability;
 use crate::discovery::{Discovery, DiscoveryEvent};
-use crate::node::{self, Control, NetConfig, Node, NodeConfig, PeerRow, PeerState, control, sighting_row};
+use crate::node::{self, Control, Http, NetConfig, Node, NodeConfig, PeerRow, PeerState, control, sighting_row};
 use crate::protocol::membership::PROTOCOL_VERSION;
 use crate::secret::SharedKey;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Where `mesh join` serves its dashboard unless told otherwise: this machine only.
+pub(crate) const DEFAULT_HTTP: ([u8; 4], u16) = ([127, 0, 0, 1], 4880);
 
 /// The shortest and longest `mesh peers --browse`, in seconds.
 const MIN_BROWSE: f64 = 0.1;
@@ -43,6 +46,11 @@ pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
         labels: args.labels,
         lending: Availability::new(args.hours, args.when_idle),
         worker_nice: args.nice,
+        http: match (args.no_http, args.http) {
+            (true, _) => None,
+            (false, Some(addr)) => Some(Http { addr, required: true }),
+            (false, None) => Some(Http { addr: DEFAULT_HTTP.into(), required: false }),
+        },
     };
     runtime()?.block_on(async move {
         let (_client, node) = Node::spawn(cfg).await?;

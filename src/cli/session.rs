@@ -30,6 +30,7 @@ pub(crate) fn session(home: PathBuf, args: SessionArgs) -> Result<Exit> {
         labels: Vec::new(),
         lending: Availability::default(),
         worker_nice: 0,
+        http: None,
     };
     let ran = runtime()?.block_on(async move {
         let (_client, node) = Node::spawn(cfg).await?;

@@ -82,6 +82,7 @@ pub(crate) fn run_job(
             labels: Vec::new(),
             lending: Availability::default(),
             worker_nice: 0,
+            http: None,
         };
         node::run_job(cfg, job, on, interrupted).await
     })?;

@@ -279,6 +279,8 @@ pub struct Counters {
     pub steal_requests: u64,
     /// Steal requests that brought work.
     pub steals: u64,
+    /// Steal requests received from thieves, whether they got work or not.
+    pub steal_requests_received: u64,
     /// Tasks received through steals.
     pub tasks_stolen: u64,
     /// Tasks given away to thieves.

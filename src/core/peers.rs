@@ -22,6 +22,14 @@ pub struct Status {
     pub queued: u64,
     /// Tasks this node has finished since it started.
     pub tasks_done: u64,
+    /// Its steals that brought work since it started (for people; absent when none, and
+    /// from older senders).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub steals: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +164,7 @@ mod tests {
     use super::*;
 
     fn st(queued: u64) -> Status {
-        Status { workers: 1, busy: 1, queued, tasks_done: 0 }
+        Status { workers: 1, busy: 1, queued, tasks_done: 0, steals: 0 }
     }
 
     #[test]

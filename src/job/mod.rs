@@ -85,13 +85,43 @@ impl JobSpec {
         }
     }
 
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> JobKind {
         match self {
-            Self::Primes(_) => "primes",
-            Self::Wasm(_) => "wasm",
-            Self::Run(_) => "run",
-            Self::Python(_) => "python",
+            Self::Primes(_) => JobKind::Primes,
+            Self::Wasm(_) => JobKind::Wasm,
+            Self::Run(_) => JobKind::Run,
+            Self::Python(_) => JobKind::Python,
         }
+    }
+}
+
+/// What kind of work a job is; gossiped with a job's progress and used as the one label
+/// of the task-duration metric, so there are only ever these four.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    Primes,
+    Wasm,
+    Run,
+    Python,
+}
+
+impl JobKind {
+    pub const ALL: [Self; 4] = [Self::Primes, Self::Wasm, Self::Run, Self::Python];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Primes => "primes",
+            Self::Wasm => "wasm",
+            Self::Run => "run",
+            Self::Python => "python",
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

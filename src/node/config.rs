@@ -32,6 +32,18 @@ pub struct NodeConfig {
     /// Added to the worker threads' niceness, and so to the programs they start: `mesh
     /// join --nice` (10 by default, so a machine's owner does not notice the mesh's work).
     pub worker_nice: i32,
+    /// Where to serve the dashboard and `/metrics` (`mesh join --http`); none for the
+    /// nodes of `mesh submit`, sessions and tests.
+    pub http: Option<Http>,
+}
+
+/// Where the dashboard listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http {
+    pub addr: std::net::SocketAddr,
+    /// Given on the command line: a node that cannot bind it stops with an error. The
+    /// default address, if taken (another node on this machine), only costs the dashboard.
+    pub required: bool,
 }
 
 impl NodeConfig {

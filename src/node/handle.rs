@@ -3,6 +3,7 @@
 use super::client::Client;
 use super::config::{Control, NodeConfig};
 use super::control;
+use super::dashboard;
 use super::event_loop::EventLoop;
 use super::identity::Identity;
 use anyhow::Result;
@@ -31,12 +32,27 @@ impl Node {
             Control::Off => None,
             access => Some(control::bind(&cfg.home, access).await?),
         };
+        let http = match cfg.http {
+            Some(h) => match dashboard::bind(h.addr).await {
+                Ok(l) => Some(l),
+                Err(e) if !h.required => {
+                    tracing::warn!("no dashboard: {e:#} (mesh join --http ADDR serves it elsewhere)");
+                    None
+                }
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
         let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
         let (client, commands) = Client::new();
         let home = cfg.home.clone();
-        let event_loop = EventLoop::new(identity, cfg, commands, tracker.clone(), shutdown.clone())?;
+        let (event_loop, view) =
+            EventLoop::new(identity, cfg, http.is_some(), commands, tracker.clone(), shutdown.clone())?;
         if let Some(listener) = listener {
             tracker.spawn(control::serve(listener, home, client.clone(), shutdown.clone()));
+        }
+        if let (Some(listener), Some(view)) = (http, view) {
+            tracker.spawn(dashboard::serve(listener, view, shutdown.clone()));
         }
         let token = shutdown.clone();
         let main = tracker.spawn(async move {

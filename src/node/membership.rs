@@ -15,7 +15,7 @@
 use super::view::{PeerRow, PeerState};
 use crate::core::{Facts, Status};
 use crate::discovery::Record;
-use crate::protocol::membership::{Announce, Health, PROTOCOL_VERSION};
+use crate::protocol::membership::{Announce, Health, JobSummary, PROTOCOL_VERSION};
 use libp2p::{Multiaddr, PeerId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -34,6 +34,8 @@ pub(crate) struct Member {
     pub facts: Facts,
     /// How its machine is doing, from its last announce.
     pub health: Option<Health>,
+    /// Its own jobs, as it last told.
+    pub jobs: Vec<JobSummary>,
     pub addr: Option<Multiaddr>,
     pub rtt: Option<Duration>,
     pub last_seen: Instant,
@@ -88,11 +90,38 @@ pub(crate) struct Membership {
     sightings: BTreeMap<String, Sighting>,
     /// Peers that announced another protocol version over a connection.
     incompatible: BTreeSet<PeerId>,
+    /// What leaving members last told of their jobs (a short-lived `mesh submit` node
+    /// leaves as soon as its job ends), until the dashboard takes it; at most
+    /// [`FAREWELLS_KEPT`].
+    farewells: Vec<Farewell>,
+}
+
+/// Farewells kept until taken.
+pub(crate) const FAREWELLS_KEPT: usize = 16;
+
+/// The jobs a member told of in its goodbye.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Farewell {
+    pub peer: PeerId,
+    pub name: String,
+    pub jobs: Vec<JobSummary>,
 }
 
 impl Membership {
     pub(crate) fn new(me: PeerId, fingerprint: String) -> Self {
-        Self { me, fingerprint, members: BTreeMap::new(), sightings: BTreeMap::new(), incompatible: BTreeSet::new() }
+        Self {
+            me,
+            fingerprint,
+            members: BTreeMap::new(),
+            sightings: BTreeMap::new(),
+            incompatible: BTreeSet::new(),
+            farewells: Vec::new(),
+        }
+    }
+
+    /// The goodbyes with jobs in them since the last call.
+    pub(crate) fn take_farewells(&mut self) -> Vec<Farewell> {
+        std::mem::take(&mut self.farewells)
     }
 
     pub(crate) fn members(&self) -> impl Iterator<Item = (&PeerId, &Member)> {
@@ -174,6 +203,9 @@ impl Membership {
             return Decision::Nothing;
         }
         if a.bye {
+            if !a.jobs.is_empty() && self.farewells.len() < FAREWELLS_KEPT {
+                self.farewells.push(Farewell { peer: from, name: a.name, jobs: a.jobs });
+            }
             return self.leave(from, Departure::Bye);
         }
         let joined = !self.members.contains_key(&from);
@@ -183,6 +215,7 @@ impl Membership {
             status: a.status,
             facts: a.facts.clone(),
             health: a.health,
+            jobs: Vec::new(),
             addr: None,
             rtt: None,
             last_seen: now,
@@ -192,6 +225,7 @@ impl Membership {
         m.status = a.status;
         m.facts = a.facts;
         m.health = a.health;
+        m.jobs = a.jobs;
         m.last_seen = now;
         if addr.is_some() {
             m.addr = addr;
@@ -259,6 +293,7 @@ impl Membership {
                 busy: Some(m.status.busy),
                 queued: Some(m.status.queued),
                 tasks_done: Some(m.status.tasks_done),
+                steals: Some(m.status.steals),
                 rtt_ms: m.rtt.map(|d| d.as_secs_f64() * 1e3),
                 version: m.version.clone(),
                 last_seen_s: Some(now.saturating_duration_since(m.last_seen).as_secs_f64()),
@@ -267,6 +302,7 @@ impl Membership {
                 blobs: None,
                 facts: Some(m.facts.clone()),
                 health: m.health,
+                jobs: m.jobs.clone(),
             })
             .collect();
         for s in self.sightings.values() {
@@ -294,6 +330,7 @@ pub(crate) fn sighting_row(r: &Record, state: PeerState) -> PeerRow {
         busy: None,
         queued: None,
         tasks_done: None,
+        steals: None,
         rtt_ms: None,
         version: r.version.clone(),
         last_seen_s: None,
@@ -302,6 +339,7 @@ pub(crate) fn sighting_row(r: &Record, state: PeerState) -> PeerRow {
         blobs: None,
         facts: None,
         health: None,
+        jobs: Vec::new(),
     }
 }
 
@@ -330,6 +368,7 @@ mod tests {
         Announce {
             facts: crate::core::Facts::default(),
             health: None,
+            jobs: Vec::new(),
             protocol: PROTOCOL_VERSION,
             version: "0.1.0".into(),
             name: "b".into(),

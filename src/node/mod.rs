@@ -11,7 +11,8 @@
 //! * `control`: `<home>/control.sock`, the same requests for other processes;
 //! * `submit`: running one job, through the home's node or a node of this process;
 //! * `membership`, `behaviour`, `blobs`, `workers`, `identity`: the parts the loop drives;
-//! * `view`, `report`: what a node shows (peer rows, progress, a job's report).
+//! * `view`, `report`: what a node shows (peer rows, progress, a job's report);
+//! * `dashboard`: `mesh join --http`: the live web view, its JSON API and `/metrics`.
 //!
 //! Shutdown: one `CancellationToken` and one `TaskTracker` per node. Every task a node
 //! spawns (its loop, its control server, blob transfers) is tracked, and [`Node::stop`]
@@ -22,6 +23,7 @@ mod blobs;
 mod client;
 mod config;
 pub mod control;
+mod dashboard;
 mod event_loop;
 mod handle;
 mod health;
@@ -34,12 +36,13 @@ mod view;
 mod workers;
 
 pub use client::{COMMAND_CAPACITY, Client, JobHandle, NodeError, NodeStopped};
-pub use config::{Control, NetConfig, NodeConfig};
+pub use config::{Control, Http, NetConfig, NodeConfig};
 pub use handle::{Node, shutdown_signal};
 pub use identity::{default_home, hostname};
 pub(crate) use membership::sighting_row;
 pub use report::{FailedTask, JobReport, JobResults, MEASURABLE, NodeStats, PrimesResult, TaskRecord, run_failure};
 pub use submit::run_job;
 pub use view::{
-    BlobStats, Health, JobEvent, JobProgress, JobUpdate, PeerRow, PeerState, PeersReply, PyTaskEvent, TaskEvent,
+    BlobStats, Health, JobEvent, JobProgress, JobSummary, JobUpdate, PeerRow, PeerState, PeersReply, PyTaskEvent,
+    Share, TaskEvent,
 };

@@ -6,7 +6,8 @@ use super::view::JobProgress;
 use crate::core::{Progress, TaskReport};
 use crate::id::NodeId;
 use crate::job::run::{Ended, RunOutput};
-use crate::job::{JobSpec, PrimesJob, TaskOutput};
+use crate::job::{JobKind, JobSpec, PrimesJob, TaskOutput};
+use crate::protocol::membership::{JobSummary, Share};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -218,6 +219,7 @@ struct NodeTally {
 #[derive(Debug)]
 pub(crate) struct Collector {
     started: Instant,
+    kind: JobKind,
     outputs: Outputs,
     total: u64,
     /// Failed attempts that were retried, per task.
@@ -240,6 +242,7 @@ impl Collector {
         };
         Self {
             started,
+            kind: spec.kind(),
             outputs,
             total,
             retries: HashMap::new(),
@@ -251,6 +254,28 @@ impl Collector {
 
     pub(crate) fn progress(&self) -> JobProgress {
         JobProgress { done: self.done, total: self.total }
+    }
+
+    /// How far the job has come and who ran it, most tasks first, for the announce and the
+    /// dashboard.
+    pub(crate) fn summary(&self, seq: u32, now: Instant, finished: bool) -> JobSummary {
+        let mut shares: Vec<Share> = self
+            .per_node
+            .iter()
+            .filter(|(_, t)| t.tasks > 0 || !t.task_time.is_zero())
+            .map(|(&node, t)| Share { node, tasks: t.tasks, task_ms: t.task_time.as_millis() as u64 })
+            .collect();
+        shares.sort_by_key(|s| (std::cmp::Reverse(s.tasks), std::cmp::Reverse(s.task_ms), s.node));
+        JobSummary {
+            seq,
+            kind: self.kind,
+            done: self.done,
+            failed: self.failed.len() as u64,
+            total: self.total,
+            elapsed_ms: now.saturating_duration_since(self.started).as_millis() as u64,
+            finished,
+            shares,
+        }
     }
 
     /// The first (final) result of a task.

@@ -5,7 +5,7 @@
 
 use crate::core::Facts;
 use crate::job::{PyOutput, RunOutput};
-pub use crate::protocol::membership::Health;
+pub use crate::protocol::membership::{Health, JobSummary, Share};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -47,6 +47,9 @@ pub struct PeerRow {
     pub busy: Option<u32>,
     pub queued: Option<u64>,
     pub tasks_done: Option<u64>,
+    /// Its steals that brought work (members and this node; for the dashboard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steals: Option<u64>,
     pub rtt_ms: Option<f64>,
     pub version: String,
     pub last_seen_s: Option<f64>,
@@ -64,6 +67,10 @@ pub struct PeerRow {
     /// available memory, where it can tell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// The jobs it submitted, running or just finished (members and this node), for the
+    /// dashboard.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobSummary>,
 }
 
 /// What `mesh peers` shows: this node, then every other node it knows of.

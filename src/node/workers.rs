@@ -8,7 +8,7 @@
 use crate::core::{TaskRange, TaskReport};
 use crate::exec::{Executor, TaskError};
 use crate::id::JobId;
-use crate::job::{JobSpec, TaskOutput};
+use crate::job::{JobKind, JobSpec, TaskOutput};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -27,6 +27,7 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(5);
 #[derive(Debug)]
 pub(crate) struct Finished {
     pub worker: usize,
+    pub kind: JobKind,
     pub reports: Vec<TaskReport<TaskOutput>>,
 }
 
@@ -69,7 +70,7 @@ impl WorkerPool {
                 }
                 while let Ok(w) = rx.recv() {
                     let reports = (w.tasks.start..w.tasks.end).map(|task| run_one(&exec, &w, task)).collect();
-                    if done.blocking_send(Finished { worker, reports }).is_err() {
+                    if done.blocking_send(Finished { worker, kind: w.spec.kind(), reports }).is_err() {
                         break; // the driver is gone
                     }
                 }

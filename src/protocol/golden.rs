@@ -88,7 +88,7 @@ fn sched_results_steal_lease_and_end() {
         "a1684a6f62456e646564a1636a6f62a2656f776e65721b01020304050607086373657109",
     );
     golden::<WireMessage>(
-        &Message::Status(Status { workers: 4, busy: 1, queued: 12, tasks_done: 99 }),
+        &Message::Status(Status { workers: 4, busy: 1, queued: 12, tasks_done: 99, steals: 0 }),
         "a166537461747573a467776f726b65727304646275737901667175657565640c6a7461736b735f646f6e651863",
     );
 }
@@ -112,7 +112,7 @@ fn membership_announce() {
         protocol: 2,
         version: "0.1.0".into(),
         name: "pi-1".into(),
-        status: Status { workers: 4, busy: 2, queued: 10, tasks_done: 99 },
+        status: Status { workers: 4, busy: 2, queued: 10, tasks_done: 99, steals: 0 },
         bye: false,
         facts: crate::core::Facts {
             arch: "aarch64".into(),
@@ -124,6 +124,7 @@ fn membership_announce() {
             python: None,
         },
         health: None,
+        jobs: Vec::new(),
     };
     let want = "a66870726f746f636f6c026776657273696f6e65302e312e30646e616d656470692d3166737461747573a467776f726b65727304646275737902667175657565640a6a7461736b735f646f6e65186363627965f4656661637473a664617263686761617263683634626f73656c696e757865636f72657304666d656d5f6d6219040069616c6c6f775f72756ef5666c6162656c73816666666d706567";
     assert_eq!(hex(&a.encode()), want, "the announce's encoding changed");
@@ -147,6 +148,25 @@ fn membership_announce() {
     assert_eq!(hex(&pi.encode()), want, "the announce's encoding changed");
     let bytes: Vec<u8> = (0..want.len()).step_by(2).map(|i| u8::from_str_radix(&want[i..i + 2], 16).unwrap()).collect();
     assert_eq!(Announce::decode(&bytes).unwrap(), pi);
+    // An owner tells of its jobs, for dashboards: one more field, absent when it has none.
+    use super::membership::{JobSummary, Share};
+    let share = Share { node: crate::id::NodeId(0x0102_0304_0506_0708), tasks: 5, task_ms: 2900 };
+    let kind = crate::job::JobKind::Primes;
+    let job = JobSummary {
+        seq: 3,
+        kind,
+        done: 5,
+        failed: 0,
+        total: 8,
+        elapsed_ms: 1500,
+        finished: false,
+        shares: vec![share],
+    };
+    let busy = Announce { jobs: vec![job], ..pi };
+    let want = "a86870726f746f636f6c026776657273696f6e65302e312e30646e616d656470692d3166737461747573a467776f726b65727304646275737902667175657565640a6a7461736b735f646f6e65186363627965f4656661637473a764617263686761617263683634626f73656c696e757865636f72657304666d656d5f6d6219040069616c6c6f775f72756ef5666c6162656c73816666666d70656766707974686f6ea2656d616a6f7203656d696e6f720b666865616c7468a46774656d705f6d631a00011642697468726f74746c65641a000500056a6c6f61645f63656e746919018d6c6d656d5f617661696c5f6d62190257646a6f627381a86373657103646b696e64667072696d657364646f6e6505666661696c65640065746f74616c086a656c61707365645f6d731905dc6866696e6973686564f46673686172657381a3646e6f64651b0102030405060708657461736b7305677461736b5f6d73190b54";
+    assert_eq!(hex(&busy.encode()), want, "the announce's encoding changed");
+    let bytes: Vec<u8> = (0..want.len()).step_by(2).map(|i| u8::from_str_radix(&want[i..i + 2], 16).unwrap()).collect();
+    assert_eq!(Announce::decode(&bytes).unwrap(), busy);
 }
 
 #[test]

@@ -14,15 +14,20 @@
 //! | `bye` | bool | true in the last message of a node that is leaving |
 //! | `facts` | map | `arch`, `os` (text ≤ 32), `cores`, `mem_mb` (uint), `allow_run` (bool), `labels` (≤ 16 names of ≤ 32 of `[A-Za-z0-9._-]`), `python` (`{major, minor}`, version 4; absent without one); absent from version-2 senders |
 //! | `health` | map, optional | how the machine is doing, each field absent where it cannot tell: `temp_mc` (int, CPU temperature in thousandths of a °C), `throttled` (uint, the Raspberry Pi firmware's `get_throttled` flags), `load_centi` (uint, 1-minute load average × 100), `mem_avail_mb` (uint, available memory); display only, never used for scheduling |
+//! | `jobs` | array, optional | the sender's own jobs, running or finished in the last [`FINISHED_SHOWN`], at most [`MAX_JOBS`]: each `seq` (uint, the job's number on the sender), `kind` (`primes`, `wasm`, `run` or `python`), `done`, `failed`, `total` (uint tasks), `elapsed_ms` (uint), `finished` (bool), and `shares`: at most [`MAX_SHARES`] of the nodes that ran most of it, each `node` (uint, its `NodeId`), `tasks` and `task_ms` (uint); display only (the dashboard), never used for scheduling |
 //!
 //! The sender is the gossipsub message source: messages are signed (`ValidationMode::
 //! Strict`), so a node cannot speak for another. A node that has not announced for
 //! `peer_expiry` (5 s) is dropped from every view; a `bye` drops it at once.
-//! Malformed, oversized or invalid announces are logged and dropped.
+//! Malformed, oversized or invalid announces are logged and dropped. A sender whose
+//! announce would pass [`MAX_ANNOUNCE_BYTES`] leaves out its last jobs until it fits.
 
 use super::{DecodeError, decode, encode};
 use crate::core::{Facts, Status};
+use crate::id::NodeId;
+use crate::job::JobKind;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// The gossipsub topic. It keeps its version 1 across protocol versions: the announce only
 /// ever gains optional fields, which older decoders skip, so nodes of every version still
@@ -40,6 +45,14 @@ pub(crate) const PROTOCOL_VERSION: u32 = 4;
 /// Largest accepted announce.
 pub(crate) const MAX_ANNOUNCE_BYTES: usize = 1024;
 
+/// Jobs an announce tells of at most.
+pub(crate) const MAX_JOBS: usize = 4;
+/// Nodes named in one job's shares at most (the rest are not told).
+pub(crate) const MAX_SHARES: usize = 6;
+/// How long an owner keeps telling of a job that has finished, so every dashboard sees it
+/// end with its final counts.
+pub(crate) const FINISHED_SHOWN: Duration = Duration::from_secs(15);
+
 const MAX_NAME: usize = 64;
 const MAX_VERSION: usize = 32;
 
@@ -56,6 +69,44 @@ pub(crate) struct Announce {
     /// How the sender's machine is doing; absent from older senders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// The sender's own jobs, for dashboards; absent from older senders and when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobSummary>,
+}
+
+/// How far one of the sender's jobs has come, and who ran it: what every node's dashboard
+/// shows of a job submitted elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// The job's number on its owner (`JobId::seq`).
+    pub seq: u32,
+    pub kind: JobKind,
+    /// Tasks with a final result, failed ones included.
+    pub done: u64,
+    /// Tasks that failed for good.
+    pub failed: u64,
+    pub total: u64,
+    /// Since it was submitted; at the end, how long it took.
+    pub elapsed_ms: u64,
+    pub finished: bool,
+    /// The nodes that ran most of it, most tasks first.
+    pub shares: Vec<Share>,
+}
+
+/// One node's part in a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    pub node: NodeId,
+    /// Tasks whose counted result came from the node.
+    pub tasks: u64,
+    /// Time it spent on the job's tasks, failed attempts included.
+    pub task_ms: u64,
+}
+
+impl JobSummary {
+    fn is_valid(&self) -> bool {
+        self.done <= self.total && self.failed <= self.done && self.shares.len() <= MAX_SHARES
+    }
 }
 
 /// How a node's machine is doing, where it can tell: a Raspberry Pi tells all four. For
@@ -91,8 +142,16 @@ impl Health {
 }
 
 impl Announce {
+    /// The announce's bytes, leaving out its last jobs if it would not fit otherwise.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        encode(self)
+        let mut bytes = encode(self);
+        if bytes.len() > MAX_ANNOUNCE_BYTES && !self.jobs.is_empty() {
+            let mut fewer = self.clone();
+            while bytes.len() > MAX_ANNOUNCE_BYTES && fewer.jobs.pop().is_some() {
+                bytes = encode(&fewer);
+            }
+        }
+        bytes
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -109,6 +168,9 @@ impl Announce {
         if a.status.busy > a.status.workers {
             return Err(DecodeError::Invalid("more busy workers than workers"));
         }
+        if a.jobs.len() > MAX_JOBS || !a.jobs.iter().all(JobSummary::is_valid) {
+            return Err(DecodeError::Invalid("jobs out of bounds (count, shares, done above total)"));
+        }
         Ok(a)
     }
 }
@@ -122,7 +184,7 @@ mod tests {
             protocol: PROTOCOL_VERSION,
             version: "0.1.0".into(),
             name: "pi-1".into(),
-            status: Status { workers: 4, busy: 2, queued: 10, tasks_done: 99 },
+            status: Status { workers: 4, busy: 2, queued: 10, tasks_done: 99, steals: 0 },
             bye: false,
             facts: Facts { arch: "aarch64".into(), labels: vec!["ffmpeg".into()], ..Facts::default() },
             health: Some(Health {
@@ -131,6 +193,21 @@ mod tests {
                 load_centi: Some(12),
                 mem_avail_mb: Some(700),
             }),
+            jobs: vec![job(7)],
+        }
+    }
+
+    fn job(seq: u32) -> JobSummary {
+        let share = |n| Share { node: NodeId(u64::MAX - n), tasks: 1000 + n, task_ms: 123_456 };
+        JobSummary {
+            seq,
+            kind: JobKind::Wasm,
+            done: 40,
+            failed: 1,
+            total: 100,
+            elapsed_ms: 4321,
+            finished: false,
+            shares: (0..MAX_SHARES as u64).map(share).collect(),
         }
     }
 
@@ -138,7 +215,44 @@ mod tests {
     fn round_trip() {
         let a = sample();
         assert_eq!(Announce::decode(&a.encode()).unwrap(), a);
-        assert!(a.encode().len() < 256, "an announce stays small");
+        let mut small = a.clone();
+        small.jobs.clear();
+        assert!(small.encode().len() < 256, "an announce without jobs stays small");
+    }
+
+    #[test]
+    fn an_announce_too_big_for_its_jobs_leaves_out_the_last_ones() {
+        // A usual node with 4 jobs of 6 shares each, and one with the longest name and
+        // every label it may have: each keeps the jobs that fit, the first ones, whole.
+        let mut usual = sample();
+        usual.jobs = (0..MAX_JOBS as u32).map(job).collect();
+        let mut crowded = usual.clone();
+        crowded.name = "n".repeat(MAX_NAME);
+        crowded.facts.labels = (0..16).map(|i| format!("{i:0>32}")).collect();
+        for (a, at_least) in [(usual, 1), (crowded, 0)] {
+            let bytes = a.encode();
+            assert!(bytes.len() <= MAX_ANNOUNCE_BYTES);
+            let got = Announce::decode(&bytes).unwrap();
+            assert!(got.jobs.len() >= at_least && got.jobs.len() < MAX_JOBS, "kept {} jobs", got.jobs.len());
+            let mut want = a.clone();
+            want.jobs.truncate(got.jobs.len());
+            assert_eq!(got, want, "the first jobs, whole, and all else");
+        }
+    }
+
+    #[test]
+    fn jobs_out_of_bounds_are_refused() {
+        let mut a = sample();
+        a.jobs[0].done = a.jobs[0].total + 1;
+        assert!(matches!(Announce::decode(&encode(&a)), Err(DecodeError::Invalid(_))));
+        let mut a = sample();
+        let extra = a.jobs[0].shares[0];
+        a.jobs[0].shares.push(extra);
+        assert!(matches!(Announce::decode(&encode(&a)), Err(DecodeError::Invalid(_))));
+        let mut a = sample();
+        a.jobs = vec![job(1), job(2), job(3), job(4), job(5)];
+        a.jobs.iter_mut().for_each(|j| j.shares.truncate(1));
+        assert!(matches!(Announce::decode(&encode(&a)), Err(DecodeError::Invalid(_))));
     }
 
     #[test]

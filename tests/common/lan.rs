@@ -255,6 +255,13 @@ impl Lan {
         self.procs[p.0].take().expect("a running command").wait_with_output().unwrap()
     }
 
+    /// A background command's output if it has ended, without waiting (a command whose
+    /// output fills its pipe never ends: for commands that print little).
+    pub(crate) fn try_wait(&mut self, p: &Proc) -> Option<Output> {
+        let ended = self.procs[p.0].as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some());
+        ended.then(|| self.procs[p.0].take().expect("a running command").wait_with_output().unwrap())
+    }
+
     /// Ends a background command with SIGKILL, as Ctrl-C on a stuck client would.
     pub(crate) fn kill(&mut self, p: Proc) {
         if let Some(mut c) = self.procs[p.0].take() {

@@ -1,2 +1,3 @@
+pub(crate) mod browser;
 pub(crate) mod lan;
 pub(crate) mod nodes;

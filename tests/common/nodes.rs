@@ -49,6 +49,7 @@ impl Cluster {
             labels: Vec::new(),
             lending: Availability::default(),
             worker_nice: 0,
+            http: None,
         }
     }
 

@@ -128,6 +128,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             busy: self.slots.busy() as u32,
             queued: self.jobs.values().map(Job::queued).sum(),
             tasks_done: self.tasks_done,
+            steals: self.counters.steals,
         }
     }
 
@@ -228,6 +229,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
                 self.peers.update(now, from, s);
             }
             Message::Steal { req } => {
+                self.counters.steal_requests_received += 1;
                 let work = self.grant(from);
                 self.actions.push_back(Action::Send { to: from, msg: Message::Grant { req, work } });
             }

@@ -26,6 +26,7 @@ use net::VERSION;
 
 use super::client::Command;
 use super::config::NodeConfig;
+use super::dashboard::{Board, Inputs, Snapshot};
 use super::identity::Identity;
 use super::lending::LendCheck;
 use super::report::NodeInfo;
@@ -42,7 +43,7 @@ use anyhow::{Context, Result};
 use net::{FromNet, Net};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use transfers::{INTERNAL_CAPACITY, Internal, LoopFetcher, Plumbing, Transfers};
@@ -83,17 +84,28 @@ pub(super) struct EventLoop {
     next_prune: Instant,
     /// `--hours`, `--when-idle`: whether the node lends its workers now.
     lend: LendCheck,
+    /// What the dashboard shows, when the node serves one.
+    board: Option<Board>,
 }
 
 impl EventLoop {
+    /// The loop, and the dashboard's view of it if `dashboard` is asked for.
     pub(super) fn new(
         identity: Identity,
         cfg: NodeConfig,
+        dashboard: bool,
         commands: mpsc::Receiver<Command>,
         tracker: TaskTracker,
         shutdown: CancellationToken,
-    ) -> Result<Self> {
+    ) -> Result<(Self, Option<watch::Receiver<Arc<Snapshot>>>)> {
         let now = Instant::now();
+        let (board, view) = match dashboard {
+            true => {
+                let (board, view) = Board::new(&identity.name, now);
+                (Some(board), Some(view))
+            }
+            false => (None, None),
+        };
         let facts = cfg.facts();
         let sched_cfg =
             Config { workers: cfg.workers, facts: facts.clone(), runs_own: cfg.runs_own, ..Config::default() };
@@ -112,7 +124,7 @@ impl EventLoop {
             Some(n) => Some(Net::start(&identity, n, facts.clone(), cfg.workers, sched_cfg.peer_expiry, now)?),
             None => None,
         };
-        Ok(Self {
+        let event_loop = Self {
             sched: Scheduler::new(identity.node_id, sched_cfg, seed, now),
             me: Me { identity, workers: cfg.workers, facts, home: cfg.home },
             pool,
@@ -126,7 +138,9 @@ impl EventLoop {
             next_housekeeping: now,
             next_prune: now + PRUNE_EVERY,
             lend: LendCheck::new(cfg.lending),
-        })
+            board,
+        };
+        Ok((event_loop, view))
     }
 
     /// Runs until `shutdown` is cancelled (or the network fails), then leaves the mesh
@@ -145,6 +159,9 @@ impl EventLoop {
                 biased;
                 () = shutdown.cancelled() => break,
                 Some(f) = self.finished.recv() => {
+                    if let Some(board) = &mut self.board {
+                        board.ran(f.kind, &f.reports);
+                    }
                     for r in f.reports {
                         self.sched.handle_task_done(Instant::now(), f.worker, r);
                     }
@@ -204,6 +221,9 @@ impl EventLoop {
                 }
                 Action::Retrying { job, from, report } => {
                     tracing::debug!(%job, task = report.task, node = %from, "task failed; retrying");
+                    if let Some(board) = &mut self.board {
+                        board.retried();
+                    }
                     self.watches.retrying(job, from, &report);
                 }
                 Action::Stolen { job, by, .. } => self.watches.stolen(job, by),
@@ -211,6 +231,9 @@ impl EventLoop {
                     // Whatever of it still runs here (a halted job's tasks, backup runs of
                     // a complete one) ends.
                     self.exec.cancel(job);
+                    if let Some(board) = &mut self.board {
+                        board.finished();
+                    }
                     let backups = self.sched.counters().backups;
                     let (me, net) = (&self.me, &self.net);
                     self.watches.finish(job, progress, backups, &|n| describe(me, net.as_ref(), n));
@@ -234,15 +257,14 @@ impl EventLoop {
                 let now = Instant::now();
                 let spec = Arc::new(job);
                 let id = self.sched.submit(now, spec.clone(), spec.tasks(), spec.retries());
-                tracing::debug!(job = %id, kind = spec.kind(), tasks = spec.tasks(), "job submitted");
+                tracing::debug!(job = %id, kind = %spec.kind(), tasks = spec.tasks(), "job submitted");
                 self.watches.add(id, spec, now, Listener { progress, events, done });
+                if let Some(board) = &mut self.board {
+                    board.submitted();
+                }
             }
             Command::Peers { reply } => {
-                let mut rows = vec![self.self_row()];
-                if let Some(net) = &self.net {
-                    rows.extend(net.rows(Instant::now()));
-                }
-                let _ = reply.send(PeersReply { rows });
+                let _ = reply.send(PeersReply { rows: self.rows(Instant::now()) });
             }
         }
     }
@@ -335,9 +357,39 @@ impl EventLoop {
             tracing::info!("{} {lending}", self.me.identity.name);
             self.sched.set_lending(now, lending == Lending::Yes);
         }
+        let jobs = self.watches.summaries(now);
+        if let Some(net) = &mut self.net {
+            net.set_jobs(jobs);
+        }
+        self.publish(now);
     }
 
-    fn self_row(&self) -> PeerRow {
+    /// A new snapshot for the dashboard, if the node serves one.
+    fn publish(&mut self, now: Instant) {
+        let farewells = self.net.as_mut().map(Net::take_farewells).unwrap_or_default();
+        if self.board.is_none() {
+            return;
+        }
+        let status = self.sched.status();
+        // A node that does not lend now offers no workers (`Scheduler::status`).
+        let lending = status.workers > 0;
+        let inputs = Inputs { rows: self.rows(now), farewells, status, counters: self.sched.counters(), lending };
+        let (me, net) = (&self.me, &self.net);
+        if let Some(board) = &mut self.board {
+            board.publish(now, inputs, &|n| describe(me, net.as_ref(), n));
+        }
+    }
+
+    /// `mesh peers`: this node, then every other node it knows of.
+    fn rows(&self, now: Instant) -> Vec<PeerRow> {
+        let mut rows = vec![self.self_row(now)];
+        if let Some(net) = &self.net {
+            rows.extend(net.rows(now));
+        }
+        rows
+    }
+
+    fn self_row(&self, now: Instant) -> PeerRow {
         let s = self.sched.status();
         let id = &self.me.identity;
         PeerRow {
@@ -348,6 +400,7 @@ impl EventLoop {
             busy: Some(s.busy),
             queued: Some(s.queued),
             tasks_done: Some(s.tasks_done),
+            steals: Some(s.steals),
             rtt_ms: None,
             version: VERSION.into(),
             last_seen_s: Some(0.0),
@@ -356,12 +409,15 @@ impl EventLoop {
             blobs: Some(self.transfers.stats()),
             facts: Some(self.me.facts.clone()),
             health: Some(super::health::read()),
+            jobs: self.watches.summaries(now),
         }
     }
 
     async fn leave(mut self) {
         self.exec.cancel_all();
         if let Some(net) = &mut self.net {
+            // The goodbye tells of jobs that just finished, for the dashboards.
+            net.set_jobs(self.watches.summaries(Instant::now()));
             net.leave(self.sched.status()).await;
             tracing::info!("this node left the mesh");
         }

@@ -13,11 +13,11 @@ use crate::node::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use crate::node::config::NetConfig;
 use crate::node::health::HealthProbe;
 use crate::node::identity::Identity;
-use crate::node::membership::{Decision, Departure, Membership};
+use crate::node::membership::{Decision, Departure, Farewell, Membership};
 use crate::node::report::NodeInfo;
 use crate::node::view::{PeerRow, PeerState};
 use crate::protocol::blob::{BlobRequest, BlobResponse};
-use crate::protocol::membership::{Announce, PROTOCOL_VERSION, TOPIC};
+use crate::protocol::membership::{Announce, JobSummary, MAX_JOBS, MAX_SHARES, PROTOCOL_VERSION, TOPIC};
 use crate::protocol::sched::{Ack, WireMessage};
 use anyhow::{Context, Result};
 use libp2p::futures::StreamExt;
@@ -86,6 +86,8 @@ pub(super) struct Net {
     workers: u32,
     /// The node has not yet said hello (it does, once its listen addresses are known).
     hello_due: bool,
+    /// This node's own jobs, told in every announce.
+    jobs: Vec<JobSummary>,
     /// Members silent this long are dropped (the core's `peer_expiry`).
     expiry: Duration,
     next_static_dial: Instant,
@@ -127,6 +129,7 @@ impl Net {
             listen_addrs: Vec::new(),
             workers,
             hello_due: true,
+            jobs: Vec::new(),
             expiry,
             next_static_dial: now,
         })
@@ -367,11 +370,25 @@ impl Net {
             bye,
             facts: self.facts.clone(),
             health: Some(self.health.now(Instant::now())),
+            jobs: self.jobs.clone(),
         };
         // With no subscribed peer yet this fails; the next announce goes out a second later.
         if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), a.encode()) {
             tracing::trace!(%e, "announce not published");
         }
+    }
+
+    /// The jobs every announce tells of from now on: at most `MAX_JOBS`, each naming its
+    /// `MAX_SHARES` busiest nodes.
+    pub(super) fn set_jobs(&mut self, mut jobs: Vec<JobSummary>) {
+        jobs.truncate(MAX_JOBS);
+        jobs.iter_mut().for_each(|j| j.shares.truncate(MAX_SHARES));
+        self.jobs = jobs;
+    }
+
+    /// What members that left told of their jobs in their goodbye, since the last call.
+    pub(super) fn take_farewells(&mut self) -> Vec<Farewell> {
+        self.membership.take_farewells()
     }
 
     pub(super) fn request_blob(&mut self, peer: PeerId, req: BlobRequest) -> OutboundRequestId {

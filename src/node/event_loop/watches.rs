@@ -13,7 +13,8 @@ use crate::id::{JobId, NodeId};
 use crate::job::{JobSpec, TaskOutput};
 use crate::node::report::{Collector, Describe, JobReport};
 use crate::node::view::{JobEvent, JobProgress, PyTaskEvent, TaskEvent};
-use std::collections::HashMap;
+use crate::protocol::membership::{FINISHED_SHOWN, JobSummary};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -39,9 +40,14 @@ pub(super) struct Listener {
     pub(super) done: oneshot::Sender<JobReport>,
 }
 
+/// Finished jobs remembered for the announce at most.
+const ENDED_KEPT: usize = 16;
+
 #[derive(Debug, Default)]
 pub(super) struct Watches {
     jobs: HashMap<JobId, Watch>,
+    /// Jobs that finished, newest last, told of for `FINISHED_SHOWN` after.
+    ended: VecDeque<(Instant, JobSummary)>,
 }
 
 impl Watches {
@@ -113,8 +119,25 @@ impl Watches {
     /// The job is complete: its report goes to the submitter.
     pub(super) fn finish(&mut self, job: JobId, progress: Progress, backups: u64, describe: Describe<'_>) {
         if let Some(w) = self.jobs.remove(&job) {
+            let now = Instant::now();
+            while self.ended.len() >= ENDED_KEPT
+                || self.ended.front().is_some_and(|(at, _)| now.saturating_duration_since(*at) > FINISHED_SHOWN)
+            {
+                self.ended.pop_front();
+            }
+            self.ended.push_back((now, w.collector.summary(job.seq, now, true)));
             let _ = w.done.send(w.collector.finish(progress, backups, describe));
         }
+    }
+
+    /// The owned jobs as the announce and the dashboard tell of them: the running ones,
+    /// oldest first, then those finished in the last `FINISHED_SHOWN`, newest first.
+    pub(super) fn summaries(&self, now: Instant) -> Vec<JobSummary> {
+        let mut running: Vec<(&JobId, &Watch)> = self.jobs.iter().collect();
+        running.sort_by_key(|(id, _)| id.seq);
+        let running = running.into_iter().map(|(id, w)| w.collector.summary(id.seq, now, false));
+        let shown = self.ended.iter().rev().filter(|(at, _)| now.saturating_duration_since(*at) <= FINISHED_SHOWN);
+        running.chain(shown.map(|(_, s)| s.clone())).collect()
     }
 
     /// The job is gone without a report; its submitter sees the reply dropped.
@@ -193,6 +216,13 @@ mod tests {
         );
         assert_eq!(report.steals(), 1);
         assert!(ends.events.try_recv().is_err(), "a primes job streams nothing");
+        let told = w.summaries(Instant::now());
+        assert_eq!(told.len(), 1, "a finished job is told of for a while");
+        let s = &told[0];
+        assert_eq!((s.seq, s.done, s.total, s.finished), (7, 2, 2, true));
+        assert_eq!(s.shares.iter().map(|s| (s.node, s.tasks)).collect::<Vec<_>>(), [(NodeId(1), 1), (NodeId(2), 1)]);
+        let later = Instant::now() + FINISHED_SHOWN + std::time::Duration::from_secs(1);
+        assert!(w.summaries(later).is_empty(), "and then forgotten");
         assert!(w.take_abandoned().is_empty());
     }
 
@@ -244,6 +274,8 @@ mod tests {
         let (tb, dropped) = listener();
         w.add(a, spec(), Instant::now(), ta);
         w.add(b, spec(), Instant::now(), tb);
+        let told: Vec<(u32, bool)> = w.summaries(Instant::now()).iter().map(|s| (s.seq, s.finished)).collect();
+        assert_eq!(told, [(1, false), (2, false)], "running jobs, oldest first");
         drop(dropped);
         assert_eq!(w.take_abandoned(), [b]);
         assert!(w.take_abandoned().is_empty(), "taken once");
