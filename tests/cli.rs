@@ -192,6 +192,8 @@ fn join_refuses_bad_addresses_and_keys_before_touching_the_network() {
         (&["--hours", "25:00-08:00"], "25:00 is not a time of day"),
         (&["--hours", "08:00-08:00"], "starts and ends at the same time"),
         (&["--nice", "20"], "--nice"),
+        (&["--http", "nowhere"], "is not IP:PORT or a PORT"),
+        (&["--http", "4880", "--no-http"], "cannot be used with"),
     ];
     for (args, expect) in cases {
         let out = mesh("join-bad").arg("join").args(*args).output().unwrap();
@@ -199,6 +201,23 @@ fn join_refuses_bad_addresses_and_keys_before_touching_the_network() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(expect), "{args:?}: expected {expect:?} in {err}");
     }
+}
+
+#[test]
+fn join_stops_when_its_dashboard_address_is_taken_but_not_the_default() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let home = std::env::temp_dir().join(format!("mesh-http-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let out = mesh("join-http")
+        .args(["join", "--no-mdns", "--listen", "127.0.0.1:0", "--key", "k", "--http", &port])
+        .env("MESH_HOME", &home)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&home);
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains(&format!("cannot serve the dashboard on 127.0.0.1:{port}")), "{err}");
 }
 
 fn fixture(path: &str) -> String {

@@ -142,10 +142,15 @@ fn a_browser_watches_a_job_spread_over_three_hosts() {
 }
 
 #[test]
-fn promtool_rejects_what_it_should() {
+fn promtool_passes_the_documented_config_and_rejects_bad_metrics() {
     if !browser_tests_enabled() {
         return;
     }
+    // docs/monitoring.md's scrape config and alert rules.
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/prometheus/prometheus.yml");
+    let out = Command::new(promtool()).args(["check", "config", config]).output().expect("promtool");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 7 rules found"));
     // The check above could not fail if promtool accepted anything: a counter without the
     // `_total` suffix is a lint problem (3), a broken line a parse error (1).
     let (code, _) = promtool_check("# HELP x_seconds a\n# TYPE x_seconds counter\nx_seconds 1\n");

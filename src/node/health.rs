@@ -22,11 +22,6 @@ const THROTTLED: &str = "get_throttled";
 const LOADAVG: &str = "proc/loadavg";
 const MEMINFO: &str = "proc/meminfo";
 
-/// This machine's figures now.
-pub(crate) fn read() -> Health {
-    read_under(Path::new("/"))
-}
-
 /// The 1-minute load average alone (what `--when-idle` decides from), where it can be read.
 pub(crate) fn load1() -> Option<f64> {
     let l = std::fs::read_to_string(Path::new("/").join(LOADAVG)).ok()?;

@@ -4,7 +4,9 @@
 //! a test sees what the page does by itself, live, as a person would; two separate page
 //! loads would not tell a live page from one that only rendered once.
 //!
-//! Set `MESH_SKIP_BROWSER=1` to skip the tests that need Chromium and promtool.
+//! The tests that need Chromium and Prometheus's `promtool` say so and skip when either is
+//! missing, unless `MESH_REQUIRE_BROWSER` is set, as CI sets it after installing both:
+//! there a missing tool fails the test. `MESH_SKIP_BROWSER=1` skips them always.
 
 #![allow(dead_code)] // each test binary uses a different part of this helper
 
@@ -21,13 +23,28 @@ use std::time::Duration;
 /// How long one DevTools command may take before the test fails instead of hanging.
 const REPLY: Duration = Duration::from_secs(60);
 
-/// Returns false (and says so) when browser tests are switched off.
+/// Returns false (and says so) when browser tests are switched off, or cannot run here
+/// and need not.
 pub(crate) fn browser_tests_enabled() -> bool {
     if std::env::var_os("MESH_SKIP_BROWSER").is_some() {
         eprintln!("MESH_SKIP_BROWSER is set: skipping a test that needs Chromium and promtool");
         return false;
     }
-    true
+    let promtool = std::env::var("MESH_PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let missing: Vec<&str> = [("chromium", "chromium"), ("promtool", promtool.as_str())]
+        .into_iter()
+        .filter(|(_, program)| Command::new(program).arg("--version").output().is_err())
+        .map(|(name, _)| name)
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("MESH_REQUIRE_BROWSER").is_none(),
+        "MESH_REQUIRE_BROWSER is set, but {missing:?} cannot run (.ci/run installs both)"
+    );
+    eprintln!("{missing:?} not installed: skipping a browser test (bash .ci/run installs them)");
+    false
 }
 
 #[derive(Debug)]

@@ -27,10 +27,11 @@ use net::VERSION;
 use super::client::Command;
 use super::config::NodeConfig;
 use super::dashboard::{Board, Inputs, Snapshot};
+use super::health::HealthProbe;
 use super::identity::Identity;
 use super::lending::LendCheck;
 use super::report::NodeInfo;
-use super::view::{PeerRow, PeerState, PeersReply};
+use super::view::{Health, PeerRow, PeerState, PeersReply};
 use super::workers::{Finished, Work, WorkerPool};
 use crate::core::{Action, Config, Facts, Lending, Message, Scheduler, TaskReport};
 use crate::exec::fetch::PeerAnswer;
@@ -86,6 +87,8 @@ pub(super) struct EventLoop {
     lend: LendCheck,
     /// What the dashboard shows, when the node serves one.
     board: Option<Board>,
+    /// How this machine is doing, for its own row (read at most every few seconds).
+    health: HealthProbe,
 }
 
 impl EventLoop {
@@ -139,6 +142,7 @@ impl EventLoop {
             next_prune: now + PRUNE_EVERY,
             lend: LendCheck::new(cfg.lending),
             board,
+            health: HealthProbe::new(),
         };
         Ok((event_loop, view))
     }
@@ -381,15 +385,16 @@ impl EventLoop {
     }
 
     /// `mesh peers`: this node, then every other node it knows of.
-    fn rows(&self, now: Instant) -> Vec<PeerRow> {
-        let mut rows = vec![self.self_row(now)];
+    fn rows(&mut self, now: Instant) -> Vec<PeerRow> {
+        let health = self.health.now(now);
+        let mut rows = vec![self.self_row(now, health)];
         if let Some(net) = &self.net {
             rows.extend(net.rows(now));
         }
         rows
     }
 
-    fn self_row(&self, now: Instant) -> PeerRow {
+    fn self_row(&self, now: Instant, health: Health) -> PeerRow {
         let s = self.sched.status();
         let id = &self.me.identity;
         PeerRow {
@@ -408,7 +413,7 @@ impl EventLoop {
             state: PeerState::Member,
             blobs: Some(self.transfers.stats()),
             facts: Some(self.me.facts.clone()),
-            health: Some(super::health::read()),
+            health: Some(health),
             jobs: self.watches.summaries(now),
         }
     }
