@@ -27,34 +27,14 @@ a64="qemu-aarch64-static -L /usr/aarch64-linux-gnu $PWD/target/aarch64-unknown-l
 a32="qemu-arm-static -L /usr/arm-linux-gnueabihf $PWD/target/armv7-unknown-linux-gnueabihf/dist/mesh"
 
 dir=$(mktemp -d /tmp/mesh-arm-XXXX)
-br=mbrarm$$
-hosts="x86 a64 a32"
+. benches/netns.sh
+LAN_TAG=arm
 cleanup() {
-  for h in $hosts; do
-    pids=$(ip netns pids "mesh-t-arm-$h" 2>/dev/null || true)
-    [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
-    ip netns del "mesh-t-arm-$h" 2>/dev/null || true
-  done
-  ip link del "$br" 2>/dev/null || true
+  lan_down
   rm -rf "$dir"
 }
 trap cleanup EXIT
-ip link add "$br" type bridge
-ip link set "$br" type bridge mcast_snooping 0
-ip link set "$br" up
-i=10
-for h in $hosts; do
-  i=$((i + 1))
-  ns=mesh-t-arm-$h
-  ip netns add "$ns"
-  ip link add "va$h$$" type veth peer name "vi$h$$"
-  ip link set "va$h$$" master "$br" up
-  ip link set "vi$h$$" netns "$ns"
-  ip netns exec "$ns" ip addr add "198.18.0.$i/24" dev "vi$h$$"
-  ip netns exec "$ns" ip link set "vi$h$$" up
-  ip netns exec "$ns" ip link set lo up
-  ip netns exec "$ns" ip route add 224.0.0.0/4 dev "vi$h$$"
-done
+lan_up x86 a64 a32
 # qemu-user does not emulate the IP_MULTICAST_IF socket option that mDNS needs, so the
 # emulated nodes find the mesh the way nodes on networks without multicast do: --peer.
 # (On real ARM hardware mDNS works as anywhere else.)
@@ -95,7 +75,7 @@ for a in aarch64 arm; do
 done
 rss() { # label
   local h pid kib
-  for h in $hosts; do
+  for h in $LAN_HOSTS; do
     pid=$(ip netns pids "mesh-t-arm-$h" | head -1)
     kib=$(rss_of "$pid")
     case "$h" in

@@ -27,31 +27,14 @@ mesh=$PWD/target/release/mesh
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
 dir=$(mktemp -d /tmp/mesh-dash-XXXX)
-br=mbrd$$
+. benches/netns.sh
+LAN_TAG=dash
 cleanup() {
-  for h in node web; do
-    pids=$(ip netns pids "mesh-t-dash-$h" 2>/dev/null || true)
-    [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
-    ip netns del "mesh-t-dash-$h" 2>/dev/null || true
-  done
-  ip link del "$br" 2>/dev/null || true
+  lan_down
   rm -rf "$dir"
 }
 trap cleanup EXIT
-ip link add "$br" type bridge
-ip link set "$br" up
-i=10
-for h in node web; do
-  i=$((i + 1))
-  ns=mesh-t-dash-$h
-  ip netns add "$ns"
-  ip link add "vd$h$$" type veth peer name "vj$h$$"
-  ip link set "vd$h$$" master "$br" up
-  ip link set "vj$h$$" netns "$ns"
-  ip netns exec "$ns" ip addr add "198.18.0.$i/24" dev "vj$h$$"
-  ip netns exec "$ns" ip link set "vj$h$$" up
-  ip netns exec "$ns" ip link set lo up
-done
+lan_up node web
 url=http://198.18.0.11:4880
 ip netns exec mesh-t-dash-node taskset -c 0 "$mesh" join --name n1 --workers 1 --nice 0 --no-mdns \
   --key bench --home "$dir/n1" --http 0.0.0.0:4880 2>"$dir/n1.log" &
