@@ -39,8 +39,8 @@ const GOODBYE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Capacity of the channel from the mDNS thread to the event loop.
 pub(crate) const CHANNEL_CAPACITY: usize = 64;
 
-/// What this node advertises.
-#[derive(Debug, Clone)]
+/// What a node advertises: its TXT record and SRV port.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Advert {
     pub name: String,
     pub peer_id: PeerId,
@@ -136,13 +136,7 @@ fn service_info(a: &Advert) -> Result<ServiceInfo> {
     let short = &id[id.len().saturating_sub(6)..];
     let host: String = a.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     let instance = format!("{}-{short}", a.name);
-    let props = [
-        ("id", id.clone()),
-        ("pv", a.protocol.to_string()),
-        ("kf", a.fingerprint.clone()),
-        ("v", a.version.clone()),
-        ("name", a.name.clone()),
-    ];
+    let props = a.txt();
     let mut info = ServiceInfo::new(SERVICE_TYPE, &instance, &format!("{host}-{short}.local."), "", a.port, &props[..])
         .context("building the mDNS record")?;
     // Probing (RFC 6762 §8.1) guards against name clashes and delays the first announce by
@@ -151,26 +145,53 @@ fn service_info(a: &Advert) -> Result<ServiceInfo> {
     Ok(info.enable_addr_auto())
 }
 
+impl Advert {
+    /// The TXT record's keys and values.
+    pub(crate) fn txt(&self) -> [(&'static str, String); 5] {
+        [
+            ("id", self.peer_id.to_base58()),
+            ("pv", self.protocol.to_string()),
+            ("kf", self.fingerprint.clone()),
+            ("v", self.version.clone()),
+            ("name", self.name.clone()),
+        ]
+    }
+
+    /// Checks a peer's TXT record (`get` looks a key up) and SRV port. Errors say why it
+    /// is junk.
+    pub(crate) fn parse<'a>(get: impl Fn(&str) -> Option<&'a str>, port: u16) -> Result<Self, &'static str> {
+        let txt = |k: &str| get(k).filter(|v| v.len() <= MAX_TXT_VALUE);
+        let peer_id: PeerId = txt("id").ok_or("no id")?.parse().map_err(|_| "bad peer id")?;
+        let protocol: u32 = txt("pv").ok_or("no pv")?.parse().map_err(|_| "bad pv")?;
+        let fingerprint = txt("kf").ok_or("no kf")?.to_string();
+        if port == 0 {
+            return Err("port 0");
+        }
+        Ok(Self {
+            name: txt("name").unwrap_or("?").to_string(),
+            peer_id,
+            port,
+            fingerprint,
+            protocol,
+            version: txt("v").unwrap_or("?").to_string(),
+        })
+    }
+}
+
 /// Checks a peer's record. Errors say why it is junk.
 fn parse(r: &mdns_sd::ResolvedService) -> Result<Record, &'static str> {
-    let txt = |k: &str| r.get_property_val_str(k).filter(|v| v.len() <= MAX_TXT_VALUE);
-    let peer_id: PeerId = txt("id").ok_or("no id")?.parse().map_err(|_| "bad peer id")?;
-    let protocol: u32 = txt("pv").ok_or("no pv")?.parse().map_err(|_| "bad pv")?;
-    let fingerprint = txt("kf").ok_or("no kf")?.to_string();
-    if r.port == 0 {
-        return Err("port 0");
-    }
+    let a = Advert::parse(|k| r.get_property_val_str(k), r.port)?;
     let mut addrs: Vec<Ipv4Addr> = r.get_addresses_v4().into_iter().collect();
     addrs.sort();
     Ok(Record {
         fullname: r.fullname.clone(),
-        peer_id,
-        name: txt("name").unwrap_or("?").to_string(),
+        peer_id: a.peer_id,
+        name: a.name,
         addrs,
-        port: r.port,
-        fingerprint,
-        protocol,
-        version: txt("v").unwrap_or("?").to_string(),
+        port: a.port,
+        fingerprint: a.fingerprint,
+        protocol: a.protocol,
+        version: a.version,
     })
 }
 

@@ -17,6 +17,8 @@
 //! * `sim` (tests, and the `sim` feature for benches): a deterministic N-node simulator
 //!   that drives [`core`] on a virtual clock with latency, loss, node death and uneven
 //!   speeds.
+//! * `fuzzing` (tests, and the `fuzzing` feature for `fuzz/`): one entry point per decoder
+//!   of outside bytes, for cargo-fuzz and the replay of its saved inputs.
 //! * [`store`], [`secret`], [`id`]: content-addressed blobs under `--home`, the shared
 //!   key, and node, job and content identifiers.
 //!
@@ -36,3 +38,6 @@ pub mod store;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
+
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;

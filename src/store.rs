@@ -53,6 +53,15 @@ pub enum StoreError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
+/// What [`BlobStore::check_all`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StoreCheck {
+    pub sound: u64,
+    pub bytes: u64,
+    /// Damaged blobs, removed.
+    pub removed: Vec<ContentId>,
+}
+
 #[derive(Debug)]
 pub struct BlobStore {
     dir: PathBuf,
@@ -178,6 +187,31 @@ impl BlobStore {
         }
         self.lock().insert(id);
         Ok(len)
+    }
+
+    /// Checks every blob against its hash (`mesh store check`), as [`check`](Self::check)
+    /// does one: a damaged copy is removed, and fetched again when a task needs it. Files
+    /// that are not blobs (writes in progress, pins) are left alone.
+    pub fn check_all(&self) -> Result<StoreCheck, StoreError> {
+        let mut out = StoreCheck::default();
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(source) => return Err(StoreError::Io { path: self.dir.clone(), source }),
+        };
+        for entry in entries.flatten() {
+            let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<ContentId>().ok()) else { continue };
+            match self.check(id) {
+                Ok(len) => {
+                    out.sound += 1;
+                    out.bytes += len;
+                }
+                Err(StoreError::Corrupt(id)) => out.removed.push(id),
+                Err(StoreError::Missing(_)) => {} // pruned meanwhile
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// Stores a file of at most [`MAX_FILE`] bytes, streaming it, and returns its id and
@@ -357,6 +391,22 @@ mod tests {
         std::fs::write(fresh.path(id), b"tampered").unwrap();
         assert_eq!(BlobStore::new(&home).put(b"precious").unwrap(), id);
         assert_eq!(BlobStore::new(&home).read(id).unwrap(), b"precious");
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+
+    #[test]
+    fn a_whole_store_is_checked_and_only_damaged_blobs_go() {
+        let home = temp_home("fsck");
+        let store = BlobStore::new(&home);
+        assert_eq!(store.check_all().unwrap(), StoreCheck::default(), "no store yet");
+        let good = store.put(b"good").unwrap();
+        let bad = store.put(b"bad!").unwrap();
+        std::fs::write(store.path(bad), b"rot!").unwrap();
+        std::fs::write(home.join("blobs").join("not-a-blob.tmp"), b"x").unwrap();
+        let found = BlobStore::new(&home).check_all().unwrap();
+        assert_eq!(found, StoreCheck { sound: 1, bytes: 4, removed: vec![bad] });
+        assert!(store.contains(good) && !store.contains(bad));
+        assert!(home.join("blobs").join("not-a-blob.tmp").exists(), "other files are left alone");
         std::fs::remove_dir_all(&home).unwrap();
     }
 

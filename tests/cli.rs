@@ -204,6 +204,28 @@ fn join_refuses_bad_addresses_and_keys_before_touching_the_network() {
 }
 
 #[test]
+fn store_check_reports_and_removes_damaged_blobs() {
+    let home = std::env::temp_dir().join(format!("mesh-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let check = || mesh("store").args(["store", "check"]).env("MESH_HOME", &home).output().unwrap();
+    let out = check();
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "0 blobs (0.0 MiB) sound; 0 damaged\n"));
+    let blobs = home.join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let good = mesh::id::ContentId::of(b"good");
+    let bad = mesh::id::ContentId::of(b"bad");
+    std::fs::write(blobs.join(good.to_string()), b"good").unwrap();
+    std::fs::write(blobs.join(bad.to_string()), b"rot").unwrap();
+    let out = check();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("1 blob (0.0 MiB) sound; 1 damaged\n"), "{text}");
+    assert!(text.contains(&format!("removed damaged blob {bad}")), "{text}");
+    assert!(blobs.join(good.to_string()).exists() && !blobs.join(bad.to_string()).exists());
+    std::fs::remove_dir_all(&home).unwrap();
+}
+
+#[test]
 fn join_stops_when_its_dashboard_address_is_taken_but_not_the_default() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();

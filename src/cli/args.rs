@@ -63,6 +63,9 @@ pub enum Command {
     /// serves the control socket, runs its user's own jobs here and on the mesh (with
     /// --local, here only), and runs nothing for others.
     Session(SessionArgs),
+    /// Look after this home's blob store (the modules, inputs and files jobs use).
+    #[command(subcommand)]
+    Store(StoreCmd),
     /// Print a shell's completion script for mesh.
     ///
     /// bash: `mesh completions bash > /etc/bash_completion.d/mesh`; zsh: `mesh completions
@@ -467,4 +470,11 @@ fn parse_http(s: &str) -> Result<std::net::SocketAddr, String> {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }
     s.parse().map_err(|_| format!("'{s}' is not IP:PORT or a PORT (e.g. 0.0.0.0:4880 for the LAN)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCmd {
+    /// Check every blob against its hash. Damaged ones are removed (a node fetches them
+    /// again when a task needs them); exits 1 if any was.
+    Check,
 }

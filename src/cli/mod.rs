@@ -17,6 +17,7 @@ mod output;
 mod run;
 mod session;
 mod setup;
+mod store;
 mod submit;
 mod wasm;
 
@@ -25,7 +26,7 @@ pub use exit::{Exit, JobFailed};
 
 use crate::node;
 use anyhow::Result;
-use args::{Command, SubmitJob};
+use args::{Command, StoreCmd, SubmitJob};
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<Exit> {
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Join(args) => join::join(home, args),
         Command::Peers(args) => join::peers(home, args),
         Command::Session(args) => session::session(home, args),
+        Command::Store(StoreCmd::Check) => store::check(&home),
         Command::Completions { shell } => docs::completions(shell),
         Command::Manpage { dir } => docs::manpage(dir.as_deref()),
     }

@@ -97,6 +97,18 @@ pub(crate) fn waiting_notes(e: JobEvent) {
 }
 
 /// A one-line note for the user on stderr.
+/// `mesh store check`'s one line, and the damaged blobs it removed.
+pub(crate) fn store_check(found: &crate::store::StoreCheck) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    let mib = found.bytes as f64 / (1024.0 * 1024.0);
+    let blobs = if found.sound == 1 { "blob" } else { "blobs" };
+    writeln!(out, "{} {blobs} ({mib:.1} MiB) sound; {} damaged", found.sound, found.removed.len())?;
+    for id in &found.removed {
+        writeln!(out, "removed damaged blob {id} (it is fetched again when a task needs it)")?;
+    }
+    Ok(())
+}
+
 pub(crate) fn note(msg: &str) {
     eprintln!("mesh: {msg}");
 }

@@ -1,0 +1,3 @@
+#![no_main]
+// See src/fuzzing.rs: mesh::fuzzing::blob_message must not panic, and round-trips what it accepts.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mesh::fuzzing::blob_message(data));
