@@ -29,11 +29,7 @@ a32="qemu-arm-static -L /usr/arm-linux-gnueabihf $PWD/target/armv7-unknown-linux
 dir=$(mktemp -d /tmp/mesh-arm-XXXX)
 . benches/netns.sh
 LAN_TAG=arm
-cleanup() {
-  lan_down
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+LAN_DIR=$dir
 lan_up x86 a64 a32
 # qemu-user does not emulate the IP_MULTICAST_IF socket option that mDNS needs, so the
 # emulated nodes find the mesh the way nodes on networks without multicast do: --peer.

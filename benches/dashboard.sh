@@ -29,11 +29,7 @@ command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq cur
 dir=$(mktemp -d /tmp/mesh-dash-XXXX)
 . benches/netns.sh
 LAN_TAG=dash
-cleanup() {
-  lan_down
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+LAN_DIR=$dir
 lan_up node web
 url=http://198.18.0.11:4880
 ip netns exec mesh-t-dash-node taskset -c 0 "$mesh" join --name n1 --workers 1 --nice 0 --no-mdns \

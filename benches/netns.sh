@@ -1,12 +1,14 @@
 # A namespace LAN for the bench scripts, sourced by them: one network namespace per host,
 # named mesh-t-$LAN_TAG-HOST, on one Linux bridge, with addresses 198.18.0.11, .12, … in
 # the order given (198.18.0.0/15 is for benchmarking networks: never a real host), and a
-# multicast route so that mDNS works. `lan_down` (run it on EXIT) kills every process in
-# the namespaces and removes them and the bridge.
+# multicast route so that mDNS works. `lan_up` sets an EXIT trap that runs `lan_down`:
+# it kills every process in the namespaces, removes them and the bridge, and removes the
+# script's scratch directory $LAN_DIR if it set one.
 #
-#   LAN_TAG=arm; lan_up x86 a64 a32; trap lan_down EXIT
+#   LAN_TAG=arm; LAN_DIR=$(mktemp -d); lan_up x86 a64 a32
 
 lan_up() {
+  trap lan_down EXIT
   LAN_HOSTS="$*"
   LAN_BRIDGE=mbr$LAN_TAG$$
   ip link add "$LAN_BRIDGE" type bridge
@@ -36,4 +38,5 @@ lan_down() {
     ip netns del "mesh-t-$LAN_TAG-$h" 2>/dev/null || true
   done
   ip link del "$LAN_BRIDGE" 2>/dev/null || true
+  if [ -n "${LAN_DIR:-}" ]; then rm -rf "$LAN_DIR"; fi
 }

@@ -29,13 +29,13 @@ dir=$(mktemp -d /tmp/mesh-soak-XXXX)
 LAN_TAG=soak
 hosts="h1 h2 h3 h4 h5"
 failed=0
+lan_up $hosts
 cleanup() {
   [ -n "${faulter:-}" ] && kill "$faulter" 2>/dev/null || true
   lan_down
   if [ "$failed" = 0 ]; then rm -rf "$dir"; else echo "soak FAILED: logs and homes kept in $dir"; fi
 }
 trap cleanup EXIT
-lan_up $hosts
 mkdir -p "$dir/state"
 ns() { echo "mesh-t-soak-$1"; }
 veth() { echo "va$1$$"; }
@@ -166,7 +166,7 @@ for h in $hosts; do
   ip netns exec "$(ns "$h")" "$bin" --home "$dir/$h" store check >"$dir/$h.store" 2>&1 ||
     { echo "$h: $(cat "$dir/$h.store")"; corrupt=$((corrupt + 1)); }
 done
-# Flat after the warm-up: the last sample against the median of the second quarter.
+# Flat after the warm-up: the last sample against the one a quarter of the way in.
 read -r rss0 fd0 th0 < <(awk '{ a[NR] = $0 } END { print a[int(NR / 4) + 1] }' "$dir/h1.samples")
 read -r rss1 fd1 th1 < <(tail -1 "$dir/h1.samples")
 flat=yes

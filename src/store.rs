@@ -165,15 +165,21 @@ impl BlobStore {
     }
 
     /// Checks that a blob of any size is whole and sound (streaming its hash, once per
-    /// process), and returns its size. A damaged copy is removed.
+    /// process), and returns its size. A damaged copy is removed. The blob counts as used
+    /// (for [`prune`]).
     pub fn check(&self, id: ContentId) -> Result<u64, StoreError> {
+        touch(&self.path(id));
+        self.verify(id)
+    }
+
+    /// [`check`](Self::check) without marking the blob used.
+    fn verify(&self, id: ContentId) -> Result<u64, StoreError> {
         let path = self.path(id);
         let len = match std::fs::metadata(&path) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::Missing(id)),
             Err(source) => return Err(StoreError::Io { path, source }),
         };
-        touch(&path);
         if self.lock().contains(&id) {
             return Ok(len);
         }
@@ -190,8 +196,9 @@ impl BlobStore {
     }
 
     /// Checks every blob against its hash (`mesh store check`), as [`check`](Self::check)
-    /// does one: a damaged copy is removed, and fetched again when a task needs it. Files
-    /// that are not blobs (writes in progress, pins) are left alone.
+    /// does one: a damaged copy is removed, and fetched again when a task needs it. It
+    /// leaves the blobs' last use as it was, so [`prune`] still trims the least recently
+    /// used first. Files that are not blobs (writes in progress, pins) are left alone.
     pub fn check_all(&self) -> Result<StoreCheck, StoreError> {
         let mut out = StoreCheck::default();
         let entries = match std::fs::read_dir(&self.dir) {
@@ -201,7 +208,7 @@ impl BlobStore {
         };
         for entry in entries.flatten() {
             let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<ContentId>().ok()) else { continue };
-            match self.check(id) {
+            match self.verify(id) {
                 Ok(len) => {
                     out.sound += 1;
                     out.bytes += len;
@@ -403,8 +410,12 @@ mod tests {
         let bad = store.put(b"bad!").unwrap();
         std::fs::write(store.path(bad), b"rot!").unwrap();
         std::fs::write(home.join("blobs").join("not-a-blob.tmp"), b"x").unwrap();
+        age(&store.path(good), 3600);
+        let last_use = std::fs::metadata(store.path(good)).unwrap().modified().unwrap();
         let found = BlobStore::new(&home).check_all().unwrap();
         assert_eq!(found, StoreCheck { sound: 1, bytes: 4, removed: vec![bad] });
+        let after = std::fs::metadata(store.path(good)).unwrap().modified().unwrap();
+        assert_eq!(after, last_use, "checking is not using: prune's order stays");
         assert!(store.contains(good) && !store.contains(bad));
         assert!(home.join("blobs").join("not-a-blob.tmp").exists(), "other files are left alone");
         std::fs::remove_dir_all(&home).unwrap();
