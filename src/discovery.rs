@@ -19,12 +19,17 @@
 //!
 //! mdns-sd runs its own thread and hands events over a channel; a bridge thread moves them
 //! into a bounded tokio channel, so a flood of records slows mDNS down instead of growing a
-//! queue.
+//! queue. The bridge passes on at most [`RECORDS_PER_SECOND`] resolved records a second
+//! (bursts of [`RECORD_BURST`]) and drops the rest, counting them in one warning every
+//! [`FLOOD_REPORT`]: a host sending junk or a storm of records costs the event loop a
+//! bounded amount, and real nodes, which announce again, still get through.
 
+use crate::core::rate::TokenBucket;
 use anyhow::{Context, Result};
 use libp2p::PeerId;
 use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 use std::net::Ipv4Addr;
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// The DNS-SD service type of mesh nodes.
@@ -32,6 +37,13 @@ pub(crate) const SERVICE_TYPE: &str = "_mesh._tcp.local.";
 
 /// Longest TXT value accepted from a peer.
 pub(crate) const MAX_TXT_VALUE: usize = 128;
+
+/// Resolved records a second passed to the event loop, at most.
+pub(crate) const RECORDS_PER_SECOND: f64 = 20.0;
+/// How many records may pass at once before the rate applies.
+pub(crate) const RECORD_BURST: f64 = 64.0;
+/// How often a flood of records is reported.
+const FLOOD_REPORT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The longest a leaving node waits for its mDNS goodbye to go out.
 const GOODBYE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -98,7 +110,18 @@ impl Discovery {
             .name("mesh-mdns-bridge".into())
             .spawn(move || {
                 // Ends when the daemon shuts down (the sender side closes) or the loop is gone.
+                let mut bucket = TokenBucket::new(RECORDS_PER_SECOND, RECORD_BURST, Instant::now());
+                let (mut dropped, mut reported) = (0u64, Instant::now());
                 while let Ok(ev) = events.recv() {
+                    let now = Instant::now();
+                    if matches!(ev, ServiceEvent::ServiceResolved(_)) && !bucket.take(now) {
+                        dropped += 1;
+                        if now.duration_since(reported) >= FLOOD_REPORT {
+                            tracing::warn!(dropped, "a flood of mDNS records; dropping those over the limit");
+                            (dropped, reported) = (0, now);
+                        }
+                        continue;
+                    }
                     let out = match ev {
                         ServiceEvent::ServiceResolved(r) => match parse(&r) {
                             Ok(rec) => DiscoveryEvent::Found(rec),

@@ -182,3 +182,50 @@ fn a_node_busy_with_a_long_task_still_leaves_promptly() {
     assert_eq!(code, Some(0), "h2 did not leave cleanly while busy");
     lan.kill(job);
 }
+
+#[test]
+fn a_full_disk_fails_only_the_tasks_that_need_space() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    // h2's home, blob store included, is a 1 MiB filesystem; only h2 has the label the
+    // jobs require, so every task runs there.
+    let mut lan = Lan::new(2);
+    lan.small_disk("h2", "1m");
+    lan.join("h1", &["--key", "wasm"]);
+    lan.join("h2", &["--key", "wasm", "--label", "smalldisk"]);
+    assert!(eventually(FIND, || lan.members("h1") == ["h2"]), "mesh did not form");
+    let echo = fixture("tests/wasm/echo.wat");
+    let only_h2 = ["--require", "label=smalldisk", "--retries", "0"];
+
+    // A small job first: h2 now keeps its module and input.
+    let (code, doc) = submit(&mut lan, "h1", &echo, "a\nb\nc\n", &only_h2);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(outputs(&doc), [Some("a".into()), Some("b".into()), Some("c".into())]);
+
+    // A job whose 2 MB input cannot fit: each task fails, saying why.
+    let lines: Vec<String> = (0..2000).map(|i| format!("{i:04}{}", "x".repeat(996))).collect();
+    let (code, doc) = submit(&mut lan, "h1", &echo, &lines.join("\n"), &only_h2);
+    assert_eq!(code, Some(1), "{doc}");
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2000);
+    for r in results {
+        let error = r["error"].as_str().unwrap_or_else(|| panic!("a task had no disk to run on, yet: {r}"));
+        assert!(error.contains("No space left on device"), "{error}");
+    }
+
+    // Nothing was corrupted or left behind, and h2 goes on serving jobs that fit.
+    let check = lan.mesh("h2", &["store", "check"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let blobs_dir = lan.host("h2").home.join("blobs");
+    let stray: Vec<_> = std::fs::read_dir(&blobs_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(stray.is_empty(), "unfinished blob files left in {}: {stray:?}", blobs_dir.display());
+    let (code, doc) = submit(&mut lan, "h1", &echo, "d\ne\n", &only_h2);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(outputs(&doc), [Some("d".into()), Some("e".into())]);
+    assert_eq!(lan.members("h1"), ["h2"]);
+}

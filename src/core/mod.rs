@@ -23,6 +23,7 @@ mod outbox;
 mod peers;
 mod placement;
 mod queue;
+pub mod rate;
 mod scheduler;
 mod slots;
 mod steal;
@@ -90,6 +91,12 @@ pub struct Config {
     pub wait_notice: Duration,
     /// How long an undelivered message waits before it is sent again.
     pub resend_after: Duration,
+    /// Steal requests answered per peer and second, after a burst of `steal_burst`. An
+    /// honest thief has one request out and backs off after an empty answer, so it stays
+    /// far below; requests over it are not answered (the thief's own timeout covers them),
+    /// so a member asking in a tight loop costs this node a bounded amount.
+    pub steal_rate: f64,
+    pub steal_burst: f64,
 }
 
 impl Default for Config {
@@ -114,6 +121,8 @@ impl Default for Config {
             place_grace: Duration::from_secs(5),
             wait_notice: Duration::from_secs(10),
             resend_after: Duration::from_secs(1),
+            steal_rate: 200.0,
+            steal_burst: 50.0,
         }
     }
 }
@@ -281,6 +290,8 @@ pub struct Counters {
     pub steals: u64,
     /// Steal requests received from thieves, whether they got work or not.
     pub steal_requests_received: u64,
+    /// Of those, the ones over their thief's rate (`Config::steal_rate`), left unanswered.
+    pub steal_requests_refused: u64,
     /// Tasks received through steals.
     pub tasks_stolen: u64,
     /// Tasks given away to thieves.

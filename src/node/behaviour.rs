@@ -6,7 +6,11 @@
 //! keep every node "under-meshed" and grafting forever. mesh sets D = 4, D_lo = 1,
 //! D_hi = 8 and keeps flood publishing on, so every announce reaches every connected peer
 //! directly whatever the mesh's size.
+//!
+//! Two behaviours without a protocol bound what a host costs before it shows the key
+//! (`node::limits`): libp2p's connection limits and a per-address handshake limit.
 
+use super::limits;
 use crate::protocol::membership::MAX_ANNOUNCE_BYTES;
 use crate::protocol::{blob, sched};
 use crate::secret::SharedKey;
@@ -38,6 +42,9 @@ pub(crate) const MAX_GOSSIP_BYTES: usize = MAX_ANNOUNCE_BYTES * 4;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    // First, so that a connection over a bound is refused before the others see it.
+    pub limits: libp2p::connection_limits::Behaviour,
+    pub per_ip: limits::PendingPerIp,
     pub gossipsub: gossipsub::Behaviour,
     pub ping: ping::Behaviour,
     pub sched: request_response::Behaviour<sched::Codec>,
@@ -90,7 +97,8 @@ pub(crate) fn build_swarm(keypair: Keypair, key: &SharedKey) -> Result<Swarm<Beh
             let ping = ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL));
             let sched = request_response_of(sched::PROTOCOL, sched::REQUEST_TIMEOUT, sched::MAX_STREAMS);
             let blob = request_response_of(blob::PROTOCOL, blob::REQUEST_TIMEOUT, blob::MAX_STREAMS);
-            Ok(Behaviour { gossipsub, ping, sched, blob })
+            let (limits, per_ip) = (limits::global(), limits::PendingPerIp::new(limits::MAX_PENDING_PER_IP));
+            Ok(Behaviour { limits, per_ip, gossipsub, ping, sched, blob })
         })
         .context("building the network behaviour")?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))

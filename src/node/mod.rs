@@ -29,6 +29,7 @@ mod handle;
 mod health;
 pub mod identity;
 mod lending;
+mod limits;
 mod membership;
 mod report;
 mod submit;

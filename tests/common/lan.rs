@@ -54,6 +54,8 @@ pub(crate) struct Lan {
     dir: PathBuf,
     /// Commands started in the background on a host, such as a submitter.
     procs: Vec<Option<Child>>,
+    /// Small filesystems mounted over hosts' homes ([`Lan::small_disk`]).
+    mounts: Vec<PathBuf>,
 }
 
 /// A background command the harness started; see [`Lan::spawn`].
@@ -70,7 +72,7 @@ impl Lan {
         let dir = std::env::temp_dir().join(format!("mesh-lan-{tag}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut lan = Self { tag, bridge, hosts: Vec::new(), dir, procs: Vec::new() };
+        let mut lan = Self { tag, bridge, hosts: Vec::new(), dir, procs: Vec::new(), mounts: Vec::new() };
         must(&["ip", "link", "add", &lan.bridge, "type", "bridge"]);
         // Without an IGMP querier, snooping would drop the mDNS group traffic.
         must(&["ip", "link", "set", &lan.bridge, "type", "bridge", "mcast_snooping", "0"]);
@@ -100,6 +102,15 @@ impl Lan {
         must(&["ip", "netns", "exec", &ns, "ip", "route", "add", "224.0.0.0/4", "dev", &inner]);
         let home = self.dir.join(&name);
         self.hosts.push(Host { name, ns, veth, ip, home, node: None });
+    }
+
+    /// Gives host `name` a home of its own filesystem of `size` (tmpfs, e.g. `1m`), so that
+    /// its disk fills up; call before it joins. Unmounted when the LAN goes.
+    pub(crate) fn small_disk(&mut self, name: &str, size: &str) {
+        let home = self.host(name).home.clone();
+        std::fs::create_dir_all(&home).unwrap();
+        must(&["mount", "-t", "tmpfs", "-o", &format!("size={size}"), "mesh-test", home.to_str().unwrap()]);
+        self.mounts.push(home);
     }
 
     pub(crate) fn host(&mut self, name: &str) -> &mut Host {
@@ -334,6 +345,9 @@ impl Drop for Lan {
             sh(&["ip", "netns", "del", &h.ns]);
         }
         sh(&["ip", "link", "del", &self.bridge]);
+        for m in &self.mounts {
+            sh(&["umount", "--lazy", m.to_str().unwrap()]);
+        }
         if std::thread::panicking() {
             for h in &self.hosts {
                 eprintln!("---- log of {} ----\n{}", h.name, self.log(&h.name));

@@ -37,6 +37,7 @@ use crate::core::outbox::Outbox;
 use crate::core::peers::{Peers, Status};
 use crate::core::placement::Placement;
 use crate::core::queue::TaskRange;
+use crate::core::rate::TokenBucket;
 use crate::core::slots::Slots;
 use crate::core::steal::Stealing;
 use crate::core::timer::{Timer, TimerTable};
@@ -72,6 +73,8 @@ pub struct Scheduler<S, R> {
     /// When not, it starts no new runs but the retries pinned to it, steals nothing and
     /// backs nothing up; it still grants, so what it holds goes to the others.
     lending: bool,
+    /// Each thief's steal requests, bounded by `Config::steal_rate`.
+    steal_asks: BTreeMap<NodeId, TokenBucket>,
 }
 
 /// The status this node last gossiped, and when.
@@ -110,6 +113,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             placement: Placement::default(),
             resend: VecDeque::new(),
             lending: true,
+            steal_asks: BTreeMap::new(),
             cfg,
         }
     }
@@ -230,6 +234,12 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             }
             Message::Steal { req } => {
                 self.counters.steal_requests_received += 1;
+                let (rate, burst) = (self.cfg.steal_rate, self.cfg.steal_burst);
+                let asks = self.steal_asks.entry(from).or_insert_with(|| TokenBucket::new(rate, burst, now));
+                if !asks.take(now) {
+                    self.counters.steal_requests_refused += 1;
+                    return;
+                }
                 let work = self.grant(from);
                 self.actions.push_back(Action::Send { to: from, msg: Message::Grant { req, work } });
             }
@@ -271,6 +281,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
 
     /// The network layer learned that a peer left or its connection is gone for good.
     pub fn handle_peer_gone(&mut self, now: Instant, peer: NodeId) {
+        self.steal_asks.remove(&peer);
         if self.peers.remove(peer) {
             self.peer_down(peer);
         }

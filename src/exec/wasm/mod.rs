@@ -19,6 +19,7 @@
 //!   and a deterministic random stream. No files, no network, no environment.
 
 mod error;
+mod refused;
 pub mod wasi;
 
 pub use error::{RunFailure, WasmError, WasmTaskError};

@@ -11,10 +11,15 @@
 //!   task's deadline.
 //! * **random_get** is a deterministic stream keyed by (module, task, input line), so a
 //!   task that runs twice (a retry, a backup run, another node) gives the same output.
-//! * **no filesystem, no network**: there are no preopened directories, every `path_*`
-//!   and `sock_*` call returns `ENOTCAPABLE`, and file descriptors other than 0–2 do not
-//!   exist (`EBADF`). Any other WASI call returns `ENOSYS`.
+//! * **no filesystem, no network**: there are no preopened directories and file
+//!   descriptors other than 0–2 do not exist. Every call that would need them answers
+//!   with the errno wasmtime's own WASI gives in the same place (`EBADF`, `ENOTSOCK`,
+//!   `ESPIPE`, …; the table is in `refused`), and never traps. Stdio can be closed.
 //! * `proc_exit` ends the task: code 0 is success, anything else a failure.
+//!
+//! Where it differs from wasmtime-wasi: an out-of-range clock id or poll event type gets
+//! `EINVAL` here where wasmtime traps, and the CPU-time clocks give `EBADF` as there.
+//! `tests/wasm/wasi_probe.expect` pins every call; `tools/wasi-ref` measures it.
 //!
 //! Memory passed by the module is bounds-checked: a bad pointer gets `EFAULT`, never a
 //! host crash. Only imports from `wasi_snapshot_preview1` can be linked; a module that
@@ -38,14 +43,8 @@ pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 const ARGS: &[&str] = &["task"];
 
-// WASI errno values.
-const SUCCESS: i32 = 0;
-const EBADF: i32 = 8;
-const EFAULT: i32 = 21;
-const EINVAL: i32 = 28;
-const ENOSYS: i32 = 52;
-const ESPIPE: i32 = 70;
-const ENOTCAPABLE: i32 = 76;
+use super::refused::Refusal;
+use super::refused::errno::*;
 
 /// Why a module's imports cannot be linked against the WASI shim.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +53,8 @@ pub enum LinkError {
     Foreign { module: String, name: String },
     #[error("it imports `{module}.{name}`, which is not a function")]
     NotAFunction { module: String, name: String },
+    #[error("it imports `{WASI_MODULE}.{0}`, which WASI preview 1 does not have")]
+    NotWasi(String),
     #[error("linking `{name}`: {cause}")]
     Wasmtime { name: String, cause: String },
 }
@@ -78,6 +79,8 @@ pub struct TaskCtx {
     random: blake3::OutputReader,
     deadline: Instant,
     pub limits: Limits,
+    /// Stdio descriptors the task closed.
+    closed: [bool; 3],
 }
 
 impl TaskCtx {
@@ -93,7 +96,13 @@ impl TaskCtx {
             random: random_key.finalize_xof(),
             deadline,
             limits: Limits { max_memory, denied: None },
+            closed: [false; 3],
         }
+    }
+
+    /// Whether `fd` is a stdio descriptor the task has not closed.
+    fn open(&self, fd: i32) -> bool {
+        usize::try_from(fd).ok().and_then(|i| self.closed.get(i)).is_some_and(|closed| !closed)
     }
 
     /// The end of what the task wrote to stderr, as text.
@@ -154,21 +163,18 @@ pub fn linker(engine: &Engine, module: &Module) -> Result<Linker<TaskCtx>, LinkE
         if IMPLEMENTED.contains(&name) {
             continue;
         }
-        let errno = if name.starts_with("path_") || name.starts_with("sock_") {
-            ENOTCAPABLE
-        } else if name.starts_with("fd_") {
-            EBADF
-        } else {
-            ENOSYS
+        let Some(refusal) = Refusal::of(name) else {
+            return Err(LinkError::NotWasi(name.into()));
         };
         let returns_errno = ty.results().len() == 1 && matches!(ty.results().next(), Some(ValType::I32));
         let call = name.to_string();
-        l.func_new(m, name, ty.clone(), move |_, _, results| {
+        l.func_new(m, name, ty.clone(), move |c: Caller<'_, TaskCtx>, params, results| {
             if returns_errno {
-                results[0] = Val::I32(errno);
+                let fd = params.first().and_then(Val::i32);
+                results[0] = Val::I32(refusal.errno(fd, |fd| c.data().open(fd)));
                 Ok(())
             } else {
-                Err(wasmtime::format_err!("the task called `{call}`, which mesh does not provide"))
+                Err(wasmtime::format_err!("the task imported `{call}` with a type WASI preview 1 does not give it"))
             }
         })
         .map_err(|e| LinkError::Wasmtime { name: name.into(), cause: e.to_string() })?;
@@ -185,10 +191,8 @@ const IMPLEMENTED: &[&str] = &[
     "clock_time_get",
     "fd_close",
     "fd_fdstat_get",
-    "fd_fdstat_set_flags",
     "fd_filestat_get",
     "fd_prestat_get",
-    "fd_prestat_dir_name",
     "fd_read",
     "fd_write",
     "fd_seek",
@@ -229,48 +233,55 @@ fn define(l: &mut Linker<TaskCtx>) -> wasmtime::Result<()> {
         })
     })?;
     l.func_wrap(m, "environ_get", |_: Cx<'_>, _: i32, _: i32| SUCCESS)?;
-    l.func_wrap(m, "clock_res_get", |mut c: Cx<'_>, id: i32, out: i32| {
-        if !(0..=3).contains(&id) {
-            return EINVAL;
+    l.func_wrap(m, "clock_res_get", |mut c: Cx<'_>, id: i32, out: i32| match clock_ns(id) {
+        Ok(_) => with_mem(&mut c, |mem, _| put_u64(mem, out, 1_000)),
+        Err(errno) => errno,
+    })?;
+    l.func_wrap(m, "clock_time_get", |mut c: Cx<'_>, id: i32, _precision: i64, out: i32| match clock_ns(id) {
+        Ok(now) => with_mem(&mut c, |mem, _| put_u64(mem, out, now)),
+        Err(errno) => errno,
+    })?;
+    l.func_wrap(m, "fd_close", |mut c: Cx<'_>, fd: i32| {
+        if !c.data().open(fd) {
+            return EBADF;
         }
-        with_mem(&mut c, |mem, _| put_u64(mem, out, 1_000))
+        c.data_mut().closed[fd as usize] = true;
+        SUCCESS
     })?;
-    l.func_wrap(m, "clock_time_get", |mut c: Cx<'_>, id: i32, _precision: i64, out: i32| {
-        let Some(now) = clock_ns(id) else { return EINVAL };
-        with_mem(&mut c, |mem, _| put_u64(mem, out, now))
-    })?;
-    l.func_wrap(m, "fd_close", |_: Cx<'_>, fd: i32| if is_stdio(fd) { SUCCESS } else { EBADF })?;
     l.func_wrap(m, "fd_fdstat_get", |mut c: Cx<'_>, fd: i32, out: i32| {
-        if !is_stdio(fd) {
+        if !c.data().open(fd) {
             return EBADF;
         }
         const RIGHT_READ: u64 = 1 << 1;
         const RIGHT_WRITE: u64 = 1 << 6;
         with_mem(&mut c, |mem, _| {
+            // Stdio is a pipe: file type "unknown", as wasmtime says.
             let stat = slice(mem, out, 24)?;
             stat.fill(0);
-            stat[0] = 2; // a character device
             let rights = if fd == 0 { RIGHT_READ } else { RIGHT_WRITE };
             stat[8..16].copy_from_slice(&rights.to_le_bytes());
+            stat[16..24].copy_from_slice(&rights.to_le_bytes());
             Ok(())
         })
     })?;
-    l.func_wrap(m, "fd_fdstat_set_flags", |_: Cx<'_>, fd: i32, _: i32| if is_stdio(fd) { SUCCESS } else { EBADF })?;
     l.func_wrap(m, "fd_filestat_get", |mut c: Cx<'_>, fd: i32, out: i32| {
-        if !is_stdio(fd) {
+        if !c.data().open(fd) {
             return EBADF;
         }
         with_mem(&mut c, |mem, _| {
-            let stat = slice(mem, out, 64)?;
-            stat.fill(0);
-            stat[16] = 2; // a character device
+            slice(mem, out, 64)?.fill(0);
             Ok(())
         })
     })?;
     // No preopened directories: this is what keeps the filesystem out of reach.
     l.func_wrap(m, "fd_prestat_get", |_: Cx<'_>, _: i32, _: i32| EBADF)?;
-    l.func_wrap(m, "fd_prestat_dir_name", |_: Cx<'_>, _: i32, _: i32, _: i32| EBADF)?;
-    l.func_wrap(m, "fd_seek", |_: Cx<'_>, fd: i32, _: i64, _: i32, _: i32| if is_stdio(fd) { ESPIPE } else { EBADF })?;
+    l.func_wrap(
+        m,
+        "fd_seek",
+        |c: Cx<'_>, fd: i32, _: i64, _: i32, _: i32| {
+            if c.data().open(fd) { ESPIPE } else { EBADF }
+        },
+    )?;
     l.func_wrap(m, "fd_read", fd_read)?;
     l.func_wrap(m, "fd_write", fd_write)?;
     l.func_wrap(m, "poll_oneoff", poll_oneoff)?;
@@ -287,7 +298,7 @@ fn define(l: &mut Linker<TaskCtx>) -> wasmtime::Result<()> {
 }
 
 fn fd_read(mut c: Cx<'_>, fd: i32, iovs: i32, n: i32, nread: i32) -> i32 {
-    if fd != 0 {
+    if fd != 0 || !c.data().open(fd) {
         return EBADF;
     }
     if !(0..=MAX_IOVECS).contains(&n) {
@@ -311,7 +322,7 @@ fn fd_read(mut c: Cx<'_>, fd: i32, iovs: i32, n: i32, nread: i32) -> i32 {
 }
 
 fn fd_write(mut c: Cx<'_>, fd: i32, iovs: i32, n: i32, nwritten: i32) -> wasmtime::Result<i32> {
-    if fd != 1 && fd != 2 {
+    if !(fd == 1 || fd == 2) || !c.data().open(fd) {
         return Ok(EBADF);
     }
     if !(0..=MAX_IOVECS).contains(&n) {
@@ -363,21 +374,21 @@ fn poll_oneoff(mut c: Cx<'_>, subs: i32, events: i32, n: i32, nevents: i32) -> w
             let id_or_fd = i32::from_le_bytes(sub[16..20].try_into().expect("4 bytes"));
             let errno = match tag {
                 0 => match clock_ns(id_or_fd) {
-                    Some(now) => {
+                    Ok(now) => {
                         let timeout = u64::from_le_bytes(sub[24..32].try_into().expect("8 bytes"));
                         let absolute = sub[40] & 1 == 1;
                         let wait = if absolute { timeout.saturating_sub(now) } else { timeout };
                         clocks.push((userdata, Duration::from_nanos(wait)));
                         continue;
                     }
-                    None => EINVAL,
+                    Err(errno) => errno,
                 },
-                1 if id_or_fd == 0 => {
+                1 if id_or_fd == 0 && cx.open(0) => {
                     let nbytes = (cx.stdin.len() - cx.stdin_pos) as u64;
                     ev[16..24].copy_from_slice(&nbytes.to_le_bytes());
                     SUCCESS
                 }
-                2 if id_or_fd == 1 || id_or_fd == 2 => SUCCESS,
+                2 if (id_or_fd == 1 || id_or_fd == 2) && cx.open(id_or_fd) => SUCCESS,
                 1 | 2 => EBADF,
                 _ => EINVAL,
             };
@@ -413,18 +424,15 @@ fn poll_oneoff(mut c: Cx<'_>, subs: i32, events: i32, n: i32, nevents: i32) -> w
     }))
 }
 
-fn is_stdio(fd: i32) -> bool {
-    (0..=2).contains(&fd)
-}
-
-/// Nanoseconds on a WASI clock: 0 realtime, 1 monotonic, 2–3 CPU time (the monotonic
-/// clock stands in).
-fn clock_ns(id: i32) -> Option<u64> {
+/// Nanoseconds on a WASI clock: 0 realtime, 1 monotonic. The CPU-time clocks (2, 3)
+/// are `EBADF`, as in wasmtime; any other id is `EINVAL`.
+fn clock_ns(id: i32) -> Result<u64, i32> {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     match id {
-        0 => Some(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64),
-        1..=3 => Some(START.get_or_init(Instant::now).elapsed().as_nanos() as u64),
-        _ => None,
+        0 => Ok(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as u64),
+        1 => Ok(START.get_or_init(Instant::now).elapsed().as_nanos() as u64),
+        2 | 3 => Err(EBADF),
+        _ => Err(EINVAL),
     }
 }
 
