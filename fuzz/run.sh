@@ -2,8 +2,8 @@
 # Fuzzes every decoder of bytes from outside the node (src/fuzzing.rs) with cargo-fuzz and
 # libFuzzer, each for a fixed time, and reports what it found.
 #
-#   bash fuzz/run.sh [SECONDS]     SECONDS per target, 60 by default: 7 targets, about
-#                                  8 minutes, plus about 15 minutes for the first build
+#   bash fuzz/run.sh [SECONDS]     SECONDS per target, 60 by default: 8 targets, about
+#                                  9 minutes, plus about 15 minutes for the first build
 #                                  (nightly with the sanitizers compiles every crate)
 #   MERGE=1 bash fuzz/run.sh 600   also merges the inputs that found new coverage into
 #                                  the checked-in corpus (fuzz/corpus/)
@@ -30,7 +30,7 @@ for t in $(cargo +nightly fuzz list --fuzz-dir .); do
   rm -f "artifacts/$t"/crash-* "artifacts/$t"/oom-* "artifacts/$t"/leak-*
   # New inputs go to work/ (not checked in); corpus/ is read as seeds.
   if cargo +nightly fuzz run --fuzz-dir . "$t" "work/$t" "corpus/$t" -- \
-    -max_total_time="$secs" -max_len=65536 -malloc_limit_mb=64 -rss_limit_mb=1024 \
+    -max_total_time="$secs" -max_len=65536 -malloc_limit_mb=64 -rss_limit_mb=1024 -timeout=10 \
     -print_final_stats=1 >"work/$t.log" 2>&1; then
     status=ok
   else
@@ -43,6 +43,8 @@ for t in $(cargo +nightly fuzz list --fuzz-dir .); do
   cov=$(grep -o 'cov: [0-9]*' "work/$t.log" | tail -1 | grep -o '[0-9]*' || echo 0)
   printf '%-18s %-5s %10s runs in %ss, coverage %s edges, corpus %s inputs\n' \
     "$t" "$status" "$runs" "$secs" "$cov" "$(ls "work/$t" "corpus/$t" | grep -vc ':$')"
+  # fuzzing::wasm_module keeps its blobs and compiled code in a temporary home.
+  rm -rf "${TMPDIR:-/tmp}"/mesh-fuzz-wasm-*
   if [ "${MERGE:-0}" = 1 ]; then
     cargo +nightly fuzz run --fuzz-dir . "$t" "corpus/$t" "work/$t" -- -merge=1 >/dev/null 2>&1 || true
   fi

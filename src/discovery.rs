@@ -22,13 +22,17 @@
 //! queue. The bridge passes on at most [`RECORDS_PER_SECOND`] resolved records a second
 //! (bursts of [`RECORD_BURST`]) and drops the rest, counting them in one warning every
 //! [`FLOOD_REPORT`]: a host sending junk or a storm of records costs the event loop a
-//! bounded amount, and real nodes, which announce again, still get through.
+//! bounded amount, and real nodes, which announce again, still get through. mdns-sd itself
+//! caches every instance it resolves until the TTL its sender chose; once one daemon has
+//! seen [`MAX_INSTANCES`] of them the bridge replaces it with a fresh one, which bounds
+//! that cache too.
 
 use crate::core::rate::TokenBucket;
 use anyhow::{Context, Result};
 use libp2p::PeerId;
 use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -42,6 +46,10 @@ pub(crate) const MAX_TXT_VALUE: usize = 128;
 pub(crate) const RECORDS_PER_SECOND: f64 = 20.0;
 /// How many records may pass at once before the rate applies.
 pub(crate) const RECORD_BURST: f64 = 64.0;
+/// Distinct instances one mDNS daemon may have resolved before it is replaced by a fresh
+/// one: mdns-sd caches each until its TTL, so this bounds its memory. A LAN of mesh
+/// nodes has far fewer.
+pub(crate) const MAX_INSTANCES: usize = 1024;
 /// How often a flood of records is reported.
 const FLOOD_REPORT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -83,75 +91,136 @@ pub(crate) enum DiscoveryEvent {
 
 /// A running mDNS responder and browser.
 pub(crate) struct Discovery {
+    shared: Arc<Mutex<Daemon>>,
+}
+
+/// The mDNS daemon of the moment: the bridge starts a fresh one to drop a flooded cache.
+struct Daemon {
     daemon: ServiceDaemon,
     registered: Option<String>,
+    /// Set by [`Discovery::shutdown`]: no new daemon may start after it.
+    stopping: bool,
 }
 
 impl std::fmt::Debug for Discovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Discovery").field("registered", &self.registered).finish_non_exhaustive()
+        f.debug_struct("Discovery").finish_non_exhaustive()
     }
+}
+
+/// Starts a daemon that announces `advert` (if any) and browses for mesh nodes.
+fn open(advert: Option<&Advert>) -> Result<(Daemon, mdns_sd::Receiver<ServiceEvent>)> {
+    let daemon = ServiceDaemon::new().context("starting mDNS (is UDP port 5353 usable?)")?;
+    let mut registered = None;
+    if let Some(a) = advert {
+        let info = service_info(a)?;
+        registered = Some(info.get_fullname().to_string());
+        daemon.register(info).context("registering the mDNS service")?;
+    }
+    let events = daemon.browse(SERVICE_TYPE).context("browsing mDNS")?;
+    Ok((Daemon { daemon, registered, stopping: false }, events))
+}
+
+/// How a daemon's stream of events ended.
+enum Ended {
+    /// The daemon stopped, or the event loop is gone.
+    Closed,
+    /// More than [`MAX_INSTANCES`] instances were seen: the daemon's cache holds them all.
+    Flooded,
+}
+
+/// Moves one daemon's events to the event loop, at most [`RECORDS_PER_SECOND`].
+fn bridge(
+    events: &mdns_sd::Receiver<ServiceEvent>,
+    tx: &mpsc::Sender<DiscoveryEvent>,
+    bucket: &mut TokenBucket,
+) -> Ended {
+    let (mut dropped, mut reported) = (0u64, None::<Instant>);
+    let mut instances = std::collections::HashSet::new();
+    while let Ok(ev) = events.recv() {
+        let now = Instant::now();
+        if let ServiceEvent::ServiceResolved(r) = &ev {
+            instances.insert(r.fullname.clone());
+            if instances.len() > MAX_INSTANCES {
+                return Ended::Flooded;
+            }
+            if !bucket.take(now) {
+                dropped += 1;
+                if reported.is_none_or(|at| now.duration_since(at) >= FLOOD_REPORT) {
+                    tracing::warn!(dropped, "a flood of mDNS records; dropping those over the limit");
+                    (dropped, reported) = (0, Some(now));
+                }
+                continue;
+            }
+        }
+        let out = match ev {
+            ServiceEvent::ServiceResolved(r) => match parse(&r) {
+                Ok(rec) => DiscoveryEvent::Found(rec),
+                Err(why) => {
+                    tracing::debug!(fullname = %r.fullname, why, "junk mDNS record dropped");
+                    continue;
+                }
+            },
+            ServiceEvent::ServiceRemoved(_, fullname) => DiscoveryEvent::Removed { fullname },
+            _ => continue,
+        };
+        if tx.blocking_send(out).is_err() {
+            return Ended::Closed;
+        }
+    }
+    Ended::Closed
 }
 
 impl Discovery {
     /// Starts browsing (and, with an advert, announcing). Events arrive on the returned
     /// receiver until [`Discovery::shutdown`].
     pub(crate) fn start(advert: Option<&Advert>) -> Result<(Self, mpsc::Receiver<DiscoveryEvent>)> {
-        let daemon = ServiceDaemon::new().context("starting mDNS (is UDP port 5353 usable?)")?;
-        let mut registered = None;
-        if let Some(a) = advert {
-            let info = service_info(a)?;
-            registered = Some(info.get_fullname().to_string());
-            daemon.register(info).context("registering the mDNS service")?;
-        }
-        let events = daemon.browse(SERVICE_TYPE).context("browsing mDNS")?;
+        let (daemon, mut events) = open(advert)?;
+        let shared = Arc::new(Mutex::new(daemon));
         let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+        let (advert, bridged) = (advert.cloned(), shared.clone());
         std::thread::Builder::new()
             .name("mesh-mdns-bridge".into())
             .spawn(move || {
-                // Ends when the daemon shuts down (the sender side closes) or the loop is gone.
                 let mut bucket = TokenBucket::new(RECORDS_PER_SECOND, RECORD_BURST, Instant::now());
-                let (mut dropped, mut reported) = (0u64, Instant::now());
-                while let Ok(ev) = events.recv() {
-                    let now = Instant::now();
-                    if matches!(ev, ServiceEvent::ServiceResolved(_)) && !bucket.take(now) {
-                        dropped += 1;
-                        if now.duration_since(reported) >= FLOOD_REPORT {
-                            tracing::warn!(dropped, "a flood of mDNS records; dropping those over the limit");
-                            (dropped, reported) = (0, now);
-                        }
-                        continue;
+                while let Ended::Flooded = bridge(&events, &tx, &mut bucket) {
+                    // mdns-sd keeps every instance it resolved until its TTL, which the
+                    // sender picks: a new daemon is the only way to let go of them.
+                    let mut current = lock(&bridged);
+                    if current.stopping {
+                        return;
                     }
-                    let out = match ev {
-                        ServiceEvent::ServiceResolved(r) => match parse(&r) {
-                            Ok(rec) => DiscoveryEvent::Found(rec),
-                            Err(why) => {
-                                tracing::debug!(fullname = %r.fullname, why, "junk mDNS record dropped");
-                                continue;
-                            }
-                        },
-                        ServiceEvent::ServiceRemoved(_, fullname) => DiscoveryEvent::Removed { fullname },
-                        _ => continue,
-                    };
-                    if tx.blocking_send(out).is_err() {
-                        break;
+                    tracing::warn!("over {MAX_INSTANCES} mDNS instances seen: restarting mDNS to drop them");
+                    let _ = current.daemon.shutdown();
+                    match open(advert.as_ref()) {
+                        Ok((fresh, fresh_events)) => (*current, events) = (fresh, fresh_events),
+                        Err(e) => {
+                            tracing::warn!(%e, "cannot restart mDNS; discovery stops (--peer still works)");
+                            return;
+                        }
                     }
                 }
             })
             .context("starting the mDNS bridge thread")?;
-        Ok((Self { daemon, registered }, rx))
+        Ok((Self { shared }, rx))
     }
 
     /// Says goodbye on the LAN (an mDNS unregister, so others drop the record at once) and
     /// stops the daemon. Waits at most a second for the goodbye to go out.
     pub(crate) fn shutdown(self) {
-        if let Some(name) = &self.registered
-            && let Ok(rx) = self.daemon.unregister(name)
+        let mut current = lock(&self.shared);
+        current.stopping = true;
+        if let Some(name) = &current.registered
+            && let Ok(rx) = current.daemon.unregister(name)
         {
             let _ = rx.recv_timeout(GOODBYE_WAIT);
         }
-        let _ = self.daemon.shutdown();
+        let _ = current.daemon.shutdown();
     }
+}
+
+fn lock(d: &Mutex<Daemon>) -> std::sync::MutexGuard<'_, Daemon> {
+    d.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn service_info(a: &Advert) -> Result<ServiceInfo> {

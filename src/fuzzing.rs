@@ -25,7 +25,7 @@ pub type Target = fn(&[u8]);
 
 /// The fuzz targets by name, as `fuzz/fuzz_targets/<name>.rs` and the corpus directories
 /// call them.
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("sched_message", sched_message),
     ("blob_message", blob_message),
     ("announce", announce),
@@ -33,6 +33,7 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("discovery_record", discovery_record),
     ("primes_target", primes_target),
     ("wasm_input", wasm_input),
+    ("wasm_module", wasm_module),
 ];
 
 /// A message of `/mesh/sched/4`, as a peer sends it.
@@ -113,6 +114,53 @@ pub fn wasm_input(data: &[u8]) {
     let again = InputLines::parse(joined).expect("the same lines parse again");
     let same: Vec<&[u8]> = (0..again.len()).filter_map(|i| again.get(i)).collect();
     assert_eq!(same, all);
+}
+
+/// A WebAssembly module from anyone, run as a task through the real runtime under small
+/// limits (a 200 ms timeout, 16 MiB): a module the runtime accepts ends with a result or
+/// with a failure that says why, and never panics or brings the node down. The
+/// `wasm_smith` fuzz target feeds it modules that wasm-smith generates (calling WASI with
+/// whatever arguments they make up); its saved inputs are whole modules.
+pub fn wasm_module(module: &[u8]) {
+    use crate::exec::wasm::{WasmRuntime, WasmTaskError};
+    use crate::store::BlobStore;
+    use std::sync::{Arc, Mutex};
+    /// A fresh runtime (and store) every so many modules, so a long campaign does not
+    /// fill the disk with their blobs and compiled code.
+    const RUNS_PER_HOME: u32 = 500;
+    type Home = (u32, std::path::PathBuf, Arc<BlobStore>, Arc<WasmRuntime>);
+    static RUNTIME: Mutex<Option<Home>> = Mutex::new(None);
+    let (store, rt) = {
+        let mut slot = RUNTIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.as_ref().is_none_or(|(runs, ..)| *runs >= RUNS_PER_HOME) {
+            if let Some((_, home, ..)) = slot.take() {
+                let _ = std::fs::remove_dir_all(home);
+            }
+            let home = std::env::temp_dir().join(format!("mesh-fuzz-wasm-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&home);
+            let store = Arc::new(BlobStore::new(&home));
+            let rt = WasmRuntime::new(&home, store.clone(), None).expect("the engine starts");
+            *slot = Some((0, home, store, Arc::new(rt)));
+        }
+        let (runs, _, store, rt) = slot.as_mut().expect("just made");
+        *runs += 1;
+        (store.clone(), rt.clone())
+    };
+    let Ok(id) = rt.check(module) else { return };
+    let input = store.put(b"7 seven").expect("the input is stored");
+    let job = crate::job::WasmJob {
+        module: id,
+        input,
+        tasks: 1,
+        timeout_ms: 200,
+        memory_mb: 16,
+        retries: 0,
+        needs: Default::default(),
+    };
+    match rt.run(&job, 0, crate::id::NodeId(0)) {
+        Ok(_) | Err(WasmTaskError::Run { .. }) => {}
+        Err(e) => panic!("a module that passed its check could not run: {e}"),
+    }
 }
 
 #[cfg(test)]

@@ -25,8 +25,9 @@ pub enum FetchError {
     Exhausted { blob: ContentId, peers: usize, last: PeerAnswer },
     #[error("fetching blob {} took over {limit:?}", .blob.fmt_short())]
     Deadline { blob: ContentId, limit: Duration },
-    /// The blob arrived whole and checked, but could not be stored.
-    #[error("storing the fetched blob: {0}")]
+    /// This node could not store the blob (its disk is full, say). Nothing partial is
+    /// left behind.
+    #[error("this node cannot store the blob: {0}")]
     Store(Arc<StoreError>),
     #[error("the node stopped during the fetch")]
     NodeStopped,

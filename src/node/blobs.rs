@@ -85,7 +85,14 @@ async fn fetch(
             tokio::time::sleep(ROUND_PAUSE * round).await;
         }
         for &peer in candidates {
-            match fetch_from(source, store, id, peer, max, started, &mut deadline).await {
+            let from_peer = match fetch_from(source, store, id, peer, max, started, &mut deadline).await {
+                // This node cannot take the blob (its disk is full): no other peer or
+                // round will change that.
+                Err(FromPeer::Store(e)) => return Err(FetchError::Store(Arc::new(e))),
+                Err(FromPeer::Peer(answer)) => Err(answer),
+                Ok(incoming) => Ok(incoming),
+            };
+            match from_peer {
                 Ok(incoming) => {
                     let n = incoming.len;
                     let store = store.clone();
@@ -112,6 +119,19 @@ async fn fetch(
     Err(FetchError::Exhausted { blob: id, peers: candidates.len(), last })
 }
 
+/// Why a transfer from one peer stopped: the peer's side, or this node's store.
+#[derive(Debug)]
+enum FromPeer {
+    Peer(PeerAnswer),
+    Store(StoreError),
+}
+
+impl From<PeerAnswer> for FromPeer {
+    fn from(a: PeerAnswer) -> Self {
+        Self::Peer(a)
+    }
+}
+
 /// All of a blob from one peer, into a temporary file of the store, unchecked.
 /// `NobodyHasIt` means this peer lacks it; `TooSlow`, that the fetch's deadline passed
 /// (each chunk is bounded by the protocol's request timeout, so by at most that much).
@@ -124,18 +144,17 @@ async fn fetch_from(
     max: u64,
     started: tokio::time::Instant,
     deadline: &mut tokio::time::Instant,
-) -> Result<Incoming, PeerAnswer> {
-    let local = |e: StoreError| PeerAnswer::Transfer(format!("this node cannot store the blob: {e}"));
-    let mut incoming = store.incoming().map_err(local)?;
+) -> Result<Incoming, FromPeer> {
+    let mut incoming = store.incoming().map_err(FromPeer::Store)?;
     let mut total = None;
     loop {
         let req = BlobRequest { id, offset: incoming.len, len: CHUNK };
         let BlobResponse::Chunk { total: t, data } = source.chunk(peer, req).await? else {
-            return Err(PeerAnswer::NobodyHasIt);
+            return Err(PeerAnswer::NobodyHasIt.into());
         };
         if t > max.min(MAX_FILE) {
             // Refused before anything is written, and before the deadline grows for it.
-            return Err(PeerAnswer::TooLarge { peer: peer.to_string(), total: t, max: max.min(MAX_FILE) });
+            return Err(PeerAnswer::TooLarge { peer: peer.to_string(), total: t, max: max.min(MAX_FILE) }.into());
         }
         let t = *total.get_or_insert_with(|| {
             *deadline = (*deadline).max(started + FETCH_DEADLINE + Duration::from_secs(t / FETCH_RATE));
@@ -145,14 +164,14 @@ async fn fetch_from(
         // slivers.
         let want = (t.saturating_sub(incoming.len)).min(u64::from(CHUNK));
         if data.len() as u64 != want || want == 0 {
-            return Err(PeerAnswer::BadChunk { peer: peer.to_string(), total: t });
+            return Err(PeerAnswer::BadChunk { peer: peer.to_string(), total: t }.into());
         }
-        incoming.write(&data).map_err(local)?;
+        incoming.write(&data).map_err(FromPeer::Store)?;
         if incoming.len == t {
             return Ok(incoming);
         }
         if tokio::time::Instant::now() >= *deadline {
-            return Err(PeerAnswer::TooSlow);
+            return Err(PeerAnswer::TooSlow.into());
         }
     }
 }

@@ -13,6 +13,7 @@
 //!   an announce (an unplugged cable sends nothing at all).
 
 use super::view::{PeerRow, PeerState};
+use crate::core::rate::TokenBucket;
 use crate::core::{Facts, Status};
 use crate::discovery::Record;
 use crate::protocol::membership::{Announce, Health, JobSummary, PROTOCOL_VERSION};
@@ -25,6 +26,12 @@ pub(crate) const DIAL_GRACE: Duration = Duration::from_secs(3);
 
 /// Most sightings kept; a LAN flooding junk records cannot grow memory past this.
 pub(crate) const MAX_SIGHTINGS: usize = 1024;
+
+/// Nodes that cannot join are reported (a warning in the log each) at most this many at
+/// once, then one a minute: a host making up nodes cannot flood the log. All of them
+/// still show in `mesh peers`.
+const REFUSALS_SAID: f64 = 8.0;
+const REFUSALS_SAID_PER_SECOND: f64 = 1.0 / 60.0;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Member {
@@ -94,6 +101,8 @@ pub(crate) struct Membership {
     /// leaves as soon as its job ends), until the dashboard takes it; at most
     /// [`FAREWELLS_KEPT`].
     farewells: Vec<Farewell>,
+    /// Bounds how many refused nodes are reported; made on the first.
+    refusals: Option<TokenBucket>,
 }
 
 /// Farewells kept until taken.
@@ -116,6 +125,7 @@ impl Membership {
             sightings: BTreeMap::new(),
             incompatible: BTreeSet::new(),
             farewells: Vec::new(),
+            refusals: None,
         }
     }
 
@@ -146,7 +156,9 @@ impl Membership {
                 if rec.fingerprint != self.fingerprint { PeerState::DifferentKey } else { PeerState::Incompatible };
             let name = rec.name.clone();
             self.sightings.insert(rec.fullname.clone(), Sighting { record: rec, first_seen: now, dialed: false });
-            return Decision::Refused { name, state };
+            let said =
+                self.refusals.get_or_insert_with(|| TokenBucket::new(REFUSALS_SAID_PER_SECOND, REFUSALS_SAID, now));
+            return if said.take(now) { Decision::Refused { name, state } } else { Decision::Nothing };
         }
         let s = self.sightings.entry(rec.fullname.clone()).or_insert(Sighting {
             record: rec.clone(),
@@ -411,6 +423,16 @@ mod tests {
         assert!(m.overdue_dials(t0 + DIAL_GRACE * 2, |_| false).is_empty());
         let states: Vec<PeerState> = m.rows(t0).into_iter().map(|r| r.state).collect();
         assert_eq!(states, [PeerState::DifferentKey, PeerState::Incompatible]);
+        // A flood of made-up nodes: a few are reported, all are listed.
+        let said = (0..100)
+            .filter(|i| {
+                let mut r = rec(PeerId::random(), "cccc2222", PROTOCOL_VERSION);
+                r.fullname = format!("made-up-{i}");
+                matches!(m.on_record(t0, r, false), Decision::Refused { .. })
+            })
+            .count();
+        assert_eq!(said, REFUSALS_SAID as usize - 2, "two of the burst went above");
+        assert_eq!(m.rows(t0).len(), 102);
     }
 
     #[test]

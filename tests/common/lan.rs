@@ -113,6 +113,14 @@ impl Lan {
         self.mounts.push(home);
     }
 
+    /// The resident memory of host `name`'s node, in KiB.
+    pub(crate) fn rss_kib(&mut self, name: &str) -> u64 {
+        let pid = self.host(name).node.as_ref().expect("a running node").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/PID/status");
+        line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("a number of KiB")
+    }
+
     pub(crate) fn host(&mut self, name: &str) -> &mut Host {
         self.hosts.iter_mut().find(|h| h.name == name).expect("a host of this LAN")
     }

@@ -93,7 +93,7 @@ impl Sample {
             let _ = writeln!(w, "mesh_tasks_failed_total{{kind=\"{k}\"}} {}", t.failed);
         }
         let c = &self.counters;
-        let counters: [(&str, &str, u64); 10] = [
+        let counters: [(&str, &str, u64); 11] = [
             (
                 "mesh_tasks_retried_total",
                 "Failed tasks of jobs submitted here that were given another run.",
@@ -104,6 +104,11 @@ impl Sample {
                 "mesh_steal_requests_received_total",
                 "Steal requests this node received from idle nodes.",
                 c.steal_requests_received,
+            ),
+            (
+                "mesh_steal_requests_refused_total",
+                "Steal requests left unanswered: their thief asked faster than its rate allows.",
+                c.steal_requests_refused,
             ),
             ("mesh_steals_total", "Steal requests of this node that brought work.", c.steals),
             ("mesh_tasks_stolen_total", "Tasks this node took from others by stealing.", c.tasks_stolen),

@@ -82,6 +82,9 @@ pub(super) struct EventLoop {
     /// Shared with the workers; the loop ends a job's running programs through it.
     exec: Arc<Executor>,
     next_housekeeping: Instant,
+    /// A test hook: steal requests sent to every peer each housekeeping, as a member
+    /// stuck in a tight loop would (`MESH_FAILPOINT_ROGUE_STEALS=N`).
+    rogue_steals: u32,
     next_prune: Instant,
     /// `--hours`, `--when-idle`: whether the node lends its workers now.
     lend: LendCheck,
@@ -139,6 +142,7 @@ impl EventLoop {
             net,
             exec,
             next_housekeeping: now,
+            rogue_steals: rogue_steals_from_env(),
             next_prune: now + PRUNE_EVERY,
             lend: LendCheck::new(cfg.lending),
             board,
@@ -349,6 +353,11 @@ impl EventLoop {
             tracing::debug!(%job, "submitter went away; cancelling the job");
             self.sched.cancel(now, job);
         }
+        if let (Some(net), n @ 1..) = (&mut self.net, self.rogue_steals) {
+            for i in 0..n {
+                net.broadcast(&Message::Steal { req: u64::MAX - u64::from(i) });
+            }
+        }
         let gone = self.net.as_mut().map(|n| n.housekeeping(now)).unwrap_or_default();
         for ev in gone {
             self.on_net(ev);
@@ -456,4 +465,14 @@ fn describe(me: &Me, net: Option<&Net>, node: NodeId) -> NodeInfo {
 fn seed() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     nanos.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+/// `MESH_FAILPOINT_ROGUE_STEALS=N`: this node misbehaves for a test, sending N steal
+/// requests to every peer twice a second.
+fn rogue_steals_from_env() -> u32 {
+    let n = std::env::var("MESH_FAILPOINT_ROGUE_STEALS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    if n > 0 {
+        tracing::warn!(n, "MESH_FAILPOINT_ROGUE_STEALS is set: this node floods its peers with steal requests");
+    }
+    n
 }

@@ -24,6 +24,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// How long fetches of a blob fail at once after the store could not take it.
+pub(crate) const STORE_FULL_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Chunks read for peers at once, at most.
+pub(crate) const MAX_SERVING: usize = 4;
+/// Blobs remembered as not fitting, at most.
+const STORE_FAILURES_KEPT: usize = 64;
+
 /// Internal messages queued to the loop at most; senders wait beyond that.
 pub(crate) const INTERNAL_CAPACITY: usize = 64;
 
@@ -78,6 +85,15 @@ pub(super) struct Transfers {
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<BlobResponse, PeerAnswer>>>,
     stats: BlobStats,
     corrupt: Arc<CorruptServes>,
+    /// Blobs the store could not take (a full disk), and when: for [`STORE_FULL_PAUSE`]
+    /// after, a fetch of one fails at once with that error instead of transferring it
+    /// again for every task that needs it. Other blobs, which may fit, are still fetched.
+    /// At most [`STORE_FAILURES_KEPT`].
+    store_failed: HashMap<ContentId, (tokio::time::Instant, FetchError)>,
+    /// Chunks being read for peers, at most [`MAX_SERVING`] at once over all of them, in
+    /// the order asked: a member asking in a tight loop waits its turn and costs this node
+    /// a bounded amount of disk and threads.
+    serving: Arc<tokio::sync::Semaphore>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -96,6 +112,8 @@ impl Transfers {
             requests: HashMap::new(),
             stats: BlobStats::default(),
             corrupt: Arc::new(CorruptServes::from_env()),
+            store_failed: HashMap::new(),
+            serving: Arc::new(tokio::sync::Semaphore::new(MAX_SERVING)),
             tracker,
             shutdown,
         }
@@ -117,6 +135,12 @@ impl Transfers {
     ) {
         if let Some(waiting) = self.waiting.get_mut(&id) {
             waiting.push(reply);
+            return;
+        }
+        if let Some((at, e)) = self.store_failed.get(&id)
+            && at.elapsed() < STORE_FULL_PAUSE
+        {
+            let _ = reply.send(Err(e.clone()));
             return;
         }
         self.waiting.insert(id, vec![reply]);
@@ -144,6 +168,12 @@ impl Transfers {
             }
             Err(e) => {
                 tracing::warn!(blob = %id.fmt_short(), %e, "blob fetch failed");
+                if matches!(e, FetchError::Store(_)) {
+                    self.store_failed.retain(|_, (at, _)| at.elapsed() < STORE_FULL_PAUSE);
+                    if self.store_failed.len() < STORE_FAILURES_KEPT {
+                        self.store_failed.insert(id, (tokio::time::Instant::now(), e.clone()));
+                    }
+                }
                 Err(e)
             }
         };
@@ -167,7 +197,9 @@ impl Transfers {
     /// A peer asks for a chunk: read it off the loop; the answer comes back as `Served`.
     pub(super) fn serve(&self, request: BlobRequest, channel: ResponseChannel<BlobResponse>) {
         let (plumbing, store, corrupt) = (self.plumbing.clone(), self.store.clone(), self.corrupt.clone());
+        let serving = self.serving.clone();
         self.spawn(async move {
+            let Ok(_turn) = serving.acquire().await else { return };
             let read = tokio::task::spawn_blocking(move || blobs::serve(&store, &request, &corrupt));
             let response = read.await.unwrap_or(BlobResponse::Missing);
             let _ = plumbing.0.send(Internal::Served { channel, response }).await;

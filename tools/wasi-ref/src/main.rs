@@ -165,7 +165,7 @@ const SMITH_IMPORTS: &str = r#"(module
   (import "wasi_snapshot_preview1" "sched_yield" (func (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))))"#;
 
-const SMITH_EXPORTS: &str = r#"(module (memory (export "memory") 1) (func (export "_start")))"#;
+include!("smith_config.rs");
 
 /// Generates `count` modules from fixed seeds and keeps those that end under wasmtime-wasi,
 /// each as `DIR/NNNN.wasm` with its record in `DIR/NNNN.expect`.
@@ -173,20 +173,7 @@ fn smith(count: u64, dir: &Path) -> Result<()> {
     use arbitrary::Unstructured;
     std::fs::create_dir_all(dir)?;
     let engine = engine(true)?;
-    let mut config = wasm_smith::Config {
-        available_imports: Some(wat::parse_str(SMITH_IMPORTS)?),
-        exports: Some(wat::parse_str(SMITH_EXPORTS)?),
-        max_memory32_bytes: MEMORY as u64,
-        memory64_enabled: false,
-        threads_enabled: false,
-        shared_everything_threads_enabled: false,
-        gc_enabled: false,
-        exceptions_enabled: false,
-        max_tables: 4,
-        min_funcs: 2,
-        ..Default::default()
-    };
-    config.max_instructions = 200;
+    let config = smith_config(SMITH_IMPORTS);
     let (mut kept, mut endless, mut invalid) = (0u64, 0u64, 0u64);
     for seed in 0..count {
         let mut bytes = vec![0u8; 4096];
@@ -197,14 +184,22 @@ fn smith(count: u64, dir: &Path) -> Result<()> {
             x ^= x << 17;
             *b = x as u8;
         }
-        let Ok(m) = wasm_smith::Module::new(config.clone(), &mut Unstructured::new(&bytes)) else {
-            invalid += 1;
-            continue;
+        let m = match wasm_smith::Module::new(config.clone(), &mut Unstructured::new(&bytes)) {
+            Ok(m) => m,
+            Err(e) => {
+                invalid += 1;
+                eprintln!("seed {seed}: wasm-smith: {e}");
+                continue;
+            }
         };
         let wasm = m.to_bytes();
-        let Ok(module) = Module::new(&engine, &wasm) else {
-            invalid += 1;
-            continue;
+        let module = match Module::new(&engine, &wasm) {
+            Ok(m) => m,
+            Err(e) => {
+                invalid += 1;
+                eprintln!("seed {seed}: {e:?}");
+                continue;
+            }
         };
         let (outcome, stdout) = run(&engine, &module, b"7 seven", Some(FUEL))?;
         if outcome == Outcome::Endless || stdout.len() >= MAX_STDOUT {
