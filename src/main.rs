@@ -34,12 +34,14 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Logs go to stderr: warnings only, but for `mesh join`, which also says hello and tells
 /// of nodes joining, leaving and refused. Colour only on a terminal, and never with
-/// `NO_COLOR` set (so journald and captured logs read clean).
+/// `NO_COLOR` set (so journald and captured logs read clean). libp2p's request-response
+/// warns once per stream it drops over a connection's bound: a peer asking in a tight
+/// loop would fill the log, so those show only from -vv on.
 fn init_tracing(verbose: u8, daemon: bool) {
     let default = match (verbose, daemon) {
-        (0, false) => "warn",
-        (0, true) => "warn,mesh=info",
-        (1, _) => "info",
+        (0, false) => "warn,libp2p_request_response=error",
+        (0, true) => "warn,mesh=info,libp2p_request_response=error",
+        (1, _) => "info,libp2p_request_response=error",
         _ => "debug",
     };
     let filter = EnvFilter::try_from_env("MESH_LOG").unwrap_or_else(|_| EnvFilter::new(default));

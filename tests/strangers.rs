@@ -120,3 +120,41 @@ fn a_member_asking_for_work_in_a_tight_loop_is_answered_at_its_rate() {
     assert!((answered as f64) <= most, "h1 answered {answered} of {received}, over {most:.0}");
     assert_eq!(lan.members("h1"), ["h2"]);
 }
+
+#[test]
+fn a_member_asking_for_blobs_in_a_tight_loop_is_served_at_its_rate() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    // h2 holds the key, but asks its peers for every blob it fetched, 500 times a blob
+    // twice a second.
+    let started = std::time::Instant::now();
+    let mut lan = Lan::new(2);
+    lan.join("h1", &["--key", "rogue"]);
+    lan.join_with_env("h2", &["--key", "rogue", "--label", "helper"], &[("MESH_FAILPOINT_ROGUE_BLOBS", "500")]);
+    assert!(eventually(FIND, || lan.members("h1") == ["h2"]), "mesh did not form");
+    // A job only h2 may run: it fetches the module and the input from h1, and then keeps
+    // asking for them.
+    let input = lan.dir().join("input.txt");
+    std::fs::write(&input, (1000..1020).map(|n| format!("{n}\n")).collect::<String>()).unwrap();
+    let module = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/wasm/primes.wat");
+    let args = ["submit", "wasm", module, "--input-file", input.to_str().unwrap(), "--json", "--key", "rogue"];
+    let out = lan.mesh("h1", &[&args[..], &["--require", "label=helper"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Meanwhile h1 goes on with jobs of its own, exactly.
+    let out = lan.mesh("h1", &["submit", "primes", "100000..100299", "--algo", "trial", "--json", "--key", "rogue"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sums(&doc), expected(100_000..100_300), "the job is exact");
+    std::thread::sleep(Duration::from_secs(2));
+    // h1 served h2 no faster than one peer's rate (node::event_loop::transfers::
+    // {CHUNK_BURST, CHUNKS_PER_SECOND}: 64, then 256 a second), over the time h2 could
+    // have been asking.
+    let me = lan.peers("h1").into_iter().find(|r| r["self"] == true).unwrap();
+    let served = me["blobs"]["chunks_served"].as_u64().unwrap();
+    let most = 64.0 + 256.0 * started.elapsed().as_secs_f64();
+    eprintln!("h1 served {served} chunks; at most {most:.0} may be");
+    assert!(served > 2, "h2 never asked again: {served} chunks served");
+    assert!((served as f64) <= most, "h1 served {served} chunks, over {most:.0}");
+    assert_eq!(lan.members("h1"), ["h2"]);
+}

@@ -2,7 +2,7 @@
 //! scheduler bounds each peer's steal requests with one, and the mDNS bridge the records
 //! it passes on.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -20,9 +20,7 @@ impl TokenBucket {
 
     /// Takes a token if there is one.
     pub fn take(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        self.at = self.at.max(now);
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -30,12 +28,25 @@ impl TokenBucket {
             false
         }
     }
+
+    /// Takes a token now or, if there is none, the next one due: returns how long to wait
+    /// for it. Each caller waits its turn, so the tokens still pass at `rate`.
+    pub fn reserve(&mut self, now: Instant) -> Duration {
+        self.refill(now);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-self.tokens / self.rate) }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.at = self.at.max(now);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn a_burst_passes_then_only_the_rate() {
@@ -54,5 +65,16 @@ mod tests {
         assert_eq!((0..1000).filter(|_| b.take(later)).count(), 64);
         // Time that goes backwards gives nothing.
         assert!(!b.take(t0));
+    }
+
+    #[test]
+    fn reservations_wait_their_turn_at_the_rate() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(100.0, 2.0, t0);
+        let waits: Vec<Duration> = (0..5).map(|_| b.reserve(t0)).collect();
+        let ms: Vec<u128> = waits.iter().map(|w| w.as_millis()).collect();
+        assert_eq!(ms, [0, 0, 10, 20, 30], "the burst at once, then one every 10 ms");
+        // Once those are paid for, the next is due at the rate again.
+        assert_eq!(b.reserve(t0 + Duration::from_millis(30)).as_millis(), 10);
     }
 }

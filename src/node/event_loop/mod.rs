@@ -82,9 +82,10 @@ pub(super) struct EventLoop {
     /// Shared with the workers; the loop ends a job's running programs through it.
     exec: Arc<Executor>,
     next_housekeeping: Instant,
-    /// A test hook: steal requests sent to every peer each housekeeping, as a member
-    /// stuck in a tight loop would (`MESH_FAILPOINT_ROGUE_STEALS=N`).
-    rogue_steals: u32,
+    /// Test hooks: steal requests, and requests for each blob this node fetched, sent to
+    /// every peer each housekeeping, as a member stuck in a tight loop would
+    /// (`MESH_FAILPOINT_ROGUE_STEALS=N`, `MESH_FAILPOINT_ROGUE_BLOBS=N`).
+    rogue: Rogue,
     next_prune: Instant,
     /// `--hours`, `--when-idle`: whether the node lends its workers now.
     lend: LendCheck,
@@ -142,7 +143,7 @@ impl EventLoop {
             net,
             exec,
             next_housekeeping: now,
-            rogue_steals: rogue_steals_from_env(),
+            rogue: Rogue::from_env(),
             next_prune: now + PRUNE_EVERY,
             lend: LendCheck::new(cfg.lending),
             board,
@@ -333,7 +334,7 @@ impl EventLoop {
                     net.announce(s, false);
                 }
             }
-            FromNet::BlobAsked { request, channel } => self.transfers.serve(request, channel),
+            FromNet::BlobAsked { peer, request, channel } => self.transfers.serve(peer, request, channel),
             FromNet::BlobAnswer { id, answer } => self.transfers.answered(id, answer),
         }
     }
@@ -353,10 +354,8 @@ impl EventLoop {
             tracing::debug!(%job, "submitter went away; cancelling the job");
             self.sched.cancel(now, job);
         }
-        if let (Some(net), n @ 1..) = (&mut self.net, self.rogue_steals) {
-            for i in 0..n {
-                net.broadcast(&Message::Steal { req: u64::MAX - u64::from(i) });
-            }
+        if let Some(net) = &mut self.net {
+            self.rogue.misbehave(net, &self.transfers.fetched);
         }
         let gone = self.net.as_mut().map(|n| n.housekeeping(now)).unwrap_or_default();
         for ev in gone {
@@ -467,12 +466,36 @@ fn seed() -> u64 {
     nanos.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
 }
 
-/// `MESH_FAILPOINT_ROGUE_STEALS=N`: this node misbehaves for a test, sending N steal
-/// requests to every peer twice a second.
-fn rogue_steals_from_env() -> u32 {
-    let n = std::env::var("MESH_FAILPOINT_ROGUE_STEALS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-    if n > 0 {
-        tracing::warn!(n, "MESH_FAILPOINT_ROGUE_STEALS is set: this node floods its peers with steal requests");
+/// A node misbehaving on purpose, for the tests of what a member can cost another.
+#[derive(Debug, Default)]
+struct Rogue {
+    steals: u32,
+    blob_requests: u32,
+}
+
+impl Rogue {
+    fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(0u32);
+        let rogue =
+            Self { steals: var("MESH_FAILPOINT_ROGUE_STEALS"), blob_requests: var("MESH_FAILPOINT_ROGUE_BLOBS") };
+        if rogue.steals > 0 || rogue.blob_requests > 0 {
+            tracing::warn!(?rogue, "a MESH_FAILPOINT_ROGUE_* is set: this node floods its peers with requests");
+        }
+        rogue
     }
-    n
+
+    /// Sends its requests to every peer; answers come back to nobody and are dropped.
+    fn misbehave(&self, net: &mut Net, fetched: &[crate::id::ContentId]) {
+        for i in 0..self.steals {
+            net.broadcast(&Message::Steal { req: u64::MAX - u64::from(i) });
+        }
+        for peer in net.routes.peers() {
+            for &id in fetched {
+                for _ in 0..self.blob_requests {
+                    let req = crate::protocol::blob::BlobRequest { id, offset: 0, len: crate::protocol::blob::CHUNK };
+                    net.request_blob(peer, req);
+                }
+            }
+        }
+    }
 }

@@ -59,7 +59,7 @@ pub(super) enum FromNet {
     /// Someone new to tell about us: announce now rather than at the next gossip.
     AnnounceNow,
     /// A peer asks for a chunk of a blob.
-    BlobAsked { request: BlobRequest, channel: ResponseChannel<BlobResponse> },
+    BlobAsked { peer: PeerId, request: BlobRequest, channel: ResponseChannel<BlobResponse> },
     /// The answer to one of our blob requests, or why there is none.
     BlobAnswer { id: OutboundRequestId, answer: Result<BlobResponse, PeerAnswer> },
 }
@@ -76,7 +76,7 @@ pub(super) struct Net {
     membership: Membership,
     discovery: Option<Discovery>,
     disc_rx: Option<mpsc::Receiver<DiscoveryEvent>>,
-    routes: Routes,
+    pub(super) routes: Routes,
     /// Every node seen, by name, for the statistics.
     roster: Roster,
     /// Messages that must arrive, until acknowledged (bounded by the requests in flight,
@@ -493,9 +493,10 @@ impl Net {
 fn on_blob(ev: request_response::Event<BlobRequest, BlobResponse>) -> Option<FromNet> {
     match ev {
         request_response::Event::Message {
+            peer,
             message: request_response::Message::Request { request, channel, .. },
             ..
-        } => Some(FromNet::BlobAsked { request, channel }),
+        } => Some(FromNet::BlobAsked { peer, request, channel }),
         request_response::Event::Message {
             message: request_response::Message::Response { request_id, response },
             ..

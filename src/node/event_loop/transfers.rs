@@ -7,6 +7,7 @@
 //! public `Client`. Spawned tasks are tracked and end when the node stops.
 
 use crate::core::TaskReport;
+use crate::core::rate::TokenBucket;
 use crate::exec::fetch::{BlobFetcher, FetchError, PeerAnswer};
 use crate::id::{ContentId, JobId, NodeId};
 use crate::job::TaskOutput;
@@ -28,6 +29,13 @@ use tokio_util::task::TaskTracker;
 pub(crate) const STORE_FULL_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Chunks read for peers at once, at most.
 pub(crate) const MAX_SERVING: usize = 4;
+/// Chunks served to one peer a second (64 MiB/s), after a burst of [`CHUNK_BURST`] (16 MiB).
+/// The peer's requests in flight are bounded (`protocol::blob::MAX_STREAMS` a
+/// connection), so the wait for a turn stays short.
+pub(crate) const CHUNKS_PER_SECOND: f64 = 256.0;
+pub(crate) const CHUNK_BURST: f64 = 64.0;
+/// Peers whose chunk rate is tracked at once.
+const MAX_RATED_PEERS: usize = 512;
 /// Blobs remembered as not fitting, at most.
 const STORE_FAILURES_KEPT: usize = 64;
 
@@ -94,6 +102,12 @@ pub(super) struct Transfers {
     /// the order asked: a member asking in a tight loop waits its turn and costs this node
     /// a bounded amount of disk and threads.
     serving: Arc<tokio::sync::Semaphore>,
+    /// Each peer's chunks, at most [`CHUNKS_PER_SECOND`] (bursts of [`CHUNK_BURST`]):
+    /// requests over it wait their turn before they are read.
+    chunk_rates: HashMap<PeerId, TokenBucket>,
+    /// Blobs this node fetched, which `MESH_FAILPOINT_ROGUE_BLOBS` asks its peers for
+    /// again and again (a test hook; empty unless it is set).
+    pub(super) fetched: Vec<ContentId>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -114,6 +128,8 @@ impl Transfers {
             corrupt: Arc::new(CorruptServes::from_env()),
             store_failed: HashMap::new(),
             serving: Arc::new(tokio::sync::Semaphore::new(MAX_SERVING)),
+            chunk_rates: HashMap::new(),
+            fetched: Vec::new(),
             tracker,
             shutdown,
         }
@@ -161,6 +177,9 @@ impl Transfers {
         let outcome = match result {
             Ok(f) => {
                 tracing::debug!(blob = %id.fmt_short(), bytes = f.bytes, from = %f.from, rejected = f.rejected, "fetched a blob");
+                if self.fetched.len() < 4 {
+                    self.fetched.push(id);
+                }
                 self.stats.fetched += 1;
                 self.stats.bytes_in += f.bytes;
                 self.stats.rejected += u64::from(f.rejected);
@@ -194,11 +213,23 @@ impl Transfers {
         }
     }
 
-    /// A peer asks for a chunk: read it off the loop; the answer comes back as `Served`.
-    pub(super) fn serve(&self, request: BlobRequest, channel: ResponseChannel<BlobResponse>) {
+    /// A peer asks for a chunk: read it off the loop, in its turn; the answer comes back
+    /// as `Served`.
+    pub(super) fn serve(&mut self, peer: PeerId, request: BlobRequest, channel: ResponseChannel<BlobResponse>) {
+        let now = std::time::Instant::now();
+        if self.chunk_rates.len() >= MAX_RATED_PEERS && !self.chunk_rates.contains_key(&peer) {
+            // Peers come and go over weeks; a fresh start forgets the departed.
+            self.chunk_rates.clear();
+        }
+        let wait = self
+            .chunk_rates
+            .entry(peer)
+            .or_insert_with(|| TokenBucket::new(CHUNKS_PER_SECOND, CHUNK_BURST, now))
+            .reserve(now);
         let (plumbing, store, corrupt) = (self.plumbing.clone(), self.store.clone(), self.corrupt.clone());
         let serving = self.serving.clone();
         self.spawn(async move {
+            tokio::time::sleep(wait).await;
             let Ok(_turn) = serving.acquire().await else { return };
             let read = tokio::task::spawn_blocking(move || blobs::serve(&store, &request, &corrupt));
             let response = read.await.unwrap_or(BlobResponse::Missing);
