@@ -4,7 +4,9 @@
 //! introduced the nodes. Latency 0.2–2 ms, no loss.
 //!
 //! Run: `cargo bench --features sim --bench sim_scale` (prints a table; add `-- --csv`
-//! for the rows as CSV, which `benches/plot.py` reads).
+//! for the rows as CSV, which `benches/plot.py` reads). Each size runs twice: with work
+//! pushed to idle peers (`push`, the default) and with stealing alone (`steal`), so the
+//! table shows what pushing buys.
 //!
 //! Reported per size:
 //! * efficiency: ideal makespan (total work / total speed) over the real one;
@@ -26,6 +28,7 @@ const SPEEDS: [f64; 4] = [0.5, 1.0, 1.0, 2.0];
 const TASKS_PER_NODE: u64 = 200;
 
 struct Row {
+    policy: &'static str,
     nodes: usize,
     tasks: u64,
     makespan: f64,
@@ -37,12 +40,14 @@ struct Row {
     wall: f64,
 }
 
-fn run(n: usize, seed: u64) -> Row {
+fn run(n: usize, seed: u64, push: bool) -> Row {
     let nodes: Vec<NodeSpec> = (0..n).map(|i| NodeSpec::new(1, SPEEDS[i % SPEEDS.len()])).collect();
     let total_speed: f64 = nodes.iter().map(|n| n.speed).sum();
     let tasks = TASKS_PER_NODE * n as u64;
     let submit = Duration::from_millis(1500);
-    let mut sim = Sim::new(SimConfig::new(nodes.clone(), seed));
+    let mut cfg = SimConfig::new(nodes.clone(), seed);
+    cfg.core.push_to_idle = push;
+    let mut sim = Sim::new(cfg);
     sim.submit_at(submit, 0, tasks);
     let wall = Instant::now();
     sim.drive(u64::MAX, Duration::ZERO, Duration::from_secs(3600)).expect("the job terminates");
@@ -58,6 +63,7 @@ fn run(n: usize, seed: u64) -> Row {
         done as f64 / (ids.len() as f64 * speed)
     };
     Row {
+        policy: if push { "push" } else { "steal" },
         nodes: n,
         tasks,
         makespan,
@@ -92,20 +98,30 @@ fn recovery(crash: bool) -> f64 {
 fn main() {
     let csv = std::env::args().any(|a| a == "--csv");
     if csv {
-        println!("nodes,tasks,makespan_s,ideal_s,efficiency,steal_msgs_per_task,spread_s,fairness,backups");
+        println!("policy,nodes,tasks,makespan_s,ideal_s,efficiency,steal_msgs_per_task,spread_s,fairness,backups");
     }
-    for n in [10, 100, 1000] {
-        let r = run(n, 42);
+    for (n, push) in [10, 100, 1000].into_iter().flat_map(|n| [(n, false), (n, true)]) {
+        let r = run(n, 42, push);
         let eff = r.ideal / r.makespan;
         if csv {
             println!(
-                "{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.3},{}",
-                r.nodes, r.tasks, r.makespan, r.ideal, eff, r.steal_msgs_per_task, r.spread, r.fairness, r.backups
+                "{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.3},{}",
+                r.policy,
+                r.nodes,
+                r.tasks,
+                r.makespan,
+                r.ideal,
+                eff,
+                r.steal_msgs_per_task,
+                r.spread,
+                r.fairness,
+                r.backups
             );
         } else {
             println!(
-                "{:>5} nodes {:>7} tasks  makespan {:>6.3} s  ideal {:>6.3} s  efficiency {:>5.1}%  \
+                "{:<5} {:>5} nodes {:>7} tasks  makespan {:>6.3} s  ideal {:>6.3} s  efficiency {:>5.1}%  \
                  steal msgs/task {:.3}  spread {:.3} s  fairness {:.2}  backups {:>3}  (simulated in {:.1} s)",
+                r.policy,
                 r.nodes,
                 r.tasks,
                 r.makespan,

@@ -15,7 +15,9 @@
 //! node is checked against the job's needs, and any breach is recorded in
 //! [`Sim::violations`].
 
-use crate::core::{Action, Config, Facts, Halt, Message, Needs, Scheduler, TaskReport};
+#[cfg(test)]
+use crate::core::Facts;
+use crate::core::{Action, Config, Halt, Message, Needs, Scheduler, TaskReport};
 use crate::id::{JobId, NodeId};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};

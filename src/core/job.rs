@@ -29,6 +29,8 @@ pub(super) struct Job<S> {
     /// The mean time of this job's tasks here in nanoseconds (an exponential average),
     /// once known.
     mean_task_ns: Option<u64>,
+    /// Grants of this job this node pushed to idle peers unasked.
+    pub(super) pushes: u32,
 }
 
 impl<S> Job<S> {
@@ -40,6 +42,7 @@ impl<S> Job<S> {
             retry: VecDeque::new(),
             pinned: WorkQueue::default(),
             mean_task_ns: None,
+            pushes: 0,
         }
     }
 

@@ -97,6 +97,14 @@ pub struct Config {
     /// so a member asking in a tight loop costs this node a bounded amount.
     pub steal_rate: f64,
     pub steal_burst: f64,
+    /// Work sharing: a node that queues more than two tasks per worker hands about half
+    /// to a peer it believes idle, unasked (a grant without a steal), so that work reaches
+    /// idle nodes in a few message delays instead of a gossip round per generation. Off:
+    /// measured in `benches/sim_scale.rs`, it spreads a job over 1,000 nodes in 5 ms
+    /// instead of 362 ms but gains only 3 points of efficiency there, costs a point at 10
+    /// and 100 nodes, and work pushed to a node that was just unplugged waits for its
+    /// expiry (issue 16 goes on from here; docs/benchmarks.md).
+    pub push_to_idle: bool,
 }
 
 impl Default for Config {
@@ -123,6 +131,7 @@ impl Default for Config {
             resend_after: Duration::from_secs(1),
             steal_rate: 200.0,
             steal_burst: 50.0,
+            push_to_idle: false,
         }
     }
 }
@@ -296,6 +305,8 @@ pub struct Counters {
     pub tasks_stolen: u64,
     /// Tasks given away to thieves.
     pub tasks_given: u64,
+    /// Grants pushed to idle peers unasked (`Config::push_to_idle`).
+    pub pushes: u64,
     /// Speculative backup runs started.
     pub backups: u64,
 }

@@ -42,10 +42,11 @@ pub struct PeerInfo {
 pub struct Peers {
     // Ordered, so iteration depends only on the order of events.
     map: BTreeMap<NodeId, PeerInfo>,
-    /// The peers advertising queued work, for an O(1) victim draw in big meshes. Its order
-    /// follows the order of events, so draws still depend only on the RNG seed.
-    with_work: Vec<NodeId>,
-    slot: HashMap<NodeId, usize>,
+    /// The peers advertising queued work, for an O(1) victim draw in big meshes.
+    with_work: Index,
+    /// The peers with an idle worker and nothing queued, lending: where work may be
+    /// pushed without waiting for a steal.
+    idle: Index,
     /// What each peer offers, for matchmaking; kept while the peer is known.
     facts: BTreeMap<NodeId, Facts>,
 }
@@ -64,12 +65,13 @@ static NO_FACTS: Facts = Facts {
 impl Peers {
     /// Records a status; returns true if the peer was not known (new or back from the dead).
     pub fn update(&mut self, now: Instant, peer: NodeId, status: Status) -> bool {
-        self.index(peer, status.queued > 0);
+        self.index(peer, &status);
         self.map.insert(peer, PeerInfo { status, last_seen: now }).is_none()
     }
 
     pub fn remove(&mut self, peer: NodeId) -> bool {
-        self.index(peer, false);
+        self.with_work.set(peer, false);
+        self.idle.set(peer, false);
         self.facts.remove(&peer);
         self.map.remove(&peer).is_some()
     }
@@ -86,22 +88,10 @@ impl Peers {
         self.facts.get(&peer).unwrap_or(&NO_FACTS)
     }
 
-    /// Keeps `with_work` in step with whether `peer` advertises work.
-    fn index(&mut self, peer: NodeId, has_work: bool) {
-        match (self.slot.get(&peer).copied(), has_work) {
-            (None, true) => {
-                self.slot.insert(peer, self.with_work.len());
-                self.with_work.push(peer);
-            }
-            (Some(i), false) => {
-                self.slot.remove(&peer);
-                self.with_work.swap_remove(i);
-                if let Some(&moved) = self.with_work.get(i) {
-                    self.slot.insert(moved, i);
-                }
-            }
-            _ => {}
-        }
+    /// Keeps the indexes in step with `peer`'s status.
+    fn index(&mut self, peer: NodeId, s: &Status) {
+        self.with_work.set(peer, s.queued > 0);
+        self.idle.set(peer, s.queued == 0 && s.busy < s.workers);
     }
 
     pub fn contains(&self, peer: NodeId) -> bool {
@@ -125,7 +115,25 @@ impl Peers {
         if let Some(p) = self.map.get_mut(&peer) {
             p.status.queued = 0;
         }
-        self.index(peer, false);
+        self.with_work.set(peer, false);
+    }
+
+    /// Believes `peer` busy with `tasks` more after this node pushed them to it, until its
+    /// next status: it is not pushed to again meanwhile.
+    pub fn mark_fed(&mut self, peer: NodeId, tasks: u64) {
+        if let Some(p) = self.map.get_mut(&peer) {
+            p.status.busy = p.status.workers;
+            p.status.queued += tasks;
+            let status = p.status;
+            self.index(peer, &status);
+        } else {
+            self.idle.set(peer, false);
+        }
+    }
+
+    /// A random idle peer (an idle worker, nothing queued, lending), if any.
+    pub fn choose_idle(&self, rng: &mut fastrand::Rng) -> Option<NodeId> {
+        self.idle.choose(rng)
     }
 
     /// Removes and returns the peers silent for longer than `expiry`.
@@ -146,15 +154,50 @@ impl Peers {
     /// ("power of two choices"), which spreads thieves while still favouring big queues.
     pub fn choose_victim(&self, rng: &mut fastrand::Rng) -> Option<NodeId> {
         let queued = |id: NodeId| self.map.get(&id).map_or(0, |p| p.status.queued);
-        match self.with_work.len() {
+        let list = &self.with_work.list;
+        match list.len() {
             0 => None,
-            1 => Some(self.with_work[0]),
+            1 => Some(list[0]),
             n => {
-                let a = self.with_work[rng.usize(..n)];
-                let b = self.with_work[rng.usize(..n)];
+                let (a, b) = (list[rng.usize(..n)], list[rng.usize(..n)]);
                 // Ties broken by id so the choice depends only on the seed.
                 Some(if (queued(b), b) > (queued(a), a) { b } else { a })
             }
+        }
+    }
+}
+
+/// A set of peers with an O(1) random draw, for big meshes. Its order follows the order
+/// of events, so draws depend only on the RNG seed.
+#[derive(Debug, Default)]
+struct Index {
+    list: Vec<NodeId>,
+    slot: HashMap<NodeId, usize>,
+}
+
+impl Index {
+    fn set(&mut self, peer: NodeId, member: bool) {
+        match (self.slot.get(&peer).copied(), member) {
+            (None, true) => {
+                self.slot.insert(peer, self.list.len());
+                self.list.push(peer);
+            }
+            (Some(i), false) => {
+                self.slot.remove(&peer);
+                self.list.swap_remove(i);
+                if let Some(&moved) = self.list.get(i) {
+                    self.slot.insert(moved, i);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn choose(&self, rng: &mut fastrand::Rng) -> Option<NodeId> {
+        match self.list.len() {
+            0 => None,
+            1 => Some(self.list[0]),
+            n => Some(self.list[rng.usize(..n)]),
         }
     }
 }

@@ -194,24 +194,35 @@ proptest! {
     /// concurrent submitters and a node death.
     #[test]
     fn invariants_hold(s in scenario()) {
-        let mut cfg = SimConfig::new(nodes(&s.nodes), s.seed);
-        cfg.loss = s.loss;
-        cfg.latency = (Duration::from_micros(50), Duration::from_micros(s.max_latency_us));
-        let mut sim = Sim::new(cfg);
-        for &(owner, tasks, at_ms) in &s.jobs {
-            sim.submit_at(Duration::from_millis(at_ms), owner, tasks);
-        }
-        // Half the deaths are crashes the peers hear of at once, half silent unpluggings.
-        if let Some((node, at_ms)) = s.kill {
-            if s.seed % 2 == 0 {
-                sim.crash_at(Duration::from_millis(at_ms), node);
-            } else {
-                sim.kill_at(Duration::from_millis(at_ms), node);
-            }
-        }
-        sim.drive(MAX_EVENTS, SETTLE, DEADLINE).map_err(TestCaseError::fail)?;
-        check_outcomes(&sim)?;
+        check_invariants(&s, false)?;
     }
+
+    /// The same with work pushed to idle peers (`Config::push_to_idle`).
+    #[test]
+    fn invariants_hold_when_work_is_pushed(s in scenario()) {
+        check_invariants(&s, true)?;
+    }
+}
+
+fn check_invariants(s: &Scenario, push: bool) -> Result<(), TestCaseError> {
+    let mut cfg = SimConfig::new(nodes(&s.nodes), s.seed);
+    cfg.core.push_to_idle = push;
+    cfg.loss = s.loss;
+    cfg.latency = (Duration::from_micros(50), Duration::from_micros(s.max_latency_us));
+    let mut sim = Sim::new(cfg);
+    for &(owner, tasks, at_ms) in &s.jobs {
+        sim.submit_at(Duration::from_millis(at_ms), owner, tasks);
+    }
+    // Half the deaths are crashes the peers hear of at once, half silent unpluggings.
+    if let Some((node, at_ms)) = s.kill {
+        if s.seed.is_multiple_of(2) {
+            sim.crash_at(Duration::from_millis(at_ms), node);
+        } else {
+            sim.kill_at(Duration::from_millis(at_ms), node);
+        }
+    }
+    sim.drive(MAX_EVENTS, SETTLE, DEADLINE).map_err(TestCaseError::fail)?;
+    check_outcomes(&sim)
 }
 
 #[test]

@@ -350,6 +350,9 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             let Some((job, run)) = self.next_local_run() else { break };
             self.start(worker, job, run, false);
         }
+        if self.cfg.push_to_idle {
+            self.push_to_idle();
+        }
         if self.slots.next_idle().is_some() && !self.stealing.is_waiting() {
             let can_steal = !self.timers.is_armed(Timer::StealRetry);
             match self.peers.choose_victim(&mut self.rng) {

@@ -12,6 +12,13 @@ use crate::core::{Action, Grant, Message, Payload, Spec};
 use crate::id::{JobId, NodeId};
 use std::time::Instant;
 
+/// Grants pushed per event, at most.
+const MAX_PUSHES: usize = 8;
+/// Grants of one job one node pushes, at most.
+const PUSHES_PER_JOB: u32 = 8;
+/// The request id of a pushed grant: no steal asked for it.
+const PUSHED: u64 = u64::MAX;
+
 impl<S: Spec, R: Payload> Scheduler<S, R> {
     pub(super) fn send_steal(&mut self, now: Instant, victim: NodeId) {
         let req = self.stealing.ask(victim);
@@ -44,6 +51,35 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         let (ranges, pinned) = j.give(thief, sole(&job).unwrap_or(false), max);
         self.counters.tasks_given += ranges.iter().map(TaskRange::len).sum::<u64>();
         Some(Grant { job, spec: j.spec.clone(), ranges, pinned })
+    }
+
+    /// Work sharing: while this node queues more than two tasks per worker, it grants about
+    /// half to a peer it believes idle, unasked. The peer takes it as any grant (and leases
+    /// it from the owner); each receiver shares on in turn, so a job reaches every idle
+    /// node in O(log n) message delays. Nothing is pushed from an idle node, so an idle
+    /// mesh stays silent.
+    pub(super) fn push_to_idle(&mut self) {
+        let keep = 2 * self.slots.len() as u64;
+        for _ in 0..MAX_PUSHES {
+            // Each node pushes a job's work a few times at most: a tree of fan-out
+            // PUSHES_PER_JOB reaches n nodes in log n generations, and more pushes would
+            // only move work back and forth on stale beliefs of who is idle.
+            let queued: u64 = self.jobs.values().filter(|j| j.pushes < PUSHES_PER_JOB).map(|j| j.queued()).sum();
+            if queued <= keep {
+                return;
+            }
+            let Some(peer) = self.peers.choose_idle(&mut self.rng) else { return };
+            let work = self.grant(peer);
+            let tasks = work.as_ref().map_or(0, |g| g.ranges.iter().map(TaskRange::len).sum());
+            self.peers.mark_fed(peer, tasks);
+            if let Some(g) = &work {
+                if let Some(j) = self.jobs.get_mut(&g.job) {
+                    j.pushes += 1;
+                }
+                self.counters.pushes += 1;
+                self.actions.push_back(Action::Send { to: peer, msg: Message::Grant { req: PUSHED, work } });
+            }
+        }
     }
 
     pub(super) fn on_grant(&mut self, now: Instant, victim: NodeId, req: u64, work: Option<Grant<S>>) {
