@@ -4,9 +4,10 @@
 //! introduced the nodes. Latency 0.2–2 ms, no loss.
 //!
 //! Run: `cargo bench --features sim --bench sim_scale` (prints a table; add `-- --csv`
-//! for the rows as CSV, which `benches/plot.py` reads). Each size runs twice: with work
-//! pushed to idle peers (`push`, the default) and with stealing alone (`steal`), so the
-//! table shows what pushing buys.
+//! for the rows as CSV, which `benches/plot.py` reads). Each size runs three times: with
+//! stealing alone (`steal`, the default), with work pushed to idle peers (`push`), and
+//! with pushing and status gossip at most 10 ms after a change instead of 100 ms
+//! (`push10`), so the table shows what each buys and what the gossip costs.
 //!
 //! Reported per size:
 //! * efficiency: ideal makespan (total work / total speed) over the real one;
@@ -14,7 +15,9 @@
 //! * spread: time from submit until every node has started a task;
 //! * fairness: tasks per unit of speed on the slowest nodes over that on the fastest
 //!   (1.0 means each node's share follows its speed exactly);
-//! * backups: speculative re-runs at the end of the job.
+//! * backups: speculative re-runs at the end of the job;
+//! * status messages per node per second: copies of status gossip each node receives,
+//!   over the makespan (all-to-all, so it grows with the mesh).
 //!
 //! Then recovery: 3 equal one-worker nodes, 3,000 tasks (30 s of work), node 2 dies 5 s
 //! in, either crashing (its peers learn at once, as from a closed connection) or going
@@ -34,19 +37,41 @@ struct Row {
     makespan: f64,
     ideal: f64,
     steal_msgs_per_task: f64,
+    status_per_node_s: f64,
     spread: f64,
     fairness: f64,
     backups: u64,
     wall: f64,
 }
 
-fn run(n: usize, seed: u64, push: bool) -> Row {
+/// How a run shares work: the scheduler's settings it changes.
+#[derive(Clone, Copy)]
+enum Policy {
+    Steal,
+    Push,
+    PushFastGossip,
+}
+
+impl Policy {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Steal => "steal",
+            Self::Push => "push",
+            Self::PushFastGossip => "push10",
+        }
+    }
+}
+
+fn run(n: usize, seed: u64, policy: Policy) -> Row {
     let nodes: Vec<NodeSpec> = (0..n).map(|i| NodeSpec::new(1, SPEEDS[i % SPEEDS.len()])).collect();
     let total_speed: f64 = nodes.iter().map(|n| n.speed).sum();
     let tasks = TASKS_PER_NODE * n as u64;
     let submit = Duration::from_millis(1500);
     let mut cfg = SimConfig::new(nodes.clone(), seed);
-    cfg.core.push_to_idle = push;
+    cfg.core.push_to_idle = !matches!(policy, Policy::Steal);
+    if matches!(policy, Policy::PushFastGossip) {
+        cfg.core.publish_min_gap = Duration::from_millis(10);
+    }
     let mut sim = Sim::new(cfg);
     sim.submit_at(submit, 0, tasks);
     let wall = Instant::now();
@@ -63,12 +88,13 @@ fn run(n: usize, seed: u64, push: bool) -> Row {
         done as f64 / (ids.len() as f64 * speed)
     };
     Row {
-        policy: if push { "push" } else { "steal" },
+        policy: policy.name(),
         nodes: n,
         tasks,
         makespan,
         ideal,
         steal_msgs_per_task: sim.steal_messages as f64 / tasks as f64,
+        status_per_node_s: sim.status_messages as f64 / n as f64 / makespan,
         spread: spread.fold(0.0, f64::max),
         fairness: per_speed(0.5) / per_speed(2.0),
         backups: sim.node(0).counters().backups,
@@ -98,14 +124,17 @@ fn recovery(crash: bool) -> f64 {
 fn main() {
     let csv = std::env::args().any(|a| a == "--csv");
     if csv {
-        println!("policy,nodes,tasks,makespan_s,ideal_s,efficiency,steal_msgs_per_task,spread_s,fairness,backups");
+        println!(
+            "policy,nodes,tasks,makespan_s,ideal_s,efficiency,steal_msgs_per_task,status_per_node_s,spread_s,fairness,backups"
+        );
     }
-    for (n, push) in [10, 100, 1000].into_iter().flat_map(|n| [(n, false), (n, true)]) {
-        let r = run(n, 42, push);
+    let policies = [Policy::Steal, Policy::Push, Policy::PushFastGossip];
+    for (n, policy) in [10, 100, 1000].into_iter().flat_map(|n| policies.map(|p| (n, p))) {
+        let r = run(n, 42, policy);
         let eff = r.ideal / r.makespan;
         if csv {
             println!(
-                "{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.3},{}",
+                "{},{},{},{:.4},{:.4},{:.4},{:.4},{:.1},{:.4},{:.3},{}",
                 r.policy,
                 r.nodes,
                 r.tasks,
@@ -113,14 +142,16 @@ fn main() {
                 r.ideal,
                 eff,
                 r.steal_msgs_per_task,
+                r.status_per_node_s,
                 r.spread,
                 r.fairness,
                 r.backups
             );
         } else {
             println!(
-                "{:<5} {:>5} nodes {:>7} tasks  makespan {:>6.3} s  ideal {:>6.3} s  efficiency {:>5.1}%  \
-                 steal msgs/task {:.3}  spread {:.3} s  fairness {:.2}  backups {:>3}  (simulated in {:.1} s)",
+                "{:<6} {:>5} nodes {:>7} tasks  makespan {:>6.3} s  ideal {:>6.3} s  efficiency {:>5.1}%  \
+                 steal msgs/task {:.3}  status msgs/node/s {:>6.0}  spread {:.3} s  fairness {:.2}  backups {:>3}  \
+                 (simulated in {:.1} s)",
                 r.policy,
                 r.nodes,
                 r.tasks,
@@ -128,6 +159,7 @@ fn main() {
                 r.ideal,
                 100.0 * eff,
                 r.steal_msgs_per_task,
+                r.status_per_node_s,
                 r.spread,
                 r.fairness,
                 r.backups,

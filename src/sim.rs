@@ -102,6 +102,8 @@ pub struct Sim {
     pub jobs: BTreeMap<JobId, JobOutcome>,
     pub messages: u64,
     pub steal_messages: u64,
+    /// Copies of status gossip sent (each broadcast counts once per receiver).
+    pub status_messages: u64,
     /// When each node first started a task.
     pub first_run: Vec<Option<Duration>>,
     /// Task time run over all nodes, duplicates included.
@@ -149,6 +151,7 @@ impl Sim {
             jobs: BTreeMap::new(),
             messages: 0,
             steal_messages: 0,
+            status_messages: 0,
             first_run: Vec::new(),
             busy: Duration::ZERO,
             pending_submits: 0,
@@ -441,8 +444,10 @@ impl Sim {
 
     fn send(&mut self, from: usize, to: usize, msg: Message<Spec, u64>) {
         self.messages += 1;
-        if matches!(msg, Message::Steal { .. } | Message::Grant { .. }) {
-            self.steal_messages += 1;
+        match msg {
+            Message::Steal { .. } | Message::Grant { .. } => self.steal_messages += 1,
+            Message::Status(_) => self.status_messages += 1,
+            _ => {}
         }
         if self.rng.f64() < self.cfg.loss {
             if msg.must_arrive() {

@@ -101,9 +101,9 @@ pub struct Config {
     /// to a peer it believes idle, unasked (a grant without a steal), so that work reaches
     /// idle nodes in a few message delays instead of a gossip round per generation. Off:
     /// measured in `benches/sim_scale.rs`, it spreads a job over 1,000 nodes in 5 ms
-    /// instead of 362 ms but gains only 3 points of efficiency there, costs a point at 10
-    /// and 100 nodes, and work pushed to a node that was just unplugged waits for its
-    /// expiry (issue 16 goes on from here; docs/benchmarks.md).
+    /// instead of 362 ms, but the efficiency it buys needs status gossip 10 ms after a
+    /// change instead of 100 ms, which doubles all-to-all gossip, and work pushed to a node
+    /// that was just unplugged waits for its expiry (issue 16; docs/benchmarks.md).
     pub push_to_idle: bool,
 }
 
