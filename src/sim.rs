@@ -475,6 +475,8 @@ fn unit(x: u64) -> f64 {
 }
 
 #[cfg(test)]
+mod bounds;
+#[cfg(test)]
 mod lending;
 #[cfg(test)]
 mod tests;
