@@ -19,6 +19,17 @@ fn sums(doc: &serde_json::Value) -> Vec<(u64, u64)> {
     results.iter().map(|r| (r["n"].as_u64().unwrap(), r["sum"].as_u64().unwrap())).collect()
 }
 
+/// A mesh of h1 and h2, where h2 misbehaves by `failpoint` (with `extra` arguments), and
+/// when the test began: no rogue request can be older.
+fn with_rogue(extra: &[&str], failpoint: (&str, &str)) -> (std::time::Instant, Lan) {
+    let started = std::time::Instant::now();
+    let mut lan = Lan::new(2);
+    lan.join("h1", &["--key", "rogue"]);
+    lan.join_with_env("h2", &[&["--key", "rogue"], extra].concat(), &[failpoint]);
+    assert!(eventually(FIND, || lan.members("h1") == ["h2"]), "mesh did not form");
+    (started, lan)
+}
+
 /// What those lines must be, computed here.
 fn expected(ns: std::ops::Range<u64>) -> Vec<(u64, u64)> {
     ns.map(|n| (n, primes::sieve(0, n).sum as u64)).collect()
@@ -90,11 +101,7 @@ fn a_member_asking_for_work_in_a_tight_loop_is_answered_at_its_rate() {
         return;
     }
     // h2 holds the key but sends 500 steal requests to each peer twice a second.
-    let started = std::time::Instant::now();
-    let mut lan = Lan::new(2);
-    lan.join("h1", &["--key", "rogue"]);
-    lan.join_with_env("h2", &["--key", "rogue"], &[("MESH_FAILPOINT_ROGUE_STEALS", "500")]);
-    assert!(eventually(FIND, || lan.members("h1") == ["h2"]), "mesh did not form");
+    let (started, mut lan) = with_rogue(&[], ("MESH_FAILPOINT_ROGUE_STEALS", "500"));
     let doc = {
         let out =
             lan.mesh("h1", &["submit", "primes", "100000..100999", "--algo", "trial", "--json", "--key", "rogue"]);
@@ -128,11 +135,7 @@ fn a_member_asking_for_blobs_in_a_tight_loop_is_served_at_its_rate() {
     }
     // h2 holds the key, but asks its peers for every blob it fetched, 500 times a blob
     // twice a second.
-    let started = std::time::Instant::now();
-    let mut lan = Lan::new(2);
-    lan.join("h1", &["--key", "rogue"]);
-    lan.join_with_env("h2", &["--key", "rogue", "--label", "helper"], &[("MESH_FAILPOINT_ROGUE_BLOBS", "500")]);
-    assert!(eventually(FIND, || lan.members("h1") == ["h2"]), "mesh did not form");
+    let (started, mut lan) = with_rogue(&["--label", "helper"], ("MESH_FAILPOINT_ROGUE_BLOBS", "500"));
     // A job only h2 may run: it fetches the module and the input from h1, and then keeps
     // asking for them.
     let input = lan.dir().join("input.txt");

@@ -131,6 +131,9 @@ impl EventLoop {
             Some(n) => Some(Net::start(&identity, n, facts.clone(), cfg.workers, sched_cfg.peer_expiry, now)?),
             None => None,
         };
+        let rogue = Rogue::from_env();
+        let mut transfers = Transfers::new(plumbing, store, tracker, shutdown);
+        transfers.fetched = (rogue.blob_requests > 0).then(Vec::new);
         let event_loop = Self {
             sched: Scheduler::new(identity.node_id, sched_cfg, seed, now),
             me: Me { identity, workers: cfg.workers, facts, home: cfg.home },
@@ -139,11 +142,11 @@ impl EventLoop {
             commands,
             internal,
             watches: Watches::default(),
-            transfers: Transfers::new(plumbing, store, tracker, shutdown),
+            transfers,
             net,
             exec,
             next_housekeeping: now,
-            rogue: Rogue::from_env(),
+            rogue,
             next_prune: now + PRUNE_EVERY,
             lend: LendCheck::new(cfg.lending),
             board,
@@ -355,7 +358,7 @@ impl EventLoop {
             self.sched.cancel(now, job);
         }
         if let Some(net) = &mut self.net {
-            self.rogue.misbehave(net, &self.transfers.fetched);
+            self.rogue.misbehave(net, self.transfers.fetched.as_deref().unwrap_or_default());
         }
         let gone = self.net.as_mut().map(|n| n.housekeeping(now)).unwrap_or_default();
         for ev in gone {

@@ -105,9 +105,9 @@ pub(super) struct Transfers {
     /// Each peer's chunks, at most [`CHUNKS_PER_SECOND`] (bursts of [`CHUNK_BURST`]):
     /// requests over it wait their turn before they are read.
     chunk_rates: HashMap<PeerId, TokenBucket>,
-    /// Blobs this node fetched, which `MESH_FAILPOINT_ROGUE_BLOBS` asks its peers for
-    /// again and again (a test hook; empty unless it is set).
-    pub(super) fetched: Vec<ContentId>,
+    /// The first few blobs this node fetched, kept only for `MESH_FAILPOINT_ROGUE_BLOBS`
+    /// (a test hook), which asks its peers for them again and again; `None` without it.
+    pub(super) fetched: Option<Vec<ContentId>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -129,7 +129,7 @@ impl Transfers {
             store_failed: HashMap::new(),
             serving: Arc::new(tokio::sync::Semaphore::new(MAX_SERVING)),
             chunk_rates: HashMap::new(),
-            fetched: Vec::new(),
+            fetched: None,
             tracker,
             shutdown,
         }
@@ -177,8 +177,8 @@ impl Transfers {
         let outcome = match result {
             Ok(f) => {
                 tracing::debug!(blob = %id.fmt_short(), bytes = f.bytes, from = %f.from, rejected = f.rejected, "fetched a blob");
-                if self.fetched.len() < 4 {
-                    self.fetched.push(id);
+                if let Some(fetched) = self.fetched.as_mut().filter(|f| f.len() < 4) {
+                    fetched.push(id);
                 }
                 self.stats.fetched += 1;
                 self.stats.bytes_in += f.bytes;
