@@ -17,8 +17,8 @@
 //!   `ESPIPE`, …; the table is in `refused`), and never traps. Stdio can be closed.
 //! * `proc_exit` ends the task: code 0 is success, anything else a failure.
 //!
-//! Where it differs from wasmtime-wasi: an out-of-range clock id or poll event type gets
-//! `EINVAL` here where wasmtime traps, and the CPU-time clocks give `EBADF` as there.
+//! Where it differs from wasmtime-wasi: a clock id outside the enum gets `EINVAL` here
+//! where wasmtime traps (measured). The CPU-time clocks give `EBADF`, as there.
 //! `tests/wasm/wasi_probe.expect` pins every call; `tools/wasi-ref` measures it.
 //!
 //! Memory passed by the module is bounds-checked: a bad pointer gets `EFAULT`, never a
