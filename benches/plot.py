@@ -28,8 +28,13 @@ lan = rows("lan_scale.csv")
 fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
 
 # One line per work-sharing policy (older CSVs have no policy column: stealing alone).
-labels = {"steal": "stealing alone (default)", "push": "+ push to idle", "push10": "+ push, 10 ms gossip gap"}
-for policy, style in [("steal", "o-"), ("push", "^-"), ("push10", "s-")]:
+labels = {
+    "before": "before issue 16: gossip only",
+    "steal": "seeking work (default)",
+    "unbudgeted": "seeking work, no gossip budget",
+    "push": "seeking work + push to idle",
+}
+for policy, style in [("before", "s:"), ("steal", "o-"), ("unbudgeted", "v--"), ("push", "^-")]:
     rs = [r for r in sim if r.get("policy", "steal") == policy]
     if not rs:
         continue
@@ -44,6 +49,7 @@ a.set_xlabel("nodes (simulated, mixed speeds)")
 a.set_ylabel("efficiency, % of ideal")
 a.set_ylim(50, 101)
 a.axhline(95, color="gray", ls=":", lw=1)
+a.axhline(93, color="gray", ls=":", lw=0.6)
 a.set_title("Simulator: 200 tasks per node, 2 s jobs")
 a.legend(loc="lower left", fontsize=8)
 

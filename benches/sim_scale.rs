@@ -4,10 +4,19 @@
 //! introduced the nodes. Latency 0.2–2 ms, no loss.
 //!
 //! Run: `cargo bench --features sim --bench sim_scale` (prints a table; add `-- --csv`
-//! for the rows as CSV, which `benches/plot.py` reads). Each size runs three times: with
-//! stealing alone (`steal`, the default), with work pushed to idle peers (`push`), and
-//! with pushing and status gossip at most 10 ms after a change instead of 100 ms
-//! (`push10`), so the table shows what each buys and what the gossip costs.
+//! for the rows as CSV, which `benches/plot.py` reads; `-- --nodes N` or `-- --policy P`
+//! runs only those rows). Each size runs three ways:
+//! * `before`: stealing as it was before issue 16: thieves learn of work only from status
+//!   gossip, which goes all-to-all without a budget;
+//! * `steal`, the default: stealing that seeks work without waiting for gossip (hints in
+//!   empty answers, lifelines, random asks: `core::Config::seek_work`), with periodic
+//!   gossip under its budget (`core::Config::gossip_budget`);
+//! * `unbudgeted`: `steal` without the gossip budget, to show what the budget costs;
+//! * `push`: `steal`, and work pushed to idle peers unasked (`core::Config::push_to_idle`).
+//!
+//! Then two LANs of 50 nodes each, joined by a link that adds 20 ms each way, with the
+//! job submitted on one: random stealing over all peers against cluster-aware stealing
+//! (near victims first), both with the default settings otherwise.
 //!
 //! Reported per size:
 //! * efficiency: ideal makespan (total work / total speed) over the real one;
@@ -45,19 +54,28 @@ struct Row {
 }
 
 /// How a run shares work: the scheduler's settings it changes.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Policy {
+    Before,
     Steal,
+    /// `Steal` without the gossip budget.
+    Unbudgeted,
     Push,
-    PushFastGossip,
+    /// Two LANs, random stealing over all peers.
+    TwoLansRandom,
+    /// Two LANs, near victims first.
+    TwoLansAware,
 }
 
 impl Policy {
     fn name(self) -> &'static str {
         match self {
+            Self::Before => "before",
             Self::Steal => "steal",
+            Self::Unbudgeted => "unbudgeted",
             Self::Push => "push",
-            Self::PushFastGossip => "push10",
+            Self::TwoLansRandom => "2lan-random",
+            Self::TwoLansAware => "2lan-aware",
         }
     }
 }
@@ -68,15 +86,47 @@ fn run(n: usize, seed: u64, policy: Policy) -> Row {
     let tasks = TASKS_PER_NODE * n as u64;
     let submit = Duration::from_millis(1500);
     let mut cfg = SimConfig::new(nodes.clone(), seed);
-    cfg.core.push_to_idle = !matches!(policy, Policy::Steal);
-    if matches!(policy, Policy::PushFastGossip) {
-        cfg.core.publish_min_gap = Duration::from_millis(10);
+    match policy {
+        Policy::Before => {
+            cfg.core.seek_work = false;
+            cfg.core.gossip_budget = 0.0;
+            cfg.core.change_budget = 0.0;
+        }
+        Policy::Steal => {}
+        Policy::Unbudgeted => cfg.core.gossip_budget = 0.0,
+        Policy::Push => cfg.core.push_to_idle = true,
+        Policy::TwoLansRandom | Policy::TwoLansAware => {
+            cfg.core.cluster_aware = policy == Policy::TwoLansAware;
+            // Halves that each hold every speed.
+            cfg.lans = (0..n).map(|i| usize::from(i >= n / 2)).collect();
+            cfg.wan_latency = Duration::from_millis(20);
+        }
     }
     let mut sim = Sim::new(cfg);
     sim.submit_at(submit, 0, tasks);
+    if let Some(t) = std::env::var("PEEK").ok().and_then(|v| v.parse::<f64>().ok()) {
+        let _ = sim.drive(u64::MAX, Duration::ZERO, submit + Duration::from_secs_f64(t));
+        let q: Vec<(usize, u64, u32)> =
+            (0..n).map(|i| (i, sim.node(i).status().queued, sim.node(i).status().busy)).filter(|x| x.1 > 0).collect();
+        let idle = (0..n).filter(|&i| sim.node(i).status().busy == 0).count();
+        eprintln!("PEEK t={t} idle={idle} queued on {} nodes: {:?}", q.len(), q);
+        std::process::exit(0);
+    }
     let wall = Instant::now();
     sim.drive(u64::MAX, Duration::ZERO, Duration::from_secs(3600)).expect("the job terminates");
     let wall = wall.elapsed().as_secs_f64();
+    if std::env::var_os("DEBUG_COUNTS").is_some() {
+        let c: Vec<_> = (0..n).map(|i| sim.node(i).counters()).collect();
+        let sum = |f: &dyn Fn(&mesh::core::Counters) -> u64| c.iter().map(f).sum::<u64>();
+        eprintln!(
+            "DEBUG requests {} steals {} hints {} pushes {} refused {}",
+            sum(&|c| c.steal_requests),
+            sum(&|c| c.steals),
+            sum(&|c| c.hints_followed),
+            sum(&|c| c.pushes),
+            sum(&|c| c.steal_requests_refused)
+        );
+    }
     let job = sim.jobs.values().next().expect("one job");
     let makespan = (job.finished_at.expect("finished") - submit).as_secs_f64();
     // Mean task cost is 10 ms at speed 1, so the ideal makespan is total / total speed.
@@ -121,15 +171,28 @@ fn recovery(crash: bool) -> f64 {
     makespan - ideal
 }
 
+/// The value after `flag` on the command line.
+fn arg(flag: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1).cloned())
+}
+
 fn main() {
     let csv = std::env::args().any(|a| a == "--csv");
+    let only_nodes: Option<usize> = arg("--nodes").and_then(|n| n.parse().ok());
+    let only_policy = arg("--policy");
     if csv {
         println!(
             "policy,nodes,tasks,makespan_s,ideal_s,efficiency,steal_msgs_per_task,status_per_node_s,spread_s,fairness,backups"
         );
     }
-    let policies = [Policy::Steal, Policy::Push, Policy::PushFastGossip];
-    for (n, policy) in [10, 100, 1000].into_iter().flat_map(|n| policies.map(|p| (n, p))) {
+    let policies = [Policy::Before, Policy::Steal, Policy::Unbudgeted, Policy::Push];
+    let runs = [10, 100, 1000].into_iter().flat_map(|n| policies.map(|p| (n, p)));
+    let two_lans = [(100, Policy::TwoLansRandom), (100, Policy::TwoLansAware)];
+    for (n, policy) in runs.chain(two_lans) {
+        if only_nodes.is_some_and(|o| o != n) || only_policy.as_ref().is_some_and(|p| p != policy.name()) {
+            continue;
+        }
         let r = run(n, 42, policy);
         let eff = r.ideal / r.makespan;
         if csv {
@@ -149,7 +212,7 @@ fn main() {
             );
         } else {
             println!(
-                "{:<6} {:>5} nodes {:>7} tasks  makespan {:>6.3} s  ideal {:>6.3} s  efficiency {:>5.1}%  \
+                "{:<11} {:>5} nodes {:>7} tasks  makespan {:>6.3} s  ideal {:>6.3} s  efficiency {:>5.1}%  \
                  steal msgs/task {:.3}  status msgs/node/s {:>6.0}  spread {:.3} s  fairness {:.2}  backups {:>3}  \
                  (simulated in {:.1} s)",
                 r.policy,
@@ -167,7 +230,7 @@ fn main() {
             );
         }
     }
-    if !csv {
+    if !csv && only_nodes.is_none() && only_policy.is_none() {
         for (crash, what) in [(true, "crashed (connections close)"), (false, "unplugged (silent)")] {
             println!(
                 "recovery, node 2 of 3 {what:<28} 5 s into 30 s of work: +{:.3} s over the ideal",

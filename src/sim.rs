@@ -102,10 +102,14 @@ pub struct Sim {
     pub jobs: BTreeMap<JobId, JobOutcome>,
     pub messages: u64,
     pub steal_messages: u64,
+    /// Of those, the ones between two LANs.
+    pub wan_steal_messages: u64,
     /// Copies of status gossip sent (each broadcast counts once per receiver).
     pub status_messages: u64,
     /// When each node first started a task.
     pub first_run: Vec<Option<Duration>>,
+    /// When each node's last run so far ends.
+    pub last_done: Vec<Duration>,
     /// Task time run over all nodes, duplicates included.
     pub busy: Duration,
     /// Submissions not yet made: the run cannot be over before them.
@@ -151,8 +155,10 @@ impl Sim {
             jobs: BTreeMap::new(),
             messages: 0,
             steal_messages: 0,
+            wan_steal_messages: 0,
             status_messages: 0,
             first_run: Vec::new(),
+            last_done: Vec::new(),
             busy: Duration::ZERO,
             pending_submits: 0,
             runs: 0,
@@ -161,6 +167,7 @@ impl Sim {
             runs_not_lending: Vec::new(),
         };
         sim.first_run = vec![None; sim.nodes.len()];
+        sim.last_done = vec![Duration::ZERO; sim.nodes.len()];
         sim.runs_not_lending = vec![0; sim.nodes.len()];
         // Facts travel with the first gossip; here every node knows them from the start.
         for i in 0..sim.nodes.len() {
@@ -273,6 +280,12 @@ impl Sim {
             Event::Deliver { to, from, msg } => {
                 if self.nodes[to].alive && !self.is_cut(from, to) {
                     let from_id = self.id(from);
+                    if matches!(msg, Message::Status(_)) {
+                        // As the network layer says with each announce: mDNS found the
+                        // peer or not.
+                        let remote = self.lan(from) != self.lan(to);
+                        self.nodes[to].sched.set_remote(from_id, remote);
+                    }
                     self.nodes[to].sched.handle_message(now, from_id, msg);
                     self.after_input(to);
                 } else if msg.must_arrive() {
@@ -405,6 +418,7 @@ impl Sim {
                     };
                     self.push(done, Event::Done { node: i, worker, task, value, took });
                 }
+                self.last_done[i] = self.last_done[i].max(done - self.t0);
             }
             Action::Send { to, msg } => {
                 let to = self.index[&to];
@@ -445,7 +459,10 @@ impl Sim {
     fn send(&mut self, from: usize, to: usize, msg: Message<Spec, u64>) {
         self.messages += 1;
         match msg {
-            Message::Steal { .. } | Message::Grant { .. } => self.steal_messages += 1,
+            Message::Steal { .. } | Message::Grant { .. } => {
+                self.steal_messages += 1;
+                self.wan_steal_messages += u64::from(self.lan(from) != self.lan(to));
+            }
             Message::Status(_) => self.status_messages += 1,
             _ => {}
         }
@@ -456,8 +473,18 @@ impl Sim {
             return;
         }
         let (lo, hi) = self.cfg.latency;
-        let lat = lo + (hi - lo).mul_f64(self.rng.f64());
+        let mut lat = lo + (hi - lo).mul_f64(self.rng.f64());
+        if self.lan(from) != self.lan(to) {
+            lat += self.cfg.wan_latency;
+        }
         self.push(self.now + lat, Event::Deliver { to, from, msg });
+    }
+}
+
+impl Sim {
+    /// The LAN a node is on (`SimConfig::lans`; all on LAN 0 by default).
+    fn lan(&self, node: usize) -> usize {
+        self.cfg.lans.get(node).copied().unwrap_or(0)
     }
 }
 
@@ -478,5 +505,7 @@ fn unit(x: u64) -> f64 {
 mod bounds;
 #[cfg(test)]
 mod lending;
+#[cfg(test)]
+mod seeking;
 #[cfg(test)]
 mod tests;

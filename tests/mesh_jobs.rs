@@ -173,3 +173,33 @@ fn abandoned_jobs_are_dropped_everywhere() {
     lan.kill9("h1");
     assert!(eventually(FIND, || all_idle(&mut lan, "h2") && lan.members("h2") == ["h3"]), "{:?}", lan.peers("h2"));
 }
+
+/// Two LANs joined by a router (issue 16): mDNS stops at the router, and one `--peer` on
+/// one node is all it takes. h4 hears of h1 and h2 only through h3's relayed gossip, and
+/// dials them at the addresses their announces tell, so a job submitted on h1 runs on
+/// both LANs, with h4's results reaching h1 across the router.
+#[test]
+fn a_job_spans_two_lans_joined_by_a_router_with_one_peer() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = Lan::two_lans(2, 2);
+    lan.join("h1", &["--key", "jobs"]);
+    lan.join("h2", &["--key", "jobs"]);
+    lan.join("h3", &["--key", "jobs", "--peer", "198.18.0.11:4877"]);
+    lan.join("h4", &["--key", "jobs"]);
+    let all =
+        |me: &str| ["h1", "h2", "h3", "h4"].iter().filter(|h| **h != me).map(|h| h.to_string()).collect::<Vec<_>>();
+    for h in ["h1", "h2", "h3", "h4"] {
+        assert!(eventually(FIND, || lan.members(h) == all(h)), "{h} does not see both LANs: {:?}", lan.members(h));
+    }
+    // h4 is connected to h1 itself, at h1's address on the other LAN.
+    let rows = lan.peers("h4");
+    let h1 = rows.iter().find(|r| r["name"] == "h1").unwrap();
+    assert!(h1["addrs"].to_string().contains("198.18.0.11"), "{h1}");
+    let doc = submit(&mut lan, "h1", &["100000..101499", "--algo", "trial"]);
+    assert_eq!(results(&doc), expected(100_000, 101_499));
+    for h in ["h1", "h2", "h3", "h4"] {
+        assert!(share(&doc, h) > 0, "{h} ran no task of 1500: {}", doc["nodes"]);
+    }
+}

@@ -105,6 +105,24 @@ pub struct Config {
     /// change instead of 100 ms, which doubles all-to-all gossip, and work pushed to a node
     /// that was just unplugged waits for its expiry (issue 16; docs/benchmarks.md).
     pub push_to_idle: bool,
+    /// Steal from near peers first, and from remote ones (`Scheduler::set_remote`) only
+    /// when no near peer advertises work. Off: random stealing over all peers.
+    pub cluster_aware: bool,
+    /// Thieves find work without waiting for gossip: a victim with nothing names a peer
+    /// that has some (a hint, followed at once, a few hops at most), remembers the thief
+    /// and hands it work unasked once it has more than it can run soon (a lifeline, after
+    /// Saraswat et al., PPoPP 2011), and a thief that found work lately asks random peers
+    /// when none is believed to have any. Off: thieves learn of work only from gossip, as
+    /// before issue 16 (kept to measure the difference).
+    pub seek_work: bool,
+    /// Status messages a second that this node's periodic gossip may cost each peer's
+    /// whole mesh, at most: with n nodes, each publishes every `max(gossip_interval, n /
+    /// gossip_budget)` and expiry grows in step, so each node receives at most this many
+    /// periodic statuses a second however big the mesh.
+    pub gossip_budget: f64,
+    /// The same bound for the early statuses sent when a queue turns empty or non-empty:
+    /// they are at least `max(publish_min_gap, n / change_budget)` apart.
+    pub change_budget: f64,
 }
 
 impl Default for Config {
@@ -132,6 +150,10 @@ impl Default for Config {
             steal_rate: 200.0,
             steal_burst: 50.0,
             push_to_idle: false,
+            cluster_aware: true,
+            seek_work: true,
+            gossip_budget: 100.0,
+            change_budget: 0.0,
         }
     }
 }
@@ -215,8 +237,15 @@ pub enum Message<S, R> {
     Status(Status),
     /// "I am idle: give me work." `req` matches the reply to the request.
     Steal { req: u64 },
-    /// The answer to a steal; `None` when the victim had nothing.
-    Grant { req: u64, work: Option<Grant<S>> },
+    /// The answer to a steal; `work` is `None` when the victim had nothing, and then
+    /// `hint` may name a peer the victim believes has queued work, for the thief to ask
+    /// next without waiting for gossip.
+    Grant {
+        req: u64,
+        work: Option<Grant<S>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hint: Option<NodeId>,
+    },
     /// Thief to owner: "I now hold these ranges of your job."
     Lease { job: JobId, ranges: Vec<TaskRange> },
     /// Finished tasks, to the job's owner.
@@ -307,6 +336,8 @@ pub struct Counters {
     pub tasks_given: u64,
     /// Grants pushed to idle peers unasked (`Config::push_to_idle`).
     pub pushes: u64,
+    /// Steal requests sent to a peer that an empty answer named (a hint).
+    pub hints_followed: u64,
     /// Speculative backup runs started.
     pub backups: u64,
 }

@@ -4,11 +4,16 @@
 //! load view is stale by up to one gossip interval, which is fine: it only guides victim
 //! choice, and a steal that finds nothing zeroes that peer's advertised queue until its next
 //! status, so a thief never asks the same empty victim twice in a row.
+//!
+//! Peers are near (on this node's LAN) unless the network layer marks them remote
+//! ([`Peers::set_remote`]). Victims and idle peers are drawn from the near ones first, so
+//! work crosses a slow link between LANs only when no near peer has any (cluster-aware
+//! random stealing, after Satin: van Nieuwpoort et al., PPoPP 2001).
 
 use super::needs::Facts;
 use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// A node's load, as gossiped.
@@ -42,11 +47,23 @@ pub struct PeerInfo {
 pub struct Peers {
     // Ordered, so iteration depends only on the order of events.
     map: BTreeMap<NodeId, PeerInfo>,
-    /// The peers advertising queued work, for an O(1) victim draw in big meshes.
-    with_work: Index,
+    /// The peers advertising queued work, for an O(1) victim draw in big meshes; near
+    /// ones first, then remote ones.
+    with_work: [Index; 2],
     /// The peers with an idle worker and nothing queued, lending: where work may be
-    /// pushed without waiting for a steal.
-    idle: Index,
+    /// pushed without waiting for a steal. Near, then remote.
+    idle: [Index; 2],
+    /// Every peer, near then remote, for random asks.
+    members: [Index; 2],
+    /// The peers on another LAN, as the network layer says; kept while the peer is known.
+    remote: HashSet<NodeId>,
+    /// The peers this node last granted work to, newest last: they hold about half of
+    /// what it had, so they are where a thief it cannot serve should look next. Fresher
+    /// than any gossip.
+    granted: VecDeque<NodeId>,
+    /// Thieves this node answered with nothing, and when: its lifelines. When it has
+    /// work to spare it hands some to them, newest first.
+    waiting: VecDeque<(NodeId, Instant)>,
     /// What each peer offers, for matchmaking; kept while the peer is known.
     facts: BTreeMap<NodeId, Facts>,
 }
@@ -70,10 +87,32 @@ impl Peers {
     }
 
     pub fn remove(&mut self, peer: NodeId) -> bool {
-        self.with_work.set(peer, false);
-        self.idle.set(peer, false);
+        self.unindex(peer);
+        self.granted.retain(|&p| p != peer);
+        self.remote.remove(&peer);
         self.facts.remove(&peer);
         self.map.remove(&peer).is_some()
+    }
+
+    /// Marks `peer` as on another LAN (or not). Kept, like its facts, until the peer is
+    /// removed; the network layer says it again with every announce.
+    pub fn set_remote(&mut self, peer: NodeId, remote: bool) {
+        if self.is_remote(peer) == remote {
+            return;
+        }
+        self.unindex(peer);
+        if remote {
+            self.remote.insert(peer);
+        } else {
+            self.remote.remove(&peer);
+        }
+        if let Some(status) = self.map.get(&peer).map(|p| p.status) {
+            self.index(peer, &status);
+        }
+    }
+
+    pub fn is_remote(&self, peer: NodeId) -> bool {
+        self.remote.contains(&peer)
     }
 
     /// Records what a peer offers.
@@ -90,8 +129,21 @@ impl Peers {
 
     /// Keeps the indexes in step with `peer`'s status.
     fn index(&mut self, peer: NodeId, s: &Status) {
-        self.with_work.set(peer, s.queued > 0);
-        self.idle.set(peer, s.queued == 0 && s.busy < s.workers);
+        let at = usize::from(self.is_remote(peer));
+        self.members[at].set(peer, true);
+        self.with_work[at].set(peer, s.queued > 0);
+        self.idle[at].set(peer, s.queued == 0 && s.busy < s.workers);
+    }
+
+    fn unindex(&mut self, peer: NodeId) {
+        for i in self.with_work.iter_mut().chain(self.idle.iter_mut()).chain(self.members.iter_mut()) {
+            i.set(peer, false);
+        }
+    }
+
+    /// Whether this node believes `peer` has queued work.
+    pub fn advertises_work(&self, peer: NodeId) -> bool {
+        self.map.get(&peer).is_some_and(|p| p.status.queued > 0)
     }
 
     pub fn contains(&self, peer: NodeId) -> bool {
@@ -115,7 +167,9 @@ impl Peers {
         if let Some(p) = self.map.get_mut(&peer) {
             p.status.queued = 0;
         }
-        self.with_work.set(peer, false);
+        for i in &mut self.with_work {
+            i.set(peer, false);
+        }
     }
 
     /// Believes `peer` busy with `tasks` more after this node pushed them to it, until its
@@ -127,13 +181,13 @@ impl Peers {
             let status = p.status;
             self.index(peer, &status);
         } else {
-            self.idle.set(peer, false);
+            self.unindex(peer);
         }
     }
 
-    /// A random idle peer (an idle worker, nothing queued, lending), if any.
+    /// A random idle peer (an idle worker, nothing queued, lending), near ones first.
     pub fn choose_idle(&self, rng: &mut fastrand::Rng) -> Option<NodeId> {
-        self.idle.choose(rng)
+        self.idle.iter().find_map(|i| i.choose(rng))
     }
 
     /// Removes and returns the peers silent for longer than `expiry`.
@@ -150,21 +204,101 @@ impl Peers {
         dead
     }
 
-    /// Picks a victim: the busier of two random peers that advertise queued work
-    /// ("power of two choices"), which spreads thieves while still favouring big queues.
-    pub fn choose_victim(&self, rng: &mut fastrand::Rng) -> Option<NodeId> {
-        let queued = |id: NodeId| self.map.get(&id).map_or(0, |p| p.status.queued);
-        let list = &self.with_work.list;
-        match list.len() {
-            0 => None,
-            1 => Some(list[0]),
-            n => {
-                let (a, b) = (list[rng.usize(..n)], list[rng.usize(..n)]);
-                // Ties broken by id so the choice depends only on the seed.
-                Some(if (queued(b), b) > (queued(a), a) { b } else { a })
-            }
+    /// A random peer, near ones first (any when `cluster_aware` is off).
+    pub fn choose_any(&self, rng: &mut fastrand::Rng, cluster_aware: bool) -> Option<NodeId> {
+        let [near, far] = [&self.members[0].list, &self.members[1].list];
+        if cluster_aware && !near.is_empty() {
+            return near.get(draw_index(rng, near.len())).copied();
+        }
+        let n = near.len() + far.len();
+        (n > 0).then(|| {
+            let i = draw_index(rng, n);
+            if i < near.len() { near[i] } else { far[i - near.len()] }
+        })
+    }
+
+    /// Notes a thief this node had nothing for.
+    pub fn note_waiting(&mut self, thief: NodeId, now: Instant) {
+        self.waiting.retain(|&(p, _)| p != thief);
+        if self.waiting.len() == WAITING_KEPT {
+            self.waiting.pop_front();
+        }
+        self.waiting.push_back((thief, now));
+    }
+
+    /// The newest thief that asked in vain within `within`, taken off the list.
+    pub fn take_waiting(&mut self, now: Instant, within: Duration) -> Option<NodeId> {
+        self.waiting.retain(|&(_, at)| now.saturating_duration_since(at) <= within);
+        self.waiting.pop_back().map(|(p, _)| p)
+    }
+
+    /// Notes that this node granted work to `peer`.
+    pub fn note_grant(&mut self, peer: NodeId) {
+        self.waiting.retain(|&(p, _)| p != peer);
+        self.granted.retain(|&p| p != peer);
+        if self.granted.len() == GRANTED_KEPT {
+            self.granted.pop_front();
+        }
+        self.granted.push_back(peer);
+    }
+
+    /// Where a thief this node could not serve should ask next: the newest peer this node
+    /// granted work to, else a peer believed to have work; never `thief` itself.
+    pub fn choose_hint(&mut self, rng: &mut fastrand::Rng, cluster_aware: bool, thief: NodeId) -> Option<NodeId> {
+        // A grantee is named once: it gave half away (or ran it) by the next time.
+        let newest = self.granted.iter().rposition(|&p| p != thief);
+        match newest.and_then(|i| self.granted.remove(i)) {
+            Some(p) => Some(p),
+            None => self.choose_victim_but(rng, cluster_aware, Some(thief)),
         }
     }
+
+    /// Picks a victim: the busier of two random peers that advertise queued work
+    /// ("power of two choices"), which spreads thieves while still favouring big queues.
+    /// Near peers first; a remote one only when no near peer advertises work, or every
+    /// peer when `cluster_aware` is off (random stealing, for comparison).
+    pub fn choose_victim(&self, rng: &mut fastrand::Rng, cluster_aware: bool) -> Option<NodeId> {
+        self.choose_victim_but(rng, cluster_aware, None)
+    }
+
+    /// A victim other than `not` (the thief that asked this node, for a hint).
+    pub fn choose_victim_but(
+        &self,
+        rng: &mut fastrand::Rng,
+        cluster_aware: bool,
+        not: Option<NodeId>,
+    ) -> Option<NodeId> {
+        let queued = |id: NodeId| self.map.get(&id).map_or(0, |p| p.status.queued);
+        let [near, far] = [&self.with_work[0].list, &self.with_work[1].list];
+        let n = near.len() + far.len();
+        let pick = |rng: &mut fastrand::Rng| -> Option<NodeId> {
+            let id = if cluster_aware && !near.is_empty() {
+                near[draw_index(rng, near.len())]
+            } else if n > 0 {
+                let i = draw_index(rng, n);
+                if i < near.len() { near[i] } else { far[i - near.len()] }
+            } else {
+                return None;
+            };
+            Some(id)
+        };
+        // A few draws skip `not`; a peer listed alone is the only choice.
+        let draw = |rng: &mut fastrand::Rng| (0..4).map(|_| pick(rng)).find(|d| *d != not).flatten();
+        let a = draw(rng)?;
+        let Some(b) = draw(rng) else { return Some(a) };
+        // Ties broken by id so the choice depends only on the seed.
+        Some(if (queued(b), b) > (queued(a), a) { b } else { a })
+    }
+}
+
+/// Grantees kept for hints.
+const GRANTED_KEPT: usize = 8;
+/// Lifelines kept: thieves to hand work to unasked.
+const WAITING_KEPT: usize = 8;
+
+/// A random index below `len` (> 0); no draw when there is one choice.
+fn draw_index(rng: &mut fastrand::Rng, len: usize) -> usize {
+    if len == 1 { 0 } else { rng.usize(..len) }
 }
 
 /// A set of peers with an O(1) random draw, for big meshes. Its order follows the order
@@ -194,11 +328,7 @@ impl Index {
     }
 
     fn choose(&self, rng: &mut fastrand::Rng) -> Option<NodeId> {
-        match self.list.len() {
-            0 => None,
-            1 => Some(self.list[0]),
-            n => Some(self.list[rng.usize(..n)]),
-        }
+        (!self.list.is_empty()).then(|| self.list[draw_index(rng, self.list.len())])
     }
 }
 
@@ -216,19 +346,19 @@ mod tests {
         let mut p = Peers::default();
         let mut rng = fastrand::Rng::with_seed(1);
         assert!(p.update(t0, NodeId(1), st(0)));
-        assert_eq!(p.choose_victim(&mut rng), None);
+        assert_eq!(p.choose_victim(&mut rng, true), None);
         assert!(!p.update(t0, NodeId(1), st(5)));
         p.update(t0 + Duration::from_secs(2), NodeId(2), st(9));
         for _ in 0..20 {
-            assert!(p.choose_victim(&mut rng).is_some());
+            assert!(p.choose_victim(&mut rng, true).is_some());
         }
         p.mark_empty(NodeId(2));
-        assert_eq!(p.choose_victim(&mut rng), Some(NodeId(1)));
+        assert_eq!(p.choose_victim(&mut rng, true), Some(NodeId(1)));
         let dead = p.expire(t0 + Duration::from_secs(3), Duration::from_secs(2));
         assert_eq!(dead, vec![NodeId(1)]);
         assert_eq!(p.len(), 1);
         p.remove(NodeId(2));
-        assert_eq!(p.choose_victim(&mut rng), None);
+        assert_eq!(p.choose_victim(&mut rng, true), None);
     }
 
     #[test]
@@ -244,7 +374,8 @@ mod tests {
         p.update(t0, NodeId(4), st(0));
         let want: std::collections::BTreeSet<NodeId> =
             p.iter().filter(|(_, i)| i.status.queued > 0).map(|(&id, _)| id).collect();
-        let got: std::collections::BTreeSet<NodeId> = (0..2000).filter_map(|_| p.choose_victim(&mut rng)).collect();
+        let got: std::collections::BTreeSet<NodeId> =
+            (0..2000).filter_map(|_| p.choose_victim(&mut rng, true)).collect();
         assert!(got.is_subset(&want), "only peers with work are chosen");
         assert!(got.len() >= want.len() / 2, "draws reach most of them: {} of {}", got.len(), want.len());
     }
@@ -256,8 +387,46 @@ mod tests {
         p.update(t0, NodeId(1), st(1));
         p.update(t0, NodeId(2), st(100));
         let mut rng = fastrand::Rng::with_seed(7);
-        let picks = (0..1000).filter(|_| p.choose_victim(&mut rng) == Some(NodeId(2))).count();
+        let picks = (0..1000).filter(|_| p.choose_victim(&mut rng, true) == Some(NodeId(2))).count();
         // With two draws the busier peer wins unless both draws hit the other: ~3/4.
         assert!((650..=850).contains(&picks), "{picks}");
+    }
+
+    #[test]
+    fn near_peers_first_hints_and_lifelines() {
+        let t0 = Instant::now();
+        let mut p = Peers::default();
+        let mut rng = fastrand::Rng::with_seed(9);
+        for i in 1..=4 {
+            p.update(t0, NodeId(i), st(5));
+        }
+        p.set_remote(NodeId(3), true);
+        p.set_remote(NodeId(4), true);
+        let drawn: std::collections::BTreeSet<NodeId> =
+            (0..200).filter_map(|_| p.choose_victim(&mut rng, true)).collect();
+        assert_eq!(drawn, [NodeId(1), NodeId(2)].into(), "near victims only, while they have work");
+        let random: std::collections::BTreeSet<NodeId> =
+            (0..200).filter_map(|_| p.choose_victim(&mut rng, false)).collect();
+        assert_eq!(random.len(), 4, "random stealing draws every peer");
+        p.mark_empty(NodeId(1));
+        p.mark_empty(NodeId(2));
+        assert!(p.is_remote(p.choose_victim(&mut rng, true).unwrap()), "remote ones once the near have none");
+        // Hints: the newest grantee other than the thief, each named once, then beliefs.
+        p.note_grant(NodeId(1));
+        p.note_grant(NodeId(2));
+        assert_eq!(p.choose_hint(&mut rng, true, NodeId(2)), Some(NodeId(1)));
+        assert_eq!(p.choose_hint(&mut rng, true, NodeId(3)), Some(NodeId(2)));
+        let h = p.choose_hint(&mut rng, true, NodeId(3)).unwrap();
+        assert_eq!(h, NodeId(4), "then a peer believed to have work, never the thief");
+        // Lifelines: newest first, forgotten when old or granted to.
+        p.note_waiting(NodeId(1), t0);
+        p.note_waiting(NodeId(2), t0 + Duration::from_secs(2));
+        p.note_waiting(NodeId(3), t0 + Duration::from_secs(2));
+        p.note_grant(NodeId(3));
+        let later = t0 + Duration::from_millis(2500);
+        assert_eq!(p.take_waiting(later, Duration::from_secs(1)), Some(NodeId(2)));
+        assert_eq!(p.take_waiting(later, Duration::from_secs(1)), None, "node 1 waited too long ago");
+        p.remove(NodeId(4));
+        assert_eq!(p.choose_victim(&mut rng, true), Some(NodeId(3)));
     }
 }

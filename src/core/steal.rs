@@ -21,11 +21,23 @@ pub(crate) struct Stealing {
     backoff: Duration,
     min: Duration,
     max: Duration,
+    /// Hints followed since the last backoff or success.
+    hops: u32,
+    /// Empty answers since the last steal that brought work.
+    empties: u32,
 }
+
+/// Empty answers after which a thief stops asking random peers (with the backoff
+/// doubling from 50 ms, about 1.5 s after its last success).
+pub(crate) const HUNT_TRIES: u32 = 5;
+
+/// Hints a thief follows in a row before it backs off: each costs one round trip, and a
+/// chain of stale hints must end.
+pub(crate) const MAX_HINT_HOPS: u32 = 3;
 
 impl Stealing {
     pub(crate) fn new(min: Duration, max: Duration) -> Self {
-        Self { in_flight: None, next_req: 0, backoff: min, min, max }
+        Self { in_flight: None, next_req: 0, backoff: min, min, max, hops: 0, empties: HUNT_TRIES }
     }
 
     pub(crate) fn is_waiting(&self) -> bool {
@@ -64,8 +76,35 @@ impl Stealing {
         lost
     }
 
+    /// Whether to ask random peers when none is believed to have work: only shortly
+    /// after a steal brought work, when the job it came from likely has more that gossip
+    /// has not told of. A node that never found work, or stopped finding it, or heard its
+    /// jobs end, asks nobody: an idle mesh stays silent.
+    pub(crate) fn hunting(&self) -> bool {
+        self.empties < HUNT_TRIES
+    }
+
+    /// A peer told of new work: ask around for a while.
+    pub(crate) fn saw_work(&mut self) {
+        self.empties = 0;
+    }
+
+    /// The jobs this node knew of ended: no more random asks.
+    pub(crate) fn stop_hunting(&mut self) {
+        self.empties = HUNT_TRIES;
+    }
+
+    /// An empty answer named a peer with work: whether to ask it now (at most
+    /// [`MAX_HINT_HOPS`] in a row).
+    pub(crate) fn follow_hint(&mut self) -> bool {
+        self.hops += 1;
+        self.hops <= MAX_HINT_HOPS
+    }
+
     /// A steal came back empty: how long to wait before the next, doubling the wait after.
     pub(crate) fn back_off(&mut self) -> Duration {
+        self.hops = 0;
+        self.empties = self.empties.saturating_add(1);
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(self.max);
         wait
@@ -73,6 +112,8 @@ impl Stealing {
 
     /// A steal brought work: the next empty one waits the shortest time again.
     pub(crate) fn succeeded(&mut self) {
+        self.hops = 0;
+        self.empties = 0;
         self.backoff = self.min;
     }
 }
@@ -101,5 +142,24 @@ mod tests {
         s.ask(a);
         assert_eq!(s.timed_out(), Some(a));
         assert_eq!(s.timed_out(), None);
+        let follows: Vec<bool> = (0..5).map(|_| s.follow_hint()).collect();
+        assert_eq!(follows, [true, true, true, false, false]);
+        s.back_off();
+        assert!(s.follow_hint(), "a backoff starts a new chain");
+    }
+
+    #[test]
+    fn random_asks_only_for_a_while_after_finding_work() {
+        let mut s = Stealing::new(Duration::from_millis(50), Duration::from_millis(150));
+        assert!(!s.hunting(), "a node that never found work asks nobody");
+        s.succeeded();
+        for _ in 0..HUNT_TRIES {
+            assert!(s.hunting());
+            s.back_off();
+        }
+        assert!(!s.hunting(), "stops after {HUNT_TRIES} empty answers");
+        s.succeeded();
+        s.stop_hunting();
+        assert!(!s.hunting(), "its jobs ended");
     }
 }

@@ -138,6 +138,11 @@ impl Membership {
         self.members.iter()
     }
 
+    /// Whether mDNS found `p`: it is on this node's LAN.
+    pub(crate) fn sighted(&self, p: &PeerId) -> bool {
+        self.sightings.values().any(|s| s.record.peer_id == *p)
+    }
+
     pub(crate) fn is_member(&self, p: &PeerId) -> bool {
         self.members.contains_key(p)
     }
@@ -202,6 +207,18 @@ impl Membership {
                 (s.record.peer_id, addrs_of(&s.record))
             })
             .collect()
+    }
+
+    /// A dial owed to a member that tells where it listens but is not connected to this
+    /// node: one on another LAN, heard of through the members that relay its announces.
+    /// libp2p makes one dial at a time per peer; an unreachable one is tried again at its
+    /// next announce.
+    pub(crate) fn dial_told(&self, from: PeerId, a: &Announce, connected: bool) -> Decision {
+        if connected || from == self.me || a.bye || a.protocol != PROTOCOL_VERSION {
+            return Decision::Nothing;
+        }
+        let addrs = a.listen_addrs();
+        if addrs.is_empty() { Decision::Nothing } else { Decision::Dial(from, addrs) }
     }
 
     /// A signed announce arrived from `from`.
@@ -381,6 +398,7 @@ mod tests {
             facts: crate::core::Facts::default(),
             health: None,
             jobs: Vec::new(),
+            addrs: Vec::new(),
             protocol: PROTOCOL_VERSION,
             version: "0.1.0".into(),
             name: "b".into(),

@@ -32,7 +32,11 @@ fn job() -> JobId {
 }
 
 fn grant(req: u64, spec: JobSpec, range: TaskRange, pinned: bool) -> WireMessage {
-    Message::Grant { req, work: Some(Grant { job: job(), spec: Arc::new(spec), ranges: vec![range], pinned }) }
+    Message::Grant {
+        req,
+        work: Some(Grant { job: job(), spec: Arc::new(spec), ranges: vec![range], pinned }),
+        hint: None,
+    }
 }
 
 #[test]
@@ -125,6 +129,7 @@ fn membership_announce() {
         },
         health: None,
         jobs: Vec::new(),
+        addrs: Vec::new(),
     };
     let want = "a66870726f746f636f6c026776657273696f6e65302e312e30646e616d656470692d3166737461747573a467776f726b65727304646275737902667175657565640a6a7461736b735f646f6e65186363627965f4656661637473a664617263686761617263683634626f73656c696e757865636f72657304666d656d5f6d6219040069616c6c6f775f72756ef5666c6162656c73816666666d706567";
     assert_eq!(hex(&a.encode()), want, "the announce's encoding changed");
@@ -167,11 +172,22 @@ fn membership_announce() {
     assert_eq!(hex(&busy.encode()), want, "the announce's encoding changed");
     let bytes: Vec<u8> = (0..want.len()).step_by(2).map(|i| u8::from_str_radix(&want[i..i + 2], 16).unwrap()).collect();
     assert_eq!(Announce::decode(&bytes).unwrap(), busy);
+    // Where it listens, for nodes on another LAN (issue 16): one more key at the end.
+    let far = Announce { addrs: vec!["/ip4/198.18.1.11/tcp/7946".into()], ..busy };
+    let tail = "656164647273817819 2f6970342f3139382e31382e312e31312f7463702f37393436".replace(' ', "");
+    let want = format!("a9{}{tail}", &want[2..]);
+    assert_eq!(hex(&far.encode()), want, "the announce's encoding changed");
 }
 
 #[test]
 fn sched_empty_grant_ack_and_a_single_n() {
-    golden::<WireMessage>(&Message::Grant { req: 2, work: None }, "a1654772616e74a2637265710264776f726bf6");
+    // Without a hint, an empty grant is encoded as before hints existed.
+    golden::<WireMessage>(&Message::Grant { req: 2, work: None, hint: None }, "a1654772616e74a2637265710264776f726bf6");
+    // With one, the thief learns whom to ask next (issue 16).
+    golden::<WireMessage>(
+        &Message::Grant { req: 2, work: None, hint: Some(NodeId(5)) },
+        "a1654772616e74a3637265710264776f726bf66468696e7405",
+    );
     golden(&super::sched::Ack, "f6");
     let spec = JobSpec::Primes(PrimesJob::new(Target::Below(1000), Algo::Sieve, Split::Tasks(4)).unwrap());
     golden(

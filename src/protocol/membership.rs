@@ -16,6 +16,8 @@
 //! | `health` | map, optional | how the machine is doing, each field absent where it cannot tell: `temp_mc` (int, CPU temperature in thousandths of a °C), `throttled` (uint, the Raspberry Pi firmware's `get_throttled` flags), `load_centi` (uint, 1-minute load average × 100), `mem_avail_mb` (uint, available memory); display only, never used for scheduling |
 //! | `jobs` | array, optional | the sender's own jobs, running or finished in the last [`FINISHED_SHOWN`], at most [`MAX_JOBS`]: each `seq` (uint, the job's number on the sender), `kind` (`primes`, `wasm`, `run` or `python`), `done`, `failed`, `total` (uint tasks), `elapsed_ms` (uint), `finished` (bool), and `shares`: at most [`MAX_SHARES`] of the nodes that ran most of it, each `node` (uint, its `NodeId`), `tasks` and `task_ms` (uint); display only (the dashboard), never used for scheduling |
 //!
+//! | `addrs` | array, optional | where the sender listens, as multiaddr texts: at most [`MAX_ADDRS`] of at most [`MAX_ADDR_LEN`] bytes, loopback left out; absent from older senders. A node not connected to the sender (one on another LAN, whose announce a member relayed) dials it there, so a mesh spans routed LANs with one `--peer` |
+//!
 //! The sender is the gossipsub message source: messages are signed (`ValidationMode::
 //! Strict`), so a node cannot speak for another. A node that has not announced for
 //! `peer_expiry` (5 s) is dropped from every view; a `bye` drops it at once.
@@ -26,6 +28,8 @@ use super::{DecodeError, decode, encode};
 use crate::core::{Facts, Status};
 use crate::id::NodeId;
 use crate::job::JobKind;
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -53,6 +57,10 @@ pub(crate) const MAX_SHARES: usize = 6;
 /// end with its final counts.
 pub(crate) const FINISHED_SHOWN: Duration = Duration::from_secs(15);
 
+/// Listen addresses an announce carries at most, and the longest.
+pub(crate) const MAX_ADDRS: usize = 4;
+pub(crate) const MAX_ADDR_LEN: usize = 96;
+
 const MAX_NAME: usize = 64;
 const MAX_VERSION: usize = 32;
 
@@ -72,6 +80,9 @@ pub(crate) struct Announce {
     /// The sender's own jobs, for dashboards; absent from older senders and when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobSummary>,
+    /// Where the sender listens; absent from older senders.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addrs: Vec<String>,
 }
 
 /// How far one of the sender's jobs has come, and who ran it: what every node's dashboard
@@ -171,7 +182,29 @@ impl Announce {
         if a.jobs.len() > MAX_JOBS || !a.jobs.iter().all(JobSummary::is_valid) {
             return Err(DecodeError::Invalid("jobs out of bounds (count, shares, done above total)"));
         }
+        if a.addrs.len() > MAX_ADDRS
+            || a.addrs.iter().any(|x| x.len() > MAX_ADDR_LEN || x.parse::<Multiaddr>().is_err())
+        {
+            return Err(DecodeError::Invalid("addrs out of bounds (count, length, not a multiaddr)"));
+        }
         Ok(a)
+    }
+
+    /// What an announce tells of where a node listens: the first [`MAX_ADDRS`] of
+    /// `listening`, without loopback addresses (useless to anyone else) or overlong ones.
+    pub(crate) fn addrs_of(listening: &[Multiaddr]) -> Vec<String> {
+        let loopback = |a: &Multiaddr| {
+            a.iter().any(|p| {
+                matches!(p, Protocol::Ip4(ip) if ip.is_loopback()) || matches!(p, Protocol::Ip6(ip) if ip.is_loopback())
+            })
+        };
+        let texts = listening.iter().filter(|a| !loopback(a)).map(ToString::to_string);
+        texts.filter(|t| t.len() <= MAX_ADDR_LEN).take(MAX_ADDRS).collect()
+    }
+
+    /// The addresses told, parsed (decoding checked them).
+    pub(crate) fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.addrs.iter().filter_map(|a| a.parse().ok()).collect()
     }
 }
 
@@ -194,6 +227,7 @@ mod tests {
                 mem_avail_mb: Some(700),
             }),
             jobs: vec![job(7)],
+            addrs: vec!["/ip4/198.18.0.11/tcp/7946".into()],
         }
     }
 
@@ -253,6 +287,31 @@ mod tests {
         a.jobs = vec![job(1), job(2), job(3), job(4), job(5)];
         a.jobs.iter_mut().for_each(|j| j.shares.truncate(1));
         assert!(matches!(Announce::decode(&encode(&a)), Err(DecodeError::Invalid(_))));
+    }
+
+    #[test]
+    fn listen_addresses_are_told_without_loopback_and_checked() {
+        let listening: Vec<Multiaddr> =
+            ["/ip4/127.0.0.1/tcp/1", "/ip4/198.18.0.11/tcp/1", "/ip6/::1/tcp/1", "/ip4/198.18.1.11/tcp/1"]
+                .iter()
+                .map(|a| a.parse().unwrap())
+                .collect();
+        assert_eq!(Announce::addrs_of(&listening), ["/ip4/198.18.0.11/tcp/1", "/ip4/198.18.1.11/tcp/1"]);
+        let many: Vec<Multiaddr> = (0..9).map(|i| format!("/ip4/198.18.0.{i}/tcp/1").parse().unwrap()).collect();
+        assert_eq!(Announce::addrs_of(&many).len(), MAX_ADDRS);
+        let a = sample();
+        assert_eq!(
+            Announce::decode(&a.encode()).unwrap().listen_addrs(),
+            vec!["/ip4/198.18.0.11/tcp/7946".parse::<Multiaddr>().unwrap()]
+        );
+        for bad in [
+            vec!["not an address".to_string()],
+            vec!["/ip4/198.18.0.1/tcp/1".to_string(); MAX_ADDRS + 1],
+            vec![format!("/dns4/{}/tcp/1", "a".repeat(MAX_ADDR_LEN))],
+        ] {
+            let a = Announce { addrs: bad, ..sample() };
+            assert!(matches!(Announce::decode(&encode(&a)), Err(DecodeError::Invalid(_))));
+        }
     }
 
     #[test]

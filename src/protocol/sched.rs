@@ -77,7 +77,9 @@ mod tests {
             Message::Grant {
                 req: 9,
                 work: Some(Grant { job: id, spec: job(), ranges: vec![TaskRange::new(5, 10)], pinned: false }),
+                hint: None,
             },
+            Message::Grant { req: 10, work: None, hint: Some(NodeId(12)) },
             Message::Results {
                 job: id,
                 reports: vec![
@@ -103,13 +105,17 @@ mod tests {
         let beyond: WireMessage = Message::Grant {
             req: 1,
             work: Some(Grant { job: id, spec: job(), ranges: vec![TaskRange::new(5, 11)], pinned: false }),
+            hint: None,
         };
         assert!(WireMessage::decode_checked(&encode(&beyond)).is_err());
         let JobSpec::Primes(mut bad) = (*job()).clone() else { unreachable!() };
         bad.span = 0;
         let bad = JobSpec::Primes(bad);
-        let m: WireMessage =
-            Message::Grant { req: 1, work: Some(Grant { job: id, spec: Arc::new(bad), ranges: vec![], pinned: true }) };
+        let m: WireMessage = Message::Grant {
+            req: 1,
+            work: Some(Grant { job: id, spec: Arc::new(bad), ranges: vec![], pinned: true }),
+            hint: None,
+        };
         assert!(WireMessage::decode_checked(&encode(&m)).is_err());
         assert!(WireMessage::decode_checked(b"\x00\x01garbage").is_err());
     }

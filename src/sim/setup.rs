@@ -57,6 +57,11 @@ pub struct SimConfig {
     pub poison_every: u64,
     /// Retries of a failed task, for every job.
     pub retries: u32,
+    /// The LAN of each node, for meshes over several LANs joined by routers (missing
+    /// entries: LAN 0). Nodes see peers on other LANs as remote.
+    pub lans: Vec<usize>,
+    /// Latency added to each message between two LANs, one way.
+    pub wan_latency: Duration,
 }
 
 impl SimConfig {
@@ -71,6 +76,8 @@ impl SimConfig {
             broken: Vec::new(),
             poison_every: 0,
             retries: 0,
+            lans: Vec::new(),
+            wan_latency: Duration::ZERO,
         }
     }
 }

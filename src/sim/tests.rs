@@ -15,7 +15,7 @@ fn nodes(specs: &[(u32, f64)]) -> Vec<NodeSpec> {
 /// sum; poison tasks failed for good after exactly `retries` retries, and every other task
 /// succeeded (with no broken node, or a broken node and at least one retry); every live
 /// node let go of every job afterwards.
-fn check_outcomes(sim: &Sim) -> Result<(), TestCaseError> {
+pub(super) fn check_outcomes(sim: &Sim) -> Result<(), TestCaseError> {
     let retries = sim.cfg.retries;
     for (job, j) in &sim.jobs {
         if !sim.alive(j.owner) {
@@ -439,7 +439,7 @@ fn a_forged_grant_of_our_own_job_is_refused() {
         let job = JobId { owner, seq: 3 };
         let spec = SimSpec { salt: 0, needs: needs(native, &[]), halt: None };
         let work = Grant { job, spec, ranges: vec![TaskRange::new(0, 4)], pinned: false };
-        s.handle_message(t0, peer, Message::Grant { req: 0, work: Some(work) });
+        s.handle_message(t0, peer, Message::Grant { req: 0, work: Some(work), hint: None });
         std::iter::from_fn(|| s.poll_action()).filter(|a| matches!(a, Action::Run { .. })).count()
     };
     assert_eq!(runs(me, true), 0, "a native job forged in our name");

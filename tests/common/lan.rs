@@ -56,6 +56,8 @@ pub(crate) struct Lan {
     procs: Vec<Option<Child>>,
     /// Small filesystems mounted over hosts' homes ([`Lan::small_disk`]).
     mounts: Vec<PathBuf>,
+    /// The second LAN's bridge and the router's namespace ([`Lan::two_lans`]).
+    second: Option<(String, String)>,
 }
 
 /// A background command the harness started; see [`Lan::spawn`].
@@ -72,32 +74,51 @@ impl Lan {
         let dir = std::env::temp_dir().join(format!("mesh-lan-{tag}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let mut lan = Self { tag, bridge, hosts: Vec::new(), dir, procs: Vec::new(), mounts: Vec::new() };
-        must(&["ip", "link", "add", &lan.bridge, "type", "bridge"]);
-        // Without an IGMP querier, snooping would drop the mDNS group traffic.
-        must(&["ip", "link", "set", &lan.bridge, "type", "bridge", "mcast_snooping", "0"]);
-        must(&["ip", "link", "set", &lan.bridge, "up"]);
+        let mut lan = Self { tag, bridge, hosts: Vec::new(), dir, procs: Vec::new(), mounts: Vec::new(), second: None };
+        add_bridge(&lan.bridge);
         for i in 1..=n {
-            lan.add_host(i);
+            lan.add_host(i, &lan.bridge.clone(), 0);
         }
         lan
     }
 
-    fn add_host(&mut self, i: usize) {
+    /// Two LANs joined by a router: hosts h1..h`a` on one bridge (198.18.0.0/24), h`a+1`..
+    /// h`a+b` on another (198.18.1.0/24), and a router namespace with a leg on each (.1)
+    /// that forwards between them. Multicast is not routed, so each LAN has its own mDNS,
+    /// as behind a real router.
+    pub(crate) fn two_lans(a: usize, b: usize) -> Self {
+        let mut lan = Self::new(a);
+        let bridge = format!("mbs{}", lan.tag);
+        let router = format!("mesh-t-{}-r", lan.tag);
+        add_bridge(&bridge);
+        must(&["ip", "netns", "add", &router]);
+        lan.second = Some((bridge.clone(), router.clone()));
+        for i in a + 1..=a + b {
+            lan.add_host(i, &bridge, 1);
+        }
+        for (k, br) in [lan.bridge.clone(), bridge].iter().enumerate() {
+            let (outer, inner) = (format!("mr{}{k}", lan.tag), format!("mq{}{k}", lan.tag));
+            plug(br, &router, &outer, &inner, &format!("198.18.{k}.1"));
+        }
+        must(&["ip", "netns", "exec", &router, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        for h in &lan.hosts {
+            let mine = if h.ip.starts_with("198.18.0.") { 0 } else { 1 };
+            let (other, via) = (format!("198.18.{}.0/24", 1 - mine), format!("198.18.{mine}.1"));
+            must(&["ip", "netns", "exec", &h.ns, "ip", "route", "add", &other, "via", &via]);
+        }
+        lan
+    }
+
+    fn add_host(&mut self, i: usize, bridge: &str, subnet: u8) {
         let name = format!("h{i}");
         let ns = format!("mesh-t-{}-{name}", self.tag);
         let veth = format!("mv{}{i}", self.tag);
         let inner = format!("mi{}{i}", self.tag);
         // 198.18.0.0/15 is reserved for benchmarking networks: never a real host. Each LAN
         // is its own bridge, so LANs of parallel tests may reuse addresses.
-        let ip = format!("198.18.0.{}", 10 + i);
+        let ip = format!("198.18.{subnet}.{}", 10 + i);
         must(&["ip", "netns", "add", &ns]);
-        must(&["ip", "link", "add", &veth, "type", "veth", "peer", "name", &inner]);
-        must(&["ip", "link", "set", &veth, "master", &self.bridge]);
-        must(&["ip", "link", "set", &veth, "up"]);
-        must(&["ip", "link", "set", &inner, "netns", &ns]);
-        must(&["ip", "netns", "exec", &ns, "ip", "addr", "add", &format!("{ip}/24"), "dev", &inner]);
-        must(&["ip", "netns", "exec", &ns, "ip", "link", "set", &inner, "up"]);
+        plug(bridge, &ns, &veth, &inner, &ip);
         must(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
         must(&["ip", "netns", "exec", &ns, "ip", "route", "add", "224.0.0.0/4", "dev", &inner]);
         let home = self.dir.join(&name);
@@ -353,6 +374,10 @@ impl Drop for Lan {
             sh(&["ip", "netns", "del", &h.ns]);
         }
         sh(&["ip", "link", "del", &self.bridge]);
+        if let Some((bridge, router)) = &self.second {
+            sh(&["ip", "netns", "del", router]);
+            sh(&["ip", "link", "del", bridge]);
+        }
         for m in &self.mounts {
             sh(&["umount", "--lazy", m.to_str().unwrap()]);
         }
@@ -363,6 +388,23 @@ impl Drop for Lan {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A veth pair from `bridge` (`outer`) into namespace `ns` (`inner`, with `ip`/24), up.
+fn plug(bridge: &str, ns: &str, outer: &str, inner: &str, ip: &str) {
+    must(&["ip", "link", "add", outer, "type", "veth", "peer", "name", inner]);
+    must(&["ip", "link", "set", outer, "master", bridge]);
+    must(&["ip", "link", "set", outer, "up"]);
+    must(&["ip", "link", "set", inner, "netns", ns]);
+    must(&["ip", "netns", "exec", ns, "ip", "addr", "add", &format!("{ip}/24"), "dev", inner]);
+    must(&["ip", "netns", "exec", ns, "ip", "link", "set", inner, "up"]);
+}
+
+fn add_bridge(name: &str) {
+    must(&["ip", "link", "add", name, "type", "bridge"]);
+    // Without an IGMP querier, snooping would drop the mDNS group traffic.
+    must(&["ip", "link", "set", name, "type", "bridge", "mcast_snooping", "0"]);
+    must(&["ip", "link", "set", name, "up"]);
 }
 
 /// Polls `check` every 200 ms until it holds or `limit` passes. Returns whether it held.

@@ -27,6 +27,7 @@
 //! keep the last [`TOMBSTONES`](super::tombstones::TOMBSTONES) ids.
 
 mod delivery;
+mod gossip;
 mod placing;
 mod stealing;
 
@@ -180,6 +181,9 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         self.rr.push_back(job);
         if tasks == 0 {
             self.finish(job, false);
+        } else if self.cfg.seek_work {
+            // A new job is news for every idle node: tell it now, whatever the gap.
+            self.timers.set(Timer::Gossip, now);
         }
         self.pump(now);
         job
@@ -215,8 +219,10 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         }
         if job.owner == self.id {
             self.accept(now, self.id, job, report);
-        } else if self.jobs.contains_key(&job) {
-            if self.outbox.push(job, report) {
+        } else if let Some(j) = self.jobs.get(&job) {
+            // The last of this job here: its owner may be waiting for nothing else.
+            let drained = !j.has_local_work() && !self.slots.jobs().contains(&job);
+            if self.outbox.push(job, report) || drained {
                 self.flush(job);
             } else {
                 self.timers.set_if_earlier(Timer::FlushResults, now + self.cfg.result_delay);
@@ -229,21 +235,13 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     /// beyond what the message can affect.
     pub fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message<S, R>) {
         match msg {
-            Message::Status(s) => {
-                self.peers.update(now, from, s);
-            }
+            Message::Status(s) => self.on_status(from, now, s),
             Message::Steal { req } => {
-                self.counters.steal_requests_received += 1;
-                let (rate, burst) = (self.cfg.steal_rate, self.cfg.steal_burst);
-                let asks = self.steal_asks.entry(from).or_insert_with(|| TokenBucket::new(rate, burst, now));
-                if !asks.take(now) {
-                    self.counters.steal_requests_refused += 1;
+                if !self.on_steal(now, from, req) {
                     return;
                 }
-                let work = self.grant(from);
-                self.actions.push_back(Action::Send { to: from, msg: Message::Grant { req, work } });
             }
-            Message::Grant { req, work } => self.on_grant(now, from, req, work),
+            Message::Grant { req, work, hint } => self.on_grant(now, from, req, work, hint),
             Message::Lease { job, ranges } => {
                 if let Some(l) = self.ledger_mut(job) {
                     let tasks = ranges.iter().map(TaskRange::len).sum();
@@ -266,11 +264,20 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
                     if self.jobs.contains_key(&job) {
                         self.drop_job(job, DropReason::Ended);
                     }
+                    if self.jobs.is_empty() {
+                        self.stealing.stop_hunting();
+                    }
                     self.ended.insert(job);
                 }
             }
         }
         self.pump(now);
+    }
+
+    /// The network layer's word on whether `peer` is on another LAN (mDNS did not find
+    /// it): such peers are stolen from only when no near one has work.
+    pub fn set_remote(&mut self, peer: NodeId, remote: bool) {
+        self.peers.set_remote(peer, remote);
     }
 
     /// What a peer offers, as it gossips it; steals and grants follow it.
@@ -293,15 +300,15 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             match t {
                 Timer::Gossip => {
                     self.publish(now);
-                    self.timers.set(Timer::Gossip, now + self.cfg.gossip_interval);
+                    self.timers.set(Timer::Gossip, now + self.gossip_interval());
                 }
                 Timer::PeerSweep => {
-                    for dead in self.peers.expire(now, self.cfg.peer_expiry) {
+                    for dead in self.peers.expire(now, self.peer_expiry()) {
                         self.peer_down(dead);
                     }
                     self.retire_drained();
                     self.check_placement(now);
-                    self.timers.set(Timer::PeerSweep, now + self.cfg.peer_expiry / 4);
+                    self.timers.set(Timer::PeerSweep, now + self.peer_expiry() / 4);
                 }
                 Timer::StealTimeout => {
                     if let Some(victim) = self.stealing.timed_out() {
@@ -337,6 +344,9 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     /// that does not lend now runs only the retries pinned to it (no other node may take
     /// them).
     fn pump(&mut self, now: Instant) {
+        if self.cfg.seek_work {
+            self.feed_lifelines(now);
+        }
         if !self.lending {
             while let Some(worker) = self.slots.next_idle() {
                 let pinned = self.jobs.iter_mut().find_map(|(&id, j)| j.pinned.pop().map(|t| (id, t)));
@@ -355,10 +365,20 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         }
         if self.slots.next_idle().is_some() && !self.stealing.is_waiting() {
             let can_steal = !self.timers.is_armed(Timer::StealRetry);
-            match self.peers.choose_victim(&mut self.rng) {
+            match self.peers.choose_victim(&mut self.rng, self.cfg.cluster_aware) {
                 Some(victim) if can_steal => self.send_steal(now, victim),
                 Some(_) => {}
-                None => self.speculate(now),
+                None => {
+                    // No peer is believed to have work, but work was found lately: ask
+                    // a random peer, as gossip may be late (see `Stealing::hunting`).
+                    let hunt = can_steal && self.cfg.seek_work && self.stealing.hunting();
+                    if let Some(victim) =
+                        hunt.then(|| self.peers.choose_any(&mut self.rng, self.cfg.cluster_aware)).flatten()
+                    {
+                        self.send_steal(now, victim);
+                    }
+                    self.speculate(now);
+                }
             }
         }
         self.maybe_publish(now);
@@ -482,22 +502,6 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         }
         if self.outbox.is_empty() {
             self.timers.stop(Timer::FlushResults);
-        }
-    }
-
-    fn publish(&mut self, now: Instant) {
-        let s = self.status();
-        self.published = Some(Published { at: now, status: s });
-        self.actions.push_back(Action::Broadcast(Message::Status(s)));
-    }
-
-    /// Publishes early when our queue turns empty or non-empty, so thieves learn of new
-    /// work (and stop asking for gone work) without waiting a whole gossip interval.
-    fn maybe_publish(&mut self, now: Instant) {
-        let Some(last) = self.published else { return };
-        let has_work = self.jobs.values().any(|j| j.queued() > 0);
-        if has_work != (last.status.queued > 0) {
-            self.timers.set_if_earlier(Timer::Gossip, (last.at + self.cfg.publish_min_gap).max(now));
         }
     }
 

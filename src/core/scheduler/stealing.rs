@@ -7,10 +7,11 @@
 use super::Scheduler;
 use crate::core::job::Job;
 use crate::core::queue::TaskRange;
+use crate::core::rate::TokenBucket;
 use crate::core::timer::Timer;
 use crate::core::{Action, Grant, Message, Payload, Spec};
 use crate::id::{JobId, NodeId};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Grants pushed per event, at most.
 const MAX_PUSHES: usize = 8;
@@ -18,6 +19,8 @@ const MAX_PUSHES: usize = 8;
 const PUSHES_PER_JOB: u32 = 8;
 /// The request id of a pushed grant: no steal asked for it.
 const PUSHED: u64 = u64::MAX;
+/// How long a thief answered with nothing stays on this node's lifelines.
+const LIFELINE_AGE: Duration = Duration::from_secs(1);
 
 impl<S: Spec, R: Payload> Scheduler<S, R> {
     pub(super) fn send_steal(&mut self, now: Instant, victim: NodeId) {
@@ -25,6 +28,30 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         self.counters.steal_requests += 1;
         self.timers.set(Timer::StealTimeout, now + self.cfg.steal_timeout);
         self.actions.push_back(Action::Send { to: victim, msg: Message::Steal { req } });
+    }
+
+    /// A thief asks for work. Returns false when it asks over its rate (`Config::
+    /// steal_rate`): it gets no answer, and its own timeout covers that.
+    pub(super) fn on_steal(&mut self, now: Instant, from: NodeId, req: u64) -> bool {
+        self.counters.steal_requests_received += 1;
+        let (rate, burst) = (self.cfg.steal_rate, self.cfg.steal_burst);
+        let asks = self.steal_asks.entry(from).or_insert_with(|| TokenBucket::new(rate, burst, now));
+        if !asks.take(now) {
+            self.counters.steal_requests_refused += 1;
+            return false;
+        }
+        let work = self.grant(from);
+        // Nothing here: keep the thief on a lifeline, and name a peer that has work so the
+        // thief need not wait for gossip to find the last of a job's work.
+        let hint = match work {
+            None if self.cfg.seek_work => {
+                self.peers.note_waiting(from, now);
+                self.peers.choose_hint(&mut self.rng, self.cfg.cluster_aware, from)
+            }
+            _ => None,
+        };
+        self.actions.push_back(Action::Send { to: from, msg: Message::Grant { req, work, hint } });
+        true
     }
 
     /// A thief asks: give it about half of the retries it may run, if any; else about half
@@ -49,8 +76,31 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
                 .max_by_key(|(_, j)| j.queue.len())?,
         };
         let (ranges, pinned) = j.give(thief, sole(&job).unwrap_or(false), max);
+        self.peers.note_grant(thief);
         self.counters.tasks_given += ranges.iter().map(TaskRange::len).sum::<u64>();
         Some(Grant { job, spec: j.spec.clone(), ranges, pinned })
+    }
+
+    /// Lifelines: while this node queues more than two tasks per worker, it grants about
+    /// half to the newest thief it lately answered with nothing, unasked. That thief was
+    /// idle a moment ago, which no gossip can tell as fresh, and it shares on the same way,
+    /// so the last of a job's work spreads in a few message delays instead of waiting for
+    /// thieves to find it.
+    pub(super) fn feed_lifelines(&mut self, now: Instant) {
+        let keep = 2 * self.slots.len() as u64;
+        for _ in 0..MAX_PUSHES {
+            if self.jobs.values().map(Job::queued).sum::<u64>() <= keep {
+                return;
+            }
+            let Some(thief) = self.peers.take_waiting(now, LIFELINE_AGE) else { return };
+            if let Some(work) = self.grant(thief) {
+                self.counters.pushes += 1;
+                self.actions.push_back(Action::Send {
+                    to: thief,
+                    msg: Message::Grant { req: PUSHED, work: Some(work), hint: None },
+                });
+            }
+        }
     }
 
     /// Work sharing: while this node queues more than two tasks per worker, it grants about
@@ -77,13 +127,22 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
                     j.pushes += 1;
                 }
                 self.counters.pushes += 1;
-                self.actions.push_back(Action::Send { to: peer, msg: Message::Grant { req: PUSHED, work } });
+                self.actions
+                    .push_back(Action::Send { to: peer, msg: Message::Grant { req: PUSHED, work, hint: None } });
             }
         }
     }
 
-    pub(super) fn on_grant(&mut self, now: Instant, victim: NodeId, req: u64, work: Option<Grant<S>>) {
-        if self.stealing.answered(req, victim) {
+    pub(super) fn on_grant(
+        &mut self,
+        now: Instant,
+        victim: NodeId,
+        req: u64,
+        work: Option<Grant<S>>,
+        hint: Option<NodeId>,
+    ) {
+        let current = self.stealing.answered(req, victim);
+        if current {
             self.timers.stop(Timer::StealTimeout);
         }
         // Work is accepted even when its request timed out: dropping it would lose it. A
@@ -93,6 +152,23 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         let Some(g) = work.filter(|g| !g.ranges.is_empty() && !self.ended.contains(&g.job) && !self.forged(g.job))
         else {
             self.peers.mark_empty(victim);
+            // An empty answer to the request out now may name a peer with work: ask it at
+            // once, a few hops at most. Only members are asked, so a hint cannot make this
+            // node dial anyone new.
+            let idle = self.lending && self.slots.next_idle().is_some();
+            let mut next = hint.filter(|&h| current && idle && h != self.id && h != victim && self.peers.contains(h));
+            // A hint across the slow link yields to a near peer believed to have work.
+            if self.cfg.cluster_aware && next.is_some_and(|h| self.peers.is_remote(h)) {
+                let near = self.peers.choose_victim(&mut self.rng, true).filter(|&v| !self.peers.is_remote(v));
+                next = near.or(next);
+            }
+            if let Some(h) = next
+                && self.stealing.follow_hint()
+            {
+                self.counters.hints_followed += 1;
+                self.send_steal(now, h);
+                return;
+            }
             self.back_off(now);
             return;
         };

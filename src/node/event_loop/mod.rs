@@ -329,7 +329,10 @@ impl EventLoop {
             }
             FromNet::Message { from, msg } => self.sched.handle_message(now, from, msg),
             FromNet::Undelivered { to, msg } => self.sched.handle_undelivered(now, to, msg),
-            FromNet::Facts { from, facts } => self.sched.handle_facts(now, from, facts),
+            FromNet::Facts { from, facts, remote } => {
+                self.sched.set_remote(from, remote);
+                self.sched.handle_facts(now, from, facts);
+            }
             FromNet::PeerGone(node) => self.sched.handle_peer_gone(now, node),
             FromNet::AnnounceNow => {
                 let s = self.sched.status();

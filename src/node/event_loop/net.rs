@@ -4,7 +4,7 @@
 //! decides nothing about work: membership decides who is in the mesh, the core the rest.
 
 use super::roster::Roster;
-use super::routes::{Routes, node_of};
+use super::routes::{Routes, node_of, peer_in};
 use crate::core::{Facts, Message, Status};
 use crate::discovery::{Advert, Discovery, DiscoveryEvent};
 use crate::exec::fetch::PeerAnswer;
@@ -52,8 +52,8 @@ pub(super) enum FromNet {
     Message { from: NodeId, msg: WireMessage },
     /// A message that must arrive did not (no acknowledgement): the core decides what now.
     Undelivered { to: NodeId, msg: WireMessage },
-    /// What a member offers, from its announce.
-    Facts { from: NodeId, facts: Facts },
+    /// What a member offers, from its announce; `remote`: mDNS is on and never found it.
+    Facts { from: NodeId, facts: Facts, remote: bool },
     /// A member left, went silent or lost its last connection.
     PeerGone(NodeId),
     /// Someone new to tell about us: announce now rather than at the next gossip.
@@ -232,11 +232,14 @@ impl Net {
         let (status, facts, name) = (a.status, a.facts.clone(), a.name.clone());
         let usable = a.protocol == PROTOCOL_VERSION && !a.bye;
         let addr = self.routes.addr(&from);
+        // A member heard only through others (on another LAN): connect where it listens.
+        let dial = self.membership.dial_told(from, &a, self.swarm.is_connected(&from));
         let d = self.membership.on_announce(now, from, a, addr);
-        let mut out: Vec<FromNet> = self.apply(d).into_iter().collect();
+        let mut out: Vec<FromNet> = self.apply(d).into_iter().chain(self.apply(dial)).collect();
         if usable && self.membership.is_member(&from) {
             self.roster.here(node_of(&from), from, &name, status.workers);
-            out.push(FromNet::Facts { from: node_of(&from), facts });
+            let remote = self.cfg.mdns && !self.membership.sighted(&from);
+            out.push(FromNet::Facts { from: node_of(&from), facts, remote });
             out.push(FromNet::Message { from: node_of(&from), msg: Message::Status(status) });
         }
         out
@@ -371,6 +374,7 @@ impl Net {
             facts: self.facts.clone(),
             health: Some(self.health.now(Instant::now())),
             jobs: self.jobs.clone(),
+            addrs: Announce::addrs_of(&self.listen_addrs),
         };
         // With no subscribed peer yet this fails; the next announce goes out a second later.
         if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(self.topic.clone(), a.encode()) {
@@ -510,8 +514,4 @@ fn on_blob(ev: request_response::Event<BlobRequest, BlobResponse>) -> Option<Fro
         }
         request_response::Event::ResponseSent { .. } => None,
     }
-}
-
-fn peer_in(addr: &Multiaddr) -> Option<PeerId> {
-    addr.iter().find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None })
 }

@@ -6,6 +6,7 @@
 //! leaves or its last connection closes.
 
 use crate::id::NodeId;
+use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use std::collections::HashMap;
 
@@ -58,6 +59,11 @@ impl Routes {
 /// The core's short id of a peer.
 pub(super) fn node_of(peer: &PeerId) -> NodeId {
     NodeId::from_peer_bytes(&peer.to_bytes())
+}
+
+/// The peer id a multiaddr names, if it does (`/p2p/…`).
+pub(super) fn peer_in(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None })
 }
 
 #[cfg(test)]
