@@ -1,7 +1,8 @@
 //! Membership timings and idle cost on the namespace LAN (root and iproute2 needed).
 //!
 //! Run: `cargo bench --bench lan` (optionally `-- TRIALS`, default 10, and the names of
-//! the parts to run: `jobs`, `membership`, `recovery`, `wasm`, `bench`, `python`; default
+//! the parts to run: `jobs`, `membership`, `recovery`, `wasm`, `bench`, `python`,
+//! `gossip`; default
 //! all; `--csv`
 //! prints the jobs part as CSV for `benches/plot.py`)
 //!
@@ -19,7 +20,9 @@
 //! * join → visible: from starting `mesh join` on a fresh host until another host's
 //!   `mesh peers` lists it (median and max over the trials);
 //! * graceful leave (SIGTERM), kill -9 and a pulled cable: until the others drop it;
-//! * an idle node's resident memory and CPU over 20 s.
+//! * an idle node's resident memory and CPU over 20 s;
+//! * gossip: the bytes an idle node of a 5-host mesh receives per second, and per peer
+//!   (announces, their gossipsub copies, pings and TCP/IP, all counted on the wire).
 
 #[path = "../tests/common/lan.rs"]
 mod lan;
@@ -138,7 +141,7 @@ fn wasm_fetches() -> Vec<(String, u64, u64)> {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let trials: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10);
-    let parts = ["jobs", "membership", "recovery", "wasm", "bench", "python"];
+    let parts = ["jobs", "membership", "recovery", "wasm", "bench", "python", "gossip"];
     let chosen: Vec<&str> = parts.iter().copied().filter(|p| args.iter().any(|a| a == p)).collect();
     let run = |part: &str| chosen.is_empty() || chosen.contains(&part);
     if run("jobs") {
@@ -176,6 +179,33 @@ fn main() {
     if run("membership") {
         membership(trials);
     }
+    if run("gossip") {
+        gossip();
+    }
+}
+
+/// The bytes h1 of an idle 5-host mesh receives per second over 30 s, counted on the
+/// bridge side of its link (what the bridge sends it).
+fn gossip() {
+    let n = 5;
+    let mut lan = Lan::new(n);
+    for i in 1..=n {
+        lan.join(&format!("h{i}"), &[]);
+    }
+    assert!(eventually(LIMIT, || lan.members("h1").len() == n - 1), "mesh did not form");
+    std::thread::sleep(Duration::from_secs(5));
+    let veth = lan.hosts[0].veth.clone();
+    let sent = || -> u64 {
+        let path = format!("/sys/class/net/{veth}/statistics/tx_bytes");
+        std::fs::read_to_string(path).expect("link counters").trim().parse().expect("a count")
+    };
+    let (b0, window) = (sent(), Duration::from_secs(30));
+    std::thread::sleep(window);
+    let per_s = (sent() - b0) as f64 / window.as_secs_f64();
+    println!(
+        "idle mesh of {n}: a node receives {per_s:.0} B/s, {:.0} B/s per peer (each peer announces once a second)",
+        per_s / (n - 1) as f64
+    );
 }
 
 fn jobs(csv: bool) {

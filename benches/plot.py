@@ -44,6 +44,10 @@ for policy, style in [("before", "s:"), ("steal", "o-"), ("unbudgeted", "v--"), 
         for x, r in zip(n, rs):
             a.annotate(f"spread {float(r['spread_s']):.2f} s", (x, 100 * float(r["efficiency"])),
                        textcoords="offset points", xytext=(0, -16), ha="center", fontsize=8)
+for policy, marker, label in [("2lan-random", "x", "2 LANs, 20 ms link: random stealing"),
+                              ("2lan-aware", "D", "2 LANs, 20 ms link: cluster-aware")]:
+    for r in (r for r in sim if r.get("policy") == policy):
+        a.plot([int(r["nodes"])], [100 * float(r["efficiency"])], marker, color="gray", label=label)
 a.set_xscale("log")
 a.set_xlabel("nodes (simulated, mixed speeds)")
 a.set_ylabel("efficiency, % of ideal")

@@ -3,15 +3,15 @@
 //! at speed 1, so about 2 s of work per node), submitted by node 0 once gossip has
 //! introduced the nodes. Latency 0.2–2 ms, no loss.
 //!
-//! Run: `cargo bench --features sim --bench sim_scale` (prints a table; add `-- --csv`
-//! for the rows as CSV, which `benches/plot.py` reads; `-- --nodes N` or `-- --policy P`
-//! runs only those rows). Each size runs three ways:
+//! Run: `cargo bench --features sim --bench sim_scale` (prints a table, in about 10
+//! minutes on 2 cores; add `-- --csv` for the job rows as CSV, which `benches/plot.py`
+//! reads; `-- --nodes N` or `-- --policy P` runs only those rows, `-- --seeds K` sets the
+//! seeds). Each row is the mean over 10 seeds (3 at 1,000 nodes): one seed's efficiency
+//! moves by about a point. Each size runs three ways:
 //! * `before`: stealing as it was before issue 16: thieves learn of work only from status
 //!   gossip, which goes all-to-all without a budget;
 //! * `steal`, the default: stealing that seeks work without waiting for gossip (hints in
-//!   empty answers, lifelines, random asks: `core::Config::seek_work`), with periodic
-//!   gossip under its budget (`core::Config::gossip_budget`);
-//! * `unbudgeted`: `steal` without the gossip budget, to show what the budget costs;
+//!   empty answers, lifelines, random asks: `core::Config::seek_work`);
 //! * `push`: `steal`, and work pushed to idle peers unasked (`core::Config::push_to_idle`).
 //!
 //! Then two LANs of 50 nodes each, joined by a link that adds 20 ms each way, with the
@@ -28,7 +28,10 @@
 //! * status messages per node per second: copies of status gossip each node receives,
 //!   over the makespan (all-to-all, so it grows with the mesh).
 //!
-//! Then recovery: 3 equal one-worker nodes, 3,000 tasks (30 s of work), node 2 dies 5 s
+//! Then the cost of an idle mesh (`--policy idle`): status messages each node receives
+//! per second, with the gossip budget (`core::Config::gossip_budget`) and without.
+//!
+//! Then recovery (`--nodes 3`): 3 equal one-worker nodes, 3,000 tasks (30 s of work), node 2 dies 5 s
 //! in, either crashing (its peers learn at once, as from a closed connection) or going
 //! silent (an unplugged cable: noticed after the 5 s peer expiry). The ideal is 5 s on 3
 //! nodes and the rest on 2; the overhead is the makespan beyond that.
@@ -58,8 +61,6 @@ struct Row {
 enum Policy {
     Before,
     Steal,
-    /// `Steal` without the gossip budget.
-    Unbudgeted,
     Push,
     /// Two LANs, random stealing over all peers.
     TwoLansRandom,
@@ -72,7 +73,6 @@ impl Policy {
         match self {
             Self::Before => "before",
             Self::Steal => "steal",
-            Self::Unbudgeted => "unbudgeted",
             Self::Push => "push",
             Self::TwoLansRandom => "2lan-random",
             Self::TwoLansAware => "2lan-aware",
@@ -93,7 +93,6 @@ fn run(n: usize, seed: u64, policy: Policy) -> Row {
             cfg.core.change_budget = 0.0;
         }
         Policy::Steal => {}
-        Policy::Unbudgeted => cfg.core.gossip_budget = 0.0,
         Policy::Push => cfg.core.push_to_idle = true,
         Policy::TwoLansRandom | Policy::TwoLansAware => {
             cfg.core.cluster_aware = policy == Policy::TwoLansAware;
@@ -104,29 +103,9 @@ fn run(n: usize, seed: u64, policy: Policy) -> Row {
     }
     let mut sim = Sim::new(cfg);
     sim.submit_at(submit, 0, tasks);
-    if let Some(t) = std::env::var("PEEK").ok().and_then(|v| v.parse::<f64>().ok()) {
-        let _ = sim.drive(u64::MAX, Duration::ZERO, submit + Duration::from_secs_f64(t));
-        let q: Vec<(usize, u64, u32)> =
-            (0..n).map(|i| (i, sim.node(i).status().queued, sim.node(i).status().busy)).filter(|x| x.1 > 0).collect();
-        let idle = (0..n).filter(|&i| sim.node(i).status().busy == 0).count();
-        eprintln!("PEEK t={t} idle={idle} queued on {} nodes: {:?}", q.len(), q);
-        std::process::exit(0);
-    }
     let wall = Instant::now();
     sim.drive(u64::MAX, Duration::ZERO, Duration::from_secs(3600)).expect("the job terminates");
     let wall = wall.elapsed().as_secs_f64();
-    if std::env::var_os("DEBUG_COUNTS").is_some() {
-        let c: Vec<_> = (0..n).map(|i| sim.node(i).counters()).collect();
-        let sum = |f: &dyn Fn(&mesh::core::Counters) -> u64| c.iter().map(f).sum::<u64>();
-        eprintln!(
-            "DEBUG requests {} steals {} hints {} pushes {} refused {}",
-            sum(&|c| c.steal_requests),
-            sum(&|c| c.steals),
-            sum(&|c| c.hints_followed),
-            sum(&|c| c.pushes),
-            sum(&|c| c.steal_requests_refused)
-        );
-    }
     let job = sim.jobs.values().next().expect("one job");
     let makespan = (job.finished_at.expect("finished") - submit).as_secs_f64();
     // Mean task cost is 10 ms at speed 1, so the ideal makespan is total / total speed.
@@ -152,6 +131,21 @@ fn run(n: usize, seed: u64, policy: Policy) -> Row {
     }
 }
 
+/// Status messages each node of an idle mesh of `n` receives per second, once gossip has
+/// introduced the nodes (from 10 s to 30 s), with the gossip budget or without.
+fn idle_cost(n: usize, budget: bool) -> f64 {
+    let mut cfg = SimConfig::new(vec![NodeSpec::new(1, 1.0); n], 1);
+    if !budget {
+        cfg.core.gossip_budget = 0.0;
+    }
+    let mut sim = Sim::new(cfg);
+    sim.drive(u64::MAX, Duration::from_secs(10), Duration::from_secs(3600)).expect("idle");
+    let before = sim.status_messages;
+    sim.drive(u64::MAX, Duration::from_secs(20), Duration::from_secs(3600)).expect("idle");
+    assert_eq!(sim.messages - sim.steal_messages, sim.status_messages, "an idle mesh sends only gossip");
+    (sim.status_messages - before) as f64 / n as f64 / 20.0
+}
+
 /// Makespan beyond the ideal when node 2 of 3 dies 5 s into a 30 s job.
 fn recovery(crash: bool) -> f64 {
     let nodes = vec![NodeSpec::new(1, 1.0); 3];
@@ -171,6 +165,31 @@ fn recovery(crash: bool) -> f64 {
     makespan - ideal
 }
 
+/// Seeds each size runs with (`--seeds K` for all): one seed's figures move by about a
+/// point of efficiency, so each row is a mean.
+fn seeds(n: usize) -> u64 {
+    arg("--seeds").and_then(|k| k.parse().ok()).unwrap_or(if n >= 1000 { 3 } else { 10 })
+}
+
+/// The mean of each figure over runs of one size and policy.
+fn mean(runs: &[Row]) -> Row {
+    let k = runs.len() as f64;
+    let avg = |f: fn(&Row) -> f64| runs.iter().map(f).sum::<f64>() / k;
+    Row {
+        policy: runs[0].policy,
+        nodes: runs[0].nodes,
+        tasks: runs[0].tasks,
+        makespan: avg(|r| r.makespan),
+        ideal: avg(|r| r.ideal),
+        steal_msgs_per_task: avg(|r| r.steal_msgs_per_task),
+        status_per_node_s: avg(|r| r.status_per_node_s),
+        spread: avg(|r| r.spread),
+        fairness: avg(|r| r.fairness),
+        backups: runs.iter().map(|r| r.backups).sum::<u64>() / runs.len() as u64,
+        wall: runs.iter().map(|r| r.wall).sum(),
+    }
+}
+
 /// The value after `flag` on the command line.
 fn arg(flag: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
@@ -186,14 +205,15 @@ fn main() {
             "policy,nodes,tasks,makespan_s,ideal_s,efficiency,steal_msgs_per_task,status_per_node_s,spread_s,fairness,backups"
         );
     }
-    let policies = [Policy::Before, Policy::Steal, Policy::Unbudgeted, Policy::Push];
+    let policies = [Policy::Before, Policy::Steal, Policy::Push];
     let runs = [10, 100, 1000].into_iter().flat_map(|n| policies.map(|p| (n, p)));
     let two_lans = [(100, Policy::TwoLansRandom), (100, Policy::TwoLansAware)];
     for (n, policy) in runs.chain(two_lans) {
         if only_nodes.is_some_and(|o| o != n) || only_policy.as_ref().is_some_and(|p| p != policy.name()) {
             continue;
         }
-        let r = run(n, 42, policy);
+        let runs: Vec<Row> = (0..seeds(n)).map(|k| run(n, 42 + k, policy)).collect();
+        let r = mean(&runs);
         let eff = r.ideal / r.makespan;
         if csv {
             println!(
@@ -230,7 +250,16 @@ fn main() {
             );
         }
     }
-    if !csv && only_nodes.is_none() && only_policy.is_none() {
+    if !csv && only_policy.as_ref().is_none_or(|p| p == "idle") {
+        for n in [10, 100, 1000].into_iter().filter(|&n| only_nodes.is_none_or(|o| o == n)) {
+            println!(
+                "idle mesh of {n:>4}: status messages per node per second {:>6.1} with the gossip budget, {:>6.1} without",
+                idle_cost(n, true),
+                idle_cost(n, false)
+            );
+        }
+    }
+    if !csv && only_nodes.is_none_or(|n| n == 3) && only_policy.is_none() {
         for (crash, what) in [(true, "crashed (connections close)"), (false, "unplugged (silent)")] {
             println!(
                 "recovery, node 2 of 3 {what:<28} 5 s into 30 s of work: +{:.3} s over the ideal",

@@ -100,28 +100,32 @@ pub struct Config {
     /// Work sharing: a node that queues more than two tasks per worker hands about half
     /// to a peer it believes idle, unasked (a grant without a steal), so that work reaches
     /// idle nodes in a few message delays instead of a gossip round per generation. Off:
-    /// measured in `benches/sim_scale.rs`, it spreads a job over 1,000 nodes in 5 ms
-    /// instead of 362 ms, but the efficiency it buys needs status gossip 10 ms after a
-    /// change instead of 100 ms, which doubles all-to-all gossip, and work pushed to a node
-    /// that was just unplugged waits for its expiry (issue 16; docs/benchmarks.md).
+    /// measured in `benches/sim_scale.rs`, with `seek_work` it spreads a job over 1,000
+    /// nodes in 6 ms instead of 17 ms but gains no efficiency that the seeds' spread can
+    /// tell (93.8 % against 93.3 %), costs more steal messages, and work pushed to a node
+    /// that was just unplugged waits for its expiry (docs/SCALING.md).
     pub push_to_idle: bool,
-    /// Steal from near peers first, and from remote ones (`Scheduler::set_remote`) only
-    /// when no near peer advertises work. Off: random stealing over all peers.
+    /// Cluster-aware stealing: a thief keeps one steal out to a near peer and, besides
+    /// it, one to a remote peer (`Scheduler::set_remote`) that advertises work, so the
+    /// slow link's round trip overlaps near steals. Off: random stealing over all peers,
+    /// one request out.
     pub cluster_aware: bool,
-    /// Thieves find work without waiting for gossip: a victim with nothing names a peer
-    /// that has some (a hint, followed at once, a few hops at most), remembers the thief
-    /// and hands it work unasked once it has more than it can run soon (a lifeline, after
-    /// Saraswat et al., PPoPP 2011), and a thief that found work lately asks random peers
-    /// when none is believed to have any. Off: thieves learn of work only from gossip, as
-    /// before issue 16 (kept to measure the difference).
+    /// Thieves find work without waiting for gossip: a victim with nothing names the peer
+    /// it last granted work to (a hint, followed at once, a few hops at most), remembers
+    /// the thief and hands it work unasked once it has more than it can run soon (a
+    /// lifeline, after Saraswat et al., PPoPP 2011), and a thief that found work lately
+    /// asks random peers when none is believed to have any. A node also tells its status
+    /// early when its queue grew or shrank eightfold, and a new job at once. Off: thieves
+    /// learn of work only from gossip, as before issue 16 (kept to measure the difference).
     pub seek_work: bool,
-    /// Status messages a second that this node's periodic gossip may cost each peer's
-    /// whole mesh, at most: with n nodes, each publishes every `max(gossip_interval, n /
-    /// gossip_budget)` and expiry grows in step, so each node receives at most this many
-    /// periodic statuses a second however big the mesh.
+    /// Status messages a second that an idle mesh's periodic gossip may cost each node,
+    /// at most: with n nodes, a node without a job publishes every `max(gossip_interval,
+    /// n / gossip_budget)` and expiry grows in step, so each receives at most this many a
+    /// second however big the mesh. 0: no budget.
     pub gossip_budget: f64,
-    /// The same bound for the early statuses sent when a queue turns empty or non-empty:
-    /// they are at least `max(publish_min_gap, n / change_budget)` apart.
+    /// A bound for the early statuses sent when a queue turns empty or non-empty: they are
+    /// at least `max(publish_min_gap, n / change_budget)` apart. 0 (the default): no
+    /// bound: measured, thieves need these statuses (docs/SCALING.md).
     pub change_budget: f64,
 }
 
@@ -238,8 +242,8 @@ pub enum Message<S, R> {
     /// "I am idle: give me work." `req` matches the reply to the request.
     Steal { req: u64 },
     /// The answer to a steal; `work` is `None` when the victim had nothing, and then
-    /// `hint` may name a peer the victim believes has queued work, for the thief to ask
-    /// next without waiting for gossip.
+    /// `hint` may name the peer it last granted work to, for the thief to ask next
+    /// without waiting for gossip.
     Grant {
         req: u64,
         work: Option<Grant<S>>,

@@ -6,8 +6,7 @@
 //! status, so a thief never asks the same empty victim twice in a row.
 //!
 //! Peers are near (on this node's LAN) unless the network layer marks them remote
-//! ([`Peers::set_remote`]). Victims and idle peers are drawn from the near ones first, so
-//! work crosses a slow link between LANs only when no near peer has any (cluster-aware
+//! ([`Peers::set_remote`]), so that a thief can steal near and far apart (cluster-aware
 //! random stealing, after Satin: van Nieuwpoort et al., PPoPP 2001).
 
 use super::needs::Facts;
@@ -15,6 +14,14 @@ use crate::id::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
+
+/// Which peers a draw may pick: those on this node's LAN, those on others, or any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    Near,
+    Far,
+    All,
+}
 
 /// A node's load, as gossiped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,7 +194,7 @@ impl Peers {
 
     /// A random idle peer (an idle worker, nothing queued, lending), near ones first.
     pub fn choose_idle(&self, rng: &mut fastrand::Rng) -> Option<NodeId> {
-        self.idle.iter().find_map(|i| i.choose(rng))
+        draw(&self.idle, rng, Reach::Near).or_else(|| draw(&self.idle, rng, Reach::Far))
     }
 
     /// Removes and returns the peers silent for longer than `expiry`.
@@ -204,17 +211,9 @@ impl Peers {
         dead
     }
 
-    /// A random peer, near ones first (any when `cluster_aware` is off).
-    pub fn choose_any(&self, rng: &mut fastrand::Rng, cluster_aware: bool) -> Option<NodeId> {
-        let [near, far] = [&self.members[0].list, &self.members[1].list];
-        if cluster_aware && !near.is_empty() {
-            return near.get(draw_index(rng, near.len())).copied();
-        }
-        let n = near.len() + far.len();
-        (n > 0).then(|| {
-            let i = draw_index(rng, n);
-            if i < near.len() { near[i] } else { far[i - near.len()] }
-        })
+    /// A random peer within `reach`.
+    pub fn choose_any(&self, rng: &mut fastrand::Rng, reach: Reach) -> Option<NodeId> {
+        draw(&self.members, rng, reach)
     }
 
     /// Notes a thief this node had nothing for.
@@ -243,52 +242,39 @@ impl Peers {
     }
 
     /// Where a thief this node could not serve should ask next: the newest peer this node
-    /// granted work to, else a peer believed to have work; never `thief` itself.
-    pub fn choose_hint(&mut self, rng: &mut fastrand::Rng, cluster_aware: bool, thief: NodeId) -> Option<NodeId> {
-        // A grantee is named once: it gave half away (or ran it) by the next time.
-        let newest = self.granted.iter().rposition(|&p| p != thief);
-        match newest.and_then(|i| self.granted.remove(i)) {
-            Some(p) => Some(p),
-            None => self.choose_victim_but(rng, cluster_aware, Some(thief)),
-        }
+    /// granted work to, other than the thief. Each is named once: it gave half away or
+    /// ran it by the next time. Believed queues are not named: gossip is staler than the
+    /// thief's own view soon will be, and measured, naming them cost a quarter more steal
+    /// messages at 1,000 nodes for no gain (docs/SCALING.md).
+    pub fn choose_hint(&mut self, thief: NodeId) -> Option<NodeId> {
+        let newest = self.granted.iter().rposition(|&p| p != thief)?;
+        self.granted.remove(newest)
     }
 
-    /// Picks a victim: the busier of two random peers that advertise queued work
-    /// ("power of two choices"), which spreads thieves while still favouring big queues.
-    /// Near peers first; a remote one only when no near peer advertises work, or every
-    /// peer when `cluster_aware` is off (random stealing, for comparison).
-    pub fn choose_victim(&self, rng: &mut fastrand::Rng, cluster_aware: bool) -> Option<NodeId> {
-        self.choose_victim_but(rng, cluster_aware, None)
-    }
-
-    /// A victim other than `not` (the thief that asked this node, for a hint).
-    pub fn choose_victim_but(
-        &self,
-        rng: &mut fastrand::Rng,
-        cluster_aware: bool,
-        not: Option<NodeId>,
-    ) -> Option<NodeId> {
+    /// Picks a victim within `reach`: the busier of two random peers that advertise queued
+    /// work ("power of two choices"), which spreads thieves while still favouring big
+    /// queues.
+    pub fn choose_victim(&self, rng: &mut fastrand::Rng, reach: Reach) -> Option<NodeId> {
         let queued = |id: NodeId| self.map.get(&id).map_or(0, |p| p.status.queued);
-        let [near, far] = [&self.with_work[0].list, &self.with_work[1].list];
-        let n = near.len() + far.len();
-        let pick = |rng: &mut fastrand::Rng| -> Option<NodeId> {
-            let id = if cluster_aware && !near.is_empty() {
-                near[draw_index(rng, near.len())]
-            } else if n > 0 {
-                let i = draw_index(rng, n);
-                if i < near.len() { near[i] } else { far[i - near.len()] }
-            } else {
-                return None;
-            };
-            Some(id)
-        };
-        // A few draws skip `not`; a peer listed alone is the only choice.
-        let draw = |rng: &mut fastrand::Rng| (0..4).map(|_| pick(rng)).find(|d| *d != not).flatten();
-        let a = draw(rng)?;
-        let Some(b) = draw(rng) else { return Some(a) };
+        let a = draw(&self.with_work, rng, reach)?;
+        let b = draw(&self.with_work, rng, reach)?;
         // Ties broken by id so the choice depends only on the seed.
         Some(if (queued(b), b) > (queued(a), a) { b } else { a })
     }
+}
+
+/// A random peer of `lists` within `reach`.
+fn draw(lists: &[Index; 2], rng: &mut fastrand::Rng, reach: Reach) -> Option<NodeId> {
+    let [near, far] = [&lists[0].list, &lists[1].list];
+    let (n, first) = match reach {
+        Reach::Near => (near.len(), 0),
+        Reach::Far => (far.len(), near.len()),
+        Reach::All => (near.len() + far.len(), 0),
+    };
+    (n > 0).then(|| {
+        let i = first + draw_index(rng, n);
+        if i < near.len() { near[i] } else { far[i - near.len()] }
+    })
 }
 
 /// Grantees kept for hints.
@@ -326,10 +312,6 @@ impl Index {
             _ => {}
         }
     }
-
-    fn choose(&self, rng: &mut fastrand::Rng) -> Option<NodeId> {
-        (!self.list.is_empty()).then(|| self.list[draw_index(rng, self.list.len())])
-    }
 }
 
 #[cfg(test)]
@@ -346,19 +328,19 @@ mod tests {
         let mut p = Peers::default();
         let mut rng = fastrand::Rng::with_seed(1);
         assert!(p.update(t0, NodeId(1), st(0)));
-        assert_eq!(p.choose_victim(&mut rng, true), None);
+        assert_eq!(p.choose_victim(&mut rng, Reach::All), None);
         assert!(!p.update(t0, NodeId(1), st(5)));
         p.update(t0 + Duration::from_secs(2), NodeId(2), st(9));
         for _ in 0..20 {
-            assert!(p.choose_victim(&mut rng, true).is_some());
+            assert!(p.choose_victim(&mut rng, Reach::All).is_some());
         }
         p.mark_empty(NodeId(2));
-        assert_eq!(p.choose_victim(&mut rng, true), Some(NodeId(1)));
+        assert_eq!(p.choose_victim(&mut rng, Reach::All), Some(NodeId(1)));
         let dead = p.expire(t0 + Duration::from_secs(3), Duration::from_secs(2));
         assert_eq!(dead, vec![NodeId(1)]);
         assert_eq!(p.len(), 1);
         p.remove(NodeId(2));
-        assert_eq!(p.choose_victim(&mut rng, true), None);
+        assert_eq!(p.choose_victim(&mut rng, Reach::All), None);
     }
 
     #[test]
@@ -375,7 +357,7 @@ mod tests {
         let want: std::collections::BTreeSet<NodeId> =
             p.iter().filter(|(_, i)| i.status.queued > 0).map(|(&id, _)| id).collect();
         let got: std::collections::BTreeSet<NodeId> =
-            (0..2000).filter_map(|_| p.choose_victim(&mut rng, true)).collect();
+            (0..2000).filter_map(|_| p.choose_victim(&mut rng, Reach::All)).collect();
         assert!(got.is_subset(&want), "only peers with work are chosen");
         assert!(got.len() >= want.len() / 2, "draws reach most of them: {} of {}", got.len(), want.len());
     }
@@ -387,7 +369,7 @@ mod tests {
         p.update(t0, NodeId(1), st(1));
         p.update(t0, NodeId(2), st(100));
         let mut rng = fastrand::Rng::with_seed(7);
-        let picks = (0..1000).filter(|_| p.choose_victim(&mut rng, true) == Some(NodeId(2))).count();
+        let picks = (0..1000).filter(|_| p.choose_victim(&mut rng, Reach::All) == Some(NodeId(2))).count();
         // With two draws the busier peer wins unless both draws hit the other: ~3/4.
         assert!((650..=850).contains(&picks), "{picks}");
     }
@@ -402,22 +384,26 @@ mod tests {
         }
         p.set_remote(NodeId(3), true);
         p.set_remote(NodeId(4), true);
-        let drawn: std::collections::BTreeSet<NodeId> =
-            (0..200).filter_map(|_| p.choose_victim(&mut rng, true)).collect();
-        assert_eq!(drawn, [NodeId(1), NodeId(2)].into(), "near victims only, while they have work");
-        let random: std::collections::BTreeSet<NodeId> =
-            (0..200).filter_map(|_| p.choose_victim(&mut rng, false)).collect();
-        assert_eq!(random.len(), 4, "random stealing draws every peer");
+        let drawn = |p: &Peers, rng: &mut fastrand::Rng, reach| -> std::collections::BTreeSet<NodeId> {
+            (0..200).filter_map(|_| p.choose_victim(rng, reach)).collect()
+        };
+        assert_eq!(drawn(&p, &mut rng, Reach::Near), [NodeId(1), NodeId(2)].into());
+        assert_eq!(drawn(&p, &mut rng, Reach::Far), [NodeId(3), NodeId(4)].into());
+        assert_eq!(drawn(&p, &mut rng, Reach::All).len(), 4, "random stealing draws every peer");
+        p.set_remote(NodeId(4), false);
+        assert_eq!(drawn(&p, &mut rng, Reach::Far), [NodeId(3)].into(), "back on this LAN");
+        p.set_remote(NodeId(4), true);
         p.mark_empty(NodeId(1));
         p.mark_empty(NodeId(2));
-        assert!(p.is_remote(p.choose_victim(&mut rng, true).unwrap()), "remote ones once the near have none");
-        // Hints: the newest grantee other than the thief, each named once, then beliefs.
+        assert_eq!(p.choose_victim(&mut rng, Reach::Near), None);
+        // Hints: the newest grantee other than the thief, each named once.
         p.note_grant(NodeId(1));
         p.note_grant(NodeId(2));
-        assert_eq!(p.choose_hint(&mut rng, true, NodeId(2)), Some(NodeId(1)));
-        assert_eq!(p.choose_hint(&mut rng, true, NodeId(3)), Some(NodeId(2)));
-        let h = p.choose_hint(&mut rng, true, NodeId(3)).unwrap();
-        assert_eq!(h, NodeId(4), "then a peer believed to have work, never the thief");
+        assert_eq!(p.choose_hint(NodeId(2)), Some(NodeId(1)));
+        assert_eq!(p.choose_hint(NodeId(3)), Some(NodeId(2)));
+        assert_eq!(p.choose_hint(NodeId(3)), None, "each is named once");
+        p.note_grant(NodeId(3));
+        assert_eq!(p.choose_hint(NodeId(3)), None, "never the thief itself");
         // Lifelines: newest first, forgotten when old or granted to.
         p.note_waiting(NodeId(1), t0);
         p.note_waiting(NodeId(2), t0 + Duration::from_secs(2));
@@ -427,6 +413,6 @@ mod tests {
         assert_eq!(p.take_waiting(later, Duration::from_secs(1)), Some(NodeId(2)));
         assert_eq!(p.take_waiting(later, Duration::from_secs(1)), None, "node 1 waited too long ago");
         p.remove(NodeId(4));
-        assert_eq!(p.choose_victim(&mut rng, true), Some(NodeId(3)));
+        assert_eq!(p.choose_victim(&mut rng, Reach::Far), Some(NodeId(3)));
     }
 }

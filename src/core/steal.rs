@@ -1,7 +1,9 @@
-//! The thief's side of stealing: the one request a node has out, request ids, and the
-//! exponential backoff after a steal that brought nothing. Timers stay with the
+//! The thief's side of stealing: the one request a node has out (and, cluster-aware, one
+//! more across the slow link to another LAN), request ids, and the exponential backoff
+//! after a steal that brought nothing. Timers stay with the
 //! scheduler; this type only says when they are due.
 
+use crate::core::timer::Timer;
 use crate::id::NodeId;
 use std::time::Duration;
 
@@ -12,11 +14,31 @@ pub(crate) struct InFlight {
     pub(crate) victim: NodeId,
 }
 
-/// Steal requests of one node: at most one in flight, and a backoff that doubles from
+/// Which of a thief's requests: the one every thief has, or the one across the slow link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Near,
+    Far,
+}
+
+impl Slot {
+    /// The timer that ends a request in this slot.
+    pub(crate) fn timeout(self) -> Timer {
+        match self {
+            Self::Near => Timer::StealTimeout,
+            Self::Far => Timer::FarStealTimeout,
+        }
+    }
+}
+
+/// Steal requests of one node: at most one in flight (and one far), and a backoff that doubles from
 /// `min` to `max` while steals come back empty.
 #[derive(Debug)]
 pub(crate) struct Stealing {
     in_flight: Option<InFlight>,
+    /// The request to a remote peer, kept out while near ones come and go (Satin's
+    /// cluster-aware random stealing: the slow link's round trip overlaps local work).
+    far: Option<InFlight>,
     next_req: u64,
     backoff: Duration,
     min: Duration,
@@ -37,41 +59,60 @@ pub(crate) const MAX_HINT_HOPS: u32 = 3;
 
 impl Stealing {
     pub(crate) fn new(min: Duration, max: Duration) -> Self {
-        Self { in_flight: None, next_req: 0, backoff: min, min, max, hops: 0, empties: HUNT_TRIES }
+        Self { in_flight: None, far: None, next_req: 0, backoff: min, min, max, hops: 0, empties: HUNT_TRIES }
     }
 
     pub(crate) fn is_waiting(&self) -> bool {
         self.in_flight.is_some()
     }
 
-    /// A new request to `victim`; returns its id.
-    pub(crate) fn ask(&mut self, victim: NodeId) -> u64 {
+    pub(crate) fn is_waiting_far(&self) -> bool {
+        self.far.is_some()
+    }
+
+    /// A new request to `victim` (`far`: across the slow link); returns its id.
+    pub(crate) fn ask(&mut self, victim: NodeId, far: bool) -> u64 {
         let req = self.next_req;
         self.next_req += 1;
-        self.in_flight = Some(InFlight { req, victim });
+        let slot = if far { &mut self.far } else { &mut self.in_flight };
+        *slot = Some(InFlight { req, victim });
         req
     }
 
-    /// `victim` answered request `req`; returns whether it was the one in flight (late
-    /// answers to timed-out requests are not).
-    pub(crate) fn answered(&mut self, req: u64, victim: NodeId) -> bool {
-        let current = self.in_flight == Some(InFlight { req, victim });
-        if current {
+    /// `victim` answered request `req`: which request out it was, if one (late answers
+    /// to timed-out requests are not).
+    pub(crate) fn answered(&mut self, req: u64, victim: NodeId) -> Option<Slot> {
+        let this = Some(InFlight { req, victim });
+        if self.in_flight == this {
             self.in_flight = None;
+            Some(Slot::Near)
+        } else if self.far == this {
+            self.far = None;
+            Some(Slot::Far)
+        } else {
+            None
         }
-        current
     }
 
-    /// The request in flight timed out: its victim, if there was one.
-    pub(crate) fn timed_out(&mut self) -> Option<NodeId> {
-        self.in_flight.take().map(|f| f.victim)
+    /// A request timed out: its victim, if there was one.
+    pub(crate) fn timed_out(&mut self, slot: Slot) -> Option<NodeId> {
+        match slot {
+            Slot::Near => self.in_flight.take(),
+            Slot::Far => self.far.take(),
+        }
+        .map(|f| f.victim)
     }
 
-    /// `peer` is gone: returns whether the request in flight went to it (and is dropped).
-    pub(crate) fn peer_gone(&mut self, peer: NodeId) -> bool {
-        let lost = self.in_flight.is_some_and(|f| f.victim == peer);
-        if lost {
+    /// `peer` is gone: the requests out that went to it, which are dropped.
+    pub(crate) fn peer_gone(&mut self, peer: NodeId) -> Vec<Slot> {
+        let mut lost = Vec::new();
+        if self.in_flight.is_some_and(|f| f.victim == peer) {
             self.in_flight = None;
+            lost.push(Slot::Near);
+        }
+        if self.far.is_some_and(|f| f.victim == peer) {
+            self.far = None;
+            lost.push(Slot::Far);
         }
         lost
     }
@@ -126,22 +167,30 @@ mod tests {
     fn one_request_at_a_time_with_doubling_backoff() {
         let (a, b) = (NodeId(1), NodeId(2));
         let mut s = Stealing::new(Duration::from_millis(50), Duration::from_millis(150));
-        let r0 = s.ask(a);
+        let r0 = s.ask(a, false);
         assert!(s.is_waiting());
-        assert!(!s.answered(r0, b), "an answer from another node is not ours");
-        assert!(!s.answered(r0 + 1, a), "nor one to another request");
-        assert!(s.answered(r0, a) && !s.is_waiting());
-        assert!(!s.answered(r0, a), "a late second answer");
+        assert_eq!(s.answered(r0, b), None, "an answer from another node is not ours");
+        assert_eq!(s.answered(r0 + 1, a), None, "nor one to another request");
+        assert!(s.answered(r0, a) == Some(Slot::Near) && !s.is_waiting());
+        assert_eq!(s.answered(r0, a), None, "a late second answer");
         let waits: Vec<u128> = (0..4).map(|_| s.back_off().as_millis()).collect();
         assert_eq!(waits, [50, 100, 150, 150]);
         s.succeeded();
         assert_eq!(s.back_off(), Duration::from_millis(50));
-        let r1 = s.ask(b);
+        let r1 = s.ask(b, false);
         assert_ne!(r0, r1);
-        assert!(!s.peer_gone(a) && s.peer_gone(b) && !s.is_waiting());
-        s.ask(a);
-        assert_eq!(s.timed_out(), Some(a));
-        assert_eq!(s.timed_out(), None);
+        assert!(s.peer_gone(a).is_empty() && s.peer_gone(b) == [Slot::Near] && !s.is_waiting());
+        s.ask(a, false);
+        assert_eq!(s.timed_out(Slot::Near), Some(a));
+        assert_eq!(s.timed_out(Slot::Near), None);
+        // One far request besides the near one.
+        let (near, far) = (s.ask(a, false), s.ask(b, true));
+        assert!(s.is_waiting() && s.is_waiting_far());
+        assert_eq!(s.answered(far, b), Some(Slot::Far));
+        assert!(s.is_waiting() && !s.is_waiting_far());
+        s.ask(a, true);
+        assert_eq!(s.peer_gone(a), [Slot::Near, Slot::Far]);
+        assert_eq!(s.answered(near, a), None);
         let follows: Vec<bool> = (0..5).map(|_| s.follow_hint()).collect();
         assert_eq!(follows, [true, true, true, false, false]);
         s.back_off();

@@ -14,6 +14,8 @@ pub(crate) enum Timer {
     PeerSweep,
     /// The steal request in flight has waited long enough.
     StealTimeout,
+    /// The one across the slow link (to a remote peer) has.
+    FarStealTimeout,
     /// Backoff after a failed steal is over; try again.
     StealRetry,
     /// Send the buffered results.
@@ -23,8 +25,15 @@ pub(crate) enum Timer {
 }
 
 impl Timer {
-    const ALL: [Self; 6] =
-        [Self::Gossip, Self::PeerSweep, Self::StealTimeout, Self::StealRetry, Self::FlushResults, Self::Resend];
+    const ALL: [Self; 7] = [
+        Self::Gossip,
+        Self::PeerSweep,
+        Self::StealTimeout,
+        Self::FarStealTimeout,
+        Self::StealRetry,
+        Self::FlushResults,
+        Self::Resend,
+    ];
 }
 
 #[derive(Debug, Default)]

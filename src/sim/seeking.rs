@@ -84,13 +84,16 @@ fn two_lans(aware: bool, seed: u64) -> Sim {
 }
 
 #[test]
-fn cluster_aware_thieves_cross_the_slow_link_less() {
+fn cluster_aware_thieves_finish_sooner_over_a_slow_link() {
+    let makespan = |sim: &Sim| sim.jobs.values().next().unwrap().finished_at.unwrap();
     for seed in [1, 2, 3] {
         let (aware, random) = (two_lans(true, seed), two_lans(false, seed));
         let on_lan_1 =
             |sim: &Sim| (10..20).filter(|i| sim.jobs.values().next().unwrap().per_node.contains_key(i)).count();
         assert_eq!(on_lan_1(&aware), 10, "seed {seed}: every node of the other LAN took part");
-        let (a, r) = (aware.wan_steal_messages, random.wan_steal_messages);
-        assert!(3 * a < 2 * r, "seed {seed}: {a} steal messages crossed the link, against {r} with random stealing");
+        // Virtual times of a deterministic run, not wall-clock ones.
+        let (a, r) = (makespan(&aware), makespan(&random));
+        assert!(a < r, "seed {seed}: cluster-aware took {a:?}, random stealing {r:?}");
+        assert!(aware.wan_steal_messages > 0, "seed {seed}: work crossed the link by steals");
     }
 }

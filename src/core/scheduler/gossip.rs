@@ -10,8 +10,7 @@
 //! node publishes every 10 s and an unplugged node is noticed after 50 s (a closed
 //! connection still at once). A node with a job publishes every `gossip_interval`, and
 //! early when its queue turns empty or non-empty; `change_budget` can bound those early
-//! statuses too (off by default: in the simulator a 1 s gap at 1,000 nodes cost more than
-//! a third of the efficiency, docs/SCALING.md).
+//! statuses too (off by default: measured, thieves need them; docs/SCALING.md).
 
 use super::{Published, Scheduler};
 use crate::core::timer::Timer;
@@ -64,13 +63,22 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     }
 
     /// Publishes early when our queue turns empty or non-empty, so thieves learn of new
-    /// work (and stop asking for gone work) without waiting a whole gossip interval.
+    /// work (and stop asking for gone work) without waiting a whole gossip interval; and
+    /// when it grew or shrank eightfold (a big grant came in, or most of it ran), so that
+    /// thieves' two choices weigh queues as they are near the end of a job.
     pub(super) fn maybe_publish(&mut self, now: Instant) {
         let Some(last) = self.published else { return };
-        let has_work = self.jobs.values().any(|j| j.queued() > 0);
-        if has_work != (last.status.queued > 0) {
+        let queued: u64 = self.jobs.values().map(|j| j.queued()).sum();
+        let was = last.status.queued;
+        let shifted = queued > SHIFT * was + SHIFT_SLACK || SHIFT * queued + SHIFT_SLACK < was;
+        if (queued > 0) != (was > 0) || (self.cfg.seek_work && shifted) {
             let gap = self.budgeted(self.cfg.publish_min_gap, self.cfg.change_budget);
             self.timers.set_if_earlier(Timer::Gossip, (last.at + gap).max(now));
         }
     }
 }
+
+/// A queue this many times longer or shorter than last told is told early...
+const SHIFT: u64 = 8;
+/// ...when it changed by more than this many tasks, so small queues do not chatter.
+const SHIFT_SLACK: u64 = 4;

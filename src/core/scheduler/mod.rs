@@ -40,7 +40,7 @@ use crate::core::placement::Placement;
 use crate::core::queue::TaskRange;
 use crate::core::rate::TokenBucket;
 use crate::core::slots::Slots;
-use crate::core::steal::Stealing;
+use crate::core::steal::{Slot, Stealing};
 use crate::core::timer::{Timer, TimerTable};
 use crate::core::tombstones::Tombstones;
 use crate::core::{Action, Config, Counters, DropReason, Message, Payload, Progress, Spec, TaskReport};
@@ -311,9 +311,14 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
                     self.timers.set(Timer::PeerSweep, now + self.peer_expiry() / 4);
                 }
                 Timer::StealTimeout => {
-                    if let Some(victim) = self.stealing.timed_out() {
+                    if let Some(victim) = self.stealing.timed_out(Slot::Near) {
                         self.peers.mark_empty(victim);
                         self.back_off(now);
+                    }
+                }
+                Timer::FarStealTimeout => {
+                    if let Some(victim) = self.stealing.timed_out(Slot::Far) {
+                        self.peers.mark_empty(victim);
                     }
                 }
                 Timer::StealRetry => {}
@@ -363,24 +368,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         if self.cfg.push_to_idle {
             self.push_to_idle();
         }
-        if self.slots.next_idle().is_some() && !self.stealing.is_waiting() {
-            let can_steal = !self.timers.is_armed(Timer::StealRetry);
-            match self.peers.choose_victim(&mut self.rng, self.cfg.cluster_aware) {
-                Some(victim) if can_steal => self.send_steal(now, victim),
-                Some(_) => {}
-                None => {
-                    // No peer is believed to have work, but work was found lately: ask
-                    // a random peer, as gossip may be late (see `Stealing::hunting`).
-                    let hunt = can_steal && self.cfg.seek_work && self.stealing.hunting();
-                    if let Some(victim) =
-                        hunt.then(|| self.peers.choose_any(&mut self.rng, self.cfg.cluster_aware)).flatten()
-                    {
-                        self.send_steal(now, victim);
-                    }
-                    self.speculate(now);
-                }
-            }
-        }
+        self.steal_if_idle(now);
         self.maybe_publish(now);
     }
 
@@ -464,8 +452,8 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     }
 
     fn peer_down(&mut self, peer: NodeId) {
-        if self.stealing.peer_gone(peer) {
-            self.timers.stop(Timer::StealTimeout);
+        for slot in self.stealing.peer_gone(peer) {
+            self.timers.stop(slot.timeout());
         }
         let orphaned: Vec<JobId> = self.jobs.keys().filter(|j| j.owner == peer).copied().collect();
         for job in orphaned {

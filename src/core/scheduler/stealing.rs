@@ -6,8 +6,10 @@
 
 use super::Scheduler;
 use crate::core::job::Job;
+use crate::core::peers::Reach;
 use crate::core::queue::TaskRange;
 use crate::core::rate::TokenBucket;
+use crate::core::steal::Slot;
 use crate::core::timer::Timer;
 use crate::core::{Action, Grant, Message, Payload, Spec};
 use crate::id::{JobId, NodeId};
@@ -23,11 +25,50 @@ const PUSHED: u64 = u64::MAX;
 const LIFELINE_AGE: Duration = Duration::from_secs(1);
 
 impl<S: Spec, R: Payload> Scheduler<S, R> {
+    /// Asks `victim` for work: in the far slot when it is remote and stealing is
+    /// cluster-aware, else in the one every thief has.
     pub(super) fn send_steal(&mut self, now: Instant, victim: NodeId) {
-        let req = self.stealing.ask(victim);
+        let far = self.cfg.cluster_aware && self.peers.is_remote(victim);
+        let req = self.stealing.ask(victim, far);
         self.counters.steal_requests += 1;
-        self.timers.set(Timer::StealTimeout, now + self.cfg.steal_timeout);
+        let slot = if far { Slot::Far } else { Slot::Near };
+        self.timers.set(slot.timeout(), now + self.cfg.steal_timeout);
         self.actions.push_back(Action::Send { to: victim, msg: Message::Steal { req } });
+    }
+
+    /// Idle workers and nothing to run: ask for work. Random stealing keeps one request
+    /// out, to any peer that advertises work. Cluster-aware, a thief keeps one out to a
+    /// near peer and, besides it, one across the slow link, so the link's round trip
+    /// overlaps near steals instead of stalling them (Satin's CRS). With no victim near,
+    /// a thief that found work lately asks random near peers (`Stealing::hunting`), and
+    /// with none anywhere the owner backs up its own undone tasks.
+    pub(super) fn steal_if_idle(&mut self, now: Instant) {
+        if self.slots.next_idle().is_none() {
+            return;
+        }
+        let can_steal = !self.timers.is_armed(Timer::StealRetry);
+        let aware = self.cfg.cluster_aware;
+        let far = if aware { self.peers.choose_victim(&mut self.rng, Reach::Far) } else { None };
+        if let Some(victim) = far.filter(|_| can_steal && !self.stealing.is_waiting_far()) {
+            self.send_steal(now, victim);
+        }
+        if self.stealing.is_waiting() {
+            return;
+        }
+        let reach = if aware { Reach::Near } else { Reach::All };
+        match self.peers.choose_victim(&mut self.rng, reach) {
+            Some(victim) if can_steal => self.send_steal(now, victim),
+            Some(_) => {}
+            None => {
+                let hunt = can_steal && self.cfg.seek_work && self.stealing.hunting();
+                if let Some(victim) = hunt.then(|| self.peers.choose_any(&mut self.rng, reach)).flatten() {
+                    self.send_steal(now, victim);
+                }
+                if far.is_none() {
+                    self.speculate(now);
+                }
+            }
+        }
     }
 
     /// A thief asks for work. Returns false when it asks over its rate (`Config::
@@ -46,7 +87,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         let hint = match work {
             None if self.cfg.seek_work => {
                 self.peers.note_waiting(from, now);
-                self.peers.choose_hint(&mut self.rng, self.cfg.cluster_aware, from)
+                self.peers.choose_hint(from)
             }
             _ => None,
         };
@@ -141,9 +182,9 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         work: Option<Grant<S>>,
         hint: Option<NodeId>,
     ) {
-        let current = self.stealing.answered(req, victim);
-        if current {
-            self.timers.stop(Timer::StealTimeout);
+        let slot = self.stealing.answered(req, victim);
+        if let Some(slot) = slot {
+            self.timers.stop(slot.timeout());
         }
         // Work is accepted even when its request timed out: dropping it would lose it. A
         // grant of a job that names this node as its owner but was not submitted here is
@@ -152,14 +193,18 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         let Some(g) = work.filter(|g| !g.ranges.is_empty() && !self.ended.contains(&g.job) && !self.forged(g.job))
         else {
             self.peers.mark_empty(victim);
+            if slot == Some(Slot::Far) {
+                return; // the far slot is used only while a remote peer advertises work
+            }
             // An empty answer to the request out now may name a peer with work: ask it at
             // once, a few hops at most. Only members are asked, so a hint cannot make this
             // node dial anyone new.
             let idle = self.lending && self.slots.next_idle().is_some();
+            let current = slot == Some(Slot::Near);
             let mut next = hint.filter(|&h| current && idle && h != self.id && h != victim && self.peers.contains(h));
             // A hint across the slow link yields to a near peer believed to have work.
             if self.cfg.cluster_aware && next.is_some_and(|h| self.peers.is_remote(h)) {
-                let near = self.peers.choose_victim(&mut self.rng, true).filter(|&v| !self.peers.is_remote(v));
+                let near = self.peers.choose_victim(&mut self.rng, Reach::Near);
                 next = near.or(next);
             }
             if let Some(h) = next

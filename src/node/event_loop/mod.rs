@@ -363,7 +363,8 @@ impl EventLoop {
         if let Some(net) = &mut self.net {
             self.rogue.misbehave(net, self.transfers.fetched.as_deref().unwrap_or_default());
         }
-        let gone = self.net.as_mut().map(|n| n.housekeeping(now)).unwrap_or_default();
+        let expiry = self.sched.peer_expiry();
+        let gone = self.net.as_mut().map(|n| n.housekeeping(now, expiry)).unwrap_or_default();
         for ev in gone {
             self.on_net(ev);
         }

@@ -321,7 +321,9 @@ impl Net {
     }
 
     /// Periodic upkeep: silent members are dropped, owed dials and `--peer` redials made.
-    pub(super) fn housekeeping(&mut self, now: Instant) -> Vec<FromNet> {
+    /// `expiry`: the core's now, which an idle mesh's gossip budget stretches.
+    pub(super) fn housekeeping(&mut self, now: Instant, expiry: Duration) -> Vec<FromNet> {
+        self.expiry = expiry;
         let mut gone = Vec::new();
         self.hello_if_due();
         for p in self.membership.expire(now, self.expiry) {
