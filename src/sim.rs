@@ -20,7 +20,7 @@ use crate::core::Facts;
 use crate::core::{Action, Config, Halt, Message, Needs, Scheduler, TaskReport};
 use crate::id::{JobId, NodeId};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 mod setup;
@@ -104,6 +104,10 @@ pub struct Sim {
     pub steal_messages: u64,
     /// Of those, the ones between two LANs.
     pub wan_steal_messages: u64,
+    /// Steal requests across LANs not yet answered, by thief and request, and the most
+    /// one thief ever had out at once.
+    far_out: BTreeSet<(usize, u64)>,
+    pub max_far_steals_out: usize,
     /// Copies of status gossip sent (each broadcast counts once per receiver).
     pub status_messages: u64,
     /// When each node first started a task.
@@ -156,6 +160,8 @@ impl Sim {
             messages: 0,
             steal_messages: 0,
             wan_steal_messages: 0,
+            far_out: BTreeSet::new(),
+            max_far_steals_out: 0,
             status_messages: 0,
             first_run: Vec::new(),
             last_done: Vec::new(),
@@ -283,7 +289,7 @@ impl Sim {
                     if matches!(msg, Message::Status(_)) {
                         // As the network layer says with each announce: mDNS found the
                         // peer or not.
-                        let remote = self.lan(from) != self.lan(to);
+                        let remote = self.cfg.lan(from) != self.cfg.lan(to);
                         self.nodes[to].sched.set_remote(from_id, remote);
                     }
                     self.nodes[to].sched.handle_message(now, from_id, msg);
@@ -461,7 +467,17 @@ impl Sim {
         match msg {
             Message::Steal { .. } | Message::Grant { .. } => {
                 self.steal_messages += 1;
-                self.wan_steal_messages += u64::from(self.lan(from) != self.lan(to));
+                let far = self.cfg.lan(from) != self.cfg.lan(to);
+                self.wan_steal_messages += u64::from(far);
+                match msg {
+                    Message::Steal { req } if far => {
+                        self.far_out.insert((from, req));
+                        let out = self.far_out.range((from, 0)..=(from, u64::MAX)).count();
+                        self.max_far_steals_out = self.max_far_steals_out.max(out);
+                    }
+                    Message::Grant { req, .. } => _ = self.far_out.remove(&(to, req)),
+                    _ => {}
+                }
             }
             Message::Status(_) => self.status_messages += 1,
             _ => {}
@@ -474,17 +490,10 @@ impl Sim {
         }
         let (lo, hi) = self.cfg.latency;
         let mut lat = lo + (hi - lo).mul_f64(self.rng.f64());
-        if self.lan(from) != self.lan(to) {
+        if self.cfg.lan(from) != self.cfg.lan(to) {
             lat += self.cfg.wan_latency;
         }
         self.push(self.now + lat, Event::Deliver { to, from, msg });
-    }
-}
-
-impl Sim {
-    /// The LAN a node is on (`SimConfig::lans`; all on LAN 0 by default).
-    fn lan(&self, node: usize) -> usize {
-        self.cfg.lans.get(node).copied().unwrap_or(0)
     }
 }
 

@@ -95,5 +95,7 @@ fn cluster_aware_thieves_finish_sooner_over_a_slow_link() {
         let (a, r) = (makespan(&aware), makespan(&random));
         assert!(a < r, "seed {seed}: cluster-aware took {a:?}, random stealing {r:?}");
         assert!(aware.wan_steal_messages > 0, "seed {seed}: work crossed the link by steals");
+        assert_eq!(aware.max_far_steals_out, 1, "seed {seed}: one steal across the link at a time");
+        assert_eq!(random.max_far_steals_out, 1, "seed {seed}: random stealing has one request out in all");
     }
 }

@@ -82,6 +82,13 @@ impl SimConfig {
     }
 }
 
+impl SimConfig {
+    /// The LAN a node is on (`lans`; all on LAN 0 by default).
+    pub(super) fn lan(&self, node: usize) -> usize {
+        self.lans.get(node).copied().unwrap_or(0)
+    }
+}
+
 /// What the simulator saw of one job at its owner.
 #[derive(Debug, Clone)]
 pub struct JobOutcome {

@@ -207,7 +207,10 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
                 let near = self.peers.choose_victim(&mut self.rng, Reach::Near);
                 next = near.or(next);
             }
-            if let Some(h) = next
+            // ...and waits if the one request across the link is out already.
+            let far_busy =
+                |h: NodeId| self.cfg.cluster_aware && self.peers.is_remote(h) && self.stealing.is_waiting_far();
+            if let Some(h) = next.filter(|&h| !far_busy(h))
                 && self.stealing.follow_hint()
             {
                 self.counters.hints_followed += 1;
