@@ -96,6 +96,7 @@ impl Peers {
     pub fn remove(&mut self, peer: NodeId) -> bool {
         self.unindex(peer);
         self.granted.retain(|&p| p != peer);
+        self.waiting.retain(|&(p, _)| p != peer);
         self.remote.remove(&peer);
         self.facts.remove(&peer);
         self.map.remove(&peer).is_some()
@@ -244,7 +245,7 @@ impl Peers {
     /// Where a thief this node could not serve should ask next: the newest peer this node
     /// granted work to, other than the thief. Each is named once: it gave half away or
     /// ran it by the next time. Believed queues are not named: gossip is staler than the
-    /// thief's own view soon will be, and measured, naming them cost a quarter more steal
+    /// thief's own view soon will be, and measured, naming them cost about 30 % more steal
     /// messages at 1,000 nodes for no gain (docs/SCALING.md).
     pub fn choose_hint(&mut self, thief: NodeId) -> Option<NodeId> {
         let newest = self.granted.iter().rposition(|&p| p != thief)?;
@@ -412,7 +413,9 @@ mod tests {
         let later = t0 + Duration::from_millis(2500);
         assert_eq!(p.take_waiting(later, Duration::from_secs(1)), Some(NodeId(2)));
         assert_eq!(p.take_waiting(later, Duration::from_secs(1)), None, "node 1 waited too long ago");
+        p.note_waiting(NodeId(4), later);
         p.remove(NodeId(4));
+        assert_eq!(p.take_waiting(later, Duration::from_secs(1)), None, "a gone thief is no lifeline");
         assert_eq!(p.choose_victim(&mut rng, Reach::Far), Some(NodeId(3)));
     }
 }

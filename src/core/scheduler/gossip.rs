@@ -1,6 +1,7 @@
 //! Status gossip, as the scheduler runs it: a status every gossip interval, an early one
-//! when the queue turns empty or non-empty, and a budget that keeps what each node
-//! receives bounded however big the mesh grows. More of [`Scheduler`]'s methods.
+//! when the queue turns empty or non-empty or changes eightfold, and a budget that keeps
+//! what each node of an idle mesh receives bounded however big the mesh grows. More of
+//! [`Scheduler`]'s methods.
 //!
 //! Every node hears every other's status, so with n nodes each receives n statuses per
 //! interval. The budget stretches the interval of a node that holds no job to
@@ -9,8 +10,8 @@
 //! however big it grows. Up to 100 nodes the default changes nothing; at 1,000 an idle
 //! node publishes every 10 s and an unplugged node is noticed after 50 s (a closed
 //! connection still at once). A node with a job publishes every `gossip_interval`, and
-//! early when its queue turns empty or non-empty; `change_budget` can bound those early
-//! statuses too (off by default: measured, thieves need them; docs/SCALING.md).
+//! early as above; `change_budget` can bound those early statuses too (off by default:
+//! measured, thieves need them; docs/SCALING.md).
 
 use super::{Published, Scheduler};
 use crate::core::timer::Timer;
