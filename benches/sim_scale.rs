@@ -90,7 +90,6 @@ fn run(n: usize, seed: u64, policy: Policy) -> Row {
         Policy::Before => {
             cfg.core.seek_work = false;
             cfg.core.gossip_budget = 0.0;
-            cfg.core.change_budget = 0.0;
         }
         Policy::Steal => {}
         Policy::Push => cfg.core.push_to_idle = true,

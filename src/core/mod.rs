@@ -123,10 +123,6 @@ pub struct Config {
     /// n / gossip_budget)` and expiry grows in step, so each receives at most this many a
     /// second however big the mesh. 0: no budget.
     pub gossip_budget: f64,
-    /// A bound for the early statuses sent when a queue turns empty or non-empty: they are
-    /// at least `max(publish_min_gap, n / change_budget)` apart. 0 (the default): no
-    /// bound: measured, thieves need these statuses (docs/SCALING.md).
-    pub change_budget: f64,
 }
 
 impl Default for Config {
@@ -157,7 +153,6 @@ impl Default for Config {
             cluster_aware: true,
             seek_work: true,
             gossip_budget: 100.0,
-            change_budget: 0.0,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The thief's side of stealing: the one request a node has out (and, cluster-aware, one
-//! more across the slow link to another LAN), request ids, and the exponential backoff
-//! after a steal that brought nothing. Timers stay with the
-//! scheduler; this type only says when they are due.
+//! more across the slow link to another LAN), request ids, the exponential backoff after a
+//! steal that brought nothing, hint hops and random asks. Timers stay with the scheduler;
+//! this type only says when they are due.
 
 use crate::core::timer::Timer;
 use crate::id::NodeId;
@@ -31,8 +31,8 @@ impl Slot {
     }
 }
 
-/// Steal requests of one node: at most one in flight (and one far), and a backoff that doubles from
-/// `min` to `max` while steals come back empty.
+/// Steal requests of one node: at most one in flight (and one far), and a backoff that
+/// doubles from `min` to `max` while steals come back empty.
 #[derive(Debug)]
 pub(crate) struct Stealing {
     in_flight: Option<InFlight>,

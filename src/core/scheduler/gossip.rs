@@ -10,8 +10,8 @@
 //! however big it grows. Up to 100 nodes the default changes nothing; at 1,000 an idle
 //! node publishes every 10 s and an unplugged node is noticed after 50 s (a closed
 //! connection still at once). A node with a job publishes every `gossip_interval`, and
-//! early as above; `change_budget` can bound those early statuses too (off by default:
-//! measured, thieves need them; docs/SCALING.md).
+//! early as above, unbudgeted: measured, bounding those statuses cost thieves too much
+//! (docs/SCALING.md).
 
 use super::{Published, Scheduler};
 use crate::core::timer::Timer;
@@ -20,13 +20,6 @@ use crate::id::NodeId;
 use std::time::{Duration, Instant};
 
 impl<S: Spec, R: Payload> Scheduler<S, R> {
-    /// `base`, stretched so that n nodes each sending once per result cost every node at
-    /// most `budget` messages a second.
-    fn budgeted(&self, base: Duration, budget: f64) -> Duration {
-        let nodes = self.peers.len() as f64 + 1.0;
-        if budget > 0.0 { base.max(Duration::from_secs_f64(nodes / budget)) } else { base }
-    }
-
     /// How often this node publishes its status now: stretched by the budget while it
     /// holds no job; every `gossip_interval` while it does, so thieves' view of queue
     /// lengths stays fresh where it matters.
@@ -34,8 +27,12 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         if self.jobs.is_empty() { self.idle_gossip_interval() } else { self.cfg.gossip_interval }
     }
 
+    /// The interval of a node without a job: `gossip_interval`, stretched so that n such
+    /// nodes cost every node at most `gossip_budget` statuses a second.
     fn idle_gossip_interval(&self) -> Duration {
-        self.budgeted(self.cfg.gossip_interval, self.cfg.gossip_budget)
+        let (base, budget) = (self.cfg.gossip_interval, self.cfg.gossip_budget);
+        let nodes = self.peers.len() as f64 + 1.0;
+        if budget > 0.0 { base.max(Duration::from_secs_f64(nodes / budget)) } else { base }
     }
 
     /// How long a silent peer is believed alive now: `peer_expiry`, stretched as the
@@ -73,8 +70,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         let was = last.status.queued;
         let shifted = queued > SHIFT * was + SHIFT_SLACK || SHIFT * queued + SHIFT_SLACK < was;
         if (queued > 0) != (was > 0) || (self.cfg.seek_work && shifted) {
-            let gap = self.budgeted(self.cfg.publish_min_gap, self.cfg.change_budget);
-            self.timers.set_if_earlier(Timer::Gossip, (last.at + gap).max(now));
+            self.timers.set_if_earlier(Timer::Gossip, (last.at + self.cfg.publish_min_gap).max(now));
         }
     }
 }

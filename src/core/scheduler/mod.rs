@@ -5,10 +5,13 @@
 //! 1. **Local work first.** An idle worker takes the next task of the local queues,
 //!    round-robin across jobs, so concurrent submitters share a node fairly.
 //! 2. **Steal when idle.** With idle workers and nothing queued, the node asks one victim
-//!    for work: the busier of two random peers that advertise queued tasks. The victim
-//!    gives about half of its largest queue, as index ranges. An empty answer or a timeout
-//!    backs off exponentially, and a node with no advertised work around sends nothing at
-//!    all: it waits for the next gossip. Idle meshes stay silent.
+//!    for work: the busier of two random peers that advertise queued tasks (near ones;
+//!    besides, at most one request goes to a remote peer across the slow link). The
+//!    victim gives about half of its largest queue, as index ranges. Thieves also seek
+//!    work that gossip has not told of yet: hints in empty answers, lifelines, and random
+//!    asks shortly after finding work (`stealing.rs`). An empty answer or a timeout backs
+//!    off exponentially, and a node that neither found nor heard of work lately sends
+//!    nothing: idle meshes stay silent.
 //! 3. **Results go to the owner.** A node that runs another node's tasks buffers the
 //!    results and sends them in batches to the job's owner (the submitter).
 //! 4. **The owner decides completion.** Its [`Ledger`] counts each task once.
@@ -23,7 +26,8 @@
 //!    from the node it failed on, unless that node is the only one that may run it.
 //!
 //! Bounds: result buffers flush at `result_batch`; a grant carries at most
-//! `max_grant_ranges` ranges; one steal is in flight at a time; the ended-job tombstones
+//! `max_grant_ranges` ranges; one steal is in flight at a time (and one more to a remote
+//! peer); the ended-job tombstones
 //! keep the last [`TOMBSTONES`](super::tombstones::TOMBSTONES) ids.
 
 mod delivery;
@@ -275,7 +279,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     }
 
     /// The network layer's word on whether `peer` is on another LAN (mDNS did not find
-    /// it): such peers are stolen from only when no near one has work.
+    /// it): a thief keeps at most one steal out to such peers, besides its near one.
     pub fn set_remote(&mut self, peer: NodeId, remote: bool) {
         self.peers.set_remote(peer, remote);
     }
