@@ -6,10 +6,12 @@
 //! Run: `cargo bench --features sim --bench sim_scale` (prints a table, in about 10
 //! minutes on 2 cores; add `-- --csv` for the job rows as CSV, which `benches/plot.py`
 //! reads; `-- --nodes N` or `-- --policy P` runs only those rows, `-- --seeds K` sets the
-//! seeds). Each row is the mean over 10 seeds (3 at 1,000 nodes): one seed's efficiency
+//! seeds, `-- --choices D` the random draws a thief weighs to pick a victim, but for
+//! `before`). Each row is the mean over 10 seeds (3 at 1,000 nodes): one seed's efficiency
 //! moves by about a point. Each size runs three ways:
 //! * `before`: stealing as it was before issue 16: thieves learn of work only from status
-//!   gossip, which goes all-to-all without a budget;
+//!   gossip, which goes all-to-all without a budget, and ask the busier of two random
+//!   peers that advertise work;
 //! * `steal`, the default: stealing that seeks work without waiting for gossip (hints in
 //!   empty answers, lifelines, random asks: `core::Config::seek_work`);
 //! * `push`: `steal`, and work pushed to idle peers unasked (`core::Config::push_to_idle`).
@@ -86,10 +88,14 @@ fn run(n: usize, seed: u64, policy: Policy) -> Row {
     let tasks = TASKS_PER_NODE * n as u64;
     let submit = Duration::from_millis(1500);
     let mut cfg = SimConfig::new(nodes.clone(), seed);
+    if let Some(d) = arg("--choices").and_then(|d| d.parse().ok()) {
+        cfg.core.victim_choices = d;
+    }
     match policy {
         Policy::Before => {
             cfg.core.seek_work = false;
             cfg.core.gossip_budget = 0.0;
+            cfg.core.victim_choices = 2;
         }
         Policy::Steal => {}
         Policy::Push => cfg.core.push_to_idle = true,

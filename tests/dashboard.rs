@@ -45,8 +45,11 @@ fn value(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// The running job the page shows: its tasks done, and the page's own update counter.
-const LOOK: &str = "(() => { const j = document.querySelector('#running [data-job]'); \
+/// The running job from h2 the page shows: its tasks done, and the page's own update
+/// counter. (h3's short job may still show as running for a moment after it ended, until
+/// h3's next announce.)
+const LOOK: &str = "(() => { const j = [...document.querySelectorAll('#running [data-job]')] \
+    .find(j => j.textContent.includes('from h2')); \
     return j ? [Number(j.dataset.done), Number(document.getElementById('updates').textContent)] : null; })()";
 
 #[test]

@@ -33,6 +33,8 @@ pub(crate) struct Ledger {
     duplicates: u64,
     /// start -> (end, holder); ranges never overlap.
     leases: BTreeMap<u64, (u64, NodeId)>,
+    /// Per holder, the tasks of its leases that are not done: where the job's work is.
+    held: BTreeMap<NodeId, u64>,
     /// Where the next speculative scan starts.
     cursor: u64,
     /// Failed attempts allowed beyond the first run.
@@ -78,6 +80,7 @@ impl Ledger {
             retried: 0,
             duplicates: 0,
             leases: BTreeMap::new(),
+            held: BTreeMap::new(),
             cursor: 0,
             retries,
             failures: HashMap::new(),
@@ -146,6 +149,9 @@ impl Ledger {
         }
         self.failures.remove(&task);
         self.lost.remove(&task);
+        if let Some(holder) = self.holder_of(task) {
+            self.unhold(holder, 1);
+        }
         self.done.insert(task as usize);
         self.done_count += 1;
         Accept::New
@@ -184,17 +190,20 @@ impl Ledger {
             if e > r.end {
                 self.leases.insert(r.end, (e, h));
             }
+            self.unhold(h, self.undone_in(r.start, e.min(r.end)));
         }
         // Remove or trim leases that start inside r.
         let inside: Vec<u64> = self.leases.range(r.start..r.end).map(|(&s, _)| s).collect();
         for s in inside {
-            if let Some((e, h)) = self.leases.remove(&s)
-                && e > r.end
-            {
-                self.leases.insert(r.end, (e, h));
+            if let Some((e, h)) = self.leases.remove(&s) {
+                if e > r.end {
+                    self.leases.insert(r.end, (e, h));
+                }
+                self.unhold(h, self.undone_in(s, e.min(r.end)));
             }
         }
         self.leases.insert(r.start, (r.end, holder));
+        *self.held.entry(holder).or_insert(0) += self.undone_in(r.start, r.end);
     }
 
     /// Takes back every range leased to `holder` and returns its tasks that are not done,
@@ -207,7 +216,59 @@ impl Ledger {
             self.leases.remove(&s);
             out.extend(self.undone_runs(s, e));
         }
+        self.held.remove(&holder);
         out
+    }
+
+    /// A holder drawn at random in proportion to the undone tasks it holds, among those
+    /// that hold more than `min` and that `skip` rejects not: where a thief that asked the
+    /// owner in vain is sent, so that thieves go where the job's work is without any
+    /// status gossip. Leases are advice (see the module doc), so this is a hint.
+    pub(crate) fn draw_holder(
+        &self,
+        rng: &mut fastrand::Rng,
+        min: u64,
+        skip: impl Fn(NodeId) -> bool,
+    ) -> Option<NodeId> {
+        let rich = || self.held.iter().filter(|&(&h, &n)| n > min && !skip(h));
+        let total: u64 = rich().map(|(_, &n)| n).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut at = rng.u64(0..total);
+        for (&h, &n) in rich() {
+            if at < n {
+                return Some(h);
+            }
+            at -= n;
+        }
+        None
+    }
+
+    /// The undone tasks of `holder`'s leases.
+    #[cfg(test)]
+    pub(crate) fn held_by(&self, holder: NodeId) -> u64 {
+        self.held.get(&holder).copied().unwrap_or(0)
+    }
+
+    fn holder_of(&self, task: u64) -> Option<NodeId> {
+        let (_, &(e, h)) = self.leases.range(..=task).next_back()?;
+        (e > task).then_some(h)
+    }
+
+    fn unhold(&mut self, holder: NodeId, tasks: u64) {
+        if let Some(n) = self.held.get_mut(&holder) {
+            *n = n.saturating_sub(tasks);
+            if *n == 0 {
+                self.held.remove(&holder);
+            }
+        }
+    }
+
+    /// Undone tasks in `start..end`.
+    fn undone_in(&self, start: u64, end: u64) -> u64 {
+        let (s, e) = (start as usize, end as usize);
+        (e.saturating_sub(s) - self.done.count_ones(s..e)) as u64
     }
 
     /// The maximal runs of undone tasks inside `start..end`.
@@ -311,6 +372,38 @@ mod tests {
         );
         assert!(l.reclaim(B).is_empty());
         assert_eq!(l.reclaim(A), vec![TaskRange::new(0, 5)]);
+    }
+
+    #[test]
+    fn the_ledger_counts_what_each_holder_has_left_and_draws_by_it() {
+        let t0 = t0();
+        let c = NodeId(3);
+        let mut l = Ledger::new(100, 0);
+        l.lease(TaskRange::new(0, 60), A);
+        l.lease(TaskRange::new(60, 100), B);
+        assert_eq!((l.held_by(A), l.held_by(B)), (60, 40));
+        // B's thief C takes the back half of B's range; a task A runs is done.
+        l.lease(TaskRange::new(80, 100), c);
+        l.accept(t0, 5, true, A);
+        l.accept(t0, 5, true, A); // a duplicate changes nothing
+        assert_eq!((l.held_by(A), l.held_by(B), l.held_by(c)), (59, 20, 20));
+        // A lease over done and undone tasks moves only the undone ones, and a result
+        // counts against whoever holds the task now.
+        l.accept(t0, 90, true, c);
+        l.lease(TaskRange::new(50, 95), B);
+        assert_eq!((l.held_by(A), l.held_by(B), l.held_by(c)), (49, 44, 5));
+        assert_eq!(l.reclaim(B).iter().map(TaskRange::len).sum::<u64>(), 44);
+        assert_eq!(l.held_by(B), 0, "a reclaimed holder holds nothing");
+        // Draws follow the counts, skip whom they are told to, and ignore small holders.
+        let mut rng = fastrand::Rng::with_seed(1);
+        let a_picks = (0..1000).filter(|_| l.draw_holder(&mut rng, 1, |_| false) == Some(A)).count();
+        assert!((850..=960).contains(&a_picks), "A holds 49 of 54: {a_picks}");
+        assert_eq!(l.draw_holder(&mut rng, 1, |h| h == A), Some(c));
+        assert_eq!(l.draw_holder(&mut rng, 5, |h| h == A), None, "c holds only 5");
+        for t in 0..100 {
+            l.accept(t0, t, true, A);
+        }
+        assert_eq!(l.draw_holder(&mut rng, 0, |_| false), None, "all done: nobody holds work");
     }
 
     #[test]

@@ -56,6 +56,7 @@ fn thieves_find_work_that_gossip_never_tells_of() {
     assert_eq!(takers(&sim), 20, "every node took part");
     let sum = |f: fn(Counters) -> u64| (0..20).map(|i| f(sim.node(i).counters())).sum::<u64>();
     assert!(sum(|c| c.hints_followed) > 0, "hints were followed");
+    assert!(sim.node(3).counters().ledger_hints > 0, "the owner named holders from its ledger");
     assert!(sum(|c| c.pushes) > 0, "lifelines carried work");
     assert!(sim.status_messages <= 2 * 20 * 19, "no status beyond the first two rounds: {}", sim.status_messages);
 }

@@ -63,13 +63,20 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     /// Publishes early when our queue turns empty or non-empty, so thieves learn of new
     /// work (and stop asking for gone work) without waiting a whole gossip interval; and
     /// when it grew or shrank eightfold (a big grant came in, or most of it ran), so that
-    /// thieves' two choices weigh queues as they are near the end of a job.
+    /// thieves' choice of the busiest weighs queues as they are near the end of a job.
     pub(super) fn maybe_publish(&mut self, now: Instant) {
         let Some(last) = self.published else { return };
         let queued: u64 = self.jobs.values().map(|j| j.queued()).sum();
         let was = last.status.queued;
         let shifted = queued > SHIFT * was + SHIFT_SLACK || SHIFT * queued + SHIFT_SLACK < was;
         if (queued > 0) != (was > 0) || (self.cfg.seek_work && shifted) {
+            self.publish_soon(now);
+        }
+    }
+
+    /// Publishes once `publish_min_gap` has passed since the last status, or now.
+    pub(super) fn publish_soon(&mut self, now: Instant) {
+        if let Some(last) = self.published {
             self.timers.set_if_earlier(Timer::Gossip, (last.at + self.cfg.publish_min_gap).max(now));
         }
     }

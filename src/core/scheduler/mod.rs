@@ -5,8 +5,8 @@
 //! 1. **Local work first.** An idle worker takes the next task of the local queues,
 //!    round-robin across jobs, so concurrent submitters share a node fairly.
 //! 2. **Steal when idle.** With idle workers and nothing queued, the node asks one victim
-//!    for work: the busier of two random peers that advertise queued tasks (near ones;
-//!    besides, at most one request goes to a remote peer across the slow link). The
+//!    for work: the busiest of 8 random draws from the peers that advertise queued tasks
+//!    (near ones; besides, at most one request goes to a remote peer across the slow link). The
 //!    victim gives about half of its largest queue, as index ranges. Thieves also seek
 //!    work that gossip has not told of yet: hints in empty answers, lifelines, and random
 //!    asks shortly after finding work (`stealing.rs`). An empty answer or a timeout backs
@@ -184,7 +184,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         self.jobs.insert(job, j);
         self.rr.push_back(job);
         if tasks == 0 {
-            self.finish(job, false);
+            self.finish(now, job, false);
         } else if self.cfg.seek_work {
             // A new job is news for every idle node: tell it now, whatever the gap.
             self.timers.set(Timer::Gossip, now);
@@ -422,7 +422,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
                 j.retry.retain(|&(t, _)| t != report.task);
                 self.actions.push_back(Action::Accepted { job, from, report });
                 if complete || halts {
-                    self.finish(job, halts && !complete);
+                    self.finish(now, job, halts && !complete);
                 }
             }
             Accept::Retry => {
@@ -438,7 +438,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
 
     /// Ends an owned job: complete, or `halted` early (its tasks without a result will
     /// not run). Every node drops its work.
-    fn finish(&mut self, job: JobId, halted: bool) {
+    fn finish(&mut self, now: Instant, job: JobId, halted: bool) {
         let Some(mut progress) = self.progress(job) else { return };
         progress.halted = halted;
         self.placement.retain(|j| *j != job);
@@ -446,6 +446,9 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         self.ended.insert(job);
         self.actions.push_back(Action::JobFinished { job, progress });
         self.actions.push_back(Action::Broadcast(Message::JobEnded { job }));
+        // Every node's dashboard shows this node's jobs from its announces: tell the end
+        // soon, not a whole (perhaps budget-stretched) interval later.
+        self.publish_soon(now);
     }
 
     fn drop_job(&mut self, job: JobId, reason: DropReason) {

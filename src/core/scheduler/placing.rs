@@ -74,7 +74,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
                 Verdict::Tell(why) => self.actions.push_back(Action::Waiting { job, why }),
                 Verdict::Fail(why) => {
                     self.actions.push_back(Action::Waiting { job, why });
-                    self.finish(job, true);
+                    self.finish(now, job, true);
                 }
             }
         }

@@ -48,7 +48,8 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         }
         let can_steal = !self.timers.is_armed(Timer::StealRetry);
         let aware = self.cfg.cluster_aware;
-        let far = if aware { self.peers.choose_victim(&mut self.rng, Reach::Far) } else { None };
+        let far =
+            if aware { self.peers.choose_victim(&mut self.rng, Reach::Far, self.cfg.victim_choices) } else { None };
         if let Some(victim) = far.filter(|_| can_steal && !self.stealing.is_waiting_far()) {
             self.send_steal(now, victim);
         }
@@ -56,7 +57,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             return;
         }
         let reach = if aware { Reach::Near } else { Reach::All };
-        match self.peers.choose_victim(&mut self.rng, reach) {
+        match self.peers.choose_victim(&mut self.rng, reach, self.cfg.victim_choices) {
             Some(victim) if can_steal => self.send_steal(now, victim),
             Some(_) => {}
             None => {
@@ -83,16 +84,29 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         }
         let work = self.grant(from);
         // Nothing here: keep the thief on a lifeline, and name a peer that has work so the
-        // thief need not wait for gossip to find the last of a job's work.
+        // thief need not wait for gossip to find the last of a job's work: as an owner, a
+        // holder its ledger knows of; else the peer this node last granted work to.
         let hint = match work {
             None if self.cfg.seek_work => {
                 self.peers.note_waiting(from, now);
-                self.peers.choose_hint(from)
+                let held = self.holder_hint(from);
+                self.counters.ledger_hints += u64::from(held.is_some());
+                held.or_else(|| self.peers.choose_hint(from))
             }
             _ => None,
         };
         self.actions.push_back(Action::Send { to: from, msg: Message::Grant { req, work, hint } });
         true
+    }
+
+    /// For a thief this node, as an owner, has nothing for: a holder of its job's work,
+    /// drawn in proportion to what its ledger says each holds (more than a task per
+    /// worker it may be running).
+    fn holder_hint(&mut self, thief: NodeId) -> Option<NodeId> {
+        let me = self.id;
+        let peers = &self.peers;
+        let skip = |h: NodeId| h == thief || h == me || !peers.contains(h);
+        self.jobs.values().filter_map(|j| j.ledger.as_ref()).find_map(|l| l.draw_holder(&mut self.rng, 1, skip))
     }
 
     /// A thief asks: give it about half of the retries it may run, if any; else about half
@@ -204,7 +218,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             let mut next = hint.filter(|&h| current && idle && h != self.id && h != victim && self.peers.contains(h));
             // A hint across the slow link yields to a near peer believed to have work.
             if self.cfg.cluster_aware && next.is_some_and(|h| self.peers.is_remote(h)) {
-                let near = self.peers.choose_victim(&mut self.rng, Reach::Near);
+                let near = self.peers.choose_victim(&mut self.rng, Reach::Near, self.cfg.victim_choices);
                 next = near.or(next);
             }
             // ...and waits if the one request across the link is out already.
