@@ -21,8 +21,9 @@
 //!   `mesh peers` lists it (median and max over the trials);
 //! * graceful leave (SIGTERM), kill -9 and a pulled cable: until the others drop it;
 //! * an idle node's resident memory and CPU over 20 s;
-//! * gossip: the bytes an idle node of a 5-host mesh receives per second, and per peer
-//!   (announces, their gossipsub copies, pings and TCP/IP, all counted on the wire).
+//! * gossip: the bytes an idle node of a 5-, 10- and 20-host mesh receives and sends per
+//!   second, and per peer (announces, their gossipsub copies, pings and TCP/IP, all
+//!   counted on the wire), to show how the cost grows with the mesh.
 
 #[path = "../tests/common/lan.rs"]
 mod lan;
@@ -184,28 +185,32 @@ fn main() {
     }
 }
 
-/// The bytes h1 of an idle 5-host mesh receives per second over 30 s, counted on the
-/// bridge side of its link (what the bridge sends it).
+/// The bytes h1 of an idle mesh of 5, 10 and 20 hosts receives and sends per second over
+/// 30 s, counted on the bridge side of its link (what the bridge sends it, and takes
+/// from it).
 fn gossip() {
-    let n = 5;
-    let mut lan = Lan::new(n);
-    for i in 1..=n {
-        lan.join(&format!("h{i}"), &[]);
+    for n in [5, 10, 20] {
+        let mut lan = Lan::new(n);
+        for i in 1..=n {
+            lan.join(&format!("h{i}"), &[]);
+        }
+        assert!(eventually(LIMIT, || lan.members("h1").len() == n - 1), "mesh of {n} did not form");
+        std::thread::sleep(Duration::from_secs(5));
+        let veth = lan.hosts[0].veth.clone();
+        let count = |what: &str| -> u64 {
+            let path = format!("/sys/class/net/{veth}/statistics/{what}");
+            std::fs::read_to_string(path).expect("link counters").trim().parse().expect("a count")
+        };
+        let (rx0, tx0, window) = (count("tx_bytes"), count("rx_bytes"), Duration::from_secs(30));
+        std::thread::sleep(window);
+        let per_s = |b: u64| b as f64 / window.as_secs_f64();
+        let (rx, tx) = (per_s(count("tx_bytes") - rx0), per_s(count("rx_bytes") - tx0));
+        println!(
+            "idle mesh of {n:>2}: a node receives {rx:>6.0} B/s, {:>5.0} B/s per peer, and sends {tx:>6.0} B/s \
+             (each peer announces once a second)",
+            rx / (n - 1) as f64
+        );
     }
-    assert!(eventually(LIMIT, || lan.members("h1").len() == n - 1), "mesh did not form");
-    std::thread::sleep(Duration::from_secs(5));
-    let veth = lan.hosts[0].veth.clone();
-    let sent = || -> u64 {
-        let path = format!("/sys/class/net/{veth}/statistics/tx_bytes");
-        std::fs::read_to_string(path).expect("link counters").trim().parse().expect("a count")
-    };
-    let (b0, window) = (sent(), Duration::from_secs(30));
-    std::thread::sleep(window);
-    let per_s = (sent() - b0) as f64 / window.as_secs_f64();
-    println!(
-        "idle mesh of {n}: a node receives {per_s:.0} B/s, {:.0} B/s per peer (each peer announces once a second)",
-        per_s / (n - 1) as f64
-    );
 }
 
 fn jobs(csv: bool) {
