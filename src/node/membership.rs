@@ -103,7 +103,16 @@ pub(crate) struct Membership {
     farewells: Vec<Farewell>,
     /// Bounds how many refused nodes are reported; made on the first.
     refusals: Option<TokenBucket>,
+    /// Members heard of through others and dialed where they told: when each may be
+    /// dialed again, and the wait after that. Kept while it is a member and not connected.
+    told_dials: BTreeMap<PeerId, (Instant, Duration)>,
 }
+
+/// The wait before a member heard of through others is dialed again, doubling up to
+/// [`TOLD_DIAL_MAX`], so one that cannot be reached (behind NAT, say) is not dialed at
+/// each of its announces, which come several a second during a job.
+pub(crate) const TOLD_DIAL_MIN: Duration = Duration::from_secs(5);
+pub(crate) const TOLD_DIAL_MAX: Duration = Duration::from_secs(300);
 
 /// Farewells kept until taken.
 pub(crate) const FAREWELLS_KEPT: usize = 16;
@@ -126,6 +135,7 @@ impl Membership {
             incompatible: BTreeSet::new(),
             farewells: Vec::new(),
             refusals: None,
+            told_dials: BTreeMap::new(),
         }
     }
 
@@ -211,14 +221,24 @@ impl Membership {
 
     /// A dial owed to a member that tells where it listens but is not connected to this
     /// node: one on another LAN, heard of through the members that relay its announces.
-    /// libp2p makes one dial at a time per peer; an unreachable one is tried again at its
-    /// next announce.
-    pub(crate) fn dial_told(&self, from: PeerId, a: &Announce, connected: bool) -> Decision {
-        if connected || from == self.me || a.bye || a.protocol != PROTOCOL_VERSION {
+    /// An unreachable one is tried again at a later announce, after [`TOLD_DIAL_MIN`]
+    /// doubling up to [`TOLD_DIAL_MAX`].
+    pub(crate) fn dial_told(&mut self, now: Instant, from: PeerId, a: &Announce, connected: bool) -> Decision {
+        if connected || a.bye {
+            self.told_dials.remove(&from);
+            return Decision::Nothing;
+        }
+        if from == self.me || a.protocol != PROTOCOL_VERSION {
             return Decision::Nothing;
         }
         let addrs = a.listen_addrs();
-        if addrs.is_empty() { Decision::Nothing } else { Decision::Dial(from, addrs) }
+        let last = self.told_dials.get(&from).copied();
+        if addrs.is_empty() || last.is_some_and(|(next, _)| now < next) {
+            return Decision::Nothing;
+        }
+        let wait = last.map_or(TOLD_DIAL_MIN, |(_, wait)| (wait * 2).min(TOLD_DIAL_MAX));
+        self.told_dials.insert(from, (now + wait, wait));
+        Decision::Dial(from, addrs)
     }
 
     /// A signed announce arrived from `from`.
@@ -296,11 +316,13 @@ impl Membership {
             .collect();
         for p in &dead {
             self.members.remove(p);
+            self.told_dials.remove(p);
         }
         dead
     }
 
     fn leave(&mut self, peer: PeerId, how: Departure) -> Decision {
+        self.told_dials.remove(&peer);
         if self.members.remove(&peer).is_some() { Decision::Left(peer, how) } else { Decision::Nothing }
     }
 
@@ -410,6 +432,30 @@ mod tests {
     fn ordered_pair() -> (PeerId, PeerId) {
         let (a, b) = (PeerId::random(), PeerId::random());
         if a < b { (a, b) } else { (b, a) }
+    }
+
+    #[test]
+    fn a_member_heard_of_through_others_is_dialed_with_a_growing_wait() {
+        let (me, far) = ordered_pair();
+        let t0 = Instant::now();
+        let mut m = Membership::new(me, "open".into());
+        let mut a = announce(false);
+        let dialed = |d: Decision| matches!(d, Decision::Dial(p, _) if p == far);
+        assert!(!dialed(m.dial_told(t0, far, &a, false)), "no address told: nothing to dial");
+        a.addrs = vec!["/ip4/198.18.1.12/tcp/4877".into()];
+        assert!(dialed(m.dial_told(t0, far, &a, false)));
+        let s = Duration::from_secs(1);
+        assert!(!dialed(m.dial_told(t0 + s, far, &a, false)), "the next announce waits");
+        assert!(dialed(m.dial_told(t0 + TOLD_DIAL_MIN, far, &a, false)));
+        assert!(!dialed(m.dial_told(t0 + 2 * TOLD_DIAL_MIN, far, &a, false)), "the wait doubled");
+        assert!(dialed(m.dial_told(t0 + 3 * TOLD_DIAL_MIN, far, &a, false)));
+        let mut t = t0 + 3 * TOLD_DIAL_MIN;
+        for _ in 0..20 {
+            t += TOLD_DIAL_MAX;
+            assert!(dialed(m.dial_told(t, far, &a, false)), "the wait stops growing at its bound");
+        }
+        assert!(!dialed(m.dial_told(t, far, &a, true)), "connected, then not: dialed at once");
+        assert!(dialed(m.dial_told(t + s, far, &a, false)));
     }
 
     #[test]

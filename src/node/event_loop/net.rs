@@ -233,7 +233,7 @@ impl Net {
         let usable = a.protocol == PROTOCOL_VERSION && !a.bye;
         let addr = self.routes.addr(&from);
         // A member heard only through others (on another LAN): connect where it listens.
-        let dial = self.membership.dial_told(from, &a, self.swarm.is_connected(&from));
+        let dial = self.membership.dial_told(now, from, &a, self.swarm.is_connected(&from));
         let d = self.membership.on_announce(now, from, a, addr);
         let mut out: Vec<FromNet> = self.apply(d).into_iter().chain(self.apply(dial)).collect();
         if usable && self.membership.is_member(&from) {
