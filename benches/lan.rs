@@ -23,7 +23,8 @@
 //! * an idle node's resident memory and CPU over 20 s;
 //! * gossip: the bytes an idle node of a 5-, 10- and 20-host mesh receives and sends per
 //!   second, and per peer (announces, their gossipsub copies, pings and TCP/IP, all
-//!   counted on the wire), to show how the cost grows with the mesh.
+//!   counted on the wire), to show how the cost grows with the mesh; then the same for a
+//!   node of 10 hosts during a job.
 
 #[path = "../tests/common/lan.rs"]
 mod lan;
@@ -185,32 +186,57 @@ fn main() {
     }
 }
 
-/// The bytes h1 of an idle mesh of 5, 10 and 20 hosts receives and sends per second over
-/// 30 s, counted on the bridge side of its link (what the bridge sends it, and takes
-/// from it).
+/// The bytes h2 of an idle mesh of 5, 10 and 20 hosts receives and sends per second over
+/// 30 s; then, on 10 hosts, the same over 8 s of a job of 10,000 short tasks (about 5 ms
+/// of CPU each here)
+/// that h1 submitted, in which queues fill and empty as during the simulator's jobs.
 fn gossip() {
-    for n in [5, 10, 20] {
+    let formed = |n: usize| {
         let mut lan = Lan::new(n);
         for i in 1..=n {
             lan.join(&format!("h{i}"), &[]);
         }
         assert!(eventually(LIMIT, || lan.members("h1").len() == n - 1), "mesh of {n} did not form");
         std::thread::sleep(Duration::from_secs(5));
-        let veth = lan.hosts[0].veth.clone();
-        let count = |what: &str| -> u64 {
-            let path = format!("/sys/class/net/{veth}/statistics/{what}");
-            std::fs::read_to_string(path).expect("link counters").trim().parse().expect("a count")
-        };
-        let (rx0, tx0, window) = (count("tx_bytes"), count("rx_bytes"), Duration::from_secs(30));
-        std::thread::sleep(window);
-        let per_s = |b: u64| b as f64 / window.as_secs_f64();
-        let (rx, tx) = (per_s(count("tx_bytes") - rx0), per_s(count("rx_bytes") - tx0));
+        lan
+    };
+    for n in [5, 10, 20] {
+        let mut lan = formed(n);
+        let (rx, tx) = link_rates(&mut lan, Duration::from_secs(30));
         println!(
             "idle mesh of {n:>2}: a node receives {rx:>6.0} B/s, {:>5.0} B/s per peer, and sends {tx:>6.0} B/s \
              (each peer announces once a second)",
             rx / (n - 1) as f64
         );
     }
+    let n = 10;
+    let mut lan = formed(n);
+    let job = lan.spawn("h1", &["submit", "primes", "100000000000", "--tasks", "10000", "--json"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let (rx, tx) = link_rates(&mut lan, Duration::from_secs(8));
+    let out = lan.wait(job);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!(
+        "mesh of {n} in a job ({:.1} s in all): a node that is not its owner receives {rx:>6.0} B/s, {:>5.0} B/s per peer, \
+         and sends {tx:>6.0} B/s (statuses, steals, leases and results)",
+        doc["elapsed_s"].as_f64().unwrap_or(f64::NAN),
+        rx / (n - 1) as f64
+    );
+}
+
+/// What h2 receives and sends per second over `window`, counted on the bridge side of
+/// its link (what the bridge sends it, and takes from it).
+fn link_rates(lan: &mut Lan, window: Duration) -> (f64, f64) {
+    let veth = lan.host("h2").veth.clone();
+    let count = |what: &str| -> u64 {
+        let path = format!("/sys/class/net/{veth}/statistics/{what}");
+        std::fs::read_to_string(path).expect("link counters").trim().parse().expect("a count")
+    };
+    let (rx0, tx0) = (count("tx_bytes"), count("rx_bytes"));
+    std::thread::sleep(window);
+    let per_s = |b: u64| b as f64 / window.as_secs_f64();
+    (per_s(count("tx_bytes") - rx0), per_s(count("rx_bytes") - tx0))
 }
 
 fn jobs(csv: bool) {

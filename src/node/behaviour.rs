@@ -38,9 +38,9 @@ pub(crate) const GOSSIP_HEARTBEAT: Duration = Duration::from_secs(1);
 /// publishes to its mesh peers, not to every peer (no flood publishing): each announce
 /// then costs a node a few copies, however big the mesh. Measured with `cargo bench
 /// --bench lan -- gossip`, an idle node of 20 hosts received 148 kB/s with flood
-/// publishing and gossip to a quarter of the others, 39 kB/s like this; per peer, the cost
-/// grew from 2.0 to 7.8 kB/s between 5 and 20 hosts before, and from 1.7 to 2.1 kB/s now
-/// (docs/SCALING.md).
+/// publishing and gossip to a quarter of the others, 28–51 kB/s like this; per peer, the
+/// cost grew from 2.0 to 7.8 kB/s between 5 and 20 hosts before, and stays at 1.5–2.7
+/// kB/s now (docs/SCALING.md).
 pub(crate) const GOSSIP_LAZY: usize = 2;
 
 /// A connection must finish pnet, Noise and Yamux within this, or it is dropped.
