@@ -9,6 +9,9 @@
 //! * `leases` records, per task range, the node that last reported holding it (thieves
 //!   report every steal). When a node dies, its leased ranges that are not done go back
 //!   into the owner's queue at once, where idle nodes steal them again.
+//! * `held` counts, per holder, the undone tasks of its leases, kept in step with every
+//!   lease and result. The owner's empty answers to thieves name a holder drawn by it
+//!   (`draw_holder`), so thieves find the job's work without waiting for gossip.
 //!
 //! * A failed task is retried up to `retries` times before it counts as failed for good.
 //!   The ledger remembers, per failing task, how often it failed and on which node last,
@@ -404,6 +407,28 @@ mod tests {
             l.accept(t0, t, true, A);
         }
         assert_eq!(l.draw_holder(&mut rng, 0, |_| false), None, "all done: nobody holds work");
+    }
+
+    proptest::proptest! {
+        /// However leases, results and reclaims interleave, each holder's count is the
+        /// undone tasks of the ranges leased to it, counted one by one.
+        #[test]
+        fn held_counts_match_the_leases(ops in proptest::collection::vec((0u8..3, 0u64..40, 1u64..15, 1u64..4), 1..60)) {
+            let t0 = t0();
+            let mut l = Ledger::new(40, 0);
+            for (op, start, len, who) in ops {
+                let who = NodeId(who);
+                match op {
+                    0 => l.lease(TaskRange::new(start, start + len), who),
+                    1 => { l.accept(t0, start, true, who); }
+                    _ => { l.reclaim(who); }
+                }
+                for h in (1..4).map(NodeId) {
+                    let want = (0..40).filter(|&t| !l.is_done(t) && l.holder_of(t) == Some(h)).count() as u64;
+                    proptest::prop_assert_eq!(l.held_by(h), want, "holder {:?}", h);
+                }
+            }
+        }
     }
 
     #[test]
