@@ -33,8 +33,8 @@
 //! Then the cost of an idle mesh (`--policy idle`): status messages each node receives
 //! per second, with the gossip budget (`core::Config::gossip_budget`) and without.
 //!
-//! Then recovery (`--nodes 3`): 3 equal one-worker nodes, 3,000 tasks (30 s of work), node 2 dies 5 s
-//! in, either crashing (its peers learn at once, as from a closed connection) or going
+//! Then recovery (`--nodes 3`): 3 equal one-worker nodes, 3,000 tasks (30 s of work),
+//! node 2 dies 5 s in, either crashing (its peers learn at once, as from a closed connection) or going
 //! silent (an unplugged cable: noticed after the 5 s peer expiry). The ideal is 5 s on 3
 //! nodes and the rest on 2; the overhead is the makespan beyond that.
 

@@ -102,16 +102,19 @@ pub struct Config {
     /// idle nodes in a few message delays instead of a gossip round per generation. Off:
     /// measured in `benches/sim_scale.rs`, with `seek_work` it spreads a job over 1,000
     /// nodes in 6 ms instead of 17 ms but gains under a point of efficiency, about the
-    /// seeds' spread (94.4 % against 93.5 %), costs a quarter more steal messages, and work pushed to a node
-    /// that was just unplugged waits for its expiry (docs/SCALING.md).
+    /// seeds' spread (94.4 % against 93.5 %), costs a quarter more steal messages, and
+    /// work pushed to a node that was just unplugged waits for its expiry
+    /// (docs/SCALING.md).
     pub push_to_idle: bool,
     /// Cluster-aware stealing: a thief keeps one steal out to a near peer and, besides
     /// it, one to a remote peer (`Scheduler::set_remote`) that advertises work, so the
     /// slow link's round trip overlaps near steals. Off: random stealing over all peers,
     /// one request out.
     pub cluster_aware: bool,
-    /// Thieves find work without waiting for gossip: a victim with nothing names the peer
-    /// it last granted work to (a hint, followed at once, a few hops at most), remembers
+    /// Thieves find work without waiting for gossip: a victim with nothing names a peer to
+    /// ask instead (a hint, followed at once, a few hops at most: a job's owner names a
+    /// holder of the job's work from its ledger, any other victim the peer it last
+    /// granted work to), remembers
     /// the thief and hands it work unasked once it has more than it can run soon (a
     /// lifeline, after Saraswat et al., PPoPP 2011), and a thief that found work lately
     /// asks random peers when none is believed to have any. A node also tells its status
@@ -244,8 +247,9 @@ pub enum Message<S, R> {
     /// "I am idle: give me work." `req` matches the reply to the request.
     Steal { req: u64 },
     /// The answer to a steal; `work` is `None` when the victim had nothing, and then
-    /// `hint` may name the peer it last granted work to, for the thief to ask next
-    /// without waiting for gossip.
+    /// `hint` may name a peer to ask next without waiting for gossip: from the job's
+    /// owner, a holder of the job's work drawn from its ledger; from any other victim, the
+    /// peer it last granted work to.
     Grant {
         req: u64,
         work: Option<Grant<S>>,

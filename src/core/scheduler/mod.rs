@@ -6,8 +6,8 @@
 //!    round-robin across jobs, so concurrent submitters share a node fairly.
 //! 2. **Steal when idle.** With idle workers and nothing queued, the node asks one victim
 //!    for work: the busiest of 8 random draws from the peers that advertise queued tasks
-//!    (near ones; besides, at most one request goes to a remote peer across the slow link). The
-//!    victim gives about half of its largest queue, as index ranges. Thieves also seek
+//!    (near ones; besides, at most one request goes to a remote peer across the slow
+//!    link). The victim gives about half of its largest queue, as index ranges. Thieves also seek
 //!    work that gossip has not told of yet: hints in empty answers, lifelines, and random
 //!    asks shortly after finding work (`stealing.rs`). An empty answer or a timeout backs
 //!    off exponentially, and a node that neither found nor heard of work lately sends
@@ -27,8 +27,8 @@
 //!
 //! Bounds: result buffers flush at `result_batch`; a grant carries at most
 //! `max_grant_ranges` ranges; one steal is in flight at a time (and one more to a remote
-//! peer); the ended-job tombstones
-//! keep the last [`TOMBSTONES`](super::tombstones::TOMBSTONES) ids.
+//! peer); the ended-job tombstones keep the last
+//! [`TOMBSTONES`](super::tombstones::TOMBSTONES) ids.
 
 mod delivery;
 mod gossip;

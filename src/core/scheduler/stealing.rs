@@ -100,8 +100,8 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     }
 
     /// For a thief this node, as an owner, has nothing for: a holder of its job's work,
-    /// drawn in proportion to what its ledger says each holds (more than a task per
-    /// worker it may be running).
+    /// drawn in proportion to the undone tasks its ledger says each holds (more than the
+    /// one a holder may be running).
     fn holder_hint(&mut self, thief: NodeId) -> Option<NodeId> {
         let me = self.id;
         let peers = &self.peers;
