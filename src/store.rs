@@ -16,8 +16,11 @@
 //!   until it ends, [`BlobStore::pinning`]), are kept even beyond the budget: the budget
 //!   bounds what stays between jobs, not a job in progress.
 //!
-//! The store is shared by every process that uses the same home: `mesh submit` writes a
-//! job's module and input here, and the `mesh join` node under that home reads them.
+//! The store is shared by every process of the user that uses the same home: `mesh
+//! submit` writes a job's module and input here, and the `mesh join` node under that home
+//! reads them. It is private to that user ([`private`]): its directories are mode 0700 and
+//! its files 0600 whatever the umask, and an older store is made so when it is opened.
+//! Other users reach it only through the node's control socket.
 
 use crate::id::ContentId;
 use std::collections::HashSet;
@@ -25,6 +28,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub(crate) mod private;
 mod prune;
 pub(crate) use prune::unique;
 pub use prune::{PRUNE_GRACE, prune};
@@ -72,9 +76,12 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// The store of a home directory; the directory is created on first write.
+    /// The store of a home directory; the directory is created on first write. A store an
+    /// older mesh left readable by others is made private now ([`private::secure`]).
     pub fn new(home: &Path) -> Self {
-        Self { dir: home.join("blobs"), verified: Mutex::new(HashSet::new()), pins: None }
+        let dir = home.join("blobs");
+        secure_at_open(&dir);
+        Self { dir, verified: Mutex::new(HashSet::new()), pins: None }
     }
 
     /// The store of a home directory that pins every blob it stores, and any it is asked
@@ -82,6 +89,7 @@ impl BlobStore {
     /// process or a node sharing the home, leaves them alone.
     pub fn pinning(home: &Path) -> Self {
         let dir = home.join("blobs");
+        secure_at_open(&dir);
         let pins = Some(Mutex::new(prune::Pins::new(&dir)));
         Self { dir, verified: Mutex::new(HashSet::new()), pins }
     }
@@ -120,9 +128,9 @@ impl BlobStore {
             touch(&path);
         } else {
             let io = |source| StoreError::Io { path: path.clone(), source };
-            std::fs::create_dir_all(&self.dir).map_err(io)?;
+            private::private_dir(&self.dir).map_err(io)?;
             let tmp = self.dir.join(format!(".{id}.{}.{}", std::process::id(), unique()));
-            let written = std::fs::File::create(&tmp).and_then(|mut f| {
+            let written = private::private_file(&tmp).and_then(|mut f| {
                 f.write_all(bytes)?;
                 f.sync_all()
             });
@@ -255,9 +263,9 @@ impl BlobStore {
     /// temporary file, hashed on the way, and enters the store only if its hash is right.
     pub fn incoming(&self) -> Result<Incoming, StoreError> {
         let io = |source| StoreError::Io { path: self.dir.clone(), source };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        private::private_dir(&self.dir).map_err(io)?;
         let tmp = self.dir.join(format!(".in.{}.{}", std::process::id(), unique()));
-        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let file = private::private_file(&tmp).map_err(io)?;
         let file = Some(std::io::BufWriter::with_capacity(STREAM_BUF, file));
         Ok(Incoming { tmp, file, hasher: blake3::Hasher::new(), len: 0 })
     }
@@ -354,6 +362,18 @@ impl std::io::Write for HashWriter<'_> {
     }
 }
 
+/// Makes the store in `dir` private if an older mesh left it open to others; a store that
+/// cannot be made so is said in the log and used as it is.
+fn secure_at_open(dir: &Path) {
+    match private::secure(dir) {
+        Ok(0) => {}
+        Ok(entries) => {
+            tracing::info!(dir = %dir.display(), entries, "the blob store was readable by others; made it private");
+        }
+        Err(e) => tracing::warn!(dir = %dir.display(), %e, "cannot make the blob store private to its user"),
+    }
+}
+
 /// Marks a file as the most recently used, for [`prune`].
 pub fn touch(path: &Path) {
     if let Ok(f) = std::fs::File::options().append(true).open(path) {
@@ -362,135 +382,4 @@ pub fn touch(path: &Path) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp_home(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("mesh-store-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
-    }
-
-    #[test]
-    fn put_read_and_chunks() {
-        let home = temp_home("rw");
-        let s = BlobStore::new(&home);
-        let id = s.put(b"hello world").unwrap();
-        assert_eq!(id, ContentId::of(b"hello world"));
-        assert!(s.contains(id));
-        assert_eq!(s.read(id).unwrap(), b"hello world");
-        assert_eq!(s.read_chunk(id, 6, 100).unwrap(), (11, b"world".to_vec()));
-        assert_eq!(s.read_chunk(id, 50, 4).unwrap(), (11, Vec::new()));
-        let other = ContentId::of(b"nope");
-        assert!(matches!(s.read(other), Err(StoreError::Missing(_))));
-        std::fs::remove_dir_all(&home).unwrap();
-    }
-
-    #[test]
-    fn a_corrupted_file_is_detected_and_removed() {
-        let home = temp_home("bad");
-        let id = BlobStore::new(&home).put(b"precious").unwrap();
-        std::fs::write(BlobStore::new(&home).path(id), b"tampered").unwrap();
-        let fresh = BlobStore::new(&home); // a new process checks again
-        assert!(matches!(fresh.read(id), Err(StoreError::Corrupt(_))));
-        assert!(!fresh.contains(id), "the bad file is gone, so it will be fetched again");
-        // Storing the blob again over a damaged copy replaces the copy.
-        std::fs::write(fresh.path(id), b"tampered").unwrap();
-        assert_eq!(BlobStore::new(&home).put(b"precious").unwrap(), id);
-        assert_eq!(BlobStore::new(&home).read(id).unwrap(), b"precious");
-        std::fs::remove_dir_all(&home).unwrap();
-    }
-
-    #[test]
-    fn a_whole_store_is_checked_and_only_damaged_blobs_go() {
-        let home = temp_home("fsck");
-        let store = BlobStore::new(&home);
-        assert_eq!(store.check_all().unwrap(), StoreCheck::default(), "no store yet");
-        let good = store.put(b"good").unwrap();
-        let bad = store.put(b"bad!").unwrap();
-        std::fs::write(store.path(bad), b"rot!").unwrap();
-        std::fs::write(home.join("blobs").join("not-a-blob.tmp"), b"x").unwrap();
-        age(&store.path(good), 3600);
-        let last_use = std::fs::metadata(store.path(good)).unwrap().modified().unwrap();
-        let found = BlobStore::new(&home).check_all().unwrap();
-        assert_eq!(found, StoreCheck { sound: 1, bytes: 4, removed: vec![bad] });
-        let after = std::fs::metadata(store.path(good)).unwrap().modified().unwrap();
-        assert_eq!(after, last_use, "checking is not using: prune's order stays");
-        assert!(store.contains(good) && !store.contains(bad));
-        assert!(home.join("blobs").join("not-a-blob.tmp").exists(), "other files are left alone");
-        std::fs::remove_dir_all(&home).unwrap();
-    }
-
-    fn age(path: &Path, secs: u64) {
-        let f = std::fs::File::options().append(true).open(path).unwrap();
-        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs)).unwrap();
-    }
-
-    const HOUR: u64 = 3600;
-
-    #[test]
-    fn prune_keeps_the_most_recently_used_within_budget() {
-        let home = temp_home("lru");
-        let s = BlobStore::new(&home);
-        let old = s.put(&[1u8; 100]).unwrap();
-        let mid = s.put(&[2u8; 100]).unwrap();
-        let new = s.put(&[3u8; 100]).unwrap();
-        for (id, hours) in [(old, 3), (mid, 2), (new, 1)] {
-            age(&s.path(id), hours * HOUR);
-        }
-        s.read(old).unwrap(); // reading makes it the most recently used
-        assert_eq!(prune(&home.join("blobs"), 250).unwrap(), (1, 100));
-        assert!(!s.contains(mid), "the least recently used went");
-        assert!(s.contains(old) && s.contains(new));
-        assert_eq!(prune(&home.join("blobs"), 250).unwrap(), (0, 0));
-        assert_eq!(prune(&home.join("nothing-here"), 0).unwrap(), (0, 0));
-        std::fs::remove_dir_all(&home).unwrap();
-    }
-
-    #[test]
-    fn pinned_and_recently_used_blobs_stay_beyond_the_budget() {
-        let home = temp_home("pins");
-        let dir = home.join("blobs");
-        let pinning = BlobStore::pinning(&home);
-        let sent = pinning.put(&[1u8; 100]).unwrap();
-        let plain = BlobStore::new(&home);
-        let fetched = plain.put(&[2u8; 100]).unwrap();
-        let waiting = plain.put(&[3u8; 100]).unwrap();
-        let stale = plain.put(&[4u8; 100]).unwrap();
-        pinning.pin(waiting).unwrap();
-        for id in [sent, waiting, stale] {
-            age(&plain.path(id), 5 * HOUR);
-        }
-        // A budget of nothing: only the stale blob may go. The pinned ones are old, the
-        // fetched one is new.
-        assert_eq!(prune(&dir, 0).unwrap(), (1, 100));
-        assert!(!plain.contains(stale));
-        assert!(plain.contains(sent) && plain.contains(waiting) && plain.contains(fetched));
-        drop(pinning);
-        assert_eq!(std::fs::read_dir(dir.join(".pins")).unwrap().count(), 0, "its pins went with it");
-        assert_eq!(prune(&dir, 0).unwrap(), (2, 200), "unpinned, the old ones go");
-        assert!(plain.contains(fetched), "still within the grace");
-        std::fs::remove_dir_all(&home).unwrap();
-    }
-
-    #[test]
-    fn what_a_dead_process_left_is_cleared() {
-        let home = temp_home("dead");
-        let dir = home.join("blobs");
-        let s = BlobStore::new(&home);
-        let id = s.put(b"pinned by the dead").unwrap();
-        age(&s.path(id), 5 * HOUR);
-        // No process has pid 4194305 (above Linux's largest, 2^22).
-        let dead = 4_194_305;
-        std::fs::create_dir_all(dir.join(".pins")).unwrap();
-        std::fs::write(dir.join(".pins").join(format!("{dead}.0")), format!("{id}\n")).unwrap();
-        std::fs::write(dir.join(format!(".in.{dead}.3")), b"half a fetch").unwrap();
-        let mine = dir.join(format!(".in.{}.3", std::process::id()));
-        std::fs::write(&mine, b"a fetch in progress").unwrap();
-        assert_eq!(prune(&dir, 0).unwrap(), (1, 18), "the dead's pin holds nothing");
-        assert!(!dir.join(format!(".in.{dead}.3")).exists(), "its half-written fetch went");
-        assert!(mine.exists(), "a live process's write stays");
-        assert_eq!(std::fs::read_dir(dir.join(".pins")).unwrap().count(), 0);
-        std::fs::remove_dir_all(&home).unwrap();
-    }
-}
+mod tests;

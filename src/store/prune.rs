@@ -43,9 +43,9 @@ impl Pins {
         }
         if self.file.is_none() {
             if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
+                super::private::private_dir(dir)?;
             }
-            self.file = Some(std::fs::File::create(&self.path)?);
+            self.file = Some(super::private::private_file(&self.path)?);
         }
         if let Some(f) = &mut self.file {
             writeln!(f, "{id}")?;
