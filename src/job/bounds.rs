@@ -26,4 +26,11 @@ pub enum JobError {
     TooManyLines(u64),
     #[error("input line {line} is longer than {max} bytes")]
     LineTooLong { line: u64, max: usize },
+    /// The task count a spec states is not the number of tasks its input or task list
+    /// holds (`JobSpec::check_blobs`).
+    #[error("the job states {stated} tasks, but its {what} holds {found}; the two must agree")]
+    CountMismatch { what: &'static str, stated: u64, found: u64 },
+    /// A job's input or task list is missing from the store, damaged, too large or malformed.
+    #[error("the job's {what}: {why}")]
+    Blob { what: &'static str, why: String },
 }

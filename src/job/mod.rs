@@ -9,7 +9,10 @@
 //!
 //! Everything is parsed and checked into these types at the edge (the CLI, the control
 //! socket, a peer's grant), so the rest of the program never sees an unchecked bound.
+//! Where a job is submitted, its task count is also checked against the tasks its input
+//! or task list holds ([`JobSpec::check_blobs`]).
 
+mod blobs;
 mod bounds;
 pub mod primes;
 pub mod python;
@@ -24,6 +27,7 @@ pub use run::{RunJob, RunOutput};
 pub use wasm::{InputLines, WasmJob};
 
 use crate::core::{Halt, Needs, Spec};
+use crate::store::BlobStore;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use std::sync::Arc;
@@ -83,6 +87,26 @@ impl JobSpec {
             Self::Run(r) => r.validate(),
             Self::Python(p) => p.validate(),
         }
+    }
+
+    /// Checks the job's input (wasm) or task list (run, Python) in `store` against the
+    /// spec: it must be there, sound, within its bounds, and hold exactly the tasks the
+    /// spec states ([`JobError::CountMismatch`] otherwise). Called where a job is
+    /// submitted, after [`validate`](Self::validate); it streams the blob (at most
+    /// [`MAX_BLOB`](crate::store::MAX_BLOB) bytes) twice, to hash it and to count, so
+    /// call it off an async runtime's threads.
+    pub fn check_blobs(&self, store: &BlobStore) -> Result<(), JobError> {
+        let (id, what, stated, layout) = match self {
+            Self::Primes(_) => return Ok(()),
+            Self::Wasm(w) => (w.input, "input", w.tasks, blobs::Layout::Lines),
+            Self::Run(r) => (r.inputs, "task list", r.tasks, blobs::Layout::RunTasks),
+            Self::Python(p) => (p.inputs, "task list", p.tasks, blobs::Layout::PyTasks),
+        };
+        let found = blobs::count(store, id, what, layout)?;
+        if found != stated {
+            return Err(JobError::CountMismatch { what, stated, found });
+        }
+        Ok(())
     }
 
     pub fn kind(&self) -> JobKind {

@@ -1,6 +1,12 @@
 //! What a finished job reports, and the collector that builds it from the owner's accepted
 //! results. The event loop keeps one collector per owned job; the report is serialisable
 //! so a node can send it to `mesh submit` over the control socket.
+//!
+//! What an owner keeps of failed tasks is bounded: the first [`FAILURES_LISTED`] failures
+//! keep their error text (in [`JobReport::failed`], and in a wasm task's record); later
+//! ones are only counted ([`JobReport::failed_unlisted`]), a wasm task's record saying
+//! [`UNLISTED`]. A job of a million failing tasks costs its owner a count, not a million
+//! messages of up to a few KiB each.
 
 use super::view::JobProgress;
 use crate::core::{Progress, TaskReport};
@@ -102,8 +108,12 @@ pub struct JobReport {
     pub results: JobResults,
     pub elapsed: Duration,
     pub tasks: u64,
-    /// Tasks that failed for good.
+    /// Tasks that failed for good: the first [`FAILURES_LISTED`], with their errors.
     pub failed: Vec<FailedTask>,
+    /// Tasks that failed for good beyond those in `failed`. Absent on the wire when there
+    /// are none, as in reports of nodes that listed every failure.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_unlisted: u64,
     pub nodes: Vec<NodeStats>,
     /// Worker slots of the nodes that took part.
     pub workers: u32,
@@ -119,12 +129,23 @@ pub struct JobReport {
     pub halted: bool,
 }
 
+/// Failed tasks a report lists with their error; failures beyond are only counted.
+pub(crate) const FAILURES_LISTED: usize = 1000;
+
+/// A wasm task's error once [`FAILURES_LISTED`] failures are listed.
+pub(crate) const UNLISTED: &str = "failed (its error was not kept: too many tasks failed)";
+
 /// The shortest job whose speedup is reported: a tenth of a second. A job of one small
 /// task takes about 2 ms from submission to result on a loopback mesh, all of it the cost
 /// of starting and gathering; at 100 ms that cost is a few percent.
 pub const MEASURABLE: Duration = Duration::from_millis(100);
 
 impl JobReport {
+    /// Tasks that failed for good, listed or not.
+    pub fn failures(&self) -> u64 {
+        self.failed.len() as u64 + self.failed_unlisted
+    }
+
     /// Sum of all task times.
     pub fn task_time(&self) -> Duration {
         self.nodes.iter().map(|n| n.task_time).sum()
@@ -163,6 +184,7 @@ impl JobReport {
             elapsed,
             tasks,
             failed: Vec::new(),
+            failed_unlisted: 0,
             nodes: vec![node],
             workers,
             duplicates: 0,
@@ -189,6 +211,8 @@ pub(crate) type Describe<'a> = &'a dyn Fn(NodeId) -> NodeInfo;
 struct Record {
     node: NodeId,
     took: Duration,
+    /// Failed runs before this one.
+    retries: u32,
     outcome: Result<TaskOutput, String>,
 }
 
@@ -222,9 +246,11 @@ pub(crate) struct Collector {
     kind: JobKind,
     outputs: Outputs,
     total: u64,
-    /// Failed attempts that were retried, per task.
+    /// Failed attempts that were retried, per task without a final result.
     retries: HashMap<u64, u32>,
     failed: Vec<FailedTask>,
+    /// Failures beyond those in `failed`.
+    failed_unlisted: u64,
     per_node: BTreeMap<NodeId, NodeTally>,
     /// Tasks with a final result.
     done: u64,
@@ -247,6 +273,7 @@ impl Collector {
             total,
             retries: HashMap::new(),
             failed: Vec::new(),
+            failed_unlisted: 0,
             per_node: BTreeMap::new(),
             done: 0,
         }
@@ -270,7 +297,7 @@ impl Collector {
             seq,
             kind: self.kind,
             done: self.done,
-            failed: self.failed.len() as u64,
+            failed: self.failed.len() as u64 + self.failed_unlisted,
             total: self.total,
             elapsed_ms: now.saturating_duration_since(self.started).as_millis() as u64,
             finished,
@@ -284,19 +311,18 @@ impl Collector {
             return;
         }
         let i = report.task as usize;
-        match &report.outcome {
-            Err(e) => self.failed.push(FailedTask { task: report.task, error: e.clone() }),
-            Ok(TaskOutput::Run(r)) if !r.succeeded() => {
-                self.failed.push(FailedTask { task: report.task, error: run_failure(r) });
-            }
-            Ok(_) => {}
-        }
+        let listed = self.failed(&report);
+        let retries = self.retries.remove(&report.task).unwrap_or(0);
         match &mut self.outputs {
             Outputs::Sums { sums, .. } => {
                 sums[i] = report.outcome.as_ref().ok().and_then(TaskOutput::sum).unwrap_or(0);
             }
             Outputs::Tasks(tasks) => {
-                tasks[i] = Some(Record { node: from, took: report.took, outcome: report.outcome });
+                let outcome = match report.outcome {
+                    Err(_) if !listed => Err(UNLISTED.to_string()),
+                    outcome => outcome,
+                };
+                tasks[i] = Some(Record { node: from, took: report.took, retries, outcome });
             }
             Outputs::Streamed(_) => {}
         }
@@ -304,6 +330,24 @@ impl Collector {
         tally.tasks += 1;
         tally.task_time += report.took;
         self.done += 1;
+    }
+
+    /// Counts a task's final result if it is a failure, listing it while fewer than
+    /// [`FAILURES_LISTED`] are; whether it was listed.
+    fn failed(&mut self, report: &TaskReport<TaskOutput>) -> bool {
+        // Its error as the node said it, or a run that ended badly, to be put in words.
+        let said: Result<&String, &RunOutput> = match &report.outcome {
+            Err(e) => Ok(e),
+            Ok(TaskOutput::Run(r)) if !r.succeeded() => Err(r),
+            Ok(_) => return false,
+        };
+        if self.failed.len() >= FAILURES_LISTED {
+            self.failed_unlisted += 1;
+            return false;
+        }
+        let error = said.map_or_else(run_failure, String::clone);
+        self.failed.push(FailedTask { task: report.task, error });
+        true
     }
 
     /// Runs task `task` took so far, the accepted one included.
@@ -363,6 +407,7 @@ impl Collector {
             elapsed,
             tasks: self.total,
             failed: self.failed,
+            failed_unlisted: self.failed_unlisted,
             nodes,
             workers,
             duplicates: progress.duplicates,
@@ -371,6 +416,10 @@ impl Collector {
             halted: progress.halted,
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why a run task that ran failed, in words.
@@ -382,6 +431,7 @@ pub fn run_failure(r: &RunOutput) -> String {
     }
 }
 
+/// A wasm task's record; `retries` are those of a task without a result.
 fn record(r: Option<Record>, retries: u32, names: &HashMap<NodeId, String>) -> TaskRecord {
     let Some(r) = r else {
         return TaskRecord {
@@ -404,8 +454,11 @@ fn record(r: Option<Record>, retries: u32, names: &HashMap<NodeId, String>) -> T
         Ok(TaskOutput::Python(_)) => (None, Some("a Python task's result in another kind of job".into())),
         Err(e) => (None, Some(e)),
     };
-    TaskRecord { output, error, node, time: r.took, attempts: retries + 1 }
+    TaskRecord { output, error, node, time: r.took, attempts: r.retries + 1 }
 }
+
+#[cfg(test)]
+mod tests;
 
 #[cfg(test)]
 mod measure_tests {
