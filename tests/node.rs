@@ -142,6 +142,30 @@ async fn the_control_socket_serves_peers_and_jobs_and_guards_its_home() {
     assert!(control::peers(&home).await.unwrap().is_none(), "the socket is gone with the node");
 }
 
+/// One node at a time runs on a home, with the home's peer id (issue 30: two nodes
+/// started at once on a home with a stale socket both ran). A second node is refused
+/// while the first runs, even one without a control socket to collide on; a node with
+/// neither a network nor a socket (`mesh submit --local`) may share the home's store.
+#[tokio::test]
+async fn a_home_runs_one_node_at_a_time() {
+    let cluster = Cluster::new("home-lock");
+    let home = cluster.home("a");
+    std::fs::create_dir_all(&home).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(control::socket_path(&home)).unwrap()); // a killed node's
+    let (_, first) = Node::spawn(cluster.config("a", Vec::new(), true)).await.unwrap();
+    let err = Node::spawn(cluster.config("a", Vec::new(), false)).await.unwrap_err().to_string();
+    assert!(err.contains("already runs with home"), "{err}");
+    let mut local = cluster.config("a", Vec::new(), false);
+    local.network = None;
+    let (client, alone) = Node::spawn(local).await.unwrap();
+    assert_eq!(run(&client, demo(10, 12)).await.results, expected(10, 12));
+    alone.stop().await.unwrap();
+    first.stop().await.unwrap();
+    let (_, again) = Node::spawn(cluster.config("a", Vec::new(), false)).await.expect("free once the first stopped");
+    again.stop().await.unwrap();
+    let _ = std::fs::remove_dir_all(&cluster.dir);
+}
+
 #[tokio::test]
 async fn a_node_without_a_network_runs_a_job_alone() {
     let cluster = Cluster::new("local");

@@ -5,8 +5,9 @@ use super::config::{Control, NodeConfig};
 use super::control;
 use super::dashboard;
 use super::event_loop::EventLoop;
-use super::identity::Identity;
+use super::identity::{HomeLock, Identity};
 use anyhow::Result;
+use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,10 +21,16 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a node: loads or creates its identity under `home`, binds the control
-    /// socket if asked (failing if another node serves that home), starts the workers and
-    /// the network. Must be called inside a tokio runtime.
+    /// Starts a node: takes the lock of `home` if it joins a network or binds the control
+    /// socket (failing if another node holds it, see [`HomeLock`]), loads or creates its
+    /// identity there, binds the control socket if asked, starts the workers and the
+    /// network. Must be called inside a tokio runtime.
     pub async fn spawn(cfg: NodeConfig) -> Result<(Client, Self)> {
+        // Held by the loop and the control server, so until the last of them has ended.
+        let lock = match cfg.network.is_some() || cfg.control != Control::Off {
+            true => Some(Arc::new(HomeLock::acquire(&cfg.home)?)),
+            false => None,
+        };
         let identity = Identity::load_or_create(&cfg.home, cfg.name.clone())?;
         if cfg.network.is_some() {
             tracing::debug!(peer_id = %identity.peer_id, name = %identity.name, workers = cfg.workers, "starting a node");
@@ -49,13 +56,19 @@ impl Node {
         let (event_loop, view) =
             EventLoop::new(identity, cfg, http.is_some(), commands, tracker.clone(), shutdown.clone())?;
         if let Some(listener) = listener {
-            tracker.spawn(control::serve(listener, home, client.clone(), shutdown.clone()));
+            let serve = control::serve(listener, home, client.clone(), shutdown.clone());
+            let lock = lock.clone();
+            tracker.spawn(async move {
+                serve.await;
+                drop(lock); // only now is its socket file gone
+            });
         }
         if let (Some(listener), Some(view)) = (http, view) {
             tracker.spawn(dashboard::serve(listener, view, shutdown.clone()));
         }
         let token = shutdown.clone();
         let main = tracker.spawn(async move {
+            let _lock = lock;
             let result = event_loop.run(token.clone()).await;
             token.cancel(); // a loop that ended on an error takes the control server along
             result
