@@ -37,6 +37,12 @@ pub enum RunFailure {
     TimedOut(Duration),
     #[error("ran out of memory: it asked for {asked_mib} MiB, over its limit of {limit_mib} MiB (--memory)")]
     OutOfMemory { asked_mib: usize, limit_mib: u32 },
+    /// The node's budget for all its WebAssembly tasks could not cover the growth.
+    #[error(
+        "ran out of memory: it asked for {asked_mib} MiB, but this node's WebAssembly memory budget of {budget_mib} \
+         MiB has {others_mib} MiB in use by other tasks; it may run later or elsewhere (--retries)"
+    )]
+    HostMemory { asked_mib: usize, budget_mib: usize, others_mib: usize },
     #[error("exited with code {0}")]
     Exit(i32),
     #[error("wrote more than {MAX_STDOUT} bytes to stdout")]

@@ -12,17 +12,25 @@
 //!   hash of its contents, checked before wasmtime reads it. In memory, the last
 //!   [`MODULE_CACHE`] modules stay ready to instantiate.
 //! * **Limits.** Each task gets a fresh instance with at most `memory_mb` of linear memory
-//!   and `timeout_ms` of run time, enforced by epoch interruption (a ticker thread that
-//!   runs only while tasks do, every [`TICK`]). A trap, a timeout, a refused memory grow, a
-//!   non-zero exit or too much output fails the task with an error naming its input.
+//!   and `timeout_ms` of run time. All the tasks of a runtime together hold at most its
+//!   [`MemoryBudget`] (half the machine's memory, see [`limits`]), whatever `--memory` asks
+//!   and however many workers run. The timeout holds in wall-clock time: a ticker thread,
+//!   running only while tasks do, interrupts them every [`TICK`], and each interruption
+//!   compares the clock with the task's deadline, so a task traps within a tick of it even
+//!   when ticks come late (a loaded machine); one that returns after its deadline (the
+//!   ticker starved) has timed out all the same, never succeeded. A trap, a timeout, a
+//!   refused memory grow, a non-zero exit or too much output fails the task with an error
+//!   naming its input.
 //! * **Sandbox.** What a task can reach is [`wasi`]: its stdin, stdout and stderr, clocks
 //!   and a deterministic random stream. No files, no network, no environment.
 
 mod error;
+pub mod limits;
 mod refused;
 pub mod wasi;
 
 pub use error::{RunFailure, WasmError, WasmTaskError};
+pub use limits::MemoryBudget;
 pub use wasi::LinkError;
 
 use super::cache::Cache;
@@ -30,6 +38,7 @@ use super::fetch::{BlobFetcher, Blobs};
 use crate::id::{ContentId, NodeId};
 use crate::job::{InputLines, WasmJob};
 use crate::store::BlobStore;
+use limits::{Denied, Limits};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -37,7 +46,7 @@ use std::time::{Duration, Instant};
 use wasi::{Exit, OutputTooLarge, TaskCtx};
 use wasmtime::{Engine, InstancePre, Module, Store, Trap};
 
-/// Epoch length: the granularity of task timeouts.
+/// Epoch length: how often a running task looks at the clock and at its job's end.
 pub const TICK: Duration = Duration::from_millis(10);
 /// Modules kept compiled in memory.
 pub const MODULE_CACHE: usize = 8;
@@ -60,6 +69,7 @@ pub struct WasmRuntime {
     modules: Cache<Prepared, WasmError>,
     inputs: Cache<InputLines, WasmError>,
     ticker: Arc<Ticker>,
+    budget: Arc<MemoryBudget>,
 }
 
 impl std::fmt::Debug for WasmRuntime {
@@ -69,11 +79,22 @@ impl std::fmt::Debug for WasmRuntime {
 }
 
 impl WasmRuntime {
-    /// A runtime that keeps its compiled code under `home` and its blobs in `store`.
+    /// A runtime that keeps its compiled code under `home` and its blobs in `store`, with
+    /// this machine's memory budget ([`MemoryBudget::host`]).
     pub fn new(
         home: &std::path::Path,
         store: Arc<BlobStore>,
         fetcher: Option<Arc<dyn BlobFetcher>>,
+    ) -> Result<Self, WasmError> {
+        Self::with_budget(home, store, fetcher, MemoryBudget::host())
+    }
+
+    /// Like [`WasmRuntime::new`], with the tasks' memory drawn from `budget`.
+    pub fn with_budget(
+        home: &std::path::Path,
+        store: Arc<BlobStore>,
+        fetcher: Option<Arc<dyn BlobFetcher>>,
+        budget: Arc<MemoryBudget>,
     ) -> Result<Self, WasmError> {
         let engine = Engine::new(&engine_config()).map_err(|e| WasmError::Engine(e.to_string()))?;
         let ticker = Ticker::start(engine.clone())
@@ -85,6 +106,7 @@ impl WasmRuntime {
             modules: Cache::new(MODULE_CACHE),
             inputs: Cache::new(INPUT_CACHE),
             ticker,
+            budget,
         })
     }
 
@@ -125,23 +147,9 @@ impl WasmRuntime {
         })?;
         let mut key = blake3::Hasher::new_derive_key("mesh 2026-11 wasi random_get v1");
         key.update(&job.module.0).update(&task.to_le_bytes()).update(line);
-        let started = Instant::now();
-        let ctx = TaskCtx::new(line, key, started + job.timeout(), job.memory_bytes());
-        let mut store = Store::new(&self.engine, ctx);
-        store.limiter(|cx| &mut cx.limits);
-        // Every tick: stop if cancelled, trap (as a timeout) once the ticks are used up.
-        let mut ticks_left = job.timeout().as_millis().div_ceil(TICK.as_millis()) as u64 + 1;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            ticks_left = ticks_left.saturating_sub(1);
-            if cancelled() {
-                Err(wasmtime::Error::new(Cancelled))
-            } else if ticks_left == 0 {
-                Err(wasmtime::Error::new(Trap::Interrupt))
-            } else {
-                Ok(wasmtime::UpdateDeadline::Continue(1))
-            }
-        });
+        let deadline = Instant::now() + job.timeout();
+        let limits = Limits::new(job.memory_bytes(), self.budget.clone());
+        let mut store = self.store(TaskCtx::new(line, key, deadline, limits), deadline, cancelled);
         let outcome = {
             let _ticking = self.ticker.running();
             prepared.pre.instantiate(&mut store).and_then(|instance| {
@@ -149,16 +157,62 @@ impl WasmRuntime {
                 start.call(&mut store, ())
             })
         };
+        // Past its deadline a task has timed out, even if no tick came to stop it.
+        let overran = Instant::now() >= deadline;
+        // The instance's memory goes here; the task's reservation when `ctx` does.
         let ctx = store.into_data();
-        match outcome {
-            Ok(()) => Ok(ctx.stdout),
-            Err(e) if e.downcast_ref::<Exit>().is_some_and(|x| x.0 == 0) => Ok(ctx.stdout),
-            Err(e) => Err(WasmTaskError::Run {
-                line: task + 1,
-                input: input.describe(task),
-                failure: explain(&e, &ctx, job),
-                stderr: ctx.stderr_tail(),
-            }),
+        let failure = match outcome {
+            Err(e) if e.downcast_ref::<Exit>().is_none_or(|x| x.0 != 0) => self.explain(&e, &ctx, job),
+            _ if overran => RunFailure::TimedOut(job.timeout()),
+            _ => return Ok(ctx.stdout),
+        };
+        Err(WasmTaskError::Run { line: task + 1, input: input.describe(task), failure, stderr: ctx.stderr_tail() })
+    }
+
+    /// A store for one task, interrupted every tick: it stops if `cancelled` says so, and
+    /// traps (as a timeout) once the clock has reached `deadline`.
+    fn store(
+        &self,
+        ctx: TaskCtx,
+        deadline: Instant,
+        cancelled: impl Fn() -> bool + Send + Sync + 'static,
+    ) -> Store<TaskCtx> {
+        let mut store = Store::new(&self.engine, ctx);
+        store.limiter(|cx| &mut cx.limits);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancelled() {
+                Err(wasmtime::Error::new(Cancelled))
+            } else if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(Trap::Interrupt))
+            } else {
+                Ok(wasmtime::UpdateDeadline::Continue(1))
+            }
+        });
+        store
+    }
+
+    /// Why a task's run failed.
+    fn explain(&self, e: &wasmtime::Error, ctx: &TaskCtx, job: &WasmJob) -> RunFailure {
+        let mib = |bytes: usize| bytes.div_ceil(1 << 20);
+        if e.downcast_ref::<Cancelled>().is_some() {
+            RunFailure::Cancelled
+        } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            RunFailure::TimedOut(job.timeout())
+        } else if let Some(Denied::Task { asked }) = ctx.limits.denied {
+            RunFailure::OutOfMemory { asked_mib: mib(asked), limit_mib: job.memory_mb }
+        } else if let Some(Denied::Host { asked, others }) = ctx.limits.denied {
+            RunFailure::HostMemory {
+                asked_mib: mib(asked),
+                budget_mib: self.budget.limit() >> 20,
+                others_mib: mib(others),
+            }
+        } else if let Some(x) = e.downcast_ref::<Exit>() {
+            RunFailure::Exit(x.0)
+        } else if e.downcast_ref::<OutputTooLarge>().is_some() {
+            RunFailure::OutputTooLarge
+        } else {
+            RunFailure::Trapped(root_cause(e))
         }
     }
 
@@ -263,7 +317,6 @@ fn engine_config() -> wasmtime::Config {
     c
 }
 
-/// Why a task's run failed.
 /// A task stopped because its job ended.
 #[derive(Debug)]
 struct Cancelled;
@@ -275,22 +328,6 @@ impl std::fmt::Display for Cancelled {
 }
 
 impl std::error::Error for Cancelled {}
-
-fn explain(e: &wasmtime::Error, ctx: &TaskCtx, job: &WasmJob) -> RunFailure {
-    if e.downcast_ref::<Cancelled>().is_some() {
-        RunFailure::Cancelled
-    } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-        RunFailure::TimedOut(job.timeout())
-    } else if let Some(asked) = ctx.limits.denied {
-        RunFailure::OutOfMemory { asked_mib: asked.div_ceil(1 << 20), limit_mib: job.memory_mb }
-    } else if let Some(x) = e.downcast_ref::<Exit>() {
-        RunFailure::Exit(x.0)
-    } else if e.downcast_ref::<OutputTooLarge>().is_some() {
-        RunFailure::OutputTooLarge
-    } else {
-        RunFailure::Trapped(root_cause(e))
-    }
-}
 
 fn root_cause(e: &wasmtime::Error) -> String {
     e.chain().last().map_or_else(|| e.to_string(), ToString::to_string)

@@ -1,7 +1,9 @@
 //! The runtime against small modules: outputs, the examples, limits, the sandbox, the
-//! compiled-code cache.
+//! compiled-code cache. The node's memory budget and wall-clock timeouts are in `bounds`.
 
 use super::*;
+
+mod bounds;
 
 struct Fixture {
     home: PathBuf,
@@ -10,9 +12,14 @@ struct Fixture {
 
 impl Fixture {
     fn new(tag: &str) -> Self {
+        Self::with_budget(tag, MemoryBudget::host())
+    }
+
+    /// A runtime whose tasks draw their memory from `budget`.
+    fn with_budget(tag: &str, budget: Arc<MemoryBudget>) -> Self {
         let home = std::env::temp_dir().join(format!("mesh-wasm-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&home);
-        let rt = WasmRuntime::new(&home, Arc::new(BlobStore::new(&home)), None).unwrap();
+        let rt = WasmRuntime::with_budget(&home, Arc::new(BlobStore::new(&home)), None, budget).unwrap();
         Self { home, rt }
     }
 

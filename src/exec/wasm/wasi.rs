@@ -25,8 +25,9 @@
 //! host crash. Only imports from `wasi_snapshot_preview1` can be linked; a module that
 //! imports anything else is refused before it runs.
 
+use super::limits::Limits;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use wasmtime::{Caller, Engine, Extern, ExternType, Linker, Module, ResourceLimiter, Trap, Val, ValType};
+use wasmtime::{Caller, Engine, Extern, ExternType, Linker, Module, Trap, Val, ValType};
 
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 /// Most bytes a task may write to stdout.
@@ -84,7 +85,7 @@ pub struct TaskCtx {
 }
 
 impl TaskCtx {
-    pub fn new(line: &[u8], random_key: blake3::Hasher, deadline: Instant, max_memory: usize) -> Self {
+    pub fn new(line: &[u8], random_key: blake3::Hasher, deadline: Instant, limits: Limits) -> Self {
         let mut stdin = Vec::with_capacity(line.len() + 1);
         stdin.extend_from_slice(line);
         stdin.push(b'\n');
@@ -95,7 +96,7 @@ impl TaskCtx {
             stderr: Vec::new(),
             random: random_key.finalize_xof(),
             deadline,
-            limits: Limits { max_memory, denied: None },
+            limits,
             closed: [false; 3],
         }
     }
@@ -109,42 +110,6 @@ impl TaskCtx {
     pub fn stderr_tail(&self) -> String {
         let start = self.stderr.len().saturating_sub(STDERR_TAIL);
         String::from_utf8_lossy(&self.stderr[start..]).trim().to_string()
-    }
-}
-
-/// Memory bounds of a task; records a refused growth so the error can say so.
-#[derive(Debug)]
-pub struct Limits {
-    max_memory: usize,
-    /// The size a refused `memory.grow` asked for.
-    pub denied: Option<usize>,
-}
-
-impl ResourceLimiter for Limits {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
-            self.denied = Some(desired);
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
-    }
-
-    // One instance with one memory, so the memory limit is the task's limit; a few
-    // tables, each bounded above.
-    fn instances(&self) -> usize {
-        1
-    }
-
-    fn memories(&self) -> usize {
-        1
-    }
-
-    fn tables(&self) -> usize {
-        MAX_TABLES
     }
 }
 
