@@ -1,6 +1,7 @@
-//! Which jobs' native tasks must end: a job cancelled, halted or finished, or the node
-//! leaving. Shared by the runtimes of native tasks (programs, Python), whose waits poll a
-//! task's [`Stop`] while it runs and before it starts.
+//! Which jobs' tasks must end: a job cancelled, halted or finished, or the node leaving.
+//! Shared by every runtime: the primes kernels ask a task's [`Stop`] per sieve segment or
+//! run of trial divisions, WebAssembly tasks every epoch tick, and the waits of native
+//! tasks (programs, Python) poll it while they run and before they start.
 //!
 //! Bounded: at most [`CANCELS`] jobs are remembered. When full, the oldest flag that no
 //! running task holds is forgotten, so a running task's flag always stays reachable.

@@ -37,6 +37,11 @@ pub enum TaskError {
     Run(#[from] RunError),
     #[error(transparent)]
     Python(#[from] PyError),
+    /// A primes task stopped: its job ended (cancelled, halted, finished, its owner gone)
+    /// or the node is leaving. Its job is gone from the scheduler by then, so the report
+    /// is dropped, not counted as a failure.
+    #[error(transparent)]
+    Cancelled(#[from] primes::Cancelled),
     /// The task's code panicked: a bug in mesh, caught so the worker lives on.
     #[error("task {task} panicked: {message}")]
     Panicked { task: u64, message: String },
@@ -69,13 +74,13 @@ impl Executor {
         Self { home, store, fetcher, wasm: OnceLock::new(), run, python, cancels }
     }
 
-    /// Ends the running native tasks (programs, Python calls) of `job`, cancelled, halted
-    /// or finished, and any it would start later.
+    /// Ends the running tasks of `job` (primes, WebAssembly, programs, Python calls),
+    /// cancelled, halted or finished, and any it would start later.
     pub fn cancel(&self, job: JobId) {
         self.cancels.cancel(job);
     }
 
-    /// Ends every running native task: the node is leaving.
+    /// Ends every running task: the node is leaving.
     pub fn cancel_all(&self) {
         self.cancels.cancel_all();
     }
@@ -95,7 +100,10 @@ impl Executor {
     /// Runs one task; `own` says the job was submitted on this node.
     pub fn run(&self, job: JobId, spec: &JobSpec, task: u64, own: bool) -> Result<TaskOutput, TaskError> {
         match spec {
-            JobSpec::Primes(p) => Ok(TaskOutput::Sum(primes::run_task(p, task))),
+            JobSpec::Primes(p) => {
+                let stop = self.cancels.stop(job);
+                Ok(TaskOutput::Sum(primes::run_task(p, task, || stop.now())?))
+            }
             JobSpec::Wasm(w) => {
                 let stop = self.cancels.stop(job);
                 let wasm = self.wasm().map_err(|e| TaskError::Engine(e.clone()))?;
