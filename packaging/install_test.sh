@@ -89,7 +89,7 @@ echo "$status" | grep -q "ConditionPathExists=/etc/mesh/key" || fail "systemctl 
 echo "installed: mesh user, /etc/mesh root:mesh 750, /var/lib/mesh mesh:mesh 750; no key, no node"
 
 # 2. A key, and the service. No mDNS in the container; loopback only.
-inside sh -c 'umask 077; echo "install test passphrase" > /etc/mesh/key'
+inside sh -c 'umask 077; mesh key new > /etc/mesh/key'
 inside sh -c 'echo MESH_OPTS=\"--no-mdns --workers 2 --listen 127.0.0.1:4877\" > /etc/default/mesh'
 inside systemctl enable --now mesh >/dev/null 2>&1 || fail "systemctl enable --now mesh failed"
 for _ in $(seq 1 100); do
@@ -100,7 +100,10 @@ inside journalctl -u mesh --no-pager | grep -q "mesh node .* is up" || fail "no 
 [ "$(inside ps -o user= -p "$(inside systemctl show -p MainPID --value mesh)")" = mesh ] ||
   fail "the node does not run as the mesh user"
 [ "$(inside stat -c '%G %a' /var/lib/mesh/control.sock)" = "mesh 660" ] || fail "the control socket is not the group's"
-echo "running: as mesh, logging to the journal, control socket mesh 660"
+main=$(inside systemctl show -p MainPID --value mesh)
+nofile=$(inside cat "/proc/$main/limits" | awk '/^Max open files/ {print $4}')
+[ "$nofile" = 65536 ] || fail "the node's open-file limit is $nofile, not the unit's LimitNOFILE=65536"
+echo "running: as mesh, logging to the journal, control socket mesh 660, 65536 open files"
 
 # 3. A member of the mesh group uses the node; a non-member is told what to do.
 inside useradd -m -G mesh alice

@@ -226,7 +226,7 @@ mod tests {
             r#"{"cmd":"submit","job":{"Primes":{"target":{"Below":1000},"algo":"sieve","span":250}}}"#.into(),
         ];
         seeds.extend(lines.into_iter().map(|l| ("control_request", l.into_bytes())));
-        for txt in [format!("id={id}\npv=4\nkf=open\nname=pi\nv=0.1.0"), format!("id={id}\npv=x\nkf=1234abcd")] {
+        for txt in [format!("id={id}\npv=5\nkf=open\nname=pi\nv=0.1.0"), format!("id={id}\npv=x\nkf=1234abcd")] {
             seeds.push(("discovery_record", [&4877u16.to_be_bytes()[..], txt.as_bytes()].concat()));
         }
         for t in ["100999", "100000..100999", "1e12", "1_000_000", "5..3", "-4", "1e15", "..9"] {
@@ -251,7 +251,7 @@ mod tests {
         primes_target(b"100000..100999");
         wasm_input(b"a\r\nb\n\nc");
         let id = libp2p::PeerId::random().to_base58();
-        let txt = format!("id={id}\npv=4\nkf=open\nname=pi\nv=0.1.0");
+        let txt = format!("id={id}\npv=5\nkf=open\nname=pi\nv=0.1.0");
         let mut data = 4877u16.to_be_bytes().to_vec();
         data.extend_from_slice(txt.as_bytes());
         let props: Vec<(&str, &str)> = txt.lines().filter_map(|l| l.split_once('=')).collect();

@@ -17,12 +17,13 @@
 
 #[cfg(test)]
 use crate::core::Facts;
-use crate::core::{Action, Config, Halt, Message, Needs, Scheduler, TaskReport};
+use crate::core::{Action, Blame, Config, Halt, Message, Needs, Scheduler, TaskReport};
 use crate::id::{JobId, NodeId};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
+mod run;
 mod setup;
 pub use setup::{JobOutcome, NodeSpec, SimConfig, SimSpec};
 
@@ -50,6 +51,7 @@ enum Event {
         worker: usize,
         task: u64,
         value: Result<u64, String>,
+        blame: Blame,
         took: Duration,
     },
     Wake {
@@ -126,6 +128,8 @@ pub struct Sim {
     pub waiting: Vec<(JobId, String)>,
     /// Runs each node started while it was not lending its workers.
     pub runs_not_lending: Vec<u64>,
+    /// Pauses each node took after faults of its own.
+    pub pauses: Vec<u64>,
 }
 
 impl Sim {
@@ -171,10 +175,12 @@ impl Sim {
             violations: Vec::new(),
             waiting: Vec::new(),
             runs_not_lending: Vec::new(),
+            pauses: Vec::new(),
         };
         sim.first_run = vec![None; sim.nodes.len()];
         sim.last_done = vec![Duration::ZERO; sim.nodes.len()];
         sim.runs_not_lending = vec![0; sim.nodes.len()];
+        sim.pauses = vec![0; sim.nodes.len()];
         // Facts travel with the first gossip; here every node knows them from the start.
         for i in 0..sim.nodes.len() {
             for j in (0..sim.nodes.len()).filter(|&j| j != i) {
@@ -305,9 +311,9 @@ impl Sim {
                     self.after_input(node);
                 }
             }
-            Event::Done { node, worker, task, value, took } => {
+            Event::Done { node, worker, task, value, blame, took } => {
                 if self.nodes[node].alive {
-                    let report = TaskReport { task, outcome: value, took };
+                    let report = TaskReport { task, outcome: value, took, blame };
                     self.nodes[node].sched.handle_task_done(now, worker, report);
                     self.after_input(node);
                 }
@@ -396,36 +402,7 @@ impl Sim {
 
     fn act(&mut self, i: usize, a: Action<Spec, u64>) {
         match a {
-            Action::Run { worker, job, tasks, .. } => {
-                let spec = self.nodes[i].sched.spec(job).expect("running job has a spec");
-                let own = job.owner == self.id(i) && self.cfg.core.runs_own;
-                if let Err(why) = spec.needs.check(&self.cfg.nodes[i].facts, own) {
-                    self.violations.push(format!("node {i} ran tasks {tasks:?} of {job:?}: {why:?}"));
-                }
-                let salt = spec.salt;
-                let (lo, hi) = self.cfg.task_cost;
-                self.runs += 1;
-                if !self.nodes[i].lending {
-                    self.runs_not_lending[i] += 1;
-                }
-                let at = self.now - self.t0;
-                self.first_run[i].get_or_insert(at);
-                // The worker runs the tasks one after another and reports each when done.
-                let mut done = self.now;
-                for task in tasks.start..tasks.end {
-                    let cost = lo + (hi - lo).mul_f64(unit(salt ^ task.rotate_left(17)));
-                    let took = cost.div_f64(self.nodes[i].speed);
-                    self.busy += took;
-                    done += took;
-                    let value = if self.cfg.broken.contains(&i) || self.is_poison(task) {
-                        Err(format!("task {task} failed on node {i}"))
-                    } else {
-                        Ok(output(salt, task))
-                    };
-                    self.push(done, Event::Done { node: i, worker, task, value, took });
-                }
-                self.last_done[i] = self.last_done[i].max(done - self.t0);
-            }
+            Action::Run { worker, job, tasks, .. } => self.run(i, worker, job, tasks),
             Action::Send { to, msg } => {
                 let to = self.index[&to];
                 self.send(i, to, msg);
@@ -458,6 +435,7 @@ impl Sim {
                 j.halted = progress.halted;
             }
             Action::Waiting { job, why } => self.waiting.push((job, why.to_string())),
+            Action::Paused { .. } => self.pauses[i] += 1,
             Action::JobDropped { .. } | Action::Stolen { .. } => {}
         }
     }

@@ -161,3 +161,94 @@ fn promtool_passes_the_documented_config_and_rejects_bad_metrics() {
     let (code, _) = promtool_check("this is { not metrics\n");
     assert_eq!(code, Some(1));
 }
+
+/// Issue 30: 1,100 half-sent requests to the dashboard of a node limited to 1,024 file
+/// descriptors (soft and hard) leave it working: `mesh peers` answers, a job submitted
+/// through its control socket gives the exact sum, the node holds a bounded number of fds,
+/// and the dashboard answers again once the flood's connections time out. A page that
+/// rebinds its DNS name to the node (another `Host`) gets 421.
+#[test]
+fn a_dashboard_flood_under_1024_fds_leaves_the_node_working() {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    raise_fd_limit(4096);
+    let home = std::env::temp_dir().join(format!("mesh-flood-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut join = std::process::Command::new(assert_cmd::cargo::cargo_bin("mesh"));
+    join.args(["join", "--no-mdns", "--listen", "127.0.0.1:0", "--workers", "2", "--http", &addr])
+        .env("MESH_HOME", &home)
+        .env("MESH_KEY", "flood test")
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        join.pre_exec(|| {
+            let lim = libc::rlimit { rlim_cur: 1024, rlim_max: 1024 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+        });
+    }
+    let mut node = join.spawn().unwrap();
+    let get = |host: &str| -> Option<String> {
+        let mut s = std::net::TcpStream::connect(&addr).ok()?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok()?;
+        write!(s, "GET /api/peers HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let answered = || get(&addr).is_some_and(|r| r.starts_with("HTTP/1.1 200"));
+    assert!(wait_for(answered), "the dashboard never answered");
+    let rebound = get(&format!("attacker.example:{port}")).unwrap();
+    assert!(rebound.starts_with("HTTP/1.1 421"), "{rebound}");
+    // The flood: each connection sends half a request and waits.
+    let flood: Vec<std::net::TcpStream> = (0..1100)
+        .filter_map(|_| {
+            let mut s = std::net::TcpStream::connect(&addr).ok()?;
+            s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n").ok()?;
+            Some(s)
+        })
+        .collect();
+    assert!(flood.len() >= 1000, "the flood opened {} connections", flood.len());
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", node.id())).unwrap().count();
+    assert!(fds < 512, "the node holds {fds} fds during the flood");
+    let mesh = |args: &[&str]| {
+        let out = assert_cmd::Command::cargo_bin("mesh").unwrap().args(args).env("MESH_HOME", &home).output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status,
+        )
+    };
+    let (_, err, status) = mesh(&["peers", "--json"]);
+    assert!(status.success(), "{err}");
+    let (out, err, _) = mesh(&["submit", "primes", "100999"]);
+    assert_eq!(out, "Sum of primes below 100999 is 462436339\n", "{err}");
+    // Half-sent requests time out; then the dashboard serves again.
+    assert!(wait_for(answered), "the dashboard never recovered");
+    drop(flood);
+    let _ = node.kill();
+    let _ = node.wait();
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Polls `check` every 100 ms, for at most 60 s (a hang guard, not a timing).
+fn wait_for(check: impl Fn() -> bool) -> bool {
+    (0..600).any(|_| {
+        check() || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        }
+    })
+}
+
+fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit write and read only `lim`.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_cur.max(want.min(lim.rlim_max));
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+    }
+}

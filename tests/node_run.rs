@@ -191,3 +191,82 @@ async fn a_paused_reader_does_not_cancel_the_job() {
     assert!(lines.iter().all(|l| l.len() == 20_000 && l.bytes().all(|b| b == b'x')));
     c.stop_all().await;
 }
+
+/// Issue 30: a member of the service's group, who does not hold the key, must not run
+/// programs through the node's 0660 control socket. A second uid speaks raw JSON to the
+/// socket, as a probe would: its `mesh run` job is refused by the node (its program never
+/// runs), `put` of a path is refused, and a primes job, sandboxed, is served. Root only
+/// (a second uid needs it); CI runs as root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_member_cannot_run_programs_through_the_socket() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root for a second uid");
+        return;
+    }
+    const OTHER: u32 = 65534; // nobody, in group nogroup (65534)
+    let mut c = Cluster::new("group-socket");
+    let a = c.add_with("a", |cfg| cfg.control = mesh::node::Control::Group).await;
+    let home = c.home("a");
+    let socket = home.join("control.sock");
+    // As the service's unit lays it out: the home 0750 and the socket 0660, both of the group.
+    for (path, mode) in [(&c.dir, 0o755), (&home, 0o750), (&socket, 0o660)] {
+        std::os::unix::fs::chown(path, None, Some(OTHER)).unwrap();
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let marker = c.dir.join("ran");
+    let script = format!("id -u > {}", marker.display());
+    let run = job(&home, &["sh", "-c", &script], &["x".to_string()], &[], Vec::new());
+    let primes = common::nodes::demo(100, 120);
+    let ask = |request: serde_json::Value| {
+        let socket = socket.clone();
+        async move {
+            let out = tokio::task::spawn_blocking(move || raw_request(&socket, OTHER, &request)).await.unwrap();
+            out.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
+        }
+    };
+    let refused = ask(serde_json::json!({ "cmd": "submit", "job": run })).await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let why = refused[0]["error"].as_str().expect("an error line");
+    assert!(why.contains("only from its own user") && why.contains("uid 65534"), "{why}");
+    assert!(!marker.exists(), "the program ran for a user without the key");
+    let put = ask(serde_json::json!({ "cmd": "put", "path": "/etc/hostname" })).await;
+    assert!(put[0]["error"].as_str().is_some_and(|e| e.contains("only the node's own user")), "{put:?}");
+    let served = ask(serde_json::json!({ "cmd": "submit", "job": primes })).await;
+    let report = served.last().and_then(|l| l.get("report")).expect("a report line");
+    assert_eq!(report["failed"].as_array().map(Vec::len), Some(0), "{report}");
+    // The node's own user may run the same program.
+    let (report, _) = run_all(&a, run).await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert!(marker.exists(), "the node's own user runs programs");
+    c.stop_all().await;
+}
+
+/// Sends one request line to the control socket as `uid` (and its group), with a Python
+/// client that knows nothing of mesh; returns every line the node answered.
+fn raw_request(socket: &Path, uid: u32, request: &serde_json::Value) -> String {
+    use std::os::unix::process::CommandExt;
+    let client = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+out = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+    if b'"report"' in out or b'"error"' in out or b'"blob"' in out:
+        break
+sys.stdout.write(out.decode())
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", client, &socket.display().to_string(), &request.to_string()])
+        .uid(uid)
+        .gid(uid)
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}

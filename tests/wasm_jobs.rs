@@ -232,3 +232,29 @@ fn a_full_disk_fails_only_the_tasks_that_need_space() {
     assert_eq!(outputs(&doc), [Some("d".into()), Some("e".into())]);
     assert_eq!(lan.members("h1"), ["h2"]);
 }
+
+/// Issue 30: a node with a full disk does not swallow a job that others can run. Its
+/// failures are its own (it cannot store the input), so each task runs again elsewhere
+/// without using a retry, and after a few such failures in a row it pauses; the job,
+/// with `--retries 0`, finishes exact on the other host. Before, h2 failed most of the
+/// job's tasks for good in microseconds each.
+#[test]
+fn a_full_disk_node_does_not_fail_others_tasks() {
+    if !lan_tests_enabled() {
+        return;
+    }
+    let mut lan = Lan::new(3);
+    lan.small_disk("h2", "1m");
+    lan.join("h1", &["--key", "wasm"]);
+    lan.join("h2", &["--key", "wasm", "--label", "work"]);
+    lan.join("h3", &["--key", "wasm", "--label", "work", "--workers", "1"]);
+    assert!(eventually(FIND, || lan.members("h1") == ["h2", "h3"]), "mesh did not form");
+    let echo = fixture("tests/wasm/echo.wat");
+    let lines: Vec<String> = (0..200).map(|i| format!("{i:04}{}", "x".repeat(9996))).collect();
+    let (code, doc) = submit(&mut lan, "h1", &echo, &lines.join("\n"), &["--require", "label=work", "--retries", "0"]);
+    assert_eq!(code, Some(0), "{doc}");
+    let want: Vec<Option<String>> = lines.iter().map(|l| Some(l.clone())).collect();
+    assert_eq!(outputs(&doc), want, "every task's output, in order");
+    assert_eq!(share(&doc, "h2"), 0, "a result from the host without space");
+    assert!(lan.log("h2").contains("takes no tasks for"), "h2 never paused: {}", lan.log("h2"));
+}

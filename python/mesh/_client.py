@@ -219,6 +219,13 @@ def _end_sessions():
 atexit.register(_end_sessions)
 
 
+
+def _private(path, mode):
+    """Opens a file of the node's store for writing, readable by this user alone whatever
+    the umask: the store is its user's (docs/robustness.md)."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, 0o600), mode)
+
 class Pins(object):
     """Blob ids this process keeps from the store's pruning, in
     ``<node home>/blobs/.pins/<pid>.<n>``, one hex id per line; removed at exit."""
@@ -233,8 +240,8 @@ class Pins(object):
             if blob_id in self.ids:
                 return
             self.ids.append(blob_id)
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with open(self.path, "a") as f:
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            with _private(self.path, "a") as f:
                 f.write(blob_id + "\n")
 
     def remove(self, blob_ids):
@@ -246,7 +253,7 @@ class Pins(object):
             self.ids = kept
             tmp = self.path + ".tmp"
             try:
-                with open(tmp, "w") as f:
+                with _private(tmp, "w") as f:
                     f.write("".join(i + "\n" for i in kept))
                 os.replace(tmp, self.path)
             except OSError:
@@ -333,10 +340,10 @@ class Node(object):
         then the node copies it in (``put``) and the file is removed.
         """
         blobs = os.path.join(self.node_home, "blobs")
-        os.makedirs(blobs, exist_ok=True)
+        os.makedirs(blobs, mode=0o700, exist_ok=True)
         tmp = os.path.join(blobs, ".py-put.%d.%d" % (os.getpid(), next(_counter)))
         try:
-            with open(tmp, "wb") as f:
+            with _private(tmp, "wb") as f:
                 f.write(data)
             reply = self.request({"cmd": "put", "path": tmp})
         finally:

@@ -66,6 +66,9 @@ pub enum Command {
     /// Look after this home's blob store (the modules, inputs and files jobs use).
     #[command(subcommand)]
     Store(StoreCmd),
+    /// Make a shared key for a mesh.
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// Print a shell's completion script for mesh.
     ///
     /// bash: `mesh completions bash > /etc/bash_completion.d/mesh`; zsh: `mesh completions
@@ -89,13 +92,17 @@ pub enum Command {
 /// The shared key, Parallel Python's `-s` secret. Nodes with different keys never connect.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
-    /// Passphrase of the mesh. Without one, any machine on the LAN can join.
-    #[arg(long, env = "MESH_KEY", hide_env_values = true, value_name = "PASSPHRASE", conflicts_with = "key_file")]
-    pub key: Option<String>,
-
-    /// Read the passphrase from a file (surrounding white space is ignored).
+    /// Read the mesh's key from a file (surrounding white space is ignored); make one with
+    /// `mesh key new > FILE`. Keep it mode 0600: whoever holds the key may join the mesh and
+    /// run programs on its --allow-run nodes.
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+
+    /// The mesh's key (a generated key or a passphrase). Prefer --key-file or MESH_KEY: a
+    /// key on the command line shows in `ps` to every user. Without a key, any machine on
+    /// the LAN can join.
+    #[arg(long, env = "MESH_KEY", hide_env_values = true, value_name = "KEY", conflicts_with = "key_file")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +139,12 @@ pub struct JoinArgs {
     /// Serve no dashboard.
     #[arg(long)]
     pub no_http: bool,
+
+    /// A host name the dashboard answers for, besides its IP addresses, localhost, the
+    /// host name and HOSTNAME.local (repeatable; e.g. the name Prometheus scrapes it by).
+    /// Requests for other names get 421: a web page cannot read it by rebinding its DNS.
+    #[arg(long = "http-name", value_name = "NAME", conflicts_with = "no_http")]
+    pub http_names: Vec<String>,
 
     /// Run native programs (`mesh run`) for anyone who holds the key. This is a trust
     /// decision, as with Parallel Python and GNU parallel over ssh: the key lets them run
@@ -470,6 +483,14 @@ fn parse_http(s: &str) -> Result<std::net::SocketAddr, String> {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }
     s.parse().map_err(|_| format!("'{s}' is not IP:PORT or a PORT (e.g. 0.0.0.0:4880 for the LAN)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Print a new random key (256 bits) on stdout: put it in a file on every node, mode
+    /// 0600, and pass --key-file (the Pi's service reads /etc/mesh/key). Unlike a
+    /// passphrase, it cannot be guessed from the fingerprint that mDNS shows the LAN.
+    New,
 }
 
 #[derive(Debug, Subcommand)]

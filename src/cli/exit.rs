@@ -49,6 +49,6 @@ pub(crate) fn exit_of(report: &JobReport) -> Result<Exit> {
     if report.failed.is_empty() {
         Ok(Exit::Success)
     } else {
-        Err(JobFailed { failed: report.failed.len() as u64, tasks: report.tasks }.into())
+        Err(JobFailed { failed: report.failures(), tasks: report.tasks }.into())
     }
 }

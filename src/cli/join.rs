@@ -4,11 +4,12 @@
 use super::args::{JoinArgs, PeersArgs};
 use super::exit::Exit;
 use super::output::{self, PeersSource};
-use super::setup::{default_listen, default_workers, runtime, shared_key};
+use super::setup::{default_listen, default_workers, raise_fd_limit, runtime, shared_key};
 use crate::core::Availability;
 use crate::discovery::{Discovery, DiscoveryEvent};
-use crate::node::{self, Control, Http, NetConfig, Node, NodeConfig, PeerRow, PeerState, control, sighting_row};
-use crate::protocol::membership::PROTOCOL_VERSION;
+use crate::node::{
+    self, Control, Http, NetConfig, Node, NodeConfig, PeerRow, PeerState, control, refusal, sighting_row,
+};
 use crate::secret::SharedKey;
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -27,6 +28,10 @@ pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
     if key.is_open() {
         tracing::warn!("no --key, --key-file or MESH_KEY: any machine on this LAN can join this mesh and run tasks");
     }
+    raise_fd_limit();
+    let host = node::hostname();
+    let mut http_names = vec![host.clone(), format!("{host}.local")];
+    http_names.extend(args.http_names);
     let cfg = NodeConfig {
         name: args.name.unwrap_or_else(node::hostname),
         home,
@@ -48,8 +53,8 @@ pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
         worker_nice: args.nice,
         http: match (args.no_http, args.http) {
             (true, _) => None,
-            (false, Some(addr)) => Some(Http { addr, required: true }),
-            (false, None) => Some(Http { addr: DEFAULT_HTTP.into(), required: false }),
+            (false, Some(addr)) => Some(Http { addr, required: true, names: http_names }),
+            (false, None) => Some(Http { addr: DEFAULT_HTTP.into(), required: false, names: http_names }),
         },
     };
     runtime()?.block_on(async move {
@@ -98,13 +103,7 @@ async fn browse(home: &Path, key: &SharedKey, how_long: Duration) -> Result<Vec<
     Ok(seen
         .values()
         .map(|r| {
-            let state = if r.fingerprint != fp {
-                PeerState::DifferentKey
-            } else if r.protocol != PROTOCOL_VERSION {
-                PeerState::Incompatible
-            } else {
-                PeerState::Seen
-            };
+            let state = refusal(r, &fp).unwrap_or(PeerState::Seen);
             sighting_row(r, state)
         })
         .collect())

@@ -26,7 +26,7 @@ pub use exit::{Exit, JobFailed};
 
 use crate::node;
 use anyhow::Result;
-use args::{Command, StoreCmd, SubmitJob};
+use args::{Command, KeyCmd, StoreCmd, SubmitJob};
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<Exit> {
@@ -40,6 +40,7 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Peers(args) => join::peers(home, args),
         Command::Session(args) => session::session(home, args),
         Command::Store(StoreCmd::Check) => store::check(&home),
+        Command::Key(KeyCmd::New) => setup::new_key(),
         Command::Completions { shell } => docs::completions(shell),
         Command::Manpage { dir } => docs::manpage(dir.as_deref()),
     }

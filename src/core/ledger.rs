@@ -34,6 +34,8 @@ pub(crate) struct Ledger {
     failed: u64,
     retried: u64,
     duplicates: u64,
+    /// Backup runs of this job's tasks that the owner started.
+    backups: u64,
     /// start -> (end, holder); ranges never overlap.
     leases: BTreeMap<u64, (u64, NodeId)>,
     /// Per holder, the tasks of its leases that are not done: where the job's work is.
@@ -82,6 +84,7 @@ impl Ledger {
             failed: 0,
             retried: 0,
             duplicates: 0,
+            backups: 0,
             leases: BTreeMap::new(),
             held: BTreeMap::new(),
             cursor: 0,
@@ -120,6 +123,15 @@ impl Ledger {
             self.failures.iter().filter(|(t, _)| (r.start..r.end).contains(*t)).map(|(&t, f)| (t, f.last_on)).collect();
         v.sort_unstable();
         v
+    }
+
+    pub(crate) fn backups(&self) -> u64 {
+        self.backups
+    }
+
+    /// The owner started a backup run of one of the job's tasks.
+    pub(crate) fn note_backup(&mut self) {
+        self.backups += 1;
     }
 
     pub(crate) fn duplicates(&self) -> u64 {

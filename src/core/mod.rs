@@ -15,6 +15,7 @@
 //! steals. See `docs/ARCHITECTURE.md` for the life of a job.
 
 mod availability;
+mod faults;
 mod halt;
 mod job;
 mod ledger;
@@ -31,6 +32,7 @@ mod timer;
 mod tombstones;
 
 pub use availability::{Availability, BUSY_ABOVE, Hours, HoursError, IDLE_AT_MOST, Lending, Machine};
+pub use faults::{FAULTS_BEFORE_PAUSE, PAUSE_FIRST, PAUSE_MAX};
 pub use halt::{BadHalt, Halt, HaltLimit, HaltOn, parse_halt};
 pub use ledger::MAX_LOST;
 pub use needs::{
@@ -223,6 +225,35 @@ pub struct TaskReport<R> {
     pub outcome: Result<R, String>,
     /// Time the worker spent on it.
     pub took: Duration,
+    /// Whose fault a failure was. Absent on the wire when it was the task's.
+    #[serde(default, skip_serializing_if = "Blame::is_task")]
+    pub blame: Blame,
+}
+
+/// Whose fault a failed task is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Blame {
+    /// The task's: it ran and failed, or would fail anywhere. It uses one of its retries.
+    #[default]
+    Task,
+    /// The node's that ran it: no space or file descriptors left, a file it could not
+    /// fetch, a program it could not start. The task runs again elsewhere without using a
+    /// retry, and a node with such faults in a row pauses (`faults`).
+    Node,
+}
+
+impl Blame {
+    pub fn is_task(&self) -> bool {
+        *self == Self::Task
+    }
+}
+
+impl<R> TaskReport<R> {
+    /// A report of a task whose failure, if it failed, was its own.
+    pub fn new(task: u64, outcome: Result<R, String>, took: Duration) -> Self {
+        Self { task, outcome, took, blame: Blame::Task }
+    }
 }
 
 /// Work handed to a thief: ranges of one job, with the job's spec so the thief can run
@@ -302,6 +333,9 @@ pub enum Action<S, R> {
     /// Owner only: the first result for a task; later ones are dropped. A failed report
     /// here is final: the task used up its retries.
     Accepted { job: JobId, from: NodeId, report: TaskReport<R> },
+    /// This node failed `FAULTS_BEFORE_PAUSE` tasks in a row by its own fault (the last
+    /// one's error is `cause`) and takes no tasks for `pause`.
+    Paused { pause: Duration, cause: String },
     /// Owner only: a task failed on `from` and will run again, on another node if any.
     Retrying { job: JobId, from: NodeId, report: TaskReport<R> },
     /// Owner only: `by` stole `tasks` of this job's tasks (from any victim).
@@ -325,6 +359,8 @@ pub struct Progress {
     /// Failures that were given another run.
     pub retried: u64,
     pub duplicates: u64,
+    /// Speculative re-runs of this job's undone tasks that its owner started.
+    pub backups: u64,
     /// The job stopped early under its halt rule.
     pub halted: bool,
 }

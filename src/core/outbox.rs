@@ -66,7 +66,7 @@ mod tests {
     use std::time::Duration;
 
     fn report(task: u64) -> TaskReport<u64> {
-        TaskReport { task, outcome: Ok(task), took: Duration::ZERO }
+        TaskReport { task, outcome: Ok(task), took: Duration::ZERO, blame: Default::default() }
     }
 
     #[test]

@@ -22,10 +22,12 @@ pub(crate) enum Timer {
     FlushResults,
     /// Send again what did not arrive.
     Resend,
+    /// A pause after the node's own faults is over (`faults`).
+    Resume,
 }
 
 impl Timer {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Gossip,
         Self::PeerSweep,
         Self::StealTimeout,
@@ -33,6 +35,7 @@ impl Timer {
         Self::StealRetry,
         Self::FlushResults,
         Self::Resend,
+        Self::Resume,
     ];
 }
 

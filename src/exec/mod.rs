@@ -9,16 +9,19 @@
 mod cache;
 mod cancels;
 pub mod fetch;
+mod memory;
 pub mod primes;
 pub mod python;
 pub mod run;
 pub mod wasm;
 
+use crate::core::Blame;
 use crate::id::JobId;
 use crate::job::{JobSpec, TaskOutput};
 use crate::store::BlobStore;
 use cancels::Cancels;
 use fetch::{BlobFetcher, Blobs};
+pub use memory::memory_mb;
 use python::{PyError, PythonRuntime};
 use run::{Permission, RunError, RunRuntime};
 use std::path::PathBuf;
@@ -48,6 +51,45 @@ pub enum TaskError {
     /// The worker or the job's spec was gone when the task was due to start.
     #[error("the task could not start")]
     NotStarted,
+}
+
+impl TaskError {
+    /// Whose fault the failure is: the node's when it lacked something another node may
+    /// well have (a blob it could not fetch or store, space, a worker, its engine, room in
+    /// its wasm memory budget), so that the task runs again elsewhere without using a
+    /// retry; else the task's.
+    pub fn blame(&self) -> Blame {
+        let node = match self {
+            Self::Engine(_) | Self::NotStarted => true,
+            Self::Wasm(w) => match w {
+                WasmTaskError::Input(e) | WasmTaskError::Module { cause: e, .. } => {
+                    matches!(e, WasmError::Engine(_) | WasmError::ModuleBlob(_) | WasmError::InputBlob(_))
+                }
+                WasmTaskError::Run { failure, .. } => matches!(failure, wasm::RunFailure::HostMemory { .. }),
+                WasmTaskError::BeyondInput { .. } => false,
+            },
+            Self::Run(r) => matches!(
+                r,
+                RunError::NotAllowed
+                    | RunError::Tasks(_)
+                    | RunError::Files(_)
+                    | RunError::Place { .. }
+                    | RunError::WorkDir { .. }
+                    | RunError::Store(_)
+            ),
+            Self::Python(p) => matches!(
+                p,
+                PyError::NotAllowed
+                    | PyError::NoPython(_)
+                    | PyError::Tasks(_)
+                    | PyError::Code(_)
+                    | PyError::Start(_)
+                    | PyError::Store(_)
+            ),
+            Self::Cancelled(_) | Self::Panicked { .. } => false,
+        };
+        if node { Blame::Node } else { Blame::Task }
+    }
 }
 
 /// Runs tasks of any job. Shared by all worker threads of a node; the WebAssembly engine
@@ -121,14 +163,4 @@ impl Executor {
 fn python_memory_cap() -> u64 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
     ((memory_mb() << 20) / 2 / cores.max(1)).max(256 << 20)
-}
-
-/// This machine's physical memory, in MiB, from `/proc/meminfo` (0 where it cannot tell).
-pub fn memory_mb() -> u64 {
-    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kib = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-    kib.unwrap_or(0) / 1024
 }

@@ -199,14 +199,18 @@ pub enum RunProblem {
     NotFound(String),
     #[error("command `{command}` could not start: {reason}")]
     CannotStart { command: String, reason: String },
+    /// It could not start for want of something this node lacks now (file descriptors,
+    /// processes, memory, space): the node's fault, not the task's (`core::Blame::Node`).
+    #[error("command `{command}` could not start on this node: {reason}")]
+    NodeResources { command: String, reason: String },
     #[error("timed out after {:.1} s (--timeout); its processes were ended", *.ms as f64 / 1000.0)]
     TimedOut { ms: u64 },
     #[error("wrote more than {cap} bytes to {}; its processes were ended", if *.stream == Stream::Stdout { "stdout" } else { "stderr" })]
     TooMuchOutput { stream: Stream, cap: u64 },
     #[error("did not produce {0}, which --return promises")]
     MissingReturn(String),
-    #[error("{path} is not a plain file of at most {max} bytes, which --return needs")]
-    BadReturn { path: String, max: u64 },
+    #[error("cannot return {path}: {why}")]
+    BadReturn { path: String, why: String },
     /// Its job was cancelled or halted, or its node is leaving: mesh ended it.
     #[error("ended because its job was cancelled or its node left")]
     Cancelled,
@@ -262,6 +266,11 @@ pub struct RunOutput {
 }
 
 impl RunOutput {
+    /// Whether it failed by its node's fault rather than its own.
+    pub fn node_fault(&self) -> bool {
+        matches!(self.problem, Some(RunProblem::NodeResources { .. }))
+    }
+
     /// Exit status 0, and nothing mesh had to fail it for.
     pub fn succeeded(&self) -> bool {
         self.ended == Ended::Exit(0) && self.problem.is_none()

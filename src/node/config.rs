@@ -38,12 +38,14 @@ pub struct NodeConfig {
 }
 
 /// Where the dashboard listens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Http {
     pub addr: std::net::SocketAddr,
     /// Given on the command line: a node that cannot bind it stops with an error. The
     /// default address, if taken (another node on this machine), only costs the dashboard.
     pub required: bool,
+    /// The host names it answers for, besides IP addresses and `localhost`.
+    pub names: Vec<String>,
 }
 
 impl NodeConfig {

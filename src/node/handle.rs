@@ -39,9 +39,9 @@ impl Node {
             Control::Off => None,
             access => Some(control::bind(&cfg.home, access).await?),
         };
-        let http = match cfg.http {
+        let http = match &cfg.http {
             Some(h) => match dashboard::bind(h.addr).await {
-                Ok(l) => Some(l),
+                Ok(l) => Some((l, h.names.clone())),
                 Err(e) if !h.required => {
                     tracing::warn!("no dashboard: {e:#} (mesh join --http ADDR serves it elsewhere)");
                     None
@@ -63,8 +63,8 @@ impl Node {
                 drop(lock); // only now is its socket file gone
             });
         }
-        if let (Some(listener), Some(view)) = (http, view) {
-            tracker.spawn(dashboard::serve(listener, view, shutdown.clone()));
+        if let (Some((listener, names)), Some(view)) = (http, view) {
+            tracker.spawn(dashboard::serve(listener, view, names, shutdown.clone()));
         }
         let token = shutdown.clone();
         let main = tracker.spawn(async move {

@@ -12,6 +12,8 @@
 //! * A member leaves on `bye`, when its last connection closes, or after `expiry` without
 //!   an announce (an unplugged cable sends nothing at all).
 
+use super::sightings::addrs_of;
+use super::sightings::{refusal, sighting_row};
 use super::view::{PeerRow, PeerState};
 use crate::core::rate::TokenBucket;
 use crate::core::{Facts, Status};
@@ -68,6 +70,9 @@ pub(crate) enum Decision {
     Refused {
         name: String,
         state: PeerState,
+        /// The node's release and wire protocol version, from its record.
+        version: String,
+        protocol: u32,
     },
 }
 
@@ -165,15 +170,20 @@ impl Membership {
         if self.sightings.len() >= MAX_SIGHTINGS && !self.sightings.contains_key(&rec.fullname) {
             return Decision::Nothing;
         }
-        let usable = rec.fingerprint == self.fingerprint && rec.protocol == PROTOCOL_VERSION;
-        if !usable && !self.sightings.contains_key(&rec.fullname) {
-            let state =
-                if rec.fingerprint != self.fingerprint { PeerState::DifferentKey } else { PeerState::Incompatible };
-            let name = rec.name.clone();
+        let refused = refusal(&rec, &self.fingerprint);
+        let usable = refused.is_none();
+        if let Some(state) = refused
+            && !self.sightings.contains_key(&rec.fullname)
+        {
+            let (name, version, protocol) = (rec.name.clone(), rec.version.clone(), rec.protocol);
             self.sightings.insert(rec.fullname.clone(), Sighting { record: rec, first_seen: now, dialed: false });
             let said =
                 self.refusals.get_or_insert_with(|| TokenBucket::new(REFUSALS_SAID_PER_SECOND, REFUSALS_SAID, now));
-            return if said.take(now) { Decision::Refused { name, state } } else { Decision::Nothing };
+            return if said.take(now) {
+                Decision::Refused { name, state, version, protocol }
+            } else {
+                Decision::Nothing
+            };
         }
         let s = self.sightings.entry(rec.fullname.clone()).or_insert(Sighting {
             record: rec.clone(),
@@ -358,44 +368,15 @@ impl Membership {
             .collect();
         for s in self.sightings.values() {
             let r = &s.record;
-            let state = if r.fingerprint != self.fingerprint {
-                PeerState::DifferentKey
-            } else if r.protocol != PROTOCOL_VERSION || self.incompatible.contains(&r.peer_id) {
-                PeerState::Incompatible
-            } else {
-                continue;
+            let state = match refusal(r, &self.fingerprint) {
+                Some(state) => state,
+                None if self.incompatible.contains(&r.peer_id) => PeerState::Incompatible,
+                None => continue,
             };
             rows.push(sighting_row(r, state));
         }
         rows
     }
-}
-
-/// A row for a node known only from its mDNS record.
-pub(crate) fn sighting_row(r: &Record, state: PeerState) -> PeerRow {
-    PeerRow {
-        name: r.name.clone(),
-        peer_id: r.peer_id.to_base58(),
-        addrs: addrs_of(r).iter().map(ToString::to_string).collect(),
-        workers: None,
-        busy: None,
-        queued: None,
-        tasks_done: None,
-        steals: None,
-        rtt_ms: None,
-        version: r.version.clone(),
-        last_seen_s: None,
-        is_self: false,
-        state,
-        blobs: None,
-        facts: None,
-        health: None,
-        jobs: Vec::new(),
-    }
-}
-
-fn addrs_of(r: &Record) -> Vec<Multiaddr> {
-    r.addrs.iter().map(|ip| format!("/ip4/{ip}/tcp/{}", r.port).parse().expect("a valid ip4/tcp multiaddr")).collect()
 }
 
 #[cfg(test)]
@@ -478,15 +459,23 @@ mod tests {
         let (lo, hi) = ordered_pair();
         let t0 = Instant::now();
         let mut m = Membership::new(lo, "aaaa0000".into());
-        let refused = Decision::Refused { name: "n".into(), state: PeerState::DifferentKey };
-        assert_eq!(m.on_record(t0, rec(hi, "bbbb1111", PROTOCOL_VERSION), false), refused, "said once");
+        let refused =
+            |state, protocol| Decision::Refused { name: "n".into(), state, version: "0.1.0".into(), protocol };
+        let differs = refused(PeerState::DifferentKey, PROTOCOL_VERSION);
+        assert_eq!(m.on_record(t0, rec(hi, "bbbb1111", PROTOCOL_VERSION), false), differs, "said once");
         assert_eq!(m.on_record(t0, rec(hi, "bbbb1111", PROTOCOL_VERSION), false), Decision::Nothing);
         let mut r2 = rec(PeerId::random().max(hi), "aaaa0000", 99);
         r2.fullname = "other".into();
-        assert_eq!(m.on_record(t0, r2, false), Decision::Refused { name: "n".into(), state: PeerState::Incompatible });
+        assert_eq!(m.on_record(t0, r2, false), refused(PeerState::Incompatible, 99));
+        // An older node's fingerprint differs too (the key's derivation changed with the
+        // version): it is told to upgrade, not that its key is wrong.
+        let mut r3 = rec(PeerId::random().max(hi), "cccc3333", PROTOCOL_VERSION - 1);
+        r3.fullname = "older".into();
+        assert_eq!(m.on_record(t0, r3, false), refused(PeerState::Incompatible, PROTOCOL_VERSION - 1));
         assert!(m.overdue_dials(t0 + DIAL_GRACE * 2, |_| false).is_empty());
-        let states: Vec<PeerState> = m.rows(t0).into_iter().map(|r| r.state).collect();
-        assert_eq!(states, [PeerState::DifferentKey, PeerState::Incompatible]);
+        let mut states: Vec<PeerState> = m.rows(t0).into_iter().map(|r| r.state).collect();
+        states.sort_by_key(|s| format!("{s:?}"));
+        assert_eq!(states, [PeerState::DifferentKey, PeerState::Incompatible, PeerState::Incompatible]);
         // A flood of made-up nodes: a few are reported, all are listed.
         let said = (0..100)
             .filter(|i| {
@@ -495,8 +484,8 @@ mod tests {
                 matches!(m.on_record(t0, r, false), Decision::Refused { .. })
             })
             .count();
-        assert_eq!(said, REFUSALS_SAID as usize - 2, "two of the burst went above");
-        assert_eq!(m.rows(t0).len(), 102);
+        assert_eq!(said, REFUSALS_SAID as usize - 3, "three of the burst went above");
+        assert_eq!(m.rows(t0).len(), 103);
     }
 
     #[test]

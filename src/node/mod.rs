@@ -31,6 +31,8 @@ pub mod identity;
 mod lending;
 mod limits;
 mod membership;
+mod quota;
+mod sightings;
 mod report;
 mod submit;
 mod view;
@@ -40,7 +42,7 @@ pub use client::{COMMAND_CAPACITY, Client, JobHandle, NodeError, NodeStopped};
 pub use config::{Control, Http, NetConfig, NodeConfig};
 pub use handle::{Node, shutdown_signal};
 pub use identity::{default_home, hostname};
-pub(crate) use membership::sighting_row;
+pub(crate) use sightings::{refusal, sighting_row};
 pub use report::{FailedTask, JobReport, JobResults, MEASURABLE, NodeStats, PrimesResult, TaskRecord, run_failure};
 pub use submit::run_job;
 pub use view::{

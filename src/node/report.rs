@@ -366,7 +366,7 @@ impl Collector {
         self.per_node.entry(by).or_default().steals += 1;
     }
 
-    pub(crate) fn finish(self, progress: Progress, backups: u64, describe: Describe<'_>) -> JobReport {
+    pub(crate) fn finish(self, progress: Progress, describe: Describe<'_>) -> JobReport {
         let elapsed = self.started.elapsed();
         let mut workers = 0;
         let mut names = HashMap::new();
@@ -411,7 +411,7 @@ impl Collector {
             nodes,
             workers,
             duplicates: progress.duplicates,
-            backups,
+            backups: progress.backups,
             retried: progress.retried,
             halted: progress.halted,
         }

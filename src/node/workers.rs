@@ -5,7 +5,7 @@
 //! back to the event loop. A run of tiny tasks comes back as one message. A panicking task
 //! becomes a failed task, not a dead worker.
 
-use crate::core::{TaskRange, TaskReport};
+use crate::core::{Blame, TaskRange, TaskReport};
 use crate::exec::{Executor, TaskError};
 use crate::id::JobId;
 use crate::job::{JobKind, JobSpec, TaskOutput};
@@ -120,8 +120,13 @@ fn run_one(exec: &Executor, w: &Work, task: u64) -> TaskReport<TaskOutput> {
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| exec.run(w.job, &w.spec, task, w.own)))
         .unwrap_or_else(|p| Err(TaskError::Panicked { task, message: panic_message(&p) }));
+    let blame = match &outcome {
+        Err(e) => e.blame(),
+        Ok(TaskOutput::Run(o)) if o.node_fault() => Blame::Node,
+        Ok(_) => Blame::Task,
+    };
     // The report crosses the wire to the job's owner: its error travels as text.
-    TaskReport { task, outcome: outcome.map_err(|e| e.to_string()), took: started.elapsed() }
+    TaskReport { task, outcome: outcome.map_err(|e| e.to_string()), took: started.elapsed(), blame }
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -70,13 +70,24 @@ fn sched_grant_of_a_wasm_job() {
 #[test]
 fn sched_results_steal_lease_and_end() {
     let reports = vec![
-        TaskReport { task: 0, outcome: Ok(TaskOutput::Sum(17)), took: Duration::from_micros(1500) },
+        TaskReport {
+            task: 0,
+            outcome: Ok(TaskOutput::Sum(17)),
+            took: Duration::from_micros(1500),
+            blame: Default::default(),
+        },
         TaskReport {
             task: 1,
             outcome: Ok(TaskOutput::Bytes(serde_bytes::ByteBuf::from(b"ok\n".to_vec()))),
             took: Duration::ZERO,
+            blame: Default::default(),
         },
-        TaskReport { task: 2, outcome: Err("timed out".into()), took: Duration::from_secs(1) },
+        TaskReport {
+            task: 2,
+            outcome: Err("timed out".into()),
+            took: Duration::from_secs(1),
+            blame: Default::default(),
+        },
     ];
     golden::<WireMessage>(
         &Message::Results { job: job(), reports },
@@ -224,8 +235,12 @@ fn sched_a_run_job_and_its_result() {
         returned: vec![Returned { path: "b.flac".into(), blob: ContentId::of(b"b"), len: 3 }],
         started_ms: 1_764_000_000_000,
     };
-    let reports =
-        vec![TaskReport { task: 1, outcome: Ok(TaskOutput::Run(Box::new(out))), took: Duration::from_millis(20) }];
+    let reports = vec![TaskReport {
+        task: 1,
+        outcome: Ok(TaskOutput::Run(Box::new(out))),
+        took: Duration::from_millis(20),
+        blame: Default::default(),
+    }];
     golden::<WireMessage>(
         &Message::Results { job: job(), reports },
         "a167526573756c7473a2636a6f62a2656f776e65721b01020304050607086373657109677265706f72747381a3647461736b01676f7574636f6d65a1624f6ba16352756ea665656e646564a16445786974006770726f626c656da16d4d697373696e6752657475726e66612e666c6163667374646f7574a166496e6c696e65436f6b0a66737464657272a164426c6f62a2626964784031353130343537313736656430626331393766356562373362613931373563383939613961626139363533356636633433326232623065626262353237663334636c656e1a000111706872657475726e656481a3647061746866622e666c616364626c6f62784031306535636633643363386134663966333436386338636335386565613834383932613232666461646263316163623232343130313930303434633164353533636c656e036a737461727465645f6d731b0000019ab697e80064746f6f6ba2647365637300656e616e6f731a01312d00",
@@ -254,8 +269,12 @@ fn sched_a_python_job_and_its_result() {
         value: Captured::Inline(serde_bytes::ByteBuf::from(b"\x80\x04K*.".to_vec())),
         output: "hello\n".into(),
     };
-    let reports =
-        vec![TaskReport { task: 1, outcome: Ok(TaskOutput::Python(Box::new(out))), took: Duration::from_millis(20) }];
+    let reports = vec![TaskReport {
+        task: 1,
+        outcome: Ok(TaskOutput::Python(Box::new(out))),
+        took: Duration::from_millis(20),
+        blame: Default::default(),
+    }];
     golden::<WireMessage>(
         &Message::Results { job: job(), reports },
         "a167526573756c7473a2636a6f62a2656f776e65721b01020304050607086373657109677265706f72747381a3647461736b01676f7574636f6d65a1624f6ba166507974686f6ea366726169736564f46576616c7565a166496e6c696e654580044b2a2e666f75747075746668656c6c6f0a64746f6f6ba2647365637300656e616e6f731a01312d00",

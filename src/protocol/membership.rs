@@ -43,8 +43,10 @@ pub(crate) const TOPIC: &str = "mesh/membership/1";
 /// `/mesh/blob/2`. Version 3 added `mesh run` jobs and their results, requirements on
 /// jobs, node facts in the announce, and blobs up to `store::MAX_FILE` (`/mesh/sched/3`,
 /// `/mesh/blob/3`). Version 4 added Python jobs and their results, and a node's Python
-/// in its facts: `/mesh/sched/4`, `/mesh/blob/4`.
-pub(crate) const PROTOCOL_VERSION: u32 = 4;
+/// in its facts: `/mesh/sched/4`, `/mesh/blob/4`. Version 5 changed only how the shared
+/// key is derived (argon2id, `crate::secret`): nodes of 4 and 5 cannot connect, and the
+/// bump lets each side say "upgrade" instead of "different key".
+pub(crate) const PROTOCOL_VERSION: u32 = 5;
 
 /// Largest accepted announce.
 pub(crate) const MAX_ANNOUNCE_BYTES: usize = 1024;

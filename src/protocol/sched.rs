@@ -83,13 +83,24 @@ mod tests {
             Message::Results {
                 job: id,
                 reports: vec![
-                    TaskReport { task: 1, outcome: Ok(TaskOutput::Sum(u128::MAX)), took: Duration::from_micros(5) },
+                    TaskReport {
+                        task: 1,
+                        outcome: Ok(TaskOutput::Sum(u128::MAX)),
+                        took: Duration::from_micros(5),
+                        blame: Default::default(),
+                    },
                     TaskReport {
                         task: 2,
                         outcome: Ok(TaskOutput::Bytes(serde_bytes::ByteBuf::from(vec![0, 255, 10]))),
                         took: Duration::from_micros(5),
+                        blame: Default::default(),
                     },
-                    TaskReport { task: 3, outcome: Err("timed out".into()), took: Duration::from_secs(1) },
+                    TaskReport {
+                        task: 3,
+                        outcome: Err("timed out".into()),
+                        took: Duration::from_secs(1),
+                        blame: Default::default(),
+                    },
                 ],
             },
             Message::JobEnded { job: id },

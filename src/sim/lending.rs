@@ -1,6 +1,6 @@
-//! Nodes that stop lending their workers (`mesh join --hours`, `--when-idle`), checked on
-//! simulated meshes: they start no new runs, what they hold goes to the others, and every
-//! job still ends exactly.
+//! Nodes that stop lending their workers (`mesh join --hours`, `--when-idle`), or pause
+//! after failing tasks by their own fault, checked on simulated meshes: they start no new
+//! runs, what they hold goes to the others, and every job still ends exactly.
 
 use super::*;
 
@@ -102,4 +102,28 @@ fn a_node_that_lends_nothing_still_runs_the_retries_pinned_to_it() {
     assert!(job.finished_at.is_some(), "the job did not end");
     assert!(job.accepted.iter().all(|&c| c == 1));
     assert_eq!(job.failed.len(), 100, "every poison task failed for good, and only those");
+}
+
+/// Issue 30: a node that fails every task by its own fault (a full disk) takes none of a
+/// job with no retries: each of its failures runs again elsewhere without using a retry,
+/// and after a few in a row it pauses, so it fails few tasks before the others finish.
+/// With its failures counted against the tasks (as before), most of the job would fail.
+#[test]
+fn a_faulty_node_loses_no_task_and_pauses() {
+    for faulty in [0, 1] {
+        let nodes = [1, 2, 1].iter().map(|&w| NodeSpec::new(w, 1.0)).collect();
+        let mut cfg = SimConfig::new(nodes, 29);
+        cfg.faulty = vec![faulty];
+        cfg.task_cost = (Duration::from_micros(50), Duration::from_micros(100));
+        let mut sim = Sim::new(cfg);
+        sim.submit_at(Duration::from_millis(1500), 0, 600);
+        sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
+        exact(&sim);
+        let job = sim.jobs.values().next().unwrap();
+        assert!(job.failed.is_empty(), "node {faulty}'s faults failed tasks: {:?}", job.failed);
+        assert_eq!(job.per_node.get(&faulty), None, "no result of the faulty node was accepted");
+        assert!(sim.pauses[faulty] >= 1, "node {faulty} never paused");
+        let retried: u32 = job.retried.iter().sum();
+        assert!((3..60).contains(&retried), "the faulty node failed {retried} of 600 tasks");
+    }
 }

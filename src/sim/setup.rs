@@ -53,6 +53,9 @@ pub struct SimConfig {
     pub core: Config,
     /// Nodes on which every task fails.
     pub broken: Vec<usize>,
+    /// Nodes on which every task fails by the node's own fault (`Blame::Node`: a full
+    /// disk, say).
+    pub faulty: Vec<usize>,
     /// When non-zero, tasks whose index is a multiple of it fail on every node.
     pub poison_every: u64,
     /// Retries of a failed task, for every job.
@@ -74,6 +77,7 @@ impl SimConfig {
             seed,
             core: Config::default(),
             broken: Vec::new(),
+            faulty: Vec::new(),
             poison_every: 0,
             retries: 0,
             lans: Vec::new(),

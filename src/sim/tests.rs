@@ -480,7 +480,12 @@ fn a_lost_result_runs_again_then_counts_as_a_failure() {
     let mut s: Scheduler<Spec, u64> = Scheduler::new(NodeId(1), cfg, 3, t0);
     let spec = SimSpec { salt: 0, needs: Needs::default(), halt: None };
     let job = s.submit(t0, spec, 1, 0);
-    let lost = || TaskReport { task: 0, outcome: Err("output unfetchable".to_string()), took: Duration::ZERO };
+    let lost = || TaskReport {
+        task: 0,
+        outcome: Err("output unfetchable".to_string()),
+        took: Duration::ZERO,
+        blame: Default::default(),
+    };
     let mut seen = Vec::new();
     for _ in 0..=crate::core::MAX_LOST {
         s.handle_lost(t0, NodeId(2), job, lost());

@@ -22,6 +22,8 @@ pub(super) struct JsonStats<'a> {
     retried: u64,
     steals: u64,
     failed: Vec<JsonFailure<'a>>,
+    /// Failed tasks beyond `failed`, whose errors the owner did not keep.
+    failed_unlisted: u64,
     nodes: Vec<JsonNode<'a>>,
 }
 
@@ -89,6 +91,7 @@ pub(super) fn json_stats(r: &JobReport) -> JsonStats<'_> {
         retried: r.retried,
         steals: r.steals(),
         failed: r.failed.iter().map(|f| JsonFailure { task: f.task, error: &f.error }).collect(),
+        failed_unlisted: r.failed_unlisted,
         nodes: r
             .nodes
             .iter()
@@ -154,6 +157,9 @@ pub(super) fn statistics(r: &JobReport) -> io::Result<()> {
     let mut err = io::stderr().lock();
     for f in &r.failed {
         writeln!(err, "task {} failed: {}", f.task, f.error)?;
+    }
+    if r.failed_unlisted > 0 {
+        writeln!(err, "... and {} more tasks failed (their errors were not kept)", r.failed_unlisted)?;
     }
     drop(err);
     table_and_speedup(r)

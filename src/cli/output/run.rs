@@ -321,8 +321,14 @@ struct JsonRunTask {
     ran: bool,
     exit: Option<i32>,
     signal: Option<i32>,
+    /// At most [`JSON_OUTPUT_MAX`] bytes of stdout, as text (invalid UTF-8 replaced).
     output: String,
     stderr: String,
+    /// The whole output's sizes, and whether `output` or `stderr` holds only their start.
+    output_bytes: u64,
+    stderr_bytes: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    truncated: bool,
     error: Option<String>,
     node: Option<String>,
     time_s: f64,
@@ -330,8 +336,19 @@ struct JsonRunTask {
     returned: Vec<String>,
 }
 
+/// The most of one task's stdout or stderr that `--json` carries as text: a document stays
+/// a bounded size whatever a program writes (`--results DIR` keeps all of it).
+const JSON_OUTPUT_MAX: usize = 1 << 20;
+
+/// The start of a task's output as text, whether it was cut, and its whole size.
+fn json_text(c: &Captured, store: &BlobStore) -> (String, bool, u64) {
+    let all = bytes(c, store);
+    let cut = all.len() > JSON_OUTPUT_MAX;
+    let text = String::from_utf8_lossy(&all[..all.len().min(JSON_OUTPUT_MAX)]).into_owned();
+    (text, cut, c.len())
+}
+
 fn json_task(t: &RunTask, e: Option<&TaskEvent>, store: &BlobStore) -> JsonRunTask {
-    let text = |c: &Captured| String::from_utf8_lossy(&bytes(c, store)).into_owned();
     let mut j = JsonRunTask {
         seq: t.seq,
         input: t.arg.clone(),
@@ -340,6 +357,9 @@ fn json_task(t: &RunTask, e: Option<&TaskEvent>, store: &BlobStore) -> JsonRunTa
         signal: None,
         output: String::new(),
         stderr: String::new(),
+        output_bytes: 0,
+        stderr_bytes: 0,
+        truncated: false,
         error: None,
         node: e.map(|e| e.node.clone()),
         time_s: e.map_or(0.0, |e| e.took.as_secs_f64()),
@@ -352,7 +372,9 @@ fn json_task(t: &RunTask, e: Option<&TaskEvent>, store: &BlobStore) -> JsonRunTa
                 Ended::Exit(c) => j.exit = Some(c),
                 Ended::Signal(s) => j.signal = Some(s),
             }
-            (j.output, j.stderr) = (text(&o.stdout), text(&o.stderr));
+            let (out, err) = (json_text(&o.stdout, store), json_text(&o.stderr, store));
+            (j.output, j.stderr, j.truncated) = (out.0, err.0, out.1 || err.1);
+            (j.output_bytes, j.stderr_bytes) = (out.2, err.2);
             j.error = (!o.succeeded()).then(|| failure(o));
             j.returned = o.returned.iter().map(|r| r.path.clone()).collect();
         }

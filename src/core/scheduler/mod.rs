@@ -32,9 +32,11 @@
 
 mod delivery;
 mod gossip;
+mod lending;
 mod placing;
 mod stealing;
 
+use crate::core::faults::Faults;
 use crate::core::job::Job;
 use crate::core::ledger::{Accept, Ledger};
 use crate::core::needs::Facts;
@@ -47,7 +49,7 @@ use crate::core::slots::Slots;
 use crate::core::steal::{Slot, Stealing};
 use crate::core::timer::{Timer, TimerTable};
 use crate::core::tombstones::Tombstones;
-use crate::core::{Action, Config, Counters, DropReason, Message, Payload, Progress, Spec, TaskReport};
+use crate::core::{Action, Blame, Config, Counters, DropReason, Message, Payload, Progress, Spec, TaskReport};
 use crate::id::{JobId, NodeId};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -80,6 +82,9 @@ pub struct Scheduler<S, R> {
     lending: bool,
     /// Each thief's steal requests, bounded by `Config::steal_rate`.
     steal_asks: BTreeMap<NodeId, TokenBucket>,
+    /// Tasks that failed by this node's own fault, and the pause they may have caused:
+    /// while paused, the node takes no tasks, as when it does not lend.
+    faults: Faults,
 }
 
 /// The status this node last gossiped, and when.
@@ -119,6 +124,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             resend: VecDeque::new(),
             lending: true,
             steal_asks: BTreeMap::new(),
+            faults: Faults::default(),
             cfg,
         }
     }
@@ -133,7 +139,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         Status {
             // A node that lends nothing now offers no workers: the statistics and `mesh
             // peers` show it, and no peer waits for it.
-            workers: if self.lending { self.cfg.workers } else { 0 },
+            workers: if self.lends() { self.cfg.workers } else { 0 },
             busy: self.slots.busy() as u32,
             queued: self.jobs.values().map(Job::queued).sum(),
             tasks_done: self.tasks_done,
@@ -163,6 +169,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             failed: l.failed(),
             retried: l.retried(),
             duplicates: l.duplicates(),
+            backups: l.backups(),
             halted: false,
         })
     }
@@ -193,17 +200,6 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         job
     }
 
-    /// Whether this node lends its workers from now on. A node that stops lending
-    /// finishes the runs it has started, and its queued work goes to thieves; its peers
-    /// learn it from the next gossip.
-    pub fn set_lending(&mut self, now: Instant, lending: bool) {
-        if self.lending != lending {
-            self.lending = lending;
-            self.publish(now);
-            self.pump(now);
-        }
-    }
-
     /// Cancels a job this node owns: every node drops its work.
     pub fn cancel(&mut self, now: Instant, job: JobId) {
         if job.owner == self.id && self.jobs.contains_key(&job) {
@@ -218,6 +214,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         let Some((job, task)) = self.slots.task_done(worker) else { return };
         report.task = task;
         self.tasks_done += 1;
+        self.note_fault(now, job, &report);
         if let Some(j) = self.jobs.get_mut(&job) {
             j.observe(report.took);
         }
@@ -332,6 +329,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
                     }
                 }
                 Timer::Resend => self.resend(),
+                Timer::Resume => self.resume(now),
             }
         }
         self.pump(now);
@@ -356,7 +354,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         if self.cfg.seek_work {
             self.feed_lifelines(now);
         }
-        if !self.lending {
+        if !self.lends() {
             while let Some(worker) = self.slots.next_idle() {
                 let pinned = self.jobs.iter_mut().find_map(|(&id, j)| j.pinned.pop().map(|t| (id, t)));
                 let Some((job, task)) = pinned else { break };
@@ -411,8 +409,20 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
 
     fn accept(&mut self, now: Instant, from: NodeId, job: JobId, report: TaskReport<R>) {
         let me = self.id;
+        // The node's fault, not the task's: it runs again elsewhere without using a retry,
+        // as a result that could not be fetched does (a few times, then it counts). Where
+        // no other node may run it, it counts at once, as any failure.
+        let elsewhere = report.blame == Blame::Node && !report.succeeded() && !self.sole_runner(job, from);
         let Some(j) = self.jobs.get_mut(&job) else { return };
         let Some(ledger) = j.ledger.as_mut() else { return };
+        if elsewhere && ledger.lost(report.task) {
+            let task = report.task;
+            ledger.lease(TaskRange::new(task, task + 1), me);
+            j.add_retry(task, from);
+            self.actions.push_back(Action::Retrying { job, from, report });
+            self.enlist(job);
+            return;
+        }
         match ledger.accept(now, report.task, report.succeeded(), from) {
             Accept::New => {
                 let complete = ledger.is_complete();

@@ -22,7 +22,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         let lends = |fit: Result<(), Mismatch>, lending: bool| {
             fit.and_then(|()| lending.then_some(()).ok_or(Mismatch::NotLending))
         };
-        let mine = lends(needs.check(&self.cfg.facts, self.runs_as_own(job)), self.lending);
+        let mine = lends(needs.check(&self.cfg.facts, self.runs_as_own(job)), self.lends());
         let peers =
             self.peers.iter().map(|(&p, info)| lends(needs.check(self.peers.facts(p), false), info.status.workers > 0));
         Unplaceable::of(std::iter::once(mine).chain(peers))
@@ -47,7 +47,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     pub(super) fn sole_runner(&self, job: JobId, node: NodeId) -> bool {
         let Some(j) = self.jobs.get(&job) else { return true };
         let needs = j.spec.needs();
-        let me_too = node != self.id && self.lending && self.may_run(job);
+        let me_too = node != self.id && self.lends() && self.may_run(job);
         let lends = |info: &PeerInfo| info.status.workers > 0;
         !me_too && !self.peers.iter().any(|(&p, info)| p != node && lends(info) && self.thief_may_run(needs, p))
     }
@@ -98,6 +98,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
                 skip.extend(l.failed_on_within(me, now, avoid));
                 let Some(task) = l.next_undone(|t| skip.contains(&t)) else { break };
                 self.counters.backups += 1;
+                l.note_backup();
                 self.start(worker, job, TaskRange::new(task, task + 1), true);
             }
         }

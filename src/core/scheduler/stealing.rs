@@ -213,7 +213,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             // An empty answer to the request out now may name a peer with work: ask it at
             // once, a few hops at most. Only members are asked, so a hint cannot make this
             // node dial anyone new.
-            let idle = self.lending && self.slots.next_idle().is_some();
+            let idle = self.lends() && self.slots.next_idle().is_some();
             let current = slot == Some(Slot::Near);
             let mut next = hint.filter(|&h| current && idle && h != self.id && h != victim && self.peers.contains(h));
             // A hint across the slow link yields to a near peer believed to have work.

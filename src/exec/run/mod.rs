@@ -194,20 +194,29 @@ impl RunRuntime {
 
     /// A `--return` file: a plain file inside the directory, stored as a blob.
     fn collect(&self, dir: &Path, path: &str) -> Result<Returned, RunProblem> {
-        let bad = || RunProblem::BadReturn { path: path.to_string(), max: MAX_FILE };
-        check_path(path).map_err(|_| bad())?;
+        let bad = |why: &str| RunProblem::BadReturn { path: path.to_string(), why: why.to_string() };
+        check_path(path).map_err(|e| bad(&e.to_string()))?;
         let full = dir.join(path);
         let meta = match std::fs::symlink_metadata(&full) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(RunProblem::MissingReturn(path.into())),
-            Err(_) => return Err(bad()),
+            Err(e) => return Err(bad(&e.to_string())),
         };
         // No symlinks, and nothing reached through a symlinked directory either.
         let inside = full.canonicalize().ok().zip(dir.canonicalize().ok()).is_some_and(|(f, d)| f.starts_with(d));
-        if !meta.is_file() || !inside || meta.len() > MAX_FILE {
-            return Err(bad());
+        if meta.file_type().is_symlink() {
+            return Err(bad("it is a symbolic link; only plain files inside the task's directory come back"));
         }
-        let (blob, len) = self.blobs.store.put_file(&full).map_err(|_| bad())?;
+        if !meta.is_file() {
+            return Err(bad("it is not a plain file (a directory or a device?); return the files inside it"));
+        }
+        if !inside {
+            return Err(bad("it is reached through a symbolic link out of the task's directory"));
+        }
+        if meta.len() > MAX_FILE {
+            return Err(bad(&format!("it has {} bytes, more than the {MAX_FILE} a returned file may", meta.len())));
+        }
+        let (blob, len) = self.blobs.store.put_file(&full).map_err(|e| bad(&format!("storing it: {e}")))?;
         Ok(Returned { path: path.to_string(), blob, len })
     }
 

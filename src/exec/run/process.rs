@@ -83,8 +83,11 @@ pub(crate) fn run(
         Ok(child) => supervise(child, limits, cancelled),
         Err(e) => {
             let command = argv[0].clone();
+            let scarce = [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EAGAIN, libc::ENOSPC];
             let problem = if e.kind() == std::io::ErrorKind::NotFound {
                 RunProblem::NotFound(command)
+            } else if e.raw_os_error().is_some_and(|n| scarce.contains(&n)) {
+                RunProblem::NodeResources { command, reason: e.to_string() }
             } else {
                 RunProblem::CannotStart { command, reason: e.to_string() }
             };

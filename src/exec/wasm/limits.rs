@@ -18,10 +18,14 @@
 //! would sit blocked instead of taking other work. A failed task is retried (`--retries`),
 //! later or on another node.
 
-use super::wasi::{MAX_TABLE_ELEMENTS, MAX_TABLES};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wasmtime::ResourceLimiter;
+
+/// Tables one task may have, and elements per table: a module cannot grow memory past
+/// `--memory` through tables either.
+pub const MAX_TABLES: usize = 4;
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 /// The budget where this machine's memory cannot be read (no `/proc/meminfo`).
 pub const UNKNOWN_MEMORY_BUDGET: usize = 1 << 30;
@@ -45,11 +49,11 @@ impl MemoryBudget {
         Arc::new(Self { limit, used: AtomicUsize::new(0), peak: AtomicUsize::new(0) })
     }
 
-    /// This machine's budget: half of its memory ([`crate::exec::memory_mb`]), leaving the
+    /// This machine's budget: half of its memory ([`crate::exec::memory::memory_mb`]), leaving the
     /// other half to the system, the node itself and any other runtimes (Python workers
     /// have their own cap); [`UNKNOWN_MEMORY_BUDGET`] where the memory cannot be read.
     pub fn host() -> Arc<Self> {
-        Self::new(host_budget(crate::exec::memory_mb()))
+        Self::new(host_budget(crate::exec::memory::memory_mb()))
     }
 
     pub fn limit(&self) -> usize {

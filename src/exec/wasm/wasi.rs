@@ -37,10 +37,6 @@ pub const STDERR_TAIL: usize = 2048;
 /// The most iovecs one `fd_read` or `fd_write` may pass (Linux's `IOV_MAX`): host calls
 /// are not interrupted by the task's timeout, so each must do bounded work.
 pub const MAX_IOVECS: i32 = 1024;
-/// Tables one task may have, and elements per table: a module cannot grow memory past
-/// `--memory` through tables either.
-pub const MAX_TABLES: usize = 4;
-pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 const ARGS: &[&str] = &["task"];
 

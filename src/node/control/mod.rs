@@ -13,13 +13,27 @@
 //! * `submit`: `progress` lines, a `task` (run job) or `pytask` (Python job) line per
 //!   finished task, `waiting` notices, and then one `report` (or `error`) line.
 //!
-//! The node asks the kernel who connected (`SO_PEERCRED`). Only its own user may `put` a
-//! path, which the node opens with its own rights; anyone else who may use the socket
-//! sends the bytes with `upload`.
+//! # Who may ask what
+//! The node asks the kernel who connected (`SO_PEERCRED`), and enforces these rules itself,
+//! whatever the client is:
 //!
-//! Requests longer than [`MAX_REQUEST`] bytes or slower than [`IO_TIMEOUT`] are refused;
-//! at most [`MAX_CLIENTS`] are served at once (each submit holds one while its job runs),
-//! and a client beyond that gets one `error` line saying so, and is closed.
+//! | request | the node's own user, or root | another user (the `mesh` group) |
+//! |---|---|---|
+//! | `peers`, `upload` | yes | yes |
+//! | `put` (a path, opened with the node's rights; plain files only) | yes | no: `upload` the bytes |
+//! | `submit` of primes or wasm (sandboxed) | yes | yes |
+//! | `submit` of `mesh run` or Python (programs, run as each `--allow-run` node's user) | yes | no |
+//!
+//! The shared key is the boundary for running programs: whoever holds it may run them on
+//! every `--allow-run` node. A member of the service's group does not hold the key, so the
+//! service's node must not run programs on their behalf.
+//!
+//! Requests longer than [`MAX_REQUEST`] bytes, not UTF-8, or slower than [`IO_TIMEOUT`] are
+//! refused with an `error` line. At most [`MAX_CLIENTS`] are served at once (each submit
+//! holds one while its job runs): other users than the node's own hold at most
+//! [`MAX_CLIENTS_OTHERS`] of them together and [`MAX_CLIENTS_PER_USER`] each. A client
+//! beyond that gets one `error` line saying so, and is closed. A failed accept (out of file
+//! descriptors) is retried after a pause that grows to 1 s, never in a busy loop.
 //! A client reads at most [`MAX_REPLY`] bytes of any one reply line. A submitter that
 //! closes its connection cancels its job mesh-wide.
 
@@ -27,6 +41,7 @@ mod requests;
 mod server;
 
 pub use requests::{SERVICE_HOME, peers, reach, send_files, submit, upload};
+pub(crate) use server::AcceptBackoff;
 pub use server::{bind, serve};
 
 use super::client::NodeStopped;
@@ -34,7 +49,7 @@ use super::report::JobReport;
 use super::view::{JobEvent, PeersReply, PyTaskEvent, TaskEvent};
 use crate::id::ContentId;
 use crate::job::run::Captured;
-use crate::job::{JobError, JobSpec, PyOutput};
+use crate::job::{JobError, JobKind, JobSpec, PyOutput};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,6 +63,11 @@ pub const MAX_REPLY: u64 = 64 * 1024 * 1024;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Clients served at once.
 pub const MAX_CLIENTS: usize = 64;
+/// Of those, clients of other users than the node's own, together (the rest are kept for
+/// the node's own user).
+pub const MAX_CLIENTS_OTHERS: usize = 48;
+/// Of those, clients of any one other user.
+pub const MAX_CLIENTS_PER_USER: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase")]
@@ -145,6 +165,12 @@ pub enum ControlError {
         .0.display()
     )]
     NotShared(PathBuf),
+    #[error(
+        "{kind} jobs run programs as the user of each --allow-run node that takes their tasks, so this node takes \
+         them only from its own user, and uid {uid} is not; primes and wasm jobs, which run sandboxed, are open to \
+         you here. To run programs, hold the mesh's key and start a node of your own (mesh join --home DIR)"
+    )]
+    NotOwnUser { kind: JobKind, uid: u32 },
 }
 
 pub fn socket_path(home: &Path) -> PathBuf {
@@ -259,6 +285,7 @@ mod tests {
             elapsed: Duration::from_millis(1500),
             tasks: 1,
             failed: vec![crate::node::FailedTask { task: 0, error: "x".into() }],
+            failed_unlisted: 0,
             nodes: vec![crate::node::NodeStats {
                 name: "a".into(),
                 peer_id: "p".into(),

@@ -2,19 +2,20 @@
 //! each client's request, and streaming a submitted job back. The spec is in `mod.rs`.
 
 use super::{
-    ControlError, IO_TIMEOUT, MAX_CLIENTS, MAX_REQUEST, Request, Response, job_blobs, socket_path, write_line,
+    ControlError, IO_TIMEOUT, MAX_CLIENTS, MAX_CLIENTS_OTHERS, MAX_CLIENTS_PER_USER, MAX_REQUEST, Request, Response,
+    job_blobs, socket_path, write_line,
 };
 use crate::id::ContentId;
-use crate::job::JobSpec;
+use crate::job::{JobKind, JobSpec};
 use crate::node::client::Client;
 use crate::node::config::Control;
+use crate::node::quota::{Quota, QuotaSlot};
 use crate::node::view::JobProgress;
-use crate::store::{BlobStore, MAX_BLOB};
+use crate::store::{BlobStore, MAX_BLOB, StoreError};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -42,15 +43,27 @@ pub async fn bind(home: &Path, access: Control) -> Result<UnixListener, ControlE
 /// Serves requests until `shutdown`, then removes the socket file.
 pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
-    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let slots = Slots::default();
+    let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                let stream = match accepted {
+                    Ok((stream, _)) => { backoff.reset(); stream }
+                    Err(e) => {
+                        // Out of fds (EMFILE) or kernel memory: wait instead of spinning on
+                        // the same error, so the rest of the node keeps its core.
+                        let pause = backoff.next();
+                        tracing::warn!(%e, "the control socket cannot accept; trying again in {pause:?}");
+                        tokio::select! { () = shutdown.cancelled() => break, () = tokio::time::sleep(pause) => {} }
+                        continue;
+                    }
+                };
+                let caller = Caller::of(&stream);
+                let Some(slot) = slots.take(caller) else {
                     // Busy: say so in one line, without waiting on the client, and close.
-                    let busy = Response::Error(format!("the node serves at most {MAX_CLIENTS} clients at once; try again"));
+                    let busy = Response::Error(slots.busy_message(caller));
                     if let Ok(mut line) = serde_json::to_vec(&busy) {
                         line.push(b'\n');
                         let _ = stream.try_write(&line);
@@ -60,10 +73,10 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
                 let client = client.clone();
                 let home = home.clone();
                 tracker.spawn(async move {
-                    if let Err(e) = handle(stream, client, &home).await {
+                    if let Err(e) = handle(stream, caller, client, &home).await {
                         tracing::debug!(%e, "control client failed");
                     }
-                    drop(permit);
+                    drop(slot);
                 });
             }
         }
@@ -73,46 +86,168 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
     let _ = std::fs::remove_file(socket_path(&home));
 }
 
-async fn handle(stream: UnixStream, client: Client, home: &Path) -> anyhow::Result<()> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let own_user = stream.peer_cred().is_ok_and(|c| c.uid() == me);
+async fn handle(stream: UnixStream, caller: Caller, client: Client, home: &Path) -> anyhow::Result<()> {
     let (rd, mut wr) = stream.into_split();
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut rd = BufReader::new(rd.take(MAX_REQUEST));
-    tokio::time::timeout(IO_TIMEOUT, rd.read_line(&mut line)).await??;
-    let answer = match serde_json::from_str::<Request>(&line) {
+    tokio::time::timeout(IO_TIMEOUT, rd.read_until(b'\n', &mut line)).await??;
+    let answer = match parse_request(&line) {
         Ok(Request::Peers) => client.peers().await.map(Response::Peers).map_err(ControlError::from),
-        Ok(Request::Submit { job }) => match check(&job, home) {
-            Ok(()) => return stream_job(&mut rd, &mut wr, &client, job).await,
-            Err(e) => Err(e),
-        },
-        Ok(Request::Put { path }) if own_user => put(home.to_path_buf(), path).await,
+        Ok(Request::Submit { job }) => {
+            let allowed = match may_submit(caller, job.kind()) {
+                Ok(()) => check(&job, home).await,
+                Err(e) => Err(e),
+            };
+            match allowed {
+                Ok(()) => return stream_job(&mut rd, &mut wr, &client, job).await,
+                Err(e) => Err(e),
+            }
+        }
+        Ok(Request::Put { path }) if caller.own => put(home.to_path_buf(), path).await,
         Ok(Request::Put { .. }) => Err(ControlError::BadRequest(
             "put opens a path with the node's rights, so only the node's own user may; upload the bytes".into(),
         )),
         Ok(Request::Upload { id, len }) => receive_upload(&mut rd, home, id, len).await,
-        Err(e) => Err(ControlError::BadRequest(e.to_string())),
+        Err(e) => Err(e),
     };
     let resp = answer.unwrap_or_else(|e| Response::Error(e.to_string()));
     write_line(&mut wr, &resp).await
 }
 
-/// A submitted job must be valid, and its blobs must be in this home's store: the
-/// submitter puts them there before it asks.
-fn check(job: &JobSpec, home: &Path) -> Result<(), ControlError> {
+/// One request line: UTF-8 JSON. Anything else gets an error line that says what was wrong.
+fn parse_request(line: &[u8]) -> Result<Request, ControlError> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        ControlError::BadRequest(format!(
+            "the request line is not UTF-8 (byte {}); send one JSON object",
+            e.valid_up_to()
+        ))
+    })?;
+    if !text.ends_with('\n') && text.len() as u64 >= MAX_REQUEST {
+        return Err(ControlError::BadRequest(format!("the request line is longer than {MAX_REQUEST} bytes")));
+    }
+    serde_json::from_str(text).map_err(|e| ControlError::BadRequest(e.to_string()))
+}
+
+/// Who is on the other end of a connection, as the kernel says (`SO_PEERCRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Caller {
+    pub uid: u32,
+    /// The node's own user, or root: whoever could read the node's key and run its binary
+    /// with it anyway.
+    pub own: bool,
+}
+
+impl Caller {
+    fn of(stream: &UnixStream) -> Self {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        // A caller the kernel cannot name is treated as a stranger.
+        let uid = stream.peer_cred().map_or(u32::MAX, |c| c.uid());
+        Self { uid, own: uid == me || uid == 0 }
+    }
+}
+
+/// The rule for jobs on the control socket, which the node, not the client, enforces.
+/// Primes and wasm jobs run sandboxed (a kernel of mesh's own, or wasm without any access
+/// to the host), so anyone who may use the socket may submit them: the `mesh` group on the
+/// service's node. Programs and Python run as the user of every `--allow-run` node that
+/// takes their tasks, with its rights and its key: only the node's own user (or root), who
+/// holds the key anyway, may submit them. A group member who holds the key runs a node of
+/// their own for that.
+pub(super) fn may_submit(caller: Caller, kind: JobKind) -> Result<(), ControlError> {
+    match kind {
+        JobKind::Primes | JobKind::Wasm => Ok(()),
+        JobKind::Run | JobKind::Python if caller.own => Ok(()),
+        JobKind::Run | JobKind::Python => Err(ControlError::NotOwnUser { kind, uid: caller.uid }),
+    }
+}
+
+/// The control socket's client slots: [`MAX_CLIENTS`] in all, of which other users than
+/// the node's own hold at most [`MAX_CLIENTS_OTHERS`] together and [`MAX_CLIENTS_PER_USER`]
+/// each. So one group member's stuck jobs cannot take the slots of the others, nor of the
+/// node's own user.
+#[derive(Debug)]
+struct Slots {
+    all: Quota<()>,
+    others: Quota<u32>,
+}
+
+/// A client's slot: its place among all, and among other users' if it is one.
+#[derive(Debug)]
+struct Slot {
+    _all: QuotaSlot<()>,
+    _other: Option<QuotaSlot<u32>>,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Self { all: Quota::new(MAX_CLIENTS, MAX_CLIENTS), others: Quota::new(MAX_CLIENTS_OTHERS, MAX_CLIENTS_PER_USER) }
+    }
+}
+
+impl Slots {
+    fn take(&self, caller: Caller) -> Option<Slot> {
+        let other = if caller.own { None } else { Some(self.others.take(caller.uid)?) };
+        Some(Slot { _all: self.all.take(())?, _other: other })
+    }
+
+    fn busy_message(&self, caller: Caller) -> String {
+        if caller.own {
+            format!("the node serves at most {MAX_CLIENTS} clients at once; try again")
+        } else {
+            format!(
+                "the node serves at most {MAX_CLIENTS_PER_USER} clients of one user, and {MAX_CLIENTS_OTHERS} of other \
+                 users than its own, at once; wait for one of yours to end, or try again"
+            )
+        }
+    }
+}
+
+/// The wait after a failed accept: 10 ms, doubling to 1 s.
+#[derive(Debug, Default)]
+pub(crate) struct AcceptBackoff(u32);
+
+impl AcceptBackoff {
+    pub(crate) fn next(&mut self) -> Duration {
+        let pause = Duration::from_millis(10) * 2u32.pow(self.0.min(7));
+        self.0 += 1;
+        pause.min(Duration::from_secs(1))
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
+/// A submitted job must be valid, its blobs must be in this home's store (the submitter
+/// puts them there before it asks), and its task count must be its input's or task list's
+/// (read from the store, off the loop).
+async fn check(job: &JobSpec, home: &Path) -> Result<(), ControlError> {
     job.validate()?;
     let store = BlobStore::new(home);
-    match job_blobs(job).into_iter().find(|(id, _)| !store.contains(*id)) {
-        Some((id, what)) => Err(ControlError::MissingBlob { what, id, home: home.to_path_buf() }),
-        None => Ok(()),
+    if let Some((id, what)) = job_blobs(job).into_iter().find(|(id, _)| !store.contains(*id)) {
+        return Err(ControlError::MissingBlob { what, id, home: home.to_path_buf() });
     }
+    let job = job.clone();
+    tokio::task::spawn_blocking(move || job.check_blobs(&store))
+        .await
+        .map_err(|e| ControlError::Failed(e.to_string()))?
+        .map_err(ControlError::from)
 }
 
 /// Stores a client's file in this home's store, off the loop.
 async fn put(home: PathBuf, path: PathBuf) -> Result<Response, ControlError> {
     if !path.is_absolute() {
         return Err(ControlError::BadRequest(format!("put {}: give an absolute path", path.display())));
+    }
+    // A FIFO, a device such as /dev/zero or a socket would hold a blocking thread, and the
+    // node's shutdown with it, for as long as it gives bytes: only plain files.
+    match tokio::fs::metadata(&path).await {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => {
+            return Err(ControlError::BadRequest(format!("put {}: not a plain file", path.display())));
+        }
+        Err(e) => return Err(ControlError::BadRequest(format!("put {}: {e}", path.display()))),
     }
     let stored = tokio::task::spawn_blocking(move || BlobStore::new(&home).put_file(&path).map_err(|e| e.to_string()))
         .await
@@ -149,7 +284,10 @@ async fn receive_upload(
         incoming.write(&buf[..n]).map_err(|e| failed(&e))?;
         left -= n as u64;
     }
-    incoming.finish(&store, id).map_err(|e| failed(&e))?;
+    incoming.finish(&store, id).map_err(|e| match e {
+        StoreError::Corrupt(_) => failed(&format!("the {len} bytes sent do not hash to {id}; nothing was stored")),
+        e => failed(&e),
+    })?;
     Ok(Response::Blob(id))
 }
 
@@ -188,5 +326,65 @@ async fn stream_job(
                 tokio::time::timeout(IO_TIMEOUT, write_line(wr, &Response::Progress { done, total })).await??;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWN: Caller = Caller { uid: 1000, own: true };
+    const ALICE: Caller = Caller { uid: 1001, own: false };
+
+    #[test]
+    fn other_users_submit_only_sandboxed_jobs() {
+        for kind in [JobKind::Primes, JobKind::Wasm, JobKind::Run, JobKind::Python] {
+            assert!(may_submit(OWN, kind).is_ok(), "{kind}");
+            let sandboxed = matches!(kind, JobKind::Primes | JobKind::Wasm);
+            assert_eq!(may_submit(ALICE, kind).is_ok(), sandboxed, "{kind}");
+        }
+        let why = may_submit(ALICE, JobKind::Run).unwrap_err().to_string();
+        assert!(why.contains("uid 1001") && why.contains("only from its own user"), "{why}");
+    }
+
+    #[test]
+    fn slots_are_bounded_per_user_and_kept_for_the_owner() {
+        let slots = Slots::default();
+        let alice: Vec<Slot> = (0..MAX_CLIENTS_PER_USER).map(|_| slots.take(ALICE).unwrap()).collect();
+        assert!(slots.take(ALICE).is_none(), "one user is capped");
+        assert!(slots.busy_message(ALICE).contains("of one user"));
+        let others: Vec<Slot> = (0..MAX_CLIENTS_OTHERS - MAX_CLIENTS_PER_USER)
+            .map(|i| slots.take(Caller { uid: 2000 + (i / MAX_CLIENTS_PER_USER) as u32, own: false }).unwrap())
+            .collect();
+        assert!(slots.take(Caller { uid: 3000, own: false }).is_none(), "other users together are capped");
+        let own: Vec<Slot> = (0..MAX_CLIENTS - MAX_CLIENTS_OTHERS).map(|_| slots.take(OWN).unwrap()).collect();
+        assert!(slots.take(OWN).is_none(), "the total is capped");
+        drop(alice);
+        let back = slots.take(ALICE);
+        assert!(back.is_some(), "slots come back");
+        drop((others, own));
+        assert_eq!((slots.all.held(), slots.others.held()), (1, 1), "the one alice took back");
+    }
+
+    #[test]
+    fn every_bad_line_gets_a_reason() {
+        let not_utf8 = parse_request(b"{\"cmd\":\"pe\xffers\"}\n").unwrap_err().to_string();
+        assert!(not_utf8.contains("not UTF-8"), "{not_utf8}");
+        let not_json = parse_request(b"hello\n").unwrap_err().to_string();
+        assert!(not_json.starts_with("bad request"), "{not_json}");
+        let long = vec![b' '; MAX_REQUEST as usize];
+        assert!(parse_request(&long).unwrap_err().to_string().contains("longer than"));
+        assert_eq!(parse_request(b"{\"cmd\":\"peers\"}\n").unwrap(), Request::Peers);
+    }
+
+    #[test]
+    fn accept_backoff_grows_to_a_second_and_resets() {
+        let mut b = AcceptBackoff::default();
+        let waits: Vec<Duration> = (0..10).map(|_| b.next()).collect();
+        assert_eq!(waits[0], Duration::from_millis(10));
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(*waits.last().unwrap(), Duration::from_secs(1));
+        b.reset();
+        assert_eq!(b.next(), Duration::from_millis(10));
     }
 }

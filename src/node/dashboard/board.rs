@@ -332,8 +332,18 @@ mod tests {
     #[test]
     fn metrics_count_each_task_of_a_run_by_outcome() {
         let (mut board, rx) = Board::new("a", Instant::now());
-        let ok = TaskReport { task: 0, outcome: Ok(TaskOutput::Sum(2)), took: Duration::from_millis(3) };
-        let bad = TaskReport { task: 1, outcome: Err("boom".into()), took: Duration::from_millis(3) };
+        let ok = TaskReport {
+            task: 0,
+            outcome: Ok(TaskOutput::Sum(2)),
+            took: Duration::from_millis(3),
+            blame: Default::default(),
+        };
+        let bad = TaskReport {
+            task: 1,
+            outcome: Err("boom".into()),
+            took: Duration::from_millis(3),
+            blame: Default::default(),
+        };
         board.ran(JobKind::Wasm, &[ok.clone(), bad, ok]);
         board.publish(Instant::now(), inputs(vec![row("a", PeerId::random(), 0, vec![job(1, 0, false)])]), &describe);
         let m = rx.borrow().metrics.clone();

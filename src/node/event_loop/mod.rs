@@ -207,7 +207,7 @@ impl EventLoop {
                         // the worker counted busy for ever.
                         for task in tasks.start..tasks.end {
                             let outcome = Err(TaskError::NotStarted.to_string());
-                            let report = TaskReport { task, outcome, took: Duration::ZERO };
+                            let report = TaskReport { task, outcome, took: Duration::ZERO, blame: Default::default() };
                             self.sched.handle_task_done(Instant::now(), worker, report);
                         }
                     }
@@ -246,14 +246,20 @@ impl EventLoop {
                     if let Some(board) = &mut self.board {
                         board.finished();
                     }
-                    let backups = self.sched.counters().backups;
                     let (me, net) = (&self.me, &self.net);
-                    self.watches.finish(job, progress, backups, &|n| describe(me, net.as_ref(), n));
+                    self.watches.finish(job, progress, &|n| describe(me, net.as_ref(), n));
                 }
                 Action::JobDropped { job, reason } => {
                     tracing::debug!(%job, ?reason, "dropped a job");
                     self.exec.cancel(job);
                     self.watches.drop_job(job);
+                }
+                Action::Paused { pause, cause } => {
+                    tracing::warn!(
+                        "this node failed {} tasks in a row by its own fault ({cause}); it takes no tasks for {pause:?}, \
+                         and others run them",
+                        crate::core::FAULTS_BEFORE_PAUSE
+                    );
                 }
                 Action::Waiting { job, why } => {
                     tracing::debug!(%job, %why, "no node can run the job's queued tasks");

@@ -15,7 +15,8 @@ use crate::node::health::HealthProbe;
 use crate::node::identity::Identity;
 use crate::node::membership::{Decision, Departure, Farewell, Membership};
 use crate::node::report::NodeInfo;
-use crate::node::view::{PeerRow, PeerState};
+use crate::node::sightings::why_refused;
+use crate::node::view::PeerRow;
 use crate::protocol::blob::{BlobRequest, BlobResponse};
 use crate::protocol::membership::{Announce, JobSummary, MAX_JOBS, MAX_SHARES, PROTOCOL_VERSION, TOPIC};
 use crate::protocol::sched::{Ack, WireMessage};
@@ -309,12 +310,11 @@ impl Net {
                 }
                 Some(FromNet::PeerGone(node))
             }
-            Decision::Refused { name, state } => {
-                let why = match state {
-                    PeerState::DifferentKey => "uses a different key (check --key or MESH_KEY)",
-                    _ => "runs another protocol version (upgrade it)",
-                };
-                tracing::warn!("node {name} on this LAN {why}; it cannot join this mesh");
+            Decision::Refused { name, state, version, protocol } => {
+                tracing::warn!(
+                    "node {name} on this LAN {}; it cannot join this mesh",
+                    why_refused(state, &version, protocol)
+                );
                 None
             }
         }

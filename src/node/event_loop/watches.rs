@@ -117,7 +117,7 @@ impl Watches {
     }
 
     /// The job is complete: its report goes to the submitter.
-    pub(super) fn finish(&mut self, job: JobId, progress: Progress, backups: u64, describe: Describe<'_>) {
+    pub(super) fn finish(&mut self, job: JobId, progress: Progress, describe: Describe<'_>) {
         if let Some(w) = self.jobs.remove(&job) {
             let now = Instant::now();
             while self.ended.len() >= ENDED_KEPT
@@ -126,7 +126,7 @@ impl Watches {
                 self.ended.pop_front();
             }
             self.ended.push_back((now, w.collector.summary(job.seq, now, true)));
-            let _ = w.done.send(w.collector.finish(progress, backups, describe));
+            let _ = w.done.send(w.collector.finish(progress, describe));
         }
     }
 
@@ -177,7 +177,12 @@ mod tests {
     }
 
     fn ok(task: u64, sum: u128) -> TaskReport<TaskOutput> {
-        TaskReport { task, outcome: Ok(TaskOutput::Sum(sum)), took: Duration::from_millis(1) }
+        TaskReport {
+            task,
+            outcome: Ok(TaskOutput::Sum(sum)),
+            took: Duration::from_millis(1),
+            blame: Default::default(),
+        }
     }
 
     struct Ends {
@@ -207,8 +212,8 @@ mod tests {
         assert_eq!(*ends.progress.borrow_and_update(), JobProgress { done: 1, total: 2 });
         w.stolen(job, NodeId(2));
         w.accepted(job, NodeId(2), ok(1, 17), &describe);
-        let progress = Progress { total: 2, done: 2, failed: 0, retried: 0, duplicates: 0, halted: false };
-        w.finish(job, progress, 0, &describe);
+        let progress = Progress { total: 2, done: 2, failed: 0, retried: 0, duplicates: 0, backups: 0, halted: false };
+        w.finish(job, progress, &describe);
         let report = ends.done.try_recv().unwrap();
         assert_eq!(
             report.results,
@@ -253,14 +258,19 @@ mod tests {
         let (to, mut ends) = listener();
         w.add(job, Arc::new(JobSpec::Run(Box::new(run))), Instant::now(), to);
         w.waiting(job, "of 1 node, 1 does not allow runs".into());
-        let failed = TaskReport { task: 1, outcome: Ok(TaskOutput::Run(Box::new(out.clone()))), took: Duration::ZERO };
+        let failed = TaskReport {
+            task: 1,
+            outcome: Ok(TaskOutput::Run(Box::new(out.clone()))),
+            took: Duration::ZERO,
+            blame: Default::default(),
+        };
         w.retrying(job, NodeId(2), &failed);
         w.accepted(job, NodeId(2), failed, &describe);
         assert_eq!(ends.events.try_recv().unwrap(), JobEvent::Waiting("of 1 node, 1 does not allow runs".into()));
         let JobEvent::Task(t) = ends.events.try_recv().unwrap() else { panic!("no task event") };
         assert_eq!((t.task, t.attempts, t.outcome.as_ref().map(|o| o.ended)), (1, 2, Ok(Ended::Exit(3))));
-        let progress = Progress { total: 2, done: 1, failed: 1, retried: 1, duplicates: 0, halted: true };
-        w.finish(job, progress, 0, &describe);
+        let progress = Progress { total: 2, done: 1, failed: 1, retried: 1, duplicates: 0, backups: 0, halted: true };
+        w.finish(job, progress, &describe);
         let report = ends.done.try_recv().unwrap();
         assert_eq!((report.results, report.halted), (JobResults::Run, true));
         assert_eq!(report.failed[0].error, "exited with code 3");
