@@ -48,7 +48,8 @@ pub(crate) struct Worker {
 impl Worker {
     /// Starts `script` with the node's Python, in `dir`.
     pub(crate) fn start(script: &Path, dir: &Path) -> Result<Self, PyError> {
-        std::fs::create_dir_all(dir).map_err(|e| PyError::Start(format!("{}: {e}", dir.display())))?;
+        // The worker's directory (its tasks' sent files) is the node's user's alone.
+        crate::store::private::private_dir(dir).map_err(|e| PyError::Start(format!("{}: {e}", dir.display())))?;
         let startup = std::fs::File::create(dir.join("startup.log")).map_err(|e| PyError::Start(e.to_string()))?;
         let python = super::interpreter::interpreter();
         let mut child = Command::new(&python)

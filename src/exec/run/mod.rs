@@ -272,6 +272,9 @@ impl WorkDir {
         let path = runs.join(format!("{job}-{task}-{n}"));
         let err = |e: std::io::Error| RunError::WorkDir { path: path.clone(), cause: e.to_string() };
         let _ = std::fs::remove_dir_all(&path);
+        // This process's directory is its user's alone, as the store is: tasks' sent files
+        // and outputs are other users' data.
+        crate::store::private::private_dir(runs).map_err(err)?;
         std::fs::create_dir_all(&path).map_err(err)?;
         Ok(Self(path))
     }

@@ -96,6 +96,21 @@ fn a_sent_script_runs_in_its_own_directory_and_returns_a_file() {
     assert_eq!(f.dirs_left(), 0);
 }
 
+/// Issue 30: a task's directory, with the files sent to it, is the node's user's alone
+/// whatever the umask: the directory above each task's is 0700.
+#[test]
+fn task_directories_are_private_to_the_nodes_user() {
+    let f = Fixture::new("private", true);
+    // SAFETY: umask only swaps the process's mask; the test restores it.
+    let old = unsafe { libc::umask(0o022) };
+    let job = f.job(&["sh", "-c", "stat -c %a .."], &["x"], &[("data.csv", b"secret", false)], &[]);
+    let out = f.rt.run(f.id(ME), &job, 0, true);
+    unsafe { libc::umask(old) };
+    let out = out.unwrap();
+    assert!(out.succeeded(), "{out:?}");
+    assert_eq!(inline(&out.stdout), b"700\n");
+}
+
 #[test]
 fn failures_keep_their_output_and_say_why() {
     let f = Fixture::new("fail", true);
