@@ -64,7 +64,10 @@ def mdns_packet(i: int, own_ip: str) -> bytes:
     if i % 2:
         pairs = [("id", "junk" * 8), ("pv", "x"), ("kf", "z" * 300)]
     else:
-        pairs = [("id", peer_id()), ("pv", "4"), ("kf", "0123456789abcdef"), ("v", "9.9.9"), ("name", inst)]
+        # Well-formed, of this release's wire protocol (PROTOCOL_VERSION in
+        # src/protocol/membership.rs) and another key: a record of another version is
+        # reported as one to upgrade, not as a different key.
+        pairs = [("id", peer_id()), ("pv", "5"), ("kf", "0123456789abcdef"), ("v", "9.9.9"), ("name", inst)]
     answers = [
         record(name("_mesh._tcp.local"), 12, full),
         record(full, 33, struct.pack("!HHH", 0, 0, 4877) + host, flush=True),
