@@ -100,10 +100,13 @@ inside journalctl -u mesh --no-pager | grep -q "mesh node .* is up" || fail "no 
 [ "$(inside ps -o user= -p "$(inside systemctl show -p MainPID --value mesh)")" = mesh ] ||
   fail "the node does not run as the mesh user"
 [ "$(inside stat -c '%G %a' /var/lib/mesh/control.sock)" = "mesh 660" ] || fail "the control socket is not the group's"
+# The unit asks for 65536 open files; a container may cap the hard limit lower, so the
+# check is that systemd took the setting and the node raised its soft limit to the hard.
+[ "$(inside systemctl show -p LimitNOFILE --value mesh)" = 65536 ] || fail "the unit does not set LimitNOFILE=65536"
 main=$(inside systemctl show -p MainPID --value mesh)
-nofile=$(inside cat "/proc/$main/limits" | awk '/^Max open files/ {print $4}')
-[ "$nofile" = 65536 ] || fail "the node's open-file limit is $nofile, not the unit's LimitNOFILE=65536"
-echo "running: as mesh, logging to the journal, control socket mesh 660, 65536 open files"
+read -r soft hard < <(inside cat "/proc/$main/limits" | awk '/^Max open files/ {print $4, $5}')
+[ "$soft" = "$hard" ] && [ "$soft" -gt 1024 ] || fail "the node's open-file limit is $soft (hard $hard)"
+echo "running: as mesh, logging to the journal, control socket mesh 660, $soft open files"
 
 # 3. A member of the mesh group uses the node; a non-member is told what to do.
 inside useradd -m -G mesh alice
