@@ -11,9 +11,9 @@
 //! * A **passphrase** (anything else). People choose passphrases a dictionary can guess, so
 //!   the key material is argon2id of the passphrase with [`KDF_MEMORY_KIB`] KiB of memory
 //!   and [`KDF_PASSES`] passes ([`kdf_params`]): every guess costs an attacker that much,
-//!   once per guess, and a node pays it once at start (about 0.1 s on a PC core, and about
-//!   a second on a Raspberry Pi 3B). The salt is fixed ([`KDF_SALT`]): nodes share nothing
-//!   else before they connect. So a table of common passphrases, computed once, would
+//!   once per guess, and a node pays it once at start (118 ms on a core of the machine in
+//!   docs/benchmarks.md, `cargo bench --bench key`). The salt is fixed ([`KDF_SALT`]):
+//!   nodes share nothing else before they connect. So a table of common passphrases, computed once, would
 //!   serve against every mesh: use a generated key.
 //!
 //! From the material, blake3's key derivation makes the pnet key and, separately, the
@@ -23,8 +23,8 @@
 //! mDNS never carries the key; it carries the fingerprint, 8 hex digits, so that nodes can
 //! tell a different key from a broken network and say so. Anyone on the LAN can read it.
 //! From it an attacker can test guesses of a passphrase offline, each guess costing one
-//! argon2id derivation as above (about 10 a second per core, where the fast hash of
-//! version 1 allowed 450,000). A generated key cannot be guessed at all. The fingerprint
+//! argon2id derivation as above (about 8.5 a second per core, where the two blake3 calls
+//! of version 1 allowed 3.3 million in Rust, and 450,000 in Python). A generated key cannot be guessed at all. The fingerprint
 //! does not reveal the key.
 //!
 //! # Versions
