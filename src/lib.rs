@@ -13,10 +13,8 @@
 //!   [`exec::wasm`] (users' WebAssembly modules, sandboxed, with the WASI shim).
 //! * [`job`]: job specs (primes, wasm), task splitting and inputs.
 //! * [`core`]: the sans-IO scheduler, a pure state machine (queues, stealing, the owner's
-//!   ledger, peers, timers). No I/O, no clock reads, seeded randomness.
-//! * `sim` (tests, and the `sim` feature for benches): a deterministic N-node simulator
-//!   that drives [`core`] on a virtual clock with latency, loss, node death and uneven
-//!   speeds.
+//!   ledger, peers, timers), with [`id`] and the deterministic simulator: the `mesh-core`
+//!   crate (`crates/mesh-core`), whose dependencies hold no I/O.
 //! * `fuzzing` (tests, and the `fuzzing` feature for `fuzz/`): one entry point per decoder
 //!   of outside bytes, for cargo-fuzz and the replay of its saved inputs.
 //! * [`store`], [`secret`], [`id`]: content-addressed blobs under `--home`, the shared
@@ -26,18 +24,20 @@
 //! rest is `pub(crate)`, so the `unreachable_pub` lint flags anything public by accident.
 
 pub mod cli;
-pub mod core;
 mod discovery;
 pub mod exec;
-pub mod id;
 pub mod job;
 pub mod node;
 mod protocol;
 pub mod secret;
 pub mod store;
 
-#[cfg(any(test, feature = "sim"))]
-pub mod sim;
+/// The sans-IO scheduler core and the identifiers, in their own crate (`crates/mesh-core`)
+/// so that the compiler keeps them free of I/O.
+pub use mesh_core as core;
+pub use mesh_core::id;
+#[cfg(feature = "sim")]
+pub use mesh_core::sim;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;

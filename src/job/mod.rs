@@ -30,7 +30,6 @@ use crate::core::{Halt, Needs, Spec};
 use crate::store::BlobStore;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
-use std::sync::Arc;
 
 /// Any job mesh can run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,16 +164,6 @@ impl Spec for JobSpec {
             Self::Run(r) => r.halt,
             Self::Primes(_) | Self::Wasm(_) | Self::Python(_) => None,
         }
-    }
-}
-
-impl Spec for Arc<JobSpec> {
-    fn needs(&self) -> &Needs {
-        (**self).needs()
-    }
-
-    fn halt(&self) -> Option<Halt> {
-        (**self).halt()
     }
 }
 

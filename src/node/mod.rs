@@ -32,8 +32,8 @@ mod lending;
 mod limits;
 mod membership;
 mod quota;
-mod sightings;
 mod report;
+mod sightings;
 mod submit;
 mod view;
 mod workers;
@@ -42,8 +42,8 @@ pub use client::{COMMAND_CAPACITY, Client, JobHandle, NodeError, NodeStopped};
 pub use config::{Control, Http, NetConfig, NodeConfig};
 pub use handle::{Node, shutdown_signal};
 pub use identity::{default_home, hostname};
-pub(crate) use sightings::{refusal, sighting_row};
 pub use report::{FailedTask, JobReport, JobResults, MEASURABLE, NodeStats, PrimesResult, TaskRecord, run_failure};
+pub(crate) use sightings::{refusal, sighting_row};
 pub use submit::run_job;
 pub use view::{
     BlobStats, Health, JobEvent, JobProgress, JobSummary, JobUpdate, PeerRow, PeerState, PeersReply, PyTaskEvent,

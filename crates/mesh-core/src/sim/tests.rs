@@ -320,7 +320,7 @@ fn facts(allow_run: bool, labels: &[&str]) -> Facts {
 }
 
 fn needs(native: bool, labels: &[&str]) -> Needs {
-    let requirements = labels.iter().map(|l| crate::core::Requirement::Label(l.to_string())).collect();
+    let requirements = labels.iter().map(|l| crate::Requirement::Label(l.to_string())).collect();
     Needs { native, python: false, requirements }
 }
 
@@ -366,7 +366,7 @@ fn a_job_no_node_can_run_says_why_and_halts_when_its_rule_says_so() {
     assert!(sim.waiting.len() >= 5, "and kept saying it: {}", sim.waiting.len());
     assert!(sim.violations.is_empty());
 
-    let fail_one = crate::core::parse_halt("now,fail=1").unwrap();
+    let fail_one = crate::parse_halt("now,fail=1").unwrap();
     let mut sim = Sim::new(SimConfig::new(with_facts(&all), 24));
     sim.submit_with(Duration::ZERO, 1, 50, needs(true, &["ffmpeg"]), fail_one);
     sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
@@ -381,7 +381,7 @@ fn halt_on_the_first_failure_stops_the_job_everywhere() {
     let mut cfg = SimConfig::new(nodes(&[(2, 1.0), (2, 1.0), (2, 1.0)]), 25);
     cfg.poison_every = 150;
     let mut sim = Sim::new(cfg);
-    sim.submit_with(Duration::ZERO, 0, 1000, Needs::NONE, crate::core::parse_halt("now,fail=1").unwrap());
+    sim.submit_with(Duration::ZERO, 0, 1000, Needs::NONE, crate::parse_halt("now,fail=1").unwrap());
     sim.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();
     let j = sim.jobs.values().next().unwrap();
     assert!(j.halted, "{j:?}");
@@ -431,7 +431,7 @@ proptest! {
 /// naming the peer as owner runs, when the job needs nothing the node lacks.
 #[test]
 fn a_forged_grant_of_our_own_job_is_refused() {
-    use crate::core::{Grant, TaskRange};
+    use crate::{Grant, TaskRange};
     let (me, peer, t0) = (NodeId(1), NodeId(2), Instant::now());
     let cfg = Config { workers: 2, runs_own: true, facts: facts(false, &[]), ..Config::default() };
     let runs = |owner: NodeId, native: bool| {
@@ -487,7 +487,7 @@ fn a_lost_result_runs_again_then_counts_as_a_failure() {
         blame: Default::default(),
     };
     let mut seen = Vec::new();
-    for _ in 0..=crate::core::MAX_LOST {
+    for _ in 0..=crate::MAX_LOST {
         s.handle_lost(t0, NodeId(2), job, lost());
         while let Some(a) = s.poll_action() {
             match a {

@@ -76,7 +76,7 @@ fn waiting_for_nodes_to_lend_is_not_a_failure_that_halts_a_job() {
     let mut s = sim(&[1, 1], 5);
     s.lend_at(Duration::from_millis(1000), 0, false);
     s.lend_at(Duration::from_millis(1000), 1, false);
-    let halt = crate::core::parse_halt("now,fail=1").unwrap();
+    let halt = crate::parse_halt("now,fail=1").unwrap();
     s.submit_with(Duration::from_millis(1500), 0, 100, Needs::NONE, halt);
     s.lend_at(Duration::from_secs(40), 0, true);
     s.drive(MAX_EVENTS, SETTLE, DEADLINE).unwrap();

@@ -2,8 +2,8 @@
 //! node's speed, and fails on a `broken` or `faulty` node, or when it is a poison task.
 
 use super::{Event, Sim, output, unit};
-use crate::core::{Blame, TaskRange};
 use crate::id::JobId;
+use crate::{Blame, TaskRange};
 
 impl Sim {
     pub(super) fn run(&mut self, i: usize, worker: usize, job: JobId, tasks: TaskRange) {

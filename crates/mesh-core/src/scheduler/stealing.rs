@@ -5,14 +5,14 @@
 //! backoff in `core::steal`.
 
 use super::Scheduler;
-use crate::core::job::Job;
-use crate::core::peers::Reach;
-use crate::core::queue::TaskRange;
-use crate::core::rate::TokenBucket;
-use crate::core::steal::Slot;
-use crate::core::timer::Timer;
-use crate::core::{Action, Grant, Message, Payload, Spec};
 use crate::id::{JobId, NodeId};
+use crate::job::Job;
+use crate::peers::Reach;
+use crate::queue::TaskRange;
+use crate::rate::TokenBucket;
+use crate::steal::Slot;
+use crate::timer::Timer;
+use crate::{Action, Grant, Message, Payload, Spec};
 use std::time::{Duration, Instant};
 
 /// Grants pushed per event, at most.

@@ -16,9 +16,9 @@
 //! [`Sim::violations`].
 
 #[cfg(test)]
-use crate::core::Facts;
-use crate::core::{Action, Blame, Config, Halt, Message, Needs, Scheduler, TaskReport};
+use crate::Facts;
 use crate::id::{JobId, NodeId};
+use crate::{Action, Blame, Config, Halt, Message, Needs, Scheduler, TaskReport};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};

@@ -3,8 +3,8 @@
 //! steal that brought nothing, hint hops and random asks. Timers stay with the scheduler;
 //! this type only says when they are due.
 
-use crate::core::timer::Timer;
 use crate::id::NodeId;
+use crate::timer::Timer;
 use std::time::Duration;
 
 /// The one steal request a node has out.

@@ -6,9 +6,9 @@
 //! [`Scheduler`]'s methods; its state is in `mod.rs`.
 
 use super::Scheduler;
-use crate::core::timer::Timer;
-use crate::core::{Action, Message, Payload, Spec, TaskRange, TaskReport};
 use crate::id::{JobId, NodeId};
+use crate::timer::Timer;
+use crate::{Action, Message, Payload, Spec, TaskRange, TaskReport};
 use std::time::Instant;
 
 /// Messages waiting to be sent again; beyond this, the oldest is dropped (backup runs and

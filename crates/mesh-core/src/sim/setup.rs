@@ -1,7 +1,7 @@
 //! What a simulation is made of: its nodes, its configuration, the job spec it runs and
 //! what it saw of each job.
 
-use crate::core::{Config, Facts, Halt, Needs};
+use crate::{Config, Facts, Halt, Needs};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ pub struct SimSpec {
     pub halt: Option<Halt>,
 }
 
-impl crate::core::Spec for SimSpec {
+impl crate::Spec for SimSpec {
     fn needs(&self) -> &Needs {
         &self.needs
     }

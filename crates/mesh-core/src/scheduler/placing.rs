@@ -5,12 +5,12 @@
 //! `mod.rs`.
 
 use super::Scheduler;
-use crate::core::needs::{Mismatch, Needs, Unplaceable};
-use crate::core::peers::PeerInfo;
-use crate::core::placement::Verdict;
-use crate::core::queue::TaskRange;
-use crate::core::{Action, Payload, Spec};
 use crate::id::{JobId, NodeId};
+use crate::needs::{Mismatch, Needs, Unplaceable};
+use crate::peers::PeerInfo;
+use crate::placement::Verdict;
+use crate::queue::TaskRange;
+use crate::{Action, Payload, Spec};
 use std::collections::HashSet;
 use std::time::Instant;
 

@@ -14,9 +14,9 @@
 //! (docs/SCALING.md).
 
 use super::{Published, Scheduler};
-use crate::core::timer::Timer;
-use crate::core::{Action, Message, Payload, Spec, Status};
 use crate::id::NodeId;
+use crate::timer::Timer;
+use crate::{Action, Message, Payload, Spec, Status};
 use std::time::{Duration, Instant};
 
 impl<S: Spec, R: Payload> Scheduler<S, R> {

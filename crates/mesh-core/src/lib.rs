@@ -1,9 +1,14 @@
-//! The sans-IO scheduler core.
+//! mesh-core: the sans-IO scheduler core of mesh, its identifiers, and the deterministic
+//! simulator that proves it.
 //!
 //! Everything here is a pure state machine: no sockets, threads, clocks or unseeded
 //! randomness. Time comes in as `now: Instant` arguments and randomness from a seeded RNG,
-//! so the deterministic simulator (`crate::sim`) can drive hundreds of nodes on a virtual
-//! clock and replay any run exactly.
+//! so the deterministic simulator ([`sim`], under `cfg(test)` or the `sim` feature) can
+//! drive hundreds of nodes on a virtual clock and replay any run exactly. The compiler
+//! keeps it pure: this crate depends on serde, blake3, fastrand, fixedbitset and
+//! thiserror only, never on tokio, libp2p, wasmtime or anything that does I/O, and `cargo
+//! test -p mesh-core` builds none of them. The `mesh` package re-exports it as
+//! `mesh::core` (and [`id`] as `mesh::id`).
 //!
 //! The [`Scheduler`] API comes in four kinds (as in quinn-proto):
 //! * getters: [`Scheduler::status`], [`Scheduler::progress`], ...;
@@ -17,6 +22,7 @@
 mod availability;
 mod faults;
 mod halt;
+pub mod id;
 mod job;
 mod ledger;
 mod needs;
@@ -30,6 +36,9 @@ mod slots;
 mod steal;
 mod timer;
 mod tombstones;
+
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 
 pub use availability::{Availability, BUSY_ABOVE, Hours, HoursError, IDLE_AT_MOST, Lending, Machine};
 pub use faults::{FAULTS_BEFORE_PAUSE, PAUSE_FIRST, PAUSE_MAX};
@@ -176,6 +185,17 @@ pub trait Spec: Clone {
 
     fn halt(&self) -> Option<Halt> {
         None
+    }
+}
+
+/// A shared spec is a spec: a node holds each job's spec behind an `Arc`.
+impl<T: Spec> Spec for std::sync::Arc<T> {
+    fn needs(&self) -> &Needs {
+        (**self).needs()
+    }
+
+    fn halt(&self) -> Option<Halt> {
+        (**self).halt()
     }
 }
 

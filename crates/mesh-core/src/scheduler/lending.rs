@@ -5,9 +5,9 @@
 //! is in `mod.rs`.
 
 use super::Scheduler;
-use crate::core::timer::Timer;
-use crate::core::{Action, Blame, Payload, Spec, TaskReport};
 use crate::id::JobId;
+use crate::timer::Timer;
+use crate::{Action, Blame, Payload, Spec, TaskReport};
 use std::time::Instant;
 
 impl<S: Spec, R: Payload> Scheduler<S, R> {

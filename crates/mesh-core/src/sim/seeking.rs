@@ -3,7 +3,7 @@
 
 use super::tests::check_outcomes;
 use super::*;
-use crate::core::Counters;
+use crate::Counters;
 
 const DEADLINE: Duration = Duration::from_secs(3600);
 const MAX_EVENTS: u64 = 5_000_000;
