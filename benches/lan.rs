@@ -26,7 +26,7 @@
 //!   counted on the wire), to show how the cost grows with the mesh; then the same for a
 //!   node of 10 hosts during a job.
 
-#[path = "../tests/common/lan.rs"]
+#[path = "../tests/it/common/lan.rs"]
 mod lan;
 
 use lan::{Lan, eventually};

@@ -10,7 +10,7 @@
 //! * send: MB/s of a `--send` of a file between two namespace hosts, against raw TCP on
 //!   the same link, on a link shaped to a Pi's 100 Mbit/s and unshaped.
 
-#[path = "../tests/common/lan.rs"]
+#[path = "../tests/it/common/lan.rs"]
 mod lan;
 
 use lan::{Lan, eventually};

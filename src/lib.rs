@@ -1,7 +1,7 @@
 //! mesh: turn the computers on one LAN into one compute pool.
 //!
 //! # Layout
-//! The layers, each depending only on those below it (`tests/layout.rs` checks that no
+//! The layers, each depending only on those below it (`tests/it/layout.rs` checks that no
 //! two files or top-level modules depend on each other both ways):
 //!
 //! * [`cli`]: argument parsing into a node's configuration, and the only code that prints.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A host without the key, doing what it can to a mesh node: holding TCP connections to
-its port and flooding the LAN with mDNS records. Used by tests/strangers.rs; standard
+its port and flooding the LAN with mDNS records. Used by tests/it/strangers.rs; standard
 library only.
 
     flood.py TARGET_IP PORT CONNECTIONS RECORDS SECONDS

@@ -5,7 +5,7 @@
 //!
 //! Set `MESH_SKIP_LAN=1` to skip these tests on a machine without root.
 
-#![allow(dead_code)] // each test binary uses a different part of this helper
+#![allow(dead_code)] // shared with benches/lan.rs and benches/run.rs, which each use a part
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

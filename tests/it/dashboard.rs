@@ -1,12 +1,10 @@
 //! The dashboard as a person sees it: a real browser (headless Chromium) on one host of a
 //! namespaced LAN watches the page of another host's node while a job submitted on a third
 //! spreads over all three. Also the JSON API, and `/metrics` checked by Prometheus's own
-//! `promtool`. See tests/common/browser.rs for the browser.
+//! `promtool`. See tests/it/common/browser.rs for the browser.
 
-mod common;
-
-use common::browser::{Browser, browser_tests_enabled};
-use common::lan::{Lan, eventually, lan_tests_enabled};
+use crate::common::browser::{Browser, browser_tests_enabled};
+use crate::common::lan::{Lan, eventually, lan_tests_enabled};
 use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::Duration;

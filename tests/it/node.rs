@@ -4,9 +4,7 @@
 //! node that leaves mid-job. Every wait has a generous limit against hangs; nothing here
 //! asserts a time.
 
-mod common;
-
-use common::nodes::{Cluster, LIMIT, demo, expected, members, run, tasks_of, until};
+use crate::common::nodes::{Cluster, LIMIT, demo, expected, members, run, tasks_of, until};
 use mesh::exec::primes;
 use mesh::id::ContentId;
 use mesh::job::{JobSpec, WasmJob};
@@ -202,7 +200,7 @@ async fn a_group_node_takes_uploaded_files_and_runs_their_job() {
     let mine = cluster.home("user");
     std::fs::create_dir_all(&mine).unwrap();
     let store = BlobStore::new(&mine);
-    let module = wat::parse_str(include_str!("wasm/echo.wat")).unwrap();
+    let module = wat::parse_str(include_str!("../wasm/echo.wat")).unwrap();
     let input = b"alpha\nbeta\n".to_vec();
     let job = WasmJob {
         module: store.put(&module).unwrap(),

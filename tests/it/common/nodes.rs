@@ -1,8 +1,6 @@
 //! Real nodes in one process over loopback TCP, mDNS off, `--peer` addresses: the node
 //! layer without root. Each test makes its own cluster; the homes go when it stops.
 
-#![allow(dead_code)] // each test binary uses a different part of this helper
-
 use mesh::core::Availability;
 use mesh::exec::primes;
 use mesh::job::{Algo, JobSpec, PrimesJob, Split, Target};

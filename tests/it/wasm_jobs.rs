@@ -1,10 +1,8 @@
 //! WebAssembly jobs across a namespaced LAN: exact outputs from every host, each module
 //! shipped to a node once, timeouts and memory bombs that fail only their task, and a
-//! corrupted transfer that is caught and fetched again. See tests/common/lan.rs.
+//! corrupted transfer that is caught and fetched again. See tests/it/common/lan.rs.
 
-mod common;
-
-use common::lan::{Lan, eventually, lan_tests_enabled};
+use crate::common::lan::{Lan, eventually, lan_tests_enabled};
 use mesh::exec::primes;
 use std::time::Duration;
 

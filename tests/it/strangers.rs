@@ -1,11 +1,9 @@
 //! What a host without the key can cost a node (docs/robustness.md, "What a non-member can
 //! do"): on a namespaced LAN, a third host floods a member with TCP connections and the LAN
-//! with mDNS records while the members run a job. See tests/common/lan.rs for the network
+//! with mDNS records while the members run a job. See tests/it/common/lan.rs for the network
 //! and tests/strangers/flood.py for the stranger.
 
-mod common;
-
-use common::lan::{Lan, eventually, lan_tests_enabled};
+use crate::common::lan::{Lan, eventually, lan_tests_enabled};
 use mesh::exec::primes;
 use std::time::Duration;
 

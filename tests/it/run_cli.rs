@@ -2,7 +2,7 @@
 //! machine only (`--local`: no network, as every test outside the test LAN): outputs in
 //! input order, replacement strings, sent and returned files, the joblog and `--resume`,
 //! `--json`, limits, and clear errors for bad input. The mesh-wide behaviour (files sent
-//! once per node, `--allow-run`, `--require`, a killed node) is in tests/run_jobs.rs.
+//! once per node, `--allow-run`, `--require`, a killed node) is in tests/it/run_jobs.rs.
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};

@@ -8,8 +8,6 @@
 //! missing, unless `MESH_REQUIRE_BROWSER` is set, as CI sets it after installing both:
 //! there a missing tool fails the test. `MESH_SKIP_BROWSER=1` skips them always.
 
-#![allow(dead_code)] // each test binary uses a different part of this helper
-
 use serde_json::{Value, json};
 use std::fs::File;
 use std::io::{Read, Write};

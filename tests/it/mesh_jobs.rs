@@ -1,10 +1,8 @@
 //! Jobs across a namespaced LAN: work spreads by stealing, results stay exact when a host
 //! is killed or cut off, submitters run side by side, and a submit with no local node still
-//! gets help. See tests/common/lan.rs for the network.
+//! gets help. See tests/it/common/lan.rs for the network.
 
-mod common;
-
-use common::lan::{Lan, Proc, eventually, lan_tests_enabled};
+use crate::common::lan::{Lan, Proc, eventually, lan_tests_enabled};
 use mesh::exec::primes;
 use std::time::Duration;
 

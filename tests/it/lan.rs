@@ -1,9 +1,7 @@
 //! Membership on a real (namespaced) LAN: discovery, keys, leaving, crashes, cut cables
-//! and rejoining. See tests/common/lan.rs for the network.
+//! and rejoining. See tests/it/common/lan.rs for the network.
 
-mod common;
-
-use common::lan::{Lan, eventually, lan_tests_enabled};
+use crate::common::lan::{Lan, eventually, lan_tests_enabled};
 use std::time::Duration;
 
 /// Safety nets against hangs; how fast nodes join and leave is measured by

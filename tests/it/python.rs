@@ -7,10 +7,8 @@
 //! caller's, with the remote traceback; a task no node can set up fails with the node's
 //! reason, not silence; `print_stats` names the nodes that ran the jobs.
 
-mod common;
-
-use common::lan::{Lan, eventually, lan_tests_enabled};
-use common::nodes::{Cluster, members, until};
+use crate::common::lan::{Lan, eventually, lan_tests_enabled};
+use crate::common::nodes::{Cluster, members, until};
 use mesh::exec::primes;
 use mesh::node::Control;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! The `mesh` binary as users run it: outputs, exit codes and error messages.
 //!
 //! These run in the machine's own network namespace, so every submit here is `--local`:
-//! nodes with mDNS only ever run inside the test LAN (tests/common/lan.rs), and the
-//! loopback nodes of tests/node.rs have mDNS off.
+//! nodes with mDNS only ever run inside the test LAN (tests/it/common/lan.rs), and the
+//! loopback nodes of tests/it/node.rs have mDNS off.
 
 use assert_cmd::Command;
 use std::path::PathBuf;

@@ -2,9 +2,7 @@
 //! what (`--allow-run`, labels, a submitter's own node), outputs and returned files that
 //! come back from the node that ran the task, and a job no node can run, which says why.
 
-mod common;
-
-use common::nodes::{Cluster, LIMIT, members, until};
+use crate::common::nodes::{Cluster, LIMIT, members, until};
 use mesh::core::{Needs, Requirement};
 use mesh::job::JobSpec;
 use mesh::job::run::{Captured, RunJob, RunOutput, RunTask, RunTasks};
@@ -217,7 +215,7 @@ async fn a_group_member_cannot_run_programs_through_the_socket() {
     let marker = c.dir.join("ran");
     let script = format!("id -u > {}", marker.display());
     let run = job(&home, &["sh", "-c", &script], &["x".to_string()], &[], Vec::new());
-    let primes = common::nodes::demo(100, 120);
+    let primes = crate::common::nodes::demo(100, 120);
     let ask = |request: serde_json::Value| {
         let socket = socket.clone();
         async move {

@@ -1,11 +1,9 @@
 //! `mesh run` across a namespaced LAN with real programs (`sh`, `sha256sum`): files sent
 //! once per node, returned files exact, a node without `--allow-run` never running a task,
 //! `--require` honoured, a host killed mid-job, a timeout that ends a whole process tree,
-//! and `--resume`. See tests/common/lan.rs for the network.
+//! and `--resume`. See tests/it/common/lan.rs for the network.
 
-mod common;
-
-use common::lan::{Lan, eventually, lan_tests_enabled};
+use crate::common::lan::{Lan, eventually, lan_tests_enabled};
 use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::Duration;
