@@ -33,9 +33,6 @@ pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
     let mut http_names = vec![host.clone(), format!("{host}.local")];
     http_names.extend(args.http_names);
     let cfg = NodeConfig {
-        name: args.name.unwrap_or_else(node::hostname),
-        home,
-        workers: args.workers.unwrap_or_else(default_workers),
         network: Some(NetConfig {
             key,
             listen: args.listen.unwrap_or_else(default_listen),
@@ -56,6 +53,7 @@ pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
             (false, Some(addr)) => Some(Http { addr, required: true, names: http_names }),
             (false, None) => Some(Http { addr: DEFAULT_HTTP.into(), required: false, names: http_names }),
         },
+        ..NodeConfig::new(args.name.unwrap_or_else(node::hostname), home, args.workers.unwrap_or_else(default_workers))
     };
     runtime()?.block_on(async move {
         let (_client, node) = Node::spawn(cfg).await?;

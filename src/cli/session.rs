@@ -6,7 +6,6 @@
 use super::args::SessionArgs;
 use super::exit::Exit;
 use super::setup::{any_port, default_workers, runtime, shared_key};
-use crate::core::Availability;
 use crate::node::{self, Control, NetConfig, Node, NodeConfig};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -19,18 +18,11 @@ pub(crate) fn session(home: PathBuf, args: SessionArgs) -> Result<Exit> {
             Some(NetConfig { key: shared_key(&args.key)?, listen: any_port(), static_peers: args.peers, mdns: true })
         }
     };
+    let name = args.name.unwrap_or_else(node::hostname);
     let cfg = NodeConfig {
-        name: args.name.unwrap_or_else(node::hostname),
-        home: home.clone(),
-        workers: args.workers.unwrap_or_else(default_workers),
         network,
         control: Control::Owner,
-        allow_run: false,
-        runs_own: true,
-        labels: Vec::new(),
-        lending: Availability::default(),
-        worker_nice: 0,
-        http: None,
+        ..NodeConfig::new(name, home.clone(), args.workers.unwrap_or_else(default_workers))
     };
     let ran = runtime()?.block_on(async move {
         let (_client, node) = Node::spawn(cfg).await?;

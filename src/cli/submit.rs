@@ -4,9 +4,8 @@ use super::args::{PrimesArgs, SubmitOpts};
 use super::exit::{Exit, exit_of};
 use super::output;
 use super::setup::{any_port, default_workers, job_runtime, shared_key};
-use crate::core::Availability;
 use crate::job::{JobSpec, PrimesJob, Split};
-use crate::node::{self, Control, JobEvent, JobReport, JobUpdate, NetConfig, NodeConfig, NodeError};
+use crate::node::{self, JobEvent, JobReport, JobUpdate, NetConfig, NodeConfig, NodeError};
 use anyhow::{Context, Result};
 use std::path::Path;
 
@@ -71,18 +70,10 @@ pub(crate) fn run_job(
                 mdns: true,
             }),
         };
+        let name = opts.name.clone().unwrap_or_else(node::hostname);
         let cfg = NodeConfig {
-            name: opts.name.clone().unwrap_or_else(node::hostname),
-            home: home.to_path_buf(),
-            workers: opts.workers.unwrap_or_else(default_workers),
             network,
-            control: Control::Off,
-            allow_run: false,
-            runs_own: true,
-            labels: Vec::new(),
-            lending: Availability::default(),
-            worker_nice: 0,
-            http: None,
+            ..NodeConfig::new(name, home.to_path_buf(), opts.workers.unwrap_or_else(default_workers))
         };
         node::run_job(cfg, job, on, interrupted).await
     })?;

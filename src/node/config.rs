@@ -49,6 +49,26 @@ pub struct Http {
 }
 
 impl NodeConfig {
+    /// A node of `name` under `home` with `workers`, as every command starts from: on this
+    /// machine only (no network), with no control socket and no dashboard, running its
+    /// own jobs' programs and nobody else's, lending always, at its own priority. Callers
+    /// change what differs: `NodeConfig { network, ..NodeConfig::new(…) }`.
+    pub fn new(name: String, home: PathBuf, workers: u32) -> Self {
+        Self {
+            name,
+            home,
+            workers,
+            network: None,
+            control: Control::Off,
+            allow_run: false,
+            runs_own: true,
+            labels: Vec::new(),
+            lending: Availability::default(),
+            worker_nice: 0,
+            http: None,
+        }
+    }
+
     /// What this node offers, as it gossips it: this machine's CPU, OS, cores and memory,
     /// with the node's labels, whether it allows runs, and its Python 3. Python is looked
     /// for (a process start) only where Python tasks may run: a node that allows runs, or

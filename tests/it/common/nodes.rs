@@ -1,7 +1,6 @@
 //! Real nodes in one process over loopback TCP, mDNS off, `--peer` addresses: the node
 //! layer without root. Each test makes its own cluster; the homes go when it stops.
 
-use mesh::core::Availability;
 use mesh::exec::primes;
 use mesh::job::{Algo, JobSpec, PrimesJob, Split, Target};
 use mesh::node::{Client, Control, JobReport, JobResults, NetConfig, Node, NodeConfig, PeerState, PrimesResult};
@@ -32,9 +31,6 @@ impl Cluster {
 
     pub(crate) fn config(&self, name: &str, peers: Vec<libp2p::Multiaddr>, control: bool) -> NodeConfig {
         NodeConfig {
-            name: name.into(),
-            home: self.home(name),
-            workers: 1,
             network: Some(NetConfig {
                 key: SharedKey::from_passphrase("in-process").unwrap(),
                 listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
@@ -43,11 +39,7 @@ impl Cluster {
             }),
             control: if control { Control::Owner } else { Control::Off },
             allow_run: true,
-            runs_own: true,
-            labels: Vec::new(),
-            lending: Availability::default(),
-            worker_nice: 0,
-            http: None,
+            ..NodeConfig::new(name.into(), self.home(name), 1)
         }
     }
 
