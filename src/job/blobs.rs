@@ -13,6 +13,7 @@
 //! tasks, each checked as a node will check it and then dropped.
 
 use super::bounds::{JobError, MAX_TASKS};
+use super::errors::Malformed;
 use super::run::{RunTask, check_path};
 use super::wasm::MAX_LINE;
 use crate::id::ContentId;
@@ -49,8 +50,8 @@ pub(super) fn count(store: &BlobStore, id: ContentId, what: &'static str, layout
     let reader = BufReader::with_capacity(64 * 1024, file.take(MAX_BLOB));
     match layout {
         Layout::Lines => count_lines(reader),
-        Layout::RunTasks => count_run_tasks(reader).map_err(bad),
-        Layout::PyTasks => count_payloads(reader).map_err(bad),
+        Layout::RunTasks => count_run_tasks(reader).map_err(|why| JobError::Malformed { what, why }),
+        Layout::PyTasks => count_payloads(reader).map_err(|why| JobError::Malformed { what, why }),
     }
 }
 
@@ -97,19 +98,20 @@ pub(crate) fn count_lines(mut r: impl BufRead) -> Result<u64, JobError> {
 
 /// The payloads of a Python job's task list, as [`PyTasks::parse`](super::python::PyTasks::parse)
 /// splits it: a 4-byte big-endian length and that many bytes, each.
-pub(crate) fn count_payloads(mut r: impl Read) -> Result<u64, String> {
+pub(crate) fn count_payloads(mut r: impl Read) -> Result<u64, Malformed> {
     let (mut tasks, mut at) = (0u64, 0u64);
+    let read = |e: std::io::Error| Malformed::Read(e.to_string());
     loop {
         let mut len = [0u8; 4];
-        match read_full(&mut r, &mut len).map_err(|e| e.to_string())? {
+        match read_full(&mut r, &mut len).map_err(read)? {
             0 => return Ok(tasks),
             4 => {}
-            _ => return Err(format!("a length cut short at byte {at}")),
+            _ => return Err(Malformed::LengthCut { at }),
         }
         let len = u64::from(u32::from_be_bytes(len));
-        let skipped = std::io::copy(&mut (&mut r).take(len), &mut std::io::sink()).map_err(|e| e.to_string())?;
+        let skipped = std::io::copy(&mut (&mut r).take(len), &mut std::io::sink()).map_err(read)?;
         if skipped < len {
-            return Err(format!("task {tasks} claims {len} bytes past the end"));
+            return Err(Malformed::PastEnd { task: tasks, len });
         }
         (tasks, at) = (tasks + 1, at + 4 + len);
     }
@@ -131,8 +133,8 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// The tasks of a run job's task list, each decoded and checked as
 /// [`RunTasks::decode`](super::run::RunTasks::decode) checks it, one at a time.
-pub(crate) fn count_run_tasks(r: impl Read) -> Result<u64, String> {
-    let counted: Counted = ciborium::from_reader(r).map_err(|e| e.to_string())?;
+pub(crate) fn count_run_tasks(r: impl Read) -> Result<u64, Malformed> {
+    let counted: Counted = ciborium::from_reader(r).map_err(|e| Malformed::cbor("task list", e))?;
     Ok(counted.tasks.0)
 }
 

@@ -30,7 +30,10 @@ pub enum JobError {
     /// holds (`JobSpec::check_blobs`).
     #[error("the job states {stated} tasks, but its {what} holds {found}; the two must agree")]
     CountMismatch { what: &'static str, stated: u64, found: u64 },
-    /// A job's input or task list is missing from the store, damaged, too large or malformed.
+    /// A job's input or task list is missing from the store, damaged or too large.
     #[error("the job's {what}: {why}")]
     Blob { what: &'static str, why: String },
+    /// A job's task list does not decode or check.
+    #[error("the job's {what}: {why}")]
+    Malformed { what: &'static str, why: super::errors::Malformed },
 }

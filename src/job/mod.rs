@@ -14,12 +14,14 @@
 
 mod blobs;
 mod bounds;
+mod errors;
 pub mod primes;
 pub mod python;
 pub mod run;
 pub mod wasm;
 
 pub use bounds::{JobError, MAX_RETRIES, MAX_TASKS};
+pub use errors::{Malformed, Unfit};
 
 pub use primes::{Algo, MAX_RANGE_ITEMS, PrimesJob, Split, Target, parse_target};
 pub use python::{PyOutput, PythonJob};
@@ -50,7 +52,7 @@ impl JobSpec {
             (Self::Run(job), Ok(TaskOutput::Run(out))) => out.fits(job),
             (Self::Python(_), Ok(TaskOutput::Python(out))) => out.fits(),
             (Self::Primes(_), Ok(TaskOutput::Sum(_))) | (Self::Wasm(_), Ok(TaskOutput::Bytes(_))) => Ok(()),
-            _ => Err("a result of another kind of job".to_string()),
+            _ => Err(Unfit::OtherKind),
         };
         if let Err(why) = fits {
             report.outcome = Err(format!("its result was refused: {why}"));

@@ -5,6 +5,7 @@
 //! node checks is their framing and their size. `docs/python.md` is the specification.
 
 use super::bounds::{JobError, MAX_RETRIES, MAX_TASKS};
+use super::errors::{Malformed, Unfit};
 use super::run::Captured;
 use crate::core::Needs;
 use crate::id::ContentId;
@@ -71,23 +72,23 @@ pub struct PyTasks {
 
 impl PyTasks {
     /// Splits a task list that must hold exactly `tasks` payloads.
-    pub fn parse(bytes: Vec<u8>, tasks: u64) -> Result<Self, String> {
+    pub fn parse(bytes: Vec<u8>, tasks: u64) -> Result<Self, Malformed> {
         let mut spans = Vec::new();
         let mut at = 0;
         while at < bytes.len() {
             let Some(len) = bytes.get(at..at + 4) else {
-                return Err(format!("a length cut short at byte {at}"));
+                return Err(Malformed::LengthCut { at: at as u64 });
             };
             let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
             let (start, end) = (at + 4, at + 4 + len);
             if end > bytes.len() {
-                return Err(format!("task {} claims {len} bytes past the end", spans.len()));
+                return Err(Malformed::PastEnd { task: spans.len() as u64, len: len as u64 });
             }
             spans.push((start, end));
             at = end;
         }
         if spans.len() as u64 != tasks {
-            return Err(format!("{} payloads for {tasks} tasks", spans.len()));
+            return Err(Malformed::Count { found: spans.len() as u64, tasks });
         }
         Ok(Self { bytes, spans })
     }
@@ -133,12 +134,12 @@ impl PyOutput {
     /// Whether this output is one a Python task could have produced: a value blob of at
     /// most [`MAX_BLOB`] bytes, output within [`OUTPUT_CAP`]. The submitter's node screens
     /// results with this before it fetches anything.
-    pub fn fits(&self) -> Result<(), String> {
+    pub fn fits(&self) -> Result<(), Unfit> {
         if self.value.blob().is_some() && self.value.len() > MAX_BLOB {
-            return Err(format!("a value of {} bytes; at most {MAX_BLOB}", self.value.len()));
+            return Err(Unfit::ValueTooLarge { len: self.value.len(), max: MAX_BLOB });
         }
         if self.output.len() > OUTPUT_CAP + 64 {
-            return Err(format!("{} bytes of output; at most {OUTPUT_CAP}", self.output.len()));
+            return Err(Unfit::PrintedTooMuch { len: self.output.len(), max: OUTPUT_CAP });
         }
         Ok(())
     }
@@ -162,9 +163,12 @@ mod tests {
             (Some(&b"abc"[..]), Some(&b""[..]), Some(&b"\x00\x01"[..]), None)
         );
         assert_eq!(t.len(), 3);
-        assert!(PyTasks::parse(list.clone(), 2).unwrap_err().contains("3 payloads for 2 tasks"));
-        assert!(PyTasks::parse(list[..list.len() - 1].to_vec(), 3).unwrap_err().contains("past the end"));
-        assert!(PyTasks::parse(vec![0, 0, 1], 1).unwrap_err().contains("cut short"));
+        assert_eq!(PyTasks::parse(list.clone(), 2).unwrap_err(), Malformed::Count { found: 3, tasks: 2 });
+        assert_eq!(
+            PyTasks::parse(list[..list.len() - 1].to_vec(), 3).unwrap_err(),
+            Malformed::PastEnd { task: 2, len: 2 }
+        );
+        assert_eq!(PyTasks::parse(vec![0, 0, 1], 1).unwrap_err(), Malformed::LengthCut { at: 0 });
         assert!(PyTasks::parse(Vec::new(), 0).unwrap().is_empty());
     }
 

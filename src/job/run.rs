@@ -14,6 +14,7 @@
 //! directory: [`check_path`].
 
 use super::bounds::{JobError, MAX_RETRIES, MAX_TASKS};
+use super::errors::{Malformed, Unfit};
 use crate::core::{Halt, Needs};
 use crate::id::ContentId;
 use crate::store::{MAX_BLOB, MAX_FILE};
@@ -143,9 +144,9 @@ impl Manifest {
     }
 
     /// A manifest from its blob, checked: bounded, and every path stays inside.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let m: Self = ciborium::from_reader(bytes).map_err(|e| e.to_string())?;
-        m.check().map_err(|e| e.to_string())?;
+    pub fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
+        let m: Self = ciborium::from_reader(bytes).map_err(|e| Malformed::cbor("file list", e))?;
+        m.check()?;
         Ok(m)
     }
 
@@ -165,9 +166,9 @@ impl RunTasks {
     }
 
     /// A task list from its blob, checked: every sent input stays inside.
-    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let t: Self = ciborium::from_reader(bytes).map_err(|e| e.to_string())?;
-        t.check().map_err(|e| e.to_string())?;
+    pub fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
+        let t: Self = ciborium::from_reader(bytes).map_err(|e| Malformed::cbor("task list", e))?;
+        t.check()?;
         Ok(t)
     }
 
@@ -282,23 +283,23 @@ impl RunOutput {
     /// results with this before it fetches anything, so a peer cannot make it fetch (or
     /// write) more than the job asked for. (Which pattern a path fills for a task is
     /// checked where the task's input is known: the submitter's CLI.)
-    pub fn fits(&self, job: &RunJob) -> Result<(), String> {
+    pub fn fits(&self, job: &RunJob) -> Result<(), Unfit> {
         for c in [&self.stdout, &self.stderr] {
             if c.blob().is_some() && c.len() > MAX_BLOB {
-                return Err(format!("an output of {} bytes; at most {MAX_BLOB}", c.len()));
+                return Err(Unfit::OutputTooLarge { len: c.len(), max: MAX_BLOB });
             }
         }
         if self.returned.len() > job.returns.len() {
-            return Err(format!("{} returned files for {} --return patterns", self.returned.len(), job.returns.len()));
+            return Err(Unfit::TooManyReturns { got: self.returned.len(), patterns: job.returns.len() });
         }
         let mut seen = std::collections::HashSet::new();
         for r in &self.returned {
-            check_path(&r.path).map_err(|e| format!("a returned file: {e}"))?;
+            check_path(&r.path)?;
             if !seen.insert(r.path.as_str()) {
-                return Err(format!("'{}' returned twice", r.path));
+                return Err(Unfit::ReturnedTwice(r.path.clone()));
             }
             if r.len > MAX_FILE {
-                return Err(format!("'{}' is {} bytes; at most {MAX_FILE}", r.path, r.len));
+                return Err(Unfit::ReturnTooLarge { path: r.path.clone(), len: r.len, max: MAX_FILE });
             }
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Why a Python task did not give a result.
 
 use crate::exec::fetch::BlobError;
+use crate::job::Malformed;
 use std::time::Duration;
 
 /// Why a Python task did not give a result. (A function that raised gave one.)
@@ -15,7 +16,7 @@ pub enum PyError {
     #[error("the job's code: {0}")]
     Code(BlobError),
     #[error("the job's task list is damaged: {0}")]
-    Damaged(String),
+    Damaged(Malformed),
     #[error("task {task} is beyond the job's {tasks} tasks")]
     BeyondTasks { task: u64, tasks: usize },
     #[error("the Python worker could not start: {0}")]

@@ -22,6 +22,7 @@ use super::cache::Cache;
 use super::cancels::Cancels;
 use super::fetch::{BlobError, Blobs};
 use crate::id::{ContentId, JobId, NodeId};
+use crate::job::Malformed;
 use crate::job::run::{
     Captured, Ended, Manifest, Returned, RunJob, RunOutput, RunProblem, RunTasks, RunTimeout, SentFile,
 };
@@ -69,7 +70,7 @@ pub enum RunError {
     #[error("the job's task list: {0}")]
     Tasks(BlobError),
     #[error("the job's {what} is damaged: {why}")]
-    Damaged { what: &'static str, why: String },
+    Damaged { what: &'static str, why: Malformed },
     #[error("the job's files: {0}")]
     Files(BlobError),
     #[error("task {task} is beyond the job's {tasks} tasks")]

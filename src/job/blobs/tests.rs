@@ -64,7 +64,7 @@ fn run_tasks_are_counted_and_checked_one_by_one() {
     assert_eq!(count_run_tasks(RunTasks::default().encode().as_slice()), Ok(0));
     let escapes = RunTasks { tasks: vec![task(1, None), task(2, Some("../etc/passwd"))] };
     assert!(RunTasks::decode(&escapes.encode()).is_err());
-    assert!(count_run_tasks(escapes.encode().as_slice()).unwrap_err().contains("goes up"));
+    assert!(count_run_tasks(escapes.encode().as_slice()).unwrap_err().to_string().contains("goes up"));
     assert!(count_run_tasks(&b"\xa1\x65tasks\x01"[..]).is_err(), "a list that is not one");
 }
 
@@ -144,7 +144,7 @@ fn a_missing_damaged_or_malformed_blob_is_refused() {
         JobSpec::Python(Box::new(PythonJob { inputs: r.inputs, ..(**p).clone() })),
     ];
     for spec in swapped {
-        assert!(matches!(spec.check_blobs(&store), Err(JobError::Blob { what: "task list", .. })), "{spec:?}");
+        assert!(matches!(spec.check_blobs(&store), Err(JobError::Malformed { what: "task list", .. })), "{spec:?}");
     }
     std::fs::remove_dir_all(&home).unwrap();
 }

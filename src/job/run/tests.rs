@@ -83,15 +83,17 @@ fn a_result_may_return_only_what_the_job_asked_for() {
     };
     assert_eq!(out(vec![ret("a.out", 5), ret("log", 1)]).fits(&job), Ok(()));
     let refused = [
-        (vec![ret("a", 1), ret("b", 1), ret("c", 1)], "3 returned files for 2"),
-        (vec![ret("../x", 1)], "goes up"),
-        (vec![ret("/etc/x", 1)], "absolute"),
-        (vec![ret("log", 1), ret("log", 1)], "returned twice"),
-        (vec![ret("big", MAX_FILE + 1)], "at most"),
+        (vec![ret("a", 1), ret("b", 1), ret("c", 1)], Unfit::TooManyReturns { got: 3, patterns: 2 }),
+        (vec![ret("../x", 1)], Unfit::ReturnPath(PathError::Parent("../x".into()))),
+        (vec![ret("/etc/x", 1)], Unfit::ReturnPath(PathError::Absolute("/etc/x".into()))),
+        (vec![ret("log", 1), ret("log", 1)], Unfit::ReturnedTwice("log".into())),
+        (
+            vec![ret("big", MAX_FILE + 1)],
+            Unfit::ReturnTooLarge { path: "big".into(), len: MAX_FILE + 1, max: MAX_FILE },
+        ),
     ];
     for (returned, why) in refused {
-        let got = out(returned).fits(&job).unwrap_err();
-        assert!(got.contains(why), "{got} should say {why}");
+        assert_eq!(out(returned).fits(&job), Err(why));
     }
     let mut huge = out(Vec::new());
     huge.stdout = Captured::Blob { id: ContentId::of(b"o"), len: MAX_BLOB + 1 };
