@@ -89,6 +89,20 @@ class Result(object):
             return TaskFailed(reason, self.node, self.attempts)
         return self.error(reason)
 
+    def value(self, shipped=None):
+        """The task's value; or raises what became of it: the exception the function
+        raised (rebuilt here with the remote traceback as its ``__cause__``, or a
+        ``RemoteError``), ``failure()`` when it gave no result, ``MeshError`` when its value
+        does not unpickle here. Every front end decodes results with this."""
+        if self.status == "returned":
+            try:
+                return _payload.loads(self.data, shipped)
+            except Exception as e:
+                raise MeshError("the task's result could not be unpickled here: %r" % (e,))
+        if self.status == "raised":
+            raise _payload.decode_raised(self.data, self.node, shipped)
+        raise self.failure()
+
 
 class Code(object):
     """A job's code as a pool batches by it: ``key`` (hashable; equal keys share a

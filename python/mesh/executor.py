@@ -114,17 +114,12 @@ class _Sink(object):
                 f.output = result.output
                 sys.stdout.write(result.output)
                 sys.stdout.flush()
-            if result.status == "returned":
-                try:
-                    value = _payload.loads(result.data)
-                except Exception as e:
-                    f.set_exception(MeshError("the task's result could not be unpickled here: %r" % (e,)))
-                else:
-                    f.set_result(value)
-            elif result.status == "raised":
-                f.set_exception(_payload.decode_raised(result.data, result.node))
+            try:
+                value = result.value()
+            except BaseException as e:
+                f.set_exception(e)
             else:
-                f.set_exception(result.failure())
+                f.set_result(value)
         finally:
             self.executor._settled(f)
 

@@ -56,6 +56,7 @@ import time
 import types
 
 from . import _batch, _client, _payload
+from ._errors import MeshError
 
 version = "1.6.4"
 __version__ = version
@@ -148,9 +149,9 @@ class _Task(object):
                 sys.stdout.flush()
             if o.status == "returned":
                 try:
-                    self.result = _payload.loads(o.data, self._shipped)
-                except Exception as e:
-                    sys.stderr.write("mesh.pp: the result of job %d could not be unpickled here: %r\n" % (self.tid, e))
+                    self.result = o.value(self._shipped)
+                except MeshError as e:
+                    sys.stderr.write("mesh.pp: job %d: %s\n" % (self.tid, e))
             elif o.status == "raised":
                 where = " on %s" % o.node if o.node else ""
                 sys.stderr.write(
