@@ -1,11 +1,23 @@
 //! Why a job's blob or a task's result cannot be used: typed, so that callers branch on the
 //! cause and a path's own error ([`PathError`]) is kept, not flattened into text.
 //!
+//! * [`PathError`]: a path that may not travel (it would leave a task's directory).
 //! * [`Malformed`]: a task list or a manifest, as read from a blob (a peer's, a file's).
 //! * [`Unfit`]: a result that the job's tasks could not have produced (the owner screens
 //!   results from the mesh with it before it fetches anything they name).
 
-use super::run::PathError;
+/// A path that may not travel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("'{0}' is absolute; give a path relative to the current directory")]
+    Absolute(String),
+    #[error("'{0}' goes up with '..'; give a path inside the current directory")]
+    Parent(String),
+    #[error("'{path}' is empty or longer than {max} bytes")]
+    Length { path: String, max: usize },
+    #[error("{count} files to send; at most {max}")]
+    TooMany { count: usize, max: usize },
+}
 
 /// A task list or a manifest that does not decode or does not check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

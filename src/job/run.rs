@@ -14,6 +14,7 @@
 //! directory: [`check_path`].
 
 use super::bounds::{JobError, MAX_RETRIES, MAX_TASKS};
+pub use super::errors::PathError;
 use super::errors::{Malformed, Unfit};
 use crate::core::{Halt, Needs};
 use crate::id::ContentId;
@@ -153,7 +154,7 @@ impl Manifest {
     /// Checks a manifest that came from a blob: bounded, and every path stays inside.
     pub fn check(&self) -> Result<(), PathError> {
         if self.files.len() > MAX_SENT_FILES {
-            return Err(PathError::TooMany(self.files.len()));
+            return Err(PathError::TooMany { count: self.files.len(), max: MAX_SENT_FILES });
         }
         self.files.iter().try_for_each(|f| check_path(&f.path))
     }
@@ -319,24 +320,11 @@ fn to_cbor(v: &impl Serialize) -> Vec<u8> {
     out
 }
 
-/// A path that may not travel.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
-    #[error("'{0}' is absolute; give a path relative to the current directory")]
-    Absolute(String),
-    #[error("'{0}' goes up with '..'; give a path inside the current directory")]
-    Parent(String),
-    #[error("'{0}' is empty or longer than {MAX_PATH} bytes")]
-    Length(String),
-    #[error("{0} files to send; at most {MAX_SENT_FILES}")]
-    TooMany(usize),
-}
-
 /// A path relative to a task's directory that cannot leave it: not absolute, no `..`, not
 /// empty. (`.` parts are harmless.)
 pub fn check_path(p: &str) -> Result<(), PathError> {
     if p.is_empty() || p.len() > MAX_PATH || p.contains('\0') {
-        return Err(PathError::Length(p.into()));
+        return Err(PathError::Length { path: p.into(), max: MAX_PATH });
     }
     if p.starts_with('/') {
         return Err(PathError::Absolute(p.into()));
