@@ -22,7 +22,7 @@ fn run_job(now: Instant) -> u64 {
     loop {
         while let Some(a) = s.poll_action() {
             match a {
-                Action::Run { worker, tasks, .. } => runs.push((worker, tasks)),
+                Action::Start { worker, tasks, .. } => runs.push((worker, tasks)),
                 Action::Accepted { .. } => accepted += 1,
                 Action::JobFinished { .. } => return accepted,
                 _ => {}

@@ -30,7 +30,7 @@ mod health;
 pub mod identity;
 mod lending;
 mod limits;
-mod membership;
+mod members;
 mod quota;
 mod report;
 mod sightings;

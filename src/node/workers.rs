@@ -36,7 +36,7 @@ pub(crate) struct Work {
     pub job: JobId,
     pub tasks: TaskRange,
     pub spec: Arc<JobSpec>,
-    /// The job was submitted on this node (see `Action::Run`).
+    /// The job was submitted on this node (see `Action::Start`).
     pub own: bool,
 }
 

@@ -407,7 +407,7 @@ fn the_checker_sees_dependencies_and_cycles() {
     let edges = tree.edges();
     let m = |s: &str| s.split('/').map(String::from).collect::<ModPath>();
     // Known edges of today's tree, through a `use` group, a re-export and an inline path.
-    assert!(edges[&m("node/event_loop/net")].contains(&m("node/membership")));
+    assert!(edges[&m("node/event_loop/net")].contains(&m("node/members")));
     assert!(edges[&m("cli/join")].contains(&m("node/control")));
     assert!(edges[&m("cli/join")].contains(&m("node/view")), "PeerRow, re-exported by node");
     assert!(edges[&m("node/event_loop")].contains(&m("exec/wasm")), "inline crate::exec::wasm::prune_caches");

@@ -23,19 +23,19 @@ mod availability;
 mod faults;
 mod halt;
 pub mod id;
-mod job;
 mod ledger;
+mod local_job;
 mod needs;
 mod outbox;
 mod peers;
-mod placement;
 mod queue;
 pub mod rate;
 mod scheduler;
 mod slots;
-mod steal;
+mod thief;
 mod timer;
 mod tombstones;
+mod unplaced;
 
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
@@ -339,13 +339,13 @@ pub enum DropReason {
 /// What the scheduler asks its driver to do.
 #[derive(Debug)]
 pub enum Action<S, R> {
-    /// Start the run `tasks` of `job` (consecutive tasks, often just one) on the idle
+    /// Start `tasks` of `job` (a batch of consecutive tasks, often just one) on the idle
     /// `worker`, which reports each task's result in order with `handle_task_done` and is
-    /// idle again after the last. `backup` marks a speculative re-run of a task that may
+    /// idle again after the last. (Named apart from the `mesh run` kind of job.) `backup` marks a speculative re-run of a task that may
     /// still be running elsewhere.
     /// `own` says the job was submitted here: its native tasks run under this node's own
     /// user's say-so (`Config::runs_own`) rather than `mesh join --allow-run`.
-    Run { worker: usize, job: JobId, tasks: TaskRange, backup: bool, own: bool },
+    Start { worker: usize, job: JobId, tasks: TaskRange, backup: bool, own: bool },
     /// Send a message to one peer.
     Send { to: NodeId, msg: Message<S, R> },
     /// Send a message to every peer.

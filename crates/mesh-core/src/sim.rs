@@ -402,7 +402,7 @@ impl Sim {
 
     fn act(&mut self, i: usize, a: Action<Spec, u64>) {
         match a {
-            Action::Run { worker, job, tasks, .. } => self.run(i, worker, job, tasks),
+            Action::Start { worker, job, tasks, .. } => self.run(i, worker, job, tasks),
             Action::Send { to, msg } => {
                 let to = self.index[&to];
                 self.send(i, to, msg);

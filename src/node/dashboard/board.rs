@@ -8,7 +8,7 @@ use super::snapshot::{JobView, Jobs, Live, NodeRate, RateSample, Snapshot};
 use crate::core::{Counters, Status, TaskReport};
 use crate::id::NodeId;
 use crate::job::{JobKind, TaskOutput};
-use crate::node::membership::Farewell;
+use crate::node::members::Farewell;
 use crate::node::report::Describe;
 use crate::node::view::{PeerRow, PeerState};
 use libp2p::PeerId;

@@ -199,7 +199,7 @@ impl EventLoop {
     fn drain_actions(&mut self) {
         while let Some(action) = self.sched.poll_action() {
             match action {
-                Action::Run { worker, job, tasks, own, .. } => {
+                Action::Start { worker, job, tasks, own, .. } => {
                     let work = |spec| Work { job, tasks, spec, own };
                     let started = self.sched.spec(job).cloned().is_some_and(|spec| self.pool.run(worker, work(spec)));
                     if !started {

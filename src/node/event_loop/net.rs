@@ -13,7 +13,7 @@ use crate::node::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use crate::node::config::NetConfig;
 use crate::node::health::HealthProbe;
 use crate::node::identity::Identity;
-use crate::node::membership::{Decision, Departure, Farewell, Membership};
+use crate::node::members::{Decision, Departure, Farewell, Membership};
 use crate::node::report::NodeInfo;
 use crate::node::sightings::why_refused;
 use crate::node::view::PeerRow;

@@ -38,18 +38,18 @@ mod stealing;
 
 use crate::faults::Faults;
 use crate::id::{JobId, NodeId};
-use crate::job::Job;
 use crate::ledger::{Accept, Ledger};
+use crate::local_job::Job;
 use crate::needs::Facts;
 use crate::outbox::Outbox;
 use crate::peers::{Peers, Status};
-use crate::placement::Placement;
 use crate::queue::TaskRange;
 use crate::rate::TokenBucket;
 use crate::slots::Slots;
-use crate::steal::{Slot, Stealing};
+use crate::thief::{Slot, Stealing};
 use crate::timer::{Timer, TimerTable};
 use crate::tombstones::Tombstones;
+use crate::unplaced::Placement;
 use crate::{Action, Blame, Config, Counters, DropReason, Message, Payload, Progress, Spec, TaskReport};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
@@ -404,7 +404,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     fn start(&mut self, worker: usize, job: JobId, tasks: TaskRange, backup: bool) {
         self.slots.start(worker, job, tasks);
         let own = self.runs_as_own(job);
-        self.actions.push_back(Action::Run { worker, job, tasks, backup, own });
+        self.actions.push_back(Action::Start { worker, job, tasks, backup, own });
     }
 
     fn accept(&mut self, now: Instant, from: NodeId, job: JobId, report: TaskReport<R>) {

@@ -2,15 +2,15 @@
 //! victim grants about half of a job that the thief may run (retries it may run first,
 //! pinned to it), and the thief queues the ranges and tells the job's owner by a lease.
 //! More of [`Scheduler`]'s methods; its state is in `mod.rs`, the thief's request and
-//! backoff in `core::steal`.
+//! backoff in `thief`.
 
 use super::Scheduler;
 use crate::id::{JobId, NodeId};
-use crate::job::Job;
+use crate::local_job::Job;
 use crate::peers::Reach;
 use crate::queue::TaskRange;
 use crate::rate::TokenBucket;
-use crate::steal::Slot;
+use crate::thief::Slot;
 use crate::timer::Timer;
 use crate::{Action, Grant, Message, Payload, Spec};
 use std::time::{Duration, Instant};

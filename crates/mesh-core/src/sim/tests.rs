@@ -440,7 +440,7 @@ fn a_forged_grant_of_our_own_job_is_refused() {
         let spec = SimSpec { salt: 0, needs: needs(native, &[]), halt: None };
         let work = Grant { job, spec, ranges: vec![TaskRange::new(0, 4)], pinned: false };
         s.handle_message(t0, peer, Message::Grant { req: 0, work: Some(work), hint: None });
-        std::iter::from_fn(|| s.poll_action()).filter(|a| matches!(a, Action::Run { .. })).count()
+        std::iter::from_fn(|| s.poll_action()).filter(|a| matches!(a, Action::Start { .. })).count()
     };
     assert_eq!(runs(me, true), 0, "a native job forged in our name");
     assert_eq!(runs(me, false), 0, "any job forged in our name");
