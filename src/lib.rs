@@ -9,9 +9,10 @@
 //!   worker threads and (unless `--local`) the libp2p Swarm, plus the control socket.
 //! * `discovery`: mDNS/DNS-SD announce and browse (`mdns-sd`), bridged into the loop.
 //! * `protocol`: one module per wire protocol, each with its spec, id and size limits.
-//! * [`exec`]: running tasks: [`exec::primes`] (sieve and trial division) and
-//!   [`exec::wasm`] (users' WebAssembly modules, sandboxed, with the WASI shim).
-//! * [`job`]: job specs (primes, wasm), task splitting and inputs.
+//! * [`exec`]: running tasks: [`exec::primes`] (sieve and trial division),
+//!   [`exec::wasm`] (users' WebAssembly modules, sandboxed, with the WASI shim),
+//!   [`exec::run`] (users' programs) and [`exec::python`] (users' Python calls).
+//! * [`job`]: job specs (primes, wasm, run, python), task splitting and inputs.
 //! * [`core`]: the sans-IO scheduler, a pure state machine (queues, stealing, the owner's
 //!   ledger, peers, timers), with [`id`] and the deterministic simulator: the `mesh-core`
 //!   crate (`crates/mesh-core`), whose dependencies hold no I/O.

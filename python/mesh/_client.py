@@ -10,7 +10,7 @@ however this process ends. Its stderr goes to ``<home>/sessions/<id>.log`` so th
 that fails to start can say why.
 
 Bounds: at most ``MAX_JOBS`` jobs on the node at once (one connection each; the node
-serves 16 clients), a reply line of at most ``MAX_LINE`` bytes, ``REQUEST_TIMEOUT`` for a
+serves 64 clients, 16 of any other user than its own), a reply line of at most ``MAX_LINE`` bytes, ``REQUEST_TIMEOUT`` for a
 one-line request, ``START_TIMEOUT`` for a session node to come up.
 """
 

@@ -1,6 +1,6 @@
 //! Job specs: what a job computes, how it splits into tasks, and what a task returns.
 //!
-//! Three kinds of job travel through the same scheduler:
+//! Four kinds of job travel through the same scheduler:
 //! * [`PrimesJob`] ([`primes`]): the built-in demo, sums of primes;
 //! * [`WasmJob`] ([`wasm`]): a user's WebAssembly module run once per input line;
 //! * [`RunJob`] ([`run`]): a user's own program run once per input, as GNU parallel does;

@@ -446,3 +446,50 @@ fn no_file_is_far_past_500_lines() {
     }
     assert!(long.is_empty(), "split these files: {long:?}");
 }
+
+/// docs/ARCHITECTURE.md's layout tree stays true: every source file of both crates is named
+/// there (a `mod.rs` or `tests.rs` by its folder, `name/` or `name.rs`), and every `.rs`
+/// file it names exists. Before this test, the tree had left out about ten files.
+#[test]
+fn the_architecture_tree_names_every_source_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/ARCHITECTURE.md")).unwrap();
+    let start = doc.find("## Layers").and_then(|i| doc[i..].find("```\n").map(|j| i + j + 4)).expect("the tree");
+    let tree = &doc[start..start + doc[start..].find("```").expect("the tree's end")];
+    let words: BTreeSet<&str> = tree
+        .split(|c: char| !(c.is_ascii_alphanumeric() || "_./-".contains(c)))
+        .map(|w| w.trim_end_matches(['.', ',']))
+        .collect();
+    let named = |w: &str| words.iter().any(|x| *x == w || x.ends_with(&format!("/{w}")));
+    let mut files = Vec::new();
+    for dir in [src(), core_src(), root.join("tests")] {
+        let mut stack = vec![dir];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let p = entry.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|e| e == "rs") {
+                    files.push(p);
+                }
+            }
+        }
+    }
+    let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    let sources = files.iter().filter(|p| !p.starts_with(root.join("tests")));
+    let unnamed: Vec<String> = sources
+        .filter(|p| match name(p).as_str() {
+            "mod.rs" | "tests.rs" => {
+                let folder = name(p.parent().unwrap());
+                !named(&format!("{folder}/")) && !named(&format!("{folder}.rs"))
+            }
+            file => !named(file),
+        })
+        .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+        .collect();
+    assert!(unnamed.is_empty(), "docs/ARCHITECTURE.md's tree leaves out {unnamed:?}");
+    let all: BTreeSet<String> = files.iter().map(|p| name(p)).collect();
+    let gone: Vec<&&str> =
+        words.iter().filter(|w| w.ends_with(".rs")).filter(|w| !all.contains(w.rsplit('/').next().unwrap())).collect();
+    assert!(gone.is_empty(), "docs/ARCHITECTURE.md's tree names files that are gone: {gone:?}");
+}
