@@ -12,9 +12,9 @@
 //! Compiled for the fuzzers (`--features fuzzing`) and for the crate's own tests only;
 //! the shipped binary has none of it.
 
-use crate::discovery::Advert;
 use crate::job::{InputLines, parse_target};
 use crate::node::control::Request;
+use crate::node::net::discovery::Advert;
 use crate::protocol::Wire;
 use crate::protocol::blob::{BlobRequest, BlobResponse};
 use crate::protocol::membership::Announce;

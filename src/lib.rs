@@ -7,7 +7,6 @@
 //! * [`cli`]: argument parsing into a node's configuration, and the only code that prints.
 //! * [`node`]: [`node::Node::spawn`], the one driver: an event loop that owns the core, the
 //!   worker threads and (unless `--local`) the libp2p Swarm, plus the control socket.
-//! * `discovery`: mDNS/DNS-SD announce and browse (`mdns-sd`), bridged into the loop.
 //! * `protocol`: one module per wire protocol, each with its spec, id and size limits.
 //! * [`exec`]: running tasks: [`exec::primes`] (sieve and trial division),
 //!   [`exec::wasm`] (users' WebAssembly modules, sandboxed, with the WASI shim),
@@ -25,7 +24,6 @@
 //! rest is `pub(crate)`, so the `unreachable_pub` lint flags anything public by accident.
 
 pub mod cli;
-mod discovery;
 pub mod exec;
 pub mod job;
 pub mod node;

@@ -6,7 +6,7 @@ use super::exit::Exit;
 use super::output::{self, PeersSource};
 use super::setup::{default_listen, default_workers, raise_fd_limit, runtime, shared_key};
 use crate::core::Availability;
-use crate::discovery::{Discovery, DiscoveryEvent};
+use crate::node::net::discovery::{Discovery, DiscoveryEvent};
 use crate::node::{
     self, Control, Http, NetConfig, Node, NodeConfig, PeerRow, PeerState, control, refusal, sighting_row,
 };

@@ -7,45 +7,41 @@
 //! (`event_loop`) owns the core, the workers and the Swarm, and only translates between
 //! them; no scheduling policy lives here.
 //!
-//! * `client`: the user's handle: submit a job, list the mesh;
+//! By concern:
+//! * `api`: what a user holds and sees: the config, the handle, the `Client` (submit a
+//!   job, list the mesh), one job run to its report, and the display types;
+//! * `net`: the libp2p stack and its limits, mDNS discovery, members and sightings;
+//! * `host`: the machine: identity and the home's lock, health, lending, worker threads;
+//! * `blobs`: fetching and serving blobs;
 //! * `control`: `<home>/control.sock`, the same requests for other processes;
-//! * `submit`: running one job, through the home's node or a node of this process;
-//! * `membership`, `behaviour`, `blobs`, `workers`, `identity`: the parts the loop drives;
-//! * `view`, `report`: what a node shows (peer rows, progress, a job's report);
-//! * `dashboard`: `mesh join --http`: the live web view, its JSON API and `/metrics`.
+//! * `dashboard`: `mesh join --http`: the live web view, its JSON API and `/metrics`;
+//! * `quota`: the bounded shares the two listeners give their clients;
+//! * `event_loop`: the loop that ties them.
 //!
 //! Shutdown: one `CancellationToken` and one `TaskTracker` per node. Every task a node
 //! spawns (its loop, its control server, blob transfers) is tracked, and [`Node::stop`]
 //! waits for all of them.
 
-mod behaviour;
+mod api;
 mod blobs;
-mod client;
-mod config;
 pub mod control;
 mod dashboard;
 mod event_loop;
-mod handle;
-mod health;
-pub mod identity;
-mod lending;
-mod limits;
-mod members;
+mod host;
+pub(crate) mod net;
 mod quota;
-mod report;
-mod sightings;
-mod submit;
-mod view;
-mod workers;
 
-pub use client::{COMMAND_CAPACITY, Client, JobHandle, NodeError, NodeStopped};
-pub use config::{Control, Http, NetConfig, NodeConfig};
-pub use handle::{Node, shutdown_signal};
-pub use identity::{default_home, hostname};
-pub use report::{FailedTask, JobReport, JobResults, MEASURABLE, NodeStats, PrimesResult, TaskRecord, run_failure};
-pub(crate) use sightings::{refusal, sighting_row};
-pub use submit::run_job;
-pub use view::{
+pub use api::client::{COMMAND_CAPACITY, Client, JobHandle, NodeError, NodeStopped};
+pub use api::config::{Control, Http, NetConfig, NodeConfig};
+pub use api::handle::{Node, shutdown_signal};
+pub use api::report::{
+    FailedTask, JobReport, JobResults, MEASURABLE, NodeStats, PrimesResult, TaskRecord, run_failure,
+};
+pub use api::submit::run_job;
+pub use api::view::{
     BlobStats, Health, JobEvent, JobProgress, JobSummary, JobUpdate, PeerRow, PeerState, PeersReply, PyTaskEvent,
     Share, TaskEvent,
 };
+pub use host::identity;
+pub use host::identity::{default_home, hostname};
+pub(crate) use net::sightings::{refusal, sighting_row};

@@ -44,9 +44,9 @@ pub use requests::{SERVICE_HOME, peers, reach, send_files, submit, upload};
 pub(crate) use server::AcceptBackoff;
 pub use server::{bind, serve};
 
-use super::client::NodeStopped;
-use super::report::JobReport;
-use super::view::{JobEvent, PeersReply, PyTaskEvent, TaskEvent};
+use super::api::client::NodeStopped;
+use super::api::report::JobReport;
+use super::api::view::{JobEvent, PeersReply, PyTaskEvent, TaskEvent};
 use crate::id::ContentId;
 use crate::job::run::Captured;
 use crate::job::{JobError, JobKind, JobSpec, PyOutput};

@@ -9,8 +9,8 @@
 use super::{ControlError, IO_TIMEOUT, MAX_REPLY, Request, Response, job_blobs, socket_path, write_line};
 use crate::id::ContentId;
 use crate::job::JobSpec;
-use crate::node::report::JobReport;
-use crate::node::view::{JobEvent, JobProgress, JobUpdate, PeersReply};
+use crate::node::api::report::JobReport;
+use crate::node::api::view::{JobEvent, JobProgress, JobUpdate, PeersReply};
 use crate::store::BlobStore;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

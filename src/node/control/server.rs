@@ -7,10 +7,10 @@ use super::{
 };
 use crate::id::ContentId;
 use crate::job::{JobKind, JobSpec};
-use crate::node::client::Client;
-use crate::node::config::Control;
+use crate::node::api::client::Client;
+use crate::node::api::config::Control;
+use crate::node::api::view::JobProgress;
 use crate::node::quota::{Quota, QuotaSlot};
-use crate::node::view::JobProgress;
 use crate::store::{BlobStore, MAX_BLOB, StoreError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

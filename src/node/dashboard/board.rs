@@ -8,9 +8,9 @@ use super::snapshot::{JobView, Jobs, Live, NodeRate, RateSample, Snapshot};
 use crate::core::{Counters, Status, TaskReport};
 use crate::id::NodeId;
 use crate::job::{JobKind, TaskOutput};
-use crate::node::members::Farewell;
-use crate::node::report::Describe;
-use crate::node::view::{PeerRow, PeerState};
+use crate::node::api::report::Describe;
+use crate::node::api::view::{PeerRow, PeerState};
+use crate::node::net::members::Farewell;
 use libp2p::PeerId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -225,8 +225,8 @@ fn node_id(peer: &str) -> NodeId {
 mod tests {
     use super::*;
     use crate::id::JobId;
-    use crate::node::report::NodeInfo;
-    use crate::node::view::{JobSummary, Share};
+    use crate::node::api::report::NodeInfo;
+    use crate::node::api::view::{JobSummary, Share};
 
     fn describe(n: NodeId) -> NodeInfo {
         NodeInfo { name: format!("n{}", n.0), peer_id: String::new(), workers: 2 }

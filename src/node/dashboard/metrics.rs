@@ -9,7 +9,7 @@
 
 use crate::core::{Counters, Status};
 use crate::job::JobKind;
-use crate::node::view::{BlobStats, Health};
+use crate::node::api::view::{BlobStats, Health};
 use std::fmt::Write;
 use std::time::Duration;
 

@@ -5,8 +5,8 @@
 use super::metrics::Sample;
 use crate::id::{JobId, NodeId};
 use crate::job::JobKind;
-use crate::node::report::NodeInfo;
-use crate::node::view::{JobSummary, PeerRow};
+use crate::node::api::report::NodeInfo;
+use crate::node::api::view::{JobSummary, PeerRow};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -158,7 +158,7 @@ impl JobView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::view::Share;
+    use crate::node::api::view::Share;
 
     fn describe(n: NodeId) -> NodeInfo {
         NodeInfo { name: format!("pi-{}", n.0), peer_id: String::new(), workers: 4 }

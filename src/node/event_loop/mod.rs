@@ -24,15 +24,15 @@ mod watches;
 
 use net::VERSION;
 
-use super::client::Command;
-use super::config::NodeConfig;
+use super::api::client::Command;
+use super::api::config::NodeConfig;
+use super::api::report::NodeInfo;
+use super::api::view::{Health, PeerRow, PeerState, PeersReply};
 use super::dashboard::{Board, Inputs, Snapshot};
-use super::health::HealthProbe;
-use super::identity::Identity;
-use super::lending::LendCheck;
-use super::report::NodeInfo;
-use super::view::{Health, PeerRow, PeerState, PeersReply};
-use super::workers::{Finished, Work, WorkerPool};
+use super::host::health::HealthProbe;
+use super::host::identity::Identity;
+use super::host::lending::LendCheck;
+use super::host::workers::{Finished, Work, WorkerPool};
 use crate::core::{Action, Config, Facts, Lending, Message, Scheduler, TaskReport};
 use crate::exec::fetch::PeerAnswer;
 use crate::exec::run::Permission;

@@ -4,7 +4,7 @@
 //! longest are forgotten first.
 
 use crate::id::NodeId;
-use crate::node::report::NodeInfo;
+use crate::node::api::report::NodeInfo;
 use libp2p::PeerId;
 use std::collections::{HashMap, VecDeque};
 

@@ -11,8 +11,8 @@
 use crate::core::{Progress, TaskReport};
 use crate::id::{JobId, NodeId};
 use crate::job::{JobSpec, TaskOutput};
-use crate::node::report::{Collector, Describe, JobReport};
-use crate::node::view::{JobEvent, JobProgress, PyTaskEvent, TaskEvent};
+use crate::node::api::report::{Collector, Describe, JobReport};
+use crate::node::api::view::{JobEvent, JobProgress, PyTaskEvent, TaskEvent};
 use crate::protocol::membership::{FINISHED_SHOWN, JobSummary};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -167,7 +167,7 @@ mod tests {
     use crate::id::ContentId;
     use crate::job::run::{Captured, Ended, RunJob, RunOutput};
     use crate::job::{Algo, PrimesJob, Split, Target};
-    use crate::node::report::{JobResults, NodeInfo, PrimesResult};
+    use crate::node::api::report::{JobResults, NodeInfo, PrimesResult};
     use std::time::Duration;
 
     fn spec() -> Arc<JobSpec> {

@@ -6,12 +6,12 @@
 //! An interruption (Ctrl-C) drops the job's handle and stops the node, which leaves the
 //! mesh politely; the others drop the job's work when they see it go.
 
-use super::client::{JobHandle, NodeError};
-use super::config::NodeConfig;
-use super::handle::Node;
-use super::report::JobReport;
-use super::view::JobUpdate;
 use crate::job::JobSpec;
+use crate::node::api::client::{JobHandle, NodeError};
+use crate::node::api::config::NodeConfig;
+use crate::node::api::handle::Node;
+use crate::node::api::report::JobReport;
+use crate::node::api::view::JobUpdate;
 use anyhow::Result;
 
 /// Starts a node from `cfg`, runs `job` on it and returns its report, telling `on` of

@@ -12,12 +12,12 @@
 //! * A member leaves on `bye`, when its last connection closes, or after `expiry` without
 //!   an announce (an unplugged cable sends nothing at all).
 
-use super::sightings::addrs_of;
-use super::sightings::{refusal, sighting_row};
-use super::view::{PeerRow, PeerState};
 use crate::core::rate::TokenBucket;
 use crate::core::{Facts, Status};
-use crate::discovery::Record;
+use crate::node::api::view::{PeerRow, PeerState};
+use crate::node::net::discovery::Record;
+use crate::node::net::sightings::addrs_of;
+use crate::node::net::sightings::{refusal, sighting_row};
 use crate::protocol::membership::{Announce, Health, JobSummary, PROTOCOL_VERSION};
 use libp2p::{Multiaddr, PeerId};
 use std::collections::{BTreeMap, BTreeSet};

@@ -8,11 +8,11 @@
 //! [`UNLISTED`]. A job of a million failing tasks costs its owner a count, not a million
 //! messages of up to a few KiB each.
 
-use super::view::JobProgress;
 use crate::core::{Progress, TaskReport};
 use crate::id::NodeId;
 use crate::job::run::{Ended, RunOutput};
 use crate::job::{JobKind, JobSpec, PrimesJob, TaskOutput};
+use crate::node::api::view::JobProgress;
 use crate::protocol::membership::{JobSummary, Share};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

@@ -1,8 +1,8 @@
 //! Nodes seen on the LAN by their mDNS records: whether one may be a member, and how it
 //! shows in `mesh peers` while it is not one (or while no node runs, in browse mode).
 
-use super::view::{PeerRow, PeerState};
-use crate::discovery::Record;
+use crate::node::api::view::{PeerRow, PeerState};
+use crate::node::net::discovery::Record;
 use crate::protocol::membership::PROTOCOL_VERSION;
 use libp2p::Multiaddr;
 
@@ -53,6 +53,6 @@ pub(crate) fn sighting_row(r: &Record, state: PeerState) -> PeerRow {
     }
 }
 
-pub(super) fn addrs_of(r: &Record) -> Vec<Multiaddr> {
+pub(in crate::node) fn addrs_of(r: &Record) -> Vec<Multiaddr> {
     r.addrs.iter().map(|ip| format!("/ip4/{ip}/tcp/{}", r.port).parse().expect("a valid ip4/tcp multiaddr")).collect()
 }

@@ -2,8 +2,8 @@
 //! and the machine's load, every [`LEND_EVERY`], and tells the scheduler when the answer
 //! changes (`core::Availability` decides). Each change is logged once.
 
-use super::health;
 use crate::core::{Availability, Lending, Machine};
+use crate::node::host::health;
 use std::time::{Duration, Instant};
 
 /// How often the clock and the load are read (the kernel's load average moves every 5 s).

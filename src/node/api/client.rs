@@ -3,9 +3,9 @@
 //! own plumbing (blob transfers) has a private channel. A stopped node is an error
 //! ([`NodeStopped`]), never a panic.
 
-use super::report::JobReport;
-use super::view::{JobEvent, JobProgress, PeersReply};
 use crate::job::JobSpec;
+use crate::node::api::report::JobReport;
+use crate::node::api::view::{JobEvent, JobProgress, PeersReply};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Requests queued to the event loop at most; senders wait beyond that.
@@ -41,7 +41,7 @@ pub struct JobHandle {
 
 /// What a user asks of the node.
 #[derive(Debug)]
-pub(super) enum Command {
+pub(in crate::node) enum Command {
     Peers {
         reply: oneshot::Sender<PeersReply>,
     },
@@ -60,7 +60,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub(super) fn new() -> (Self, mpsc::Receiver<Command>) {
+    pub(in crate::node) fn new() -> (Self, mpsc::Receiver<Command>) {
         let (tx, rx) = mpsc::channel(COMMAND_CAPACITY);
         (Self { tx }, rx)
     }

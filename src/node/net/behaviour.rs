@@ -11,7 +11,7 @@
 //! Two behaviours without a protocol bound what a host costs before it shows the key
 //! (`node::limits`): libp2p's connection limits and a per-address handshake limit.
 
-use super::limits;
+use crate::node::net::limits;
 use crate::protocol::membership::MAX_ANNOUNCE_BYTES;
 use crate::protocol::{blob, sched};
 use crate::secret::SharedKey;

@@ -1,11 +1,11 @@
 //! Starting and stopping a node: [`Node::spawn`], the only driver there is.
 
-use super::client::Client;
-use super::config::{Control, NodeConfig};
-use super::control;
-use super::dashboard;
-use super::event_loop::EventLoop;
-use super::identity::{HomeLock, Identity};
+use crate::node::api::client::Client;
+use crate::node::api::config::{Control, NodeConfig};
+use crate::node::control;
+use crate::node::dashboard;
+use crate::node::event_loop::EventLoop;
+use crate::node::host::identity::{HomeLock, Identity};
 use anyhow::Result;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
