@@ -81,12 +81,12 @@ pub struct Config {
     pub result_delay: Duration,
     /// Most ranges in one grant; bounds the steal reply size.
     pub max_grant_ranges: usize,
-    /// How long a run of tiny tasks handed to a worker at once should take. Tasks shorter
-    /// than this go to workers in runs of consecutive tasks, so the hand-off to a worker
-    /// costs once per run instead of once per task.
-    pub run_target: Duration,
-    /// The most tasks in one run.
-    pub max_run: u64,
+    /// How long a batch of tiny tasks handed to a worker at once should take. Tasks
+    /// shorter than this go to workers in batches of consecutive tasks, so the hand-off to
+    /// a worker costs once per batch instead of once per task.
+    pub batch_target: Duration,
+    /// The most tasks in one batch.
+    pub max_batch: u64,
     /// How long a task that failed on this node is left to other nodes before this node
     /// may run it again as a backup (when nobody else reported on it).
     pub avoid_for: Duration,
@@ -159,8 +159,8 @@ impl Default for Config {
             result_batch_bytes: 256 * 1024,
             result_delay: Duration::from_millis(20),
             max_grant_ranges: 32,
-            run_target: Duration::from_millis(1),
-            max_run: 64,
+            batch_target: Duration::from_millis(1),
+            max_batch: 64,
             avoid_for: Duration::from_secs(30),
             facts: Facts::default(),
             runs_own: true,

@@ -65,7 +65,7 @@ impl<S> Job<S> {
     /// from the front of the queue.
     pub(super) fn next_run(&mut self, node: NodeId, sole: bool, run: u64) -> Option<TaskRange> {
         let single = |t: u64| TaskRange::new(t, t + 1);
-        self.pinned.pop().or_else(|| self.take_retry(node, sole)).map(single).or_else(|| self.queue.pop_run(run))
+        self.pinned.pop().or_else(|| self.take_retry(node, sole)).map(single).or_else(|| self.queue.pop_batch(run))
     }
 
     /// Takes a retry that `node` may run (any, when `sole`).
@@ -148,7 +148,7 @@ impl<S> Job<S> {
 
     /// How many tasks to hand a worker at once: enough to last about `target`, at most
     /// `max`, and never more than a share of the queue that leaves the rest to thieves.
-    pub(super) fn run_len(&self, target: Duration, max: u64, workers: usize) -> u64 {
+    pub(super) fn batch_len(&self, target: Duration, max: u64, workers: usize) -> u64 {
         let Some(mean) = self.mean_task_ns else { return 1 };
         let want = (target.as_nanos() as u64).checked_div(mean).unwrap_or(max);
         want.min(max).min(self.queue.len() / (2 * workers as u64 + 1)).max(1)
@@ -194,14 +194,14 @@ mod tests {
         let mut j: Job<()> = Job::new((), None);
         j.queue.push(TaskRange::new(0, 10_000));
         let ms = Duration::from_millis(1);
-        assert_eq!(j.run_len(ms, 64, 2), 1, "one at a time until a task time is known");
+        assert_eq!(j.batch_len(ms, 64, 2), 1, "one at a time until a task time is known");
         j.observe(Duration::from_micros(100));
-        assert_eq!(j.run_len(ms, 64, 2), 10);
+        assert_eq!(j.batch_len(ms, 64, 2), 10);
         j.observe(Duration::ZERO);
         j.observe(Duration::ZERO);
-        assert!(j.run_len(ms, 64, 2) > 10, "faster tasks, longer runs");
+        assert!(j.batch_len(ms, 64, 2) > 10, "faster tasks, longer runs");
         j.queue = WorkQueue::default();
         j.queue.push(TaskRange::new(0, 20));
-        assert_eq!(j.run_len(ms, 64, 2), 4, "at most a fifth of the queue with 2 workers");
+        assert_eq!(j.batch_len(ms, 64, 2), 4, "at most a fifth of the queue with 2 workers");
     }
 }

@@ -61,11 +61,11 @@ impl WorkQueue {
 
     /// Takes the next task from the front.
     pub(crate) fn pop(&mut self) -> Option<u64> {
-        self.pop_run(1).map(|r| r.start)
+        self.pop_batch(1).map(|r| r.start)
     }
 
     /// Takes up to `n` (at least 1) consecutive tasks from the front.
-    pub(crate) fn pop_run(&mut self, n: u64) -> Option<TaskRange> {
+    pub(crate) fn pop_batch(&mut self, n: u64) -> Option<TaskRange> {
         let front = self.ranges.front_mut()?;
         let end = front.end.min(front.start + n.max(1));
         let run = TaskRange::new(front.start, end);

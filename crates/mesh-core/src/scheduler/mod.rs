@@ -364,7 +364,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
             return;
         }
         while let Some(worker) = self.slots.next_idle() {
-            let Some((job, run)) = self.next_local_run() else { break };
+            let Some((job, run)) = self.next_local_batch() else { break };
             self.start(worker, job, run, false);
         }
         if self.cfg.push_to_idle {
@@ -374,16 +374,16 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         self.maybe_publish(now);
     }
 
-    fn next_local_run(&mut self) -> Option<(JobId, TaskRange)> {
+    fn next_local_batch(&mut self) -> Option<(JobId, TaskRange)> {
         let me = self.id;
-        let (target, max, workers) = (self.cfg.run_target, self.cfg.max_run, self.slots.len());
+        let (target, max, workers) = (self.cfg.batch_target, self.cfg.max_batch, self.slots.len());
         while let Some(job) = self.rr.pop_front() {
             if !self.may_run(job) {
                 continue; // its work waits for a node that can run it
             }
             let sole = self.sole_runner(job, me);
             let Some(j) = self.jobs.get_mut(&job) else { continue };
-            let len = j.run_len(target, max, workers);
+            let len = j.batch_len(target, max, workers);
             if let Some(run) = j.next_run(me, sole, len) {
                 if j.has_work_for(me, sole) {
                     self.rr.push_back(job);
