@@ -384,7 +384,10 @@ class FakeNode(object):
 
         def watch_client():  # a closed connection cancels the job
             while not finished.is_set() and not state["gone"]:
-                ready, _, _ = select.select([conn], [], [], 0.05)
+                try:
+                    ready, _, _ = select.select([conn], [], [], 0.05)
+                except (OSError, ValueError):  # the job's own thread closed it: it is over
+                    return
                 if ready:
                     try:
                         if not conn.recv(64):

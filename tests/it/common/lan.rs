@@ -69,7 +69,9 @@ impl Lan {
     /// A bridge with `n` hosts named h1..hn.
     pub(crate) fn new(n: usize) -> Self {
         let k = NEXT.fetch_add(1, Ordering::SeqCst);
-        let tag = format!("{:x}", (std::process::id() % 0xfffff) * 16 + k % 16);
+        // Fixed widths, so that a tag and a host number never run into another's; every
+        // LAN test of the one test binary makes its own, up to 256 of them.
+        let tag = format!("{:05x}{:02x}", std::process::id() % 0xfffff, k % 256);
         let bridge = format!("mbr{tag}");
         let dir = std::env::temp_dir().join(format!("mesh-lan-{tag}"));
         let _ = std::fs::remove_dir_all(&dir);
