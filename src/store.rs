@@ -28,10 +28,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+mod pins;
 pub(crate) mod private;
 mod prune;
-pub(crate) use prune::unique;
+pub use pins::{ClientPins, MAX_PINNING_CLIENTS, PinError};
+pub(crate) use private::unique;
 pub use prune::{PRUNE_GRACE, prune};
+
+/// The store's directory under a home (the layout: [`crate::protocol::store`]).
+pub const DIR: &str = "blobs";
 
 /// The largest blob read whole into memory (a module, an input, a task list).
 pub const MAX_BLOB: u64 = 64 << 20;
@@ -72,14 +77,14 @@ pub struct BlobStore {
     /// Blobs whose file this process has read and checked.
     verified: Mutex<HashSet<ContentId>>,
     /// With [`BlobStore::pinning`]: what this store keeps from [`prune`] while it lives.
-    pins: Option<Mutex<prune::Pins>>,
+    pins: Option<Mutex<pins::Pins>>,
 }
 
 impl BlobStore {
     /// The store of a home directory; the directory is created on first write. A store an
     /// older mesh left readable by others is made private now ([`private::secure`]).
     pub fn new(home: &Path) -> Self {
-        let dir = home.join("blobs");
+        let dir = home.join(DIR);
         secure_at_open(&dir);
         Self { dir, verified: Mutex::new(HashSet::new()), pins: None }
     }
@@ -88,10 +93,15 @@ impl BlobStore {
     /// to [`pin`](Self::pin), until it is dropped (or its process dies): [`prune`], in this
     /// process or a node sharing the home, leaves them alone.
     pub fn pinning(home: &Path) -> Self {
-        let dir = home.join("blobs");
+        let dir = home.join(DIR);
         secure_at_open(&dir);
-        let pins = Some(Mutex::new(prune::Pins::new(&dir)));
+        let pins = Some(Mutex::new(pins::Pins::new(&dir)));
         Self { dir, verified: Mutex::new(HashSet::new()), pins }
+    }
+
+    /// The pins a node keeps for its control clients' processes in the store of `home`.
+    pub fn client_pins(home: &Path) -> ClientPins {
+        ClientPins::new(home.join(DIR))
     }
 
     /// Keeps `id` from [`prune`] while this store lives, if it pins.

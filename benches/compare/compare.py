@@ -185,6 +185,9 @@ def main():
     ap.add_argument("--python-package", help="the directory of mesh's Python package")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", help="also write the rows to this file")
+    ap.add_argument("--systems", default="pp,mesh.pp,mesh.Executor,dask",
+                    help="the Python systems to run, comma-separated (mesh itself always runs); "
+                         "mesh.pp,mesh.Executor needs neither pp nor Dask installed")
     a = ap.parse_args()
     w = a.workers
     # mesh's Python package, its session nodes started with this mesh binary.
@@ -227,7 +230,11 @@ def main():
     # Dask last: its clusters leave processes winding down for a while after they close.
     systems = [("pp", pp_run, PP_COLD), ("mesh.pp", meshpp_run, MESHPP_COLD), ("mesh.Executor", meshex_run, None),
                ("dask", dask_run, DASK_COLD)]
-    for name, run, cold_code in systems:
+    wanted = a.systems.split(",")
+    unknown = set(wanted) - {name for name, _, _ in systems}
+    if unknown:
+        sys.exit("unknown systems: %s" % ", ".join(sorted(unknown)))
+    for name, run, cold_code in [s for s in systems if s[0] in wanted]:
         time.sleep(SETTLE)  # what the previous system started has ended before the clock starts
         t, res = run(w, sum_primes, ns)
         assert res == py_sums, f"{name} demo results differ"

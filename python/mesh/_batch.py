@@ -496,7 +496,7 @@ class Pool(object):
 
     def _ended(self, run):
         if run.inputs_id:
-            self._unpin(run.inputs_id)
+            self._unpin(run.inputs_id)  # before the run counts as ended: a pool that waits sees it unpinned
         with self.lock:
             self.runs.discard(run)
             self.lock.notify_all()

@@ -1,5 +1,5 @@
 """Talking to the mesh node: its control socket, a session node when none runs, the
-blob store and pins.
+blob store (through the socket) and pins.
 
 The node under the home (``home=``, else ``MESH_HOME``, else ``~/.mesh``) serves JSON
 lines on ``<home>/control.sock`` (``docs/PROTOCOL.md``, ``docs/python.md``): one request
@@ -15,7 +15,6 @@ one-line request, ``START_TIMEOUT`` for a session node to come up.
 """
 
 import atexit
-import itertools
 import json
 import os
 import secrets
@@ -31,12 +30,13 @@ from ._errors import MeshError, NodeError
 SOCKET = "control.sock"
 MAX_JOBS = 8
 MAX_LINE = (64 << 20) + 1
+# The largest blob the node stores or sends whole (crate::store::MAX_BLOB).
+MAX_BLOB = 64 << 20
 REQUEST_TIMEOUT = 120.0
 START_TIMEOUT = 30.0
 # The longest path a Unix socket address holds (sun_path, with its terminating NUL).
 MAX_SOCKET_PATH = 107
 
-_counter = itertools.count()
 _nodes = {}
 _nodes_lock = threading.Lock()
 
@@ -210,8 +210,6 @@ _sessions = []
 
 
 def _end_sessions():
-    for node in list(_nodes.values()):
-        node.pins.close()
     for s in list(_sessions):
         s.stop()
 
@@ -220,59 +218,34 @@ atexit.register(_end_sessions)
 
 
 
-def _private(path, mode):
-    """Opens a file of the node's store for writing, readable by this user alone whatever
-    the umask: the store is its user's (docs/robustness.md)."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
-    return os.fdopen(os.open(path, flags, 0o600), mode)
-
 class Pins(object):
-    """Blob ids this process keeps from the store's pruning, in
-    ``<node home>/blobs/.pins/<pid>.<n>``, one hex id per line; removed at exit."""
+    """Blob ids this process asked the node to keep from its store's pruning. The node
+    holds the pins (``upload`` with ``pin``) for as long as this process lives; ``remove``
+    lets it have some back sooner (``unpin``)."""
 
-    def __init__(self, node_home):
-        self.path = os.path.join(node_home, "blobs", ".pins", "%d.%d" % (os.getpid(), next(_counter)))
-        self.ids = []
+    def __init__(self, node):
+        self.node = node
+        self.ids = set()
         self.lock = threading.Lock()
 
-    def add(self, blob_id):
+    def added(self, blob_id):
         with self.lock:
-            if blob_id in self.ids:
-                return
-            self.ids.append(blob_id)
-            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            with _private(self.path, "a") as f:
-                f.write(blob_id + "\n")
+            self.ids.add(blob_id)
 
     def remove(self, blob_ids):
         with self.lock:
-            gone = set(blob_ids)
-            kept = [i for i in self.ids if i not in gone]
-            if len(kept) == len(self.ids):
-                return
-            self.ids = kept
-            tmp = self.path + ".tmp"
-            try:
-                with _private(tmp, "w") as f:
-                    f.write("".join(i + "\n" for i in kept))
-                os.replace(tmp, self.path)
-            except OSError:
-                pass
-
-    def close(self):
-        with self.lock:
-            self.ids = []
-            try:
-                os.remove(self.path)
-            except OSError:
-                pass
+            gone = [i for i in blob_ids if i in self.ids]
+            self.ids.difference_update(gone)
+        if gone:
+            self.node.request({"cmd": "unpin", "ids": gone})
 
 
 class Node(object):
     """One mesh node's control socket, store and pins, as this process uses them.
 
     ``home`` is the user's home; ``node_home`` the node's own (the same, or a session's),
-    where ``control.sock`` and ``blobs/`` are.
+    where ``control.sock`` is. The node's store is reached only through the socket
+    (``upload``, ``read``, ``unpin``: ``docs/PROTOCOL.md``), never by its files.
     """
 
     def __init__(self, home, node_home, session=None):
@@ -280,7 +253,7 @@ class Node(object):
         self.node_home = node_home
         self.socket_path = os.path.join(node_home, SOCKET)
         self.session = session
-        self.pins = Pins(node_home)
+        self.pins = Pins(self)
         self.slots = threading.BoundedSemaphore(MAX_JOBS)
 
     def alive(self):
@@ -310,16 +283,27 @@ class Node(object):
             raise NodeError(self.describe_failure("cannot reach the mesh node at %s: %s" % (self.socket_path, e)))
         return s
 
-    def request(self, obj, timeout=REQUEST_TIMEOUT):
-        """Sends one request line and returns its one reply (an ``error`` raises)."""
+    def request(self, obj, timeout=REQUEST_TIMEOUT, body=None, raw_reply=False):
+        """Sends one request line (and ``body``'s bytes after it) and returns its one
+        reply (an ``error`` raises). With ``raw_reply``, the reply is a ``bytes`` line
+        and that many raw bytes follow: those are returned."""
         s = self._connect(timeout)
         try:
             s.sendall(json.dumps(obj).encode() + b"\n")
-            line = s.makefile("rb").readline(MAX_LINE)
+            if body is not None:
+                s.sendall(body)
+            reader = s.makefile("rb")
+            line = reader.readline(MAX_LINE)
+            reply = self._reply(line)
+            if raw_reply:
+                return self._raw(reader, reply)
         except OSError as e:
             raise NodeError(self.describe_failure("the mesh node at %s failed: %s" % (self.socket_path, e)))
         finally:
             s.close()
+        return reply
+
+    def _reply(self, line):
         if not line.endswith(b"\n"):
             raise NodeError(self.describe_failure("the mesh node closed the connection without an answer"))
         try:
@@ -332,39 +316,37 @@ class Node(object):
             raise MeshError("the mesh node answered: %s" % reply["error"])
         return reply
 
-    def put_bytes(self, data, pin=True):
-        """Stores ``data`` in the node's store; returns its id (hex).
+    @staticmethod
+    def _raw(reader, reply):
+        n = reply.get("bytes")
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_BLOB:
+            raise MeshError("the mesh node answered a read with %r" % (reply,))
+        data = reader.read(n)
+        if len(data) != n:
+            raise NodeError("the mesh node sent %d of the %d bytes it announced" % (len(data), n))
+        return data
 
-        The bytes go to a temporary file in the store's directory, named as the store
-        names writes in progress (``.<name>.<pid>.<n>``, cleared if this process dies),
-        then the node copies it in (``put``) and the file is removed.
-        """
-        blobs = os.path.join(self.node_home, "blobs")
-        os.makedirs(blobs, mode=0o700, exist_ok=True)
-        tmp = os.path.join(blobs, ".py-put.%d.%d" % (os.getpid(), next(_counter)))
-        try:
-            with _private(tmp, "wb") as f:
-                f.write(data)
-            reply = self.request({"cmd": "put", "path": tmp})
-        finally:
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
+    def put_bytes(self, data, pin=True):
+        """Stores ``data`` in the node's store (``upload``); returns its id (hex). With
+        ``pin``, the node keeps it from pruning while this process lives."""
+        if len(data) > MAX_BLOB:
+            raise MeshError("%d bytes cannot go to the mesh in one piece; at most %d can" % (len(data), MAX_BLOB))
+        request = {"cmd": "upload", "len": len(data)}
+        if pin:
+            request["pin"] = True
+        reply = self.request(request, body=data)
         blob_id = reply.get("blob")
         if not isinstance(blob_id, str):
-            raise MeshError("the mesh node answered a put with %r" % (reply,))
+            raise MeshError("the mesh node answered an upload with %r" % (reply,))
         if pin:
-            self.pins.add(blob_id)
+            self.pins.added(blob_id)
         return blob_id
 
     def read_blob(self, blob_id, length=None):
         """A blob of the node's store (a large result), checked against its length."""
-        if not all(c in "0123456789abcdef" for c in blob_id) or not blob_id:
+        if not blob_id or not all(c in "0123456789abcdef" for c in blob_id):
             raise MeshError("the node named a malformed blob id %r" % (blob_id,))
-        path = os.path.join(self.node_home, "blobs", blob_id)
-        with open(path, "rb") as f:
-            data = f.read()
+        data = self.request({"cmd": "read", "id": blob_id}, raw_reply=True)
         if length is not None and len(data) != length:
             raise MeshError("blob %s holds %d bytes, not the %d announced" % (blob_id[:16], len(data), length))
         return data

@@ -2,8 +2,9 @@
 
 ``WorkerProc`` starts the real ``mesh/_worker.py`` and speaks its frames, as the Rust node
 does (``src/exec/python/worker.rs``). ``FakeNode`` serves a control socket that speaks the
-JSON lines of ``docs/python.md`` (``put``, ``peers``, ``submit`` of a ``Python`` job),
-stores put files under ``<home>/blobs/<sha256>`` (the package treats ids as opaque hex),
+JSON lines of ``docs/python.md`` (``upload``, ``read``, ``unpin``, ``peers``, ``submit`` of
+a ``Python`` job), keeps uploads in its own directory under their sha256 (the package
+treats ids as opaque hex) and records what the package pinned,
 and runs tasks on real workers, so the package is tested end to end without Rust.
 
 The fake must never turn its own bug into a hang: every thread it starts records what it
@@ -204,7 +205,8 @@ class FakeNode(object):
     mesh node it pretends to be, so statistics have several rows. ``others`` are further
     rows of ``peers`` that must not run anything (no ``allow_run``, no Python, another
     key). ``jobs`` records every submitted job spec, ``lines`` every reply line of every
-    job, ``blob_results`` the results sent as blobs, ``errors`` what broke in the fake.
+    job, ``blob_results`` the results sent as blobs, ``pinned`` the ids pinned now,
+    ``errors`` what broke in the fake.
     ``worker_pythonpath``: the workers' ``PYTHONPATH`` entries (default: this directory,
     so that they import ``tasks`` as a node with the user's modules installed would).
 
@@ -218,7 +220,7 @@ class FakeNode(object):
     def __init__(self, home, nodes=(("alpha", 2), ("beta", 1)), others=(), worker_pythonpath=None):
         self.home = home
         self.worker_pythonpath = worker_pythonpath
-        self.blobs = os.path.join(home, "blobs")
+        self.blobs = os.path.join(home, "fake-store")
         os.makedirs(self.blobs, exist_ok=True)
         self.path = os.path.join(home, "control.sock")
         self.slots = [(name, i) for name, n in nodes for i in range(n)]
@@ -227,6 +229,7 @@ class FakeNode(object):
         self.jobs = []
         self.lines = []
         self.puts = []
+        self.pinned = set()
         self.blob_results = 0
         self.errors = []
         self.fault = None
@@ -299,8 +302,14 @@ class FakeNode(object):
             req = json.loads(line)
             cmd = req.get("cmd")
             conn.settimeout(IO_TIMEOUT)
-            if cmd == "put":
-                self._send(conn, self._put(req["path"]))
+            if cmd == "upload":
+                self._send(conn, self._upload(f, req))
+            elif cmd == "read":
+                self._send_blob(conn, req["id"])
+            elif cmd == "unpin":
+                with self.lock:
+                    self.pinned.difference_update(req["ids"])
+                self._send(conn, {"ok": None})
             elif cmd == "peers":
                 self._send(conn, {"peers": {"rows": self.peer_rows()}})
             elif cmd == "submit":
@@ -333,12 +342,24 @@ class FakeNode(object):
             with lock:
                 conn.sendall(data)
 
-    def _put(self, path):
-        if not os.path.isabs(path):
-            return {"error": "put %s: give an absolute path" % path}
-        with open(path, "rb") as fh:
-            data = fh.read()
-        return {"blob": self.store(data)}
+    def _upload(self, f, req):
+        data = f.read(req["len"])
+        if len(data) != req["len"]:
+            return {"error": "upload: the client sent %d of %d bytes" % (len(data), req["len"])}
+        blob_id = self.store(data)
+        if req.get("pin"):
+            with self.lock:
+                self.pinned.add(blob_id)
+        return {"blob": blob_id}
+
+    def _send_blob(self, conn, blob_id):
+        try:
+            data = self._read(blob_id)
+        except OSError as e:
+            self._send(conn, {"error": "read: %s" % e})
+            return
+        self._send(conn, {"bytes": len(data)})
+        conn.sendall(data)
 
     def store(self, data):
         blob_id = hashlib.sha256(data).hexdigest()

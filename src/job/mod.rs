@@ -110,6 +110,33 @@ impl JobSpec {
         Ok(())
     }
 
+    /// How the job's results reach its submitter.
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            Self::Primes(_) | Self::Wasm(_) => Delivery::InReport,
+            Self::Run(_) | Self::Python(_) => Delivery::Streamed,
+        }
+    }
+
+    /// The blobs the spec itself names, each with what it is. A wasm job's are all the
+    /// files its tasks read; a run or Python job's task list names more
+    /// ([`self_contained`](Self::self_contained)).
+    pub fn named_blobs(&self) -> Vec<NamedBlob> {
+        let named = |id, what| NamedBlob { id, what };
+        match self {
+            Self::Primes(_) => Vec::new(),
+            Self::Wasm(w) => vec![named(w.module, "module"), named(w.input, "input")],
+            Self::Run(r) => vec![named(r.inputs, "task list")],
+            Self::Python(p) => vec![named(p.code, "code"), named(p.inputs, "task list")],
+        }
+    }
+
+    /// Whether [`named_blobs`](Self::named_blobs) are every file the job's tasks read, so
+    /// that copying them into another node's store is enough to run the job from there.
+    pub fn self_contained(&self) -> bool {
+        matches!(self, Self::Primes(_) | Self::Wasm(_))
+    }
+
     pub fn kind(&self) -> JobKind {
         match self {
             Self::Primes(_) => JobKind::Primes,
@@ -118,6 +145,25 @@ impl JobSpec {
             Self::Python(_) => JobKind::Python,
         }
     }
+}
+
+/// How a job's results reach its submitter: what the node's loop, its control socket and
+/// the report ask of a job instead of matching on its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The owner keeps each task's result and hands them over in the job's report (primes
+    /// sums, wasm outputs: small, and printed in input order).
+    InReport,
+    /// Each task's result goes to the submitter as it finishes, and the report keeps only
+    /// the statistics (`mesh run`'s and Python's results: large, and wanted as they come).
+    Streamed,
+}
+
+/// A blob a job's spec names, and what it is to the job ("module", "task list").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamedBlob {
+    pub id: crate::id::ContentId,
+    pub what: &'static str,
 }
 
 /// What kind of work a job is; gossiped with a job's progress and used as the one label
@@ -133,6 +179,13 @@ pub enum JobKind {
 
 impl JobKind {
     pub const ALL: [Self; 4] = [Self::Primes, Self::Wasm, Self::Run, Self::Python];
+
+    /// Whether its tasks run sandboxed (mesh's own kernel, or WebAssembly without access
+    /// to the host), so that anyone may submit them; the others run programs with the
+    /// rights of each `--allow-run` node's user.
+    pub fn sandboxed(self) -> bool {
+        matches!(self, Self::Primes | Self::Wasm)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -183,6 +236,16 @@ pub enum TaskOutput {
 }
 
 impl TaskOutput {
+    /// The blobs the result refers to, which its owner fetches before it counts: a run
+    /// task's large outputs and returned files, a Python task's large value.
+    pub fn blobs(&self) -> Vec<crate::id::ContentId> {
+        match self {
+            Self::Run(o) => o.blobs(),
+            Self::Python(o) => o.blobs(),
+            Self::Sum(_) | Self::Bytes(_) => Vec::new(),
+        }
+    }
+
     pub fn sum(&self) -> Option<u128> {
         match self {
             Self::Sum(s) => Some(*s),

@@ -1,16 +1,26 @@
-//! Wire protocols, one module each. Every module owns its versioned id, its message types,
-//! its size limits, and a module doc that reads as its spec; `docs/PROTOCOL.md` collects
-//! them.
+//! The byte formats mesh speaks, one module each: the wire protocols between nodes
+//! ([`sched`], [`blob`], [`membership`]), the mDNS advert ([`advert`]), the Python worker's
+//! frames ([`worker`]) and the blob store's layout on disk ([`store`]). Every module owns
+//! its version, its message types, its size limits, and a module doc that reads as its
+//! spec; `docs/PROTOCOL.md` collects them.
+//!
+//! One format lives elsewhere, on purpose: the control socket's JSON lines are the node's
+//! API types (`JobReport`, `PeersReply`) serialized, so their spec is
+//! `node::control`'s module doc, next to the types; moving them here would make this
+//! module depend on `node`, which depends on it.
 //!
 //! All messages are CBOR (RFC 8949) through serde and `ciborium`. Decoding never trusts a
 //! peer: input past the protocol's size limit is refused before parsing, and any parse
 //! error is a [`DecodeError`] that the caller logs and drops.
 
+pub(crate) mod advert;
 pub(crate) mod blob;
 #[cfg(test)]
 mod golden;
 pub(crate) mod membership;
 pub(crate) mod sched;
+pub(crate) mod store;
+pub(crate) mod worker;
 
 use libp2p::StreamProtocol;
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};

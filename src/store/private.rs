@@ -102,3 +102,10 @@ fn restrict(path: &Path) -> std::io::Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+/// A number not handed out before in this process, for temporary names.
+pub(crate) fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}

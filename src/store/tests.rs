@@ -208,3 +208,58 @@ fn an_older_store_is_made_private_when_opened() {
     assert_eq!(private::secure(&dir).unwrap(), 0, "private now: nothing to do");
     std::fs::remove_dir_all(&home).unwrap();
 }
+
+/// A node's pins for its control clients: held for the client's process, which may unpin
+/// them; a dead client's go at the next prune, and its pid is then free to pin afresh.
+#[test]
+fn a_node_pins_for_a_client_process_until_it_unpins_or_ends() {
+    let home = temp_home("client-pins");
+    let dir = home.join("blobs");
+    let plain = BlobStore::new(&home);
+    let (code, list, other) =
+        (plain.put(b"code").unwrap(), plain.put(b"task list").unwrap(), plain.put(b"other").unwrap());
+    [code, list, other].iter().for_each(|&id| age(&plain.path(id), 5 * HOUR));
+    let pins = BlobStore::client_pins(&home);
+    // This test's own process stands for a live client.
+    let client = std::process::id();
+    pins.pin(client, code).unwrap();
+    pins.pin(client, list).unwrap();
+    assert_eq!(prune(&dir, 0).unwrap(), (1, 5), "only the unpinned blob goes");
+    assert!(plain.contains(code) && plain.contains(list));
+    pins.unpin(client, &[list]).unwrap();
+    assert_eq!(prune(&dir, 0).unwrap(), (1, 9), "the unpinned task list goes");
+    assert!(plain.contains(code), "the code stays pinned");
+    // A client that has ended: its pins hold nothing.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    pins.pin(dead, code).unwrap();
+    drop(pins);
+    assert!(plain.contains(code), "the node's end does not unpin its live clients");
+    let left = std::fs::read_dir(dir.join(".pins")).unwrap().count();
+    assert_eq!(left, 2, "the live client's pin file and the dead one's");
+    assert_eq!(prune(&dir, 0).unwrap(), (0, 0), "the live client's pin still holds");
+    assert_eq!(std::fs::read_dir(dir.join(".pins")).unwrap().count(), 1, "the dead client's file went");
+    std::fs::remove_dir_all(&home).unwrap();
+}
+
+#[test]
+fn a_node_pins_for_at_most_so_many_processes() {
+    let home = temp_home("client-pins-cap");
+    let plain = BlobStore::new(&home);
+    let id = plain.put(b"x").unwrap();
+    let pins = BlobStore::client_pins(&home);
+    // Pids above Linux's largest (2^22) belong to no process: the cap counts them until
+    // they are seen to be dead, which a full table checks first.
+    let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    for pid in 0..MAX_PINNING_CLIENTS as u32 - 1 {
+        pins.pin(4_194_305 + pid, id).unwrap();
+    }
+    pins.pin(child.id(), id).unwrap();
+    assert_eq!(pins.processes(), MAX_PINNING_CLIENTS);
+    pins.pin(std::process::id(), id).unwrap();
+    assert_eq!(pins.processes(), 2, "a full table drops the dead and takes the new one");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&home).unwrap();
+}

@@ -159,7 +159,7 @@ fn mod_path(root: &Path, file: &Path) -> Option<ModPath> {
 }
 
 /// A file's code: without comments, string contents and its trailing test module.
-fn code_of(text: &str) -> String {
+pub(super) fn code_of(text: &str) -> String {
     let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {

@@ -7,7 +7,7 @@
 //! * `lan`, `mesh_jobs`, `run_jobs`, `wasm_jobs`, `strangers`, `python`, `dashboard`: hosts
 //!   in network namespaces on a bridge (root; `MESH_SKIP_LAN=1` skips them), the browser
 //!   and `promtool` for the dashboard;
-//! * `layout`: the shape of the source tree.
+//! * `layout`, `house`: the shape of the source tree, and house rules read from it.
 //!
 //! `common/` holds what they share: loopback clusters, namespace LANs, the browser.
 
@@ -15,6 +15,7 @@ mod common;
 
 mod cli;
 mod dashboard;
+mod house;
 mod lan;
 mod layout;
 mod mesh_jobs;

@@ -23,6 +23,18 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
+/// Why [`Sim::drive`] gave up before every job with a live owner finished. Each names the
+/// unfinished jobs, with how many of their tasks were accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum Stuck {
+    #[error("no events left, but jobs are unfinished: {unfinished:?}")]
+    Quiet { unfinished: Vec<(JobId, u64)> },
+    #[error("virtual deadline {deadline:?} passed; unfinished: {unfinished:?}")]
+    Deadline { deadline: Duration, unfinished: Vec<(JobId, u64)> },
+    #[error("livelock: {events} events; unfinished: {unfinished:?}")]
+    Livelock { events: u64, unfinished: Vec<(JobId, u64)> },
+}
+
 mod run;
 mod setup;
 pub use setup::{JobOutcome, NodeSpec, SimConfig, SimSpec};
@@ -242,7 +254,7 @@ impl Sim {
 
     /// Runs until every job with a live owner has finished and `settle` more virtual time
     /// has passed, or fails after `max_events` events (a livelock) or at `deadline`.
-    pub fn drive(&mut self, max_events: u64, settle: Duration, deadline: Duration) -> Result<(), String> {
+    pub fn drive(&mut self, max_events: u64, settle: Duration, deadline: Duration) -> Result<(), Stuck> {
         let mut done_at: Option<Instant> = None;
         for _ in 0..max_events {
             if done_at.is_none() && self.all_finished() {
@@ -254,17 +266,17 @@ impl Sim {
                 return Ok(());
             }
             let Some(Reverse((at, seq))) = self.queue.pop() else {
-                return if done_at.is_some() { Ok(()) } else { Err("no events left but jobs unfinished".into()) };
+                return if done_at.is_some() { Ok(()) } else { Err(Stuck::Quiet { unfinished: self.unfinished() }) };
             };
             if at - self.t0 > deadline {
-                return Err(format!("virtual deadline {deadline:?} passed; jobs: {:?}", self.unfinished()));
+                return Err(Stuck::Deadline { deadline, unfinished: self.unfinished() });
             }
             self.now = at;
             if let Some(ev) = self.events.remove(&seq) {
                 self.handle(ev);
             }
         }
-        Err(format!("livelock: {max_events} events; unfinished: {:?}", self.unfinished()))
+        Err(Stuck::Livelock { events: max_events, unfinished: self.unfinished() })
     }
 
     fn all_finished(&self) -> bool {

@@ -24,7 +24,7 @@ pub enum PyError {
     #[error("the Python worker died while running the task ({0})")]
     Died(String),
     #[error("the Python worker broke the protocol: {0}")]
-    Protocol(String),
+    Protocol(crate::protocol::worker::FrameError),
     #[error("timed out after {:.1} s; its worker was ended", .0.as_secs_f64())]
     TimedOut(Duration),
     #[error("the job was cancelled")]

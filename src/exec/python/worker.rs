@@ -1,13 +1,10 @@
-//! One warm Python worker process and the frames it speaks (`docs/python.md`, "The worker
-//! frames"): one kind byte, a 4-byte big-endian length, that many bytes.
-//!
-//! The node sends `T` (a code id and a task's payload); the worker answers `R` (a status,
-//! the result bytes, what the task printed), or `N` when it lacks the task's code, after
-//! which the node sends `C` (the code) and the same `T` again. The worker runs in its own
-//! process group, so that ending it ends whatever it started.
+//! One warm Python worker process, spoken to in the frames of [`crate::protocol::worker`].
+//! The worker runs in its own process group, so that ending it ends whatever it started.
 
 use super::error::PyError;
 use crate::id::ContentId;
+pub(crate) use crate::protocol::worker::Answer;
+use crate::protocol::worker::{CODE, FrameError, NO_CODE, RESULT, TASK, head, parse_head, parse_result};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
@@ -16,26 +13,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The longest frame a worker may send: a value of at most `store::MAX_BLOB`, plus its
-/// output and header.
-const MAX_FRAME: usize = (crate::store::MAX_BLOB as usize) + (1 << 20);
 /// How often a wait for an answer looks whether the task was cancelled.
 const POLL: Duration = Duration::from_millis(50);
-
-/// What a worker answered for a task.
-#[derive(Debug)]
-pub(crate) enum Answer {
-    Returned {
-        value: Vec<u8>,
-        output: Vec<u8>,
-    },
-    Raised {
-        value: Vec<u8>,
-        output: Vec<u8>,
-    },
-    /// It could not set the task up; a message for the user.
-    Setup(String),
-}
 
 #[derive(Debug)]
 pub(crate) struct Worker {
@@ -95,33 +74,29 @@ impl Worker {
     ) -> Result<Answer, PyError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut code = Some(code);
-        self.send(b'T', &[&code_id.0, payload])?;
+        self.send(TASK, &[&code_id.0, payload])?;
         loop {
             let (kind, body) = self.receive(deadline, timeout, stop)?;
             match kind {
-                b'N' => {
+                NO_CODE => {
                     let Some(load) = code.take() else {
-                        return Err(PyError::Protocol("it asked for the same code twice".into()));
+                        return Err(PyError::Protocol(FrameError::CodeTwice));
                     };
                     let bytes = load()?;
-                    self.send(b'C', &[&code_id.0, &bytes])?;
-                    self.send(b'T', &[&code_id.0, payload])?;
+                    self.send(CODE, &[&code_id.0, &bytes])?;
+                    self.send(TASK, &[&code_id.0, payload])?;
                 }
-                b'R' => {
+                RESULT => {
                     self.tasks_run += 1;
-                    return parse_result(body);
+                    return parse_result(&body).map_err(PyError::Protocol);
                 }
-                other => return Err(PyError::Protocol(format!("a frame of kind {other}"))),
+                other => return Err(PyError::Protocol(FrameError::UnknownKind(other))),
             }
         }
     }
 
     fn send(&mut self, kind: u8, parts: &[&[u8]]) -> Result<(), PyError> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let len = u32::try_from(len).map_err(|_| PyError::Protocol(format!("a frame of {len} bytes")))?;
-        let mut head = [0u8; 5];
-        head[0] = kind;
-        head[1..].copy_from_slice(&len.to_be_bytes());
+        let head = head(kind, parts.iter().map(|p| p.len()).sum()).map_err(PyError::Protocol)?;
         let mut write = || -> std::io::Result<()> {
             self.to.write_all(&head)?;
             for p in parts {
@@ -154,13 +129,10 @@ impl Worker {
         }
         let mut head = [0u8; 5];
         self.from.read_exact(&mut head).map_err(|e| self.died(&e.to_string()))?;
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        if len > MAX_FRAME {
-            return Err(PyError::Protocol(format!("a frame of {len} bytes")));
-        }
+        let (kind, len) = parse_head(head).map_err(PyError::Protocol)?;
         let mut body = vec![0u8; len];
         self.from.read_exact(&mut body).map_err(|e| self.died(&e.to_string()))?;
-        Ok((head[0], body))
+        Ok((kind, body))
     }
 
     /// The worker is gone: how it ended, if it has.
@@ -179,22 +151,6 @@ impl Drop for Worker {
         signal_group(self.child.id(), libc::SIGKILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// `R`'s payload: a status byte, a 4-byte length, the result bytes, then the output.
-fn parse_result(body: Vec<u8>) -> Result<Answer, PyError> {
-    let bad = || PyError::Protocol("a result frame cut short".into());
-    let status = *body.first().ok_or_else(bad)?;
-    let len = body.get(1..5).ok_or_else(bad)?;
-    let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-    let value = body.get(5..5 + len).ok_or_else(bad)?.to_vec();
-    let output = body[5 + len..].to_vec();
-    match status {
-        0 => Ok(Answer::Returned { value, output }),
-        1 => Ok(Answer::Raised { value, output }),
-        2 => Ok(Answer::Setup(String::from_utf8_lossy(&value).into_owned())),
-        s => Err(PyError::Protocol(format!("a result of status {s}"))),
     }
 }
 

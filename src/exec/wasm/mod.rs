@@ -296,7 +296,10 @@ impl WasmRuntime {
 /// Trims the home's blob store and compiled-code cache to their budgets, least recently
 /// used first. A node calls it when it starts.
 pub fn prune_caches(home: &std::path::Path) {
-    let dirs = [(home.join("blobs"), crate::store::STORE_BUDGET), (home.join("cache").join("wasm"), COMPILED_BUDGET)];
+    let dirs = [
+        (home.join(crate::store::DIR), crate::store::STORE_BUDGET),
+        (home.join("cache").join("wasm"), COMPILED_BUDGET),
+    ];
     for (dir, budget) in dirs {
         match crate::store::prune(&dir, budget) {
             Ok((0, _)) => {}

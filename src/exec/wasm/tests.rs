@@ -24,9 +24,9 @@ impl Fixture {
     }
 
     /// A job of `module` (text) over `input`, with small limits.
-    fn job(&self, module: &str, input: &str) -> Result<WasmJob, String> {
-        let bytes = wat::parse_str(module).map_err(|e| e.to_string())?;
-        let module = self.rt.check(&bytes).map_err(|e| e.to_string())?;
+    fn job(&self, module: &str, input: &str) -> Result<WasmJob, WasmError> {
+        let bytes = wat::parse_str(module).expect("the test's module text parses");
+        let module = self.rt.check(&bytes)?;
         let lines = InputLines::parse(input.as_bytes().to_vec()).unwrap();
         let input = self.rt.blobs.store.put(input.as_bytes()).unwrap();
         Ok(WasmJob {
@@ -40,8 +40,8 @@ impl Fixture {
         })
     }
 
-    fn run(&self, job: &WasmJob, task: u64) -> Result<String, String> {
-        self.rt.run(job, task, NodeId(0)).map(|o| String::from_utf8(o).unwrap()).map_err(|e| e.to_string())
+    fn run(&self, job: &WasmJob, task: u64) -> Result<String, WasmTaskError> {
+        self.rt.run(job, task, NodeId(0)).map(|o| String::from_utf8(o).unwrap())
     }
 }
 
@@ -137,7 +137,7 @@ fn an_infinite_loop_times_out_and_the_runtime_goes_on() {
     let f = Fixture::new("loop");
     let mut job = f.job(&module("", "(loop $l (br $l))", ""), "x\n").unwrap();
     job.timeout_ms = 200;
-    let err = f.run(&job, 0).unwrap_err();
+    let err = f.run(&job, 0).unwrap_err().to_string();
     assert!(err.contains("input line 1 ('x')") && err.contains("timed out after 0.2 s"), "{err}");
     let ok = f.job(&module("", "(call $print (i32.const 100) (i32.const 2))", "ok"), "y\n").unwrap();
     assert_eq!(f.run(&ok, 0).unwrap(), "ok");
@@ -149,11 +149,11 @@ fn a_memory_bomb_is_refused_more_memory() {
     // Grows memory a page at a time until refused, then traps.
     let body = "(loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))) unreachable";
     let job = f.job(&module("", body, ""), "x\n").unwrap();
-    let err = f.run(&job, 0).unwrap_err();
+    let err = f.run(&job, 0).unwrap_err().to_string();
     assert!(err.contains("ran out of memory") && err.contains("limit of 16 MiB"), "{err}");
     // A module that asks for more than the limit up front cannot even start.
     let big = module("", "", "").replace("(memory (export \"memory\") 1)", "(memory (export \"memory\") 1000)");
-    let err = f.run(&f.job(&big, "x\n").unwrap(), 0).unwrap_err();
+    let err = f.run(&f.job(&big, "x\n").unwrap(), 0).unwrap_err().to_string();
     assert!(err.contains("ran out of memory"), "{err}");
 }
 
@@ -161,14 +161,14 @@ fn a_memory_bomb_is_refused_more_memory() {
 fn exits_traps_and_floods_fail_the_task_with_reasons() {
     let f = Fixture::new("fail");
     let exit3 = f.job(&module("", "(call $proc_exit (i32.const 3))", ""), "a\n").unwrap();
-    assert!(f.run(&exit3, 0).unwrap_err().contains("exited with code 3"));
+    assert!(f.run(&exit3, 0).unwrap_err().to_string().contains("exited with code 3"));
     let exit0 =
         f.job(&module("", "(call $print (i32.const 100) (i32.const 1)) (call $proc_exit (i32.const 0))", "k"), "a\n");
     assert_eq!(f.run(&exit0.unwrap(), 0).unwrap(), "k");
     let trap = f.job(&module("", "unreachable", ""), "a\n").unwrap();
-    assert!(f.run(&trap, 0).unwrap_err().contains("trapped"), "a trap is reported");
+    assert!(f.run(&trap, 0).unwrap_err().to_string().contains("trapped"), "a trap is reported");
     let flood = "(loop $l (call $print (i32.const 0) (i32.const 4096)) (br $l))";
-    let err = f.run(&f.job(&module("", flood, ""), "a\n").unwrap(), 0).unwrap_err();
+    let err = f.run(&f.job(&module("", flood, ""), "a\n").unwrap(), 0).unwrap_err().to_string();
     assert!(err.contains("more than 65536 bytes to stdout"), "{err}");
 }
 
@@ -216,7 +216,7 @@ fn the_sandbox_has_no_files_network_or_environment() {
     assert_eq!(errnos, [8, 57, 8, 0, 0, 58, 70]);
     // A name that WASI preview 1 does not have is refused before anything runs.
     let bogus = r#"(import "wasi_snapshot_preview1" "path_teleport" (func (param i32) (result i32)))"#;
-    let err = f.job(&module(bogus, "", ""), "x\n").unwrap_err();
+    let err = f.job(&module(bogus, "", ""), "x\n").unwrap_err().to_string();
     assert!(err.contains("`wasi_snapshot_preview1.path_teleport`, which WASI preview 1 does not have"), "{err}");
 }
 
@@ -406,7 +406,7 @@ fn the_c_example_runs_on_wasi_libc_and_matches_sha256() {
     assert_eq!(f.run(&job, 0).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n");
     assert_eq!(f.run(&job, 1).unwrap(), "9595c9df90075148eb06860365df33584b75bff782a510c6cd4883a419833d50\n");
     assert_eq!(f.run(&job, 2).unwrap(), "4af7f79786014faceb87a507612a4e9266a32ecb4b4e0995023cebfdb22cf3de\n");
-    let err = f.run(&job, 3).unwrap_err();
+    let err = f.run(&job, 3).unwrap_err().to_string();
     assert!(err.contains("exited with code 2") && err.contains("expected \"TEXT ROUNDS\""), "stderr explains: {err}");
 }
 

@@ -11,7 +11,7 @@
 use crate::core::{Progress, TaskReport};
 use crate::id::NodeId;
 use crate::job::run::{Ended, RunOutput};
-use crate::job::{JobKind, JobSpec, PrimesJob, TaskOutput};
+use crate::job::{Delivery, JobKind, JobSpec, PrimesJob, TaskOutput};
 use crate::node::api::view::JobProgress;
 use crate::protocol::membership::{JobSummary, Share};
 use serde::{Deserialize, Serialize};
@@ -260,11 +260,11 @@ impl Collector {
     pub(crate) fn new(spec: Arc<JobSpec>, started: Instant) -> Self {
         let total = spec.tasks();
         let n = total as usize;
-        let outputs = match &*spec {
-            JobSpec::Primes(job) => Outputs::Sums { job: job.clone(), sums: vec![0; n] },
-            JobSpec::Wasm(_) => Outputs::Tasks((0..n).map(|_| None).collect()),
-            JobSpec::Run(_) => Outputs::Streamed(JobResults::Run),
-            JobSpec::Python(_) => Outputs::Streamed(JobResults::Python),
+        let outputs = match (spec.delivery(), &*spec) {
+            (Delivery::Streamed, _) if spec.kind() == JobKind::Python => Outputs::Streamed(JobResults::Python),
+            (Delivery::Streamed, _) => Outputs::Streamed(JobResults::Run),
+            (Delivery::InReport, JobSpec::Primes(job)) => Outputs::Sums { job: job.clone(), sums: vec![0; n] },
+            (Delivery::InReport, _) => Outputs::Tasks((0..n).map(|_| None).collect()),
         };
         Self {
             started,

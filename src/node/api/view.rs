@@ -4,7 +4,7 @@
 //! tie the node's logic together.
 
 use crate::core::Facts;
-use crate::job::{PyOutput, RunOutput};
+use crate::job::{JobKind, PyOutput, RunOutput, TaskOutput};
 pub use crate::protocol::membership::{Health, JobSummary, Share};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -96,6 +96,35 @@ pub enum JobEvent {
     /// The job's queued tasks have no node that can run them, and why.
     Waiting(String),
 }
+
+impl JobEvent {
+    /// The event of a streamed job's task (`JobSpec::delivery`) that finished for good:
+    /// a Python job's as `Python`, any other's as `Task`. A result of another kind than
+    /// the job's is a failure.
+    pub fn finished(
+        kind: JobKind,
+        task: u64,
+        node: String,
+        attempts: u32,
+        took: Duration,
+        outcome: &Result<TaskOutput, String>,
+    ) -> Self {
+        let python =
+            |outcome| Self::Python(Box::new(PyTaskEvent { task, node: node.clone(), attempts, took, outcome }));
+        let run = |outcome| Self::Task(Box::new(TaskEvent { task, node: node.clone(), attempts, took, outcome }));
+        match (outcome, kind) {
+            (Ok(TaskOutput::Python(p)), JobKind::Python) => python(Ok((**p).clone())),
+            (Ok(TaskOutput::Run(r)), JobKind::Run) => run(Ok((**r).clone())),
+            (Ok(_), JobKind::Python) => python(Err(OTHER_KIND.into())),
+            (Ok(_), _) => run(Err(OTHER_KIND.into())),
+            (Err(e), JobKind::Python) => python(Err(e.clone())),
+            (Err(e), _) => run(Err(e.clone())),
+        }
+    }
+}
+
+/// Why a task's result of another kind than its job's is a failure.
+const OTHER_KIND: &str = "a result of another kind of job";
 
 /// A run job's task, as it finished for good.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

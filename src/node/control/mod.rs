@@ -8,8 +8,13 @@
 //! lines:
 //! * `peers`: one `peers` line;
 //! * `put`: one `blob` line (a file of the client's, by its path, now in the node's store);
-//! * `upload`: the line is followed by exactly `len` raw bytes whose blake3 id is `id`, at
-//!   most [`MAX_BLOB`](crate::store::MAX_BLOB); one `blob` line once they are stored;
+//! * `upload`: the line is followed by exactly `len` raw bytes, at most
+//!   [`MAX_BLOB`](crate::store::MAX_BLOB), whose blake3 id is `id` if it is given; one
+//!   `blob` line with their id once they are stored. With `"pin": true` the node keeps
+//!   the blob from pruning while the client's process (`SO_PEERCRED`) lives, at most
+//!   [`MAX_PINNING_CLIENTS`](crate::store::MAX_PINNING_CLIENTS) processes at once;
+//! * `unpin`: the client process's pins of `ids` end; one `ok` line;
+//! * `read`: one `bytes` line with the blob's length, then exactly that many raw bytes;
 //! * `submit`: `progress` lines, a `task` (run job) or `pytask` (Python job) line per
 //!   finished task, `waiting` notices, and then one `report` (or `error`) line.
 //!
@@ -19,8 +24,9 @@
 //!
 //! | request | the node's own user, or root | another user (the `mesh` group) |
 //! |---|---|---|
-//! | `peers`, `upload` | yes | yes |
+//! | `peers`, `upload` without `pin` | yes | yes |
 //! | `put` (a path, opened with the node's rights; plain files only) | yes | no: `upload` the bytes |
+//! | `upload` with `pin`, `unpin`, `read` (the store is the node's user's) | yes | no |
 //! | `submit` of primes or wasm (sandboxed) | yes | yes |
 //! | `submit` of `mesh run` or Python (programs, run as each `--allow-run` node's user) | yes | no |
 //!
@@ -83,11 +89,24 @@ pub enum Request {
     Put {
         path: PathBuf,
     },
-    /// Store the `len` bytes that follow this line, whose content id is `id`; the answer
-    /// is that id once they are in the store.
+    /// Store the `len` bytes that follow this line; the answer is their content id once
+    /// they are in the store. With `id`, bytes that do not hash to it are refused. With
+    /// `pin`, the node keeps the blob from pruning while the client's process lives, or
+    /// until it sends `unpin`.
     Upload {
-        id: ContentId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<ContentId>,
         len: u64,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pin: bool,
+    },
+    /// Let pruning have these blobs again, as far as the client process's pins go.
+    Unpin {
+        ids: Vec<ContentId>,
+    },
+    /// Send the blob `id`: a `bytes` line, then exactly that many raw bytes.
+    Read {
+        id: ContentId,
     },
 }
 
@@ -105,6 +124,10 @@ pub enum Response {
     PyTask(Box<PyTaskLine>),
     /// The content id of a file a client put.
     Blob(ContentId),
+    /// The length of the blob whose raw bytes follow this line (`read`).
+    Bytes(u64),
+    /// Done (`unpin`).
+    Ok,
     /// Why the job's queued tasks wait.
     Waiting(String),
     Report(JobReport),
@@ -175,16 +198,6 @@ pub enum ControlError {
 
 pub fn socket_path(home: &Path) -> PathBuf {
     home.join("control.sock")
-}
-
-/// The files a job's spec names, and what each is.
-fn job_blobs(job: &JobSpec) -> Vec<(ContentId, &'static str)> {
-    match job {
-        JobSpec::Wasm(w) => vec![(w.module, "module"), (w.input, "input")],
-        JobSpec::Run(r) => vec![(r.inputs, "task list")],
-        JobSpec::Python(p) => vec![(p.code, "code"), (p.inputs, "task list")],
-        JobSpec::Primes(_) => Vec::new(),
-    }
 }
 
 /// A Python task as the control socket carries it to the `mesh` package: JSON the package

@@ -6,7 +6,7 @@
 //! ([`SERVICE_HOME`], its socket open to the `mesh` group); a job's files then go to that
 //! node as bytes (`upload`), since it cannot read this user's store.
 
-use super::{ControlError, IO_TIMEOUT, MAX_REPLY, Request, Response, job_blobs, socket_path, write_line};
+use super::{ControlError, IO_TIMEOUT, MAX_REPLY, Request, Response, socket_path, write_line};
 use crate::id::ContentId;
 use crate::job::JobSpec;
 use crate::node::api::report::JobReport;
@@ -88,7 +88,9 @@ pub async fn submit(
                 return Ok(Some(r));
             }
             Response::Error(e) => return Err(ControlError::Refused(e)),
-            Response::Peers(_) | Response::Blob(_) => return Err(ControlError::Unexpected),
+            Response::Peers(_) | Response::Blob(_) | Response::Bytes(_) | Response::Ok => {
+                return Err(ControlError::Unexpected);
+            }
         }
     }
 }
@@ -98,13 +100,13 @@ pub async fn submit(
 /// named in the spec can go this way: a wasm job's module and input. A `mesh run` or
 /// Python job names more files inside its task list, and is refused with a clear error.
 pub async fn send_files(home: &Path, local: &Path, job: &JobSpec) -> Result<(), ControlError> {
-    if matches!(job, JobSpec::Run(_) | JobSpec::Python(_)) {
+    if !job.self_contained() {
         return Err(ControlError::NotShared(home.to_path_buf()));
     }
     let store = BlobStore::new(local);
-    for (id, what) in job_blobs(job) {
-        let bytes = store.read(id).map_err(|e| ControlError::Failed(format!("the job's {what}: {e}")))?;
-        upload(home, id, &bytes).await?;
+    for blob in job.named_blobs() {
+        let bytes = store.read(blob.id).map_err(|e| ControlError::Failed(format!("the job's {}: {e}", blob.what)))?;
+        upload(home, blob.id, &bytes).await?;
     }
     Ok(())
 }
@@ -115,7 +117,7 @@ pub async fn upload(home: &Path, id: ContentId, bytes: &[u8]) -> Result<(), Cont
     let stream = UnixStream::connect(socket_path(home)).await.map_err(io)?;
     let (rd, mut wr) = stream.into_split();
     let exchange = async {
-        write_line(&mut wr, &Request::Upload { id, len: bytes.len() as u64 })
+        write_line(&mut wr, &Request::Upload { id: Some(id), len: bytes.len() as u64, pin: false })
             .await
             .map_err(|e| ControlError::Failed(e.to_string()))?;
         wr.write_all(bytes).await.map_err(io)?;

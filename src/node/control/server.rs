@@ -3,7 +3,7 @@
 
 use super::{
     ControlError, IO_TIMEOUT, MAX_CLIENTS, MAX_CLIENTS_OTHERS, MAX_CLIENTS_PER_USER, MAX_REQUEST, Request, Response,
-    job_blobs, socket_path, write_line,
+    socket_path, write_line,
 };
 use crate::id::ContentId;
 use crate::job::{JobKind, JobSpec};
@@ -11,8 +11,9 @@ use crate::node::api::client::Client;
 use crate::node::api::config::Control;
 use crate::node::api::view::JobProgress;
 use crate::node::quota::{Quota, QuotaSlot};
-use crate::store::{BlobStore, MAX_BLOB, StoreError};
+use crate::store::{BlobStore, ClientPins, MAX_BLOB, StoreError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -44,6 +45,7 @@ pub async fn bind(home: &Path, access: Control) -> Result<UnixListener, ControlE
 pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
     let slots = Slots::default();
+    let pins = Arc::new(BlobStore::client_pins(&home));
     let mut backoff = AcceptBackoff::default();
     loop {
         tokio::select! {
@@ -70,10 +72,9 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
                     }
                     continue;
                 };
-                let client = client.clone();
-                let home = home.clone();
+                let (client, home, pins) = (client.clone(), home.clone(), pins.clone());
                 tracker.spawn(async move {
-                    if let Err(e) = handle(stream, caller, client, &home).await {
+                    if let Err(e) = handle(stream, caller, client, &home, &pins).await {
                         tracing::debug!(%e, "control client failed");
                     }
                     drop(slot);
@@ -86,7 +87,13 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
     let _ = std::fs::remove_file(socket_path(&home));
 }
 
-async fn handle(stream: UnixStream, caller: Caller, client: Client, home: &Path) -> anyhow::Result<()> {
+async fn handle(
+    stream: UnixStream,
+    caller: Caller,
+    client: Client,
+    home: &Path,
+    pins: &ClientPins,
+) -> anyhow::Result<()> {
     let (rd, mut wr) = stream.into_split();
     let mut line = Vec::new();
     let mut rd = BufReader::new(rd.take(MAX_REQUEST));
@@ -107,7 +114,17 @@ async fn handle(stream: UnixStream, caller: Caller, client: Client, home: &Path)
         Ok(Request::Put { .. }) => Err(ControlError::BadRequest(
             "put opens a path with the node's rights, so only the node's own user may; upload the bytes".into(),
         )),
-        Ok(Request::Upload { id, len }) => receive_upload(&mut rd, home, id, len).await,
+        Ok(Request::Upload { pin: true, .. } | Request::Unpin { .. } | Request::Read { .. }) if !caller.own => {
+            Err(ControlError::BadRequest(
+                "pins and reads reach the node's own store, so only the node's own user may ask for them".into(),
+            ))
+        }
+        Ok(Request::Upload { id, len, pin }) => {
+            let pin = if pin { Some((caller, pins)) } else { None };
+            receive_upload(&mut rd, home, Upload { id, len, pin }).await
+        }
+        Ok(Request::Unpin { ids }) => unpin(caller, pins, &ids),
+        Ok(Request::Read { id }) => return send_blob(&mut wr, home, id).await,
         Err(e) => Err(e),
     };
     let resp = answer.unwrap_or_else(|e| Response::Error(e.to_string()));
@@ -132,6 +149,8 @@ fn parse_request(line: &[u8]) -> Result<Request, ControlError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Caller {
     pub uid: u32,
+    /// Its process, if the kernel can name it in the node's pid namespace.
+    pub pid: Option<u32>,
     /// The node's own user, or root: whoever could read the node's key and run its binary
     /// with it anyway.
     pub own: bool,
@@ -142,8 +161,22 @@ impl Caller {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let me = unsafe { libc::geteuid() };
         // A caller the kernel cannot name is treated as a stranger.
-        let uid = stream.peer_cred().map_or(u32::MAX, |c| c.uid());
-        Self { uid, own: uid == me || uid == 0 }
+        let cred = stream.peer_cred().ok();
+        let uid = cred.map_or(u32::MAX, |c| c.uid());
+        let pid = cred.and_then(|c| c.pid()).and_then(|p| u32::try_from(p).ok()).filter(|&p| p > 0);
+        Self { uid, pid, own: uid == me || uid == 0 }
+    }
+}
+
+impl Caller {
+    /// The process whose pins a request changes; a client the kernel cannot name (in
+    /// another pid namespace) cannot pin.
+    fn pinner(self) -> Result<u32, ControlError> {
+        self.pid.ok_or_else(|| {
+            ControlError::BadRequest(
+                "the node cannot see the client's process (another pid namespace), so it cannot pin for it".into(),
+            )
+        })
     }
 }
 
@@ -155,11 +188,7 @@ impl Caller {
 /// holds the key anyway, may submit them. A group member who holds the key runs a node of
 /// their own for that.
 pub(super) fn may_submit(caller: Caller, kind: JobKind) -> Result<(), ControlError> {
-    match kind {
-        JobKind::Primes | JobKind::Wasm => Ok(()),
-        JobKind::Run | JobKind::Python if caller.own => Ok(()),
-        JobKind::Run | JobKind::Python => Err(ControlError::NotOwnUser { kind, uid: caller.uid }),
-    }
+    if kind.sandboxed() || caller.own { Ok(()) } else { Err(ControlError::NotOwnUser { kind, uid: caller.uid }) }
 }
 
 /// The control socket's client slots: [`MAX_CLIENTS`] in all, of which other users than
@@ -225,8 +254,8 @@ impl AcceptBackoff {
 async fn check(job: &JobSpec, home: &Path) -> Result<(), ControlError> {
     job.validate()?;
     let store = BlobStore::new(home);
-    if let Some((id, what)) = job_blobs(job).into_iter().find(|(id, _)| !store.contains(*id)) {
-        return Err(ControlError::MissingBlob { what, id, home: home.to_path_buf() });
+    if let Some(blob) = job.named_blobs().into_iter().find(|b| !store.contains(b.id)) {
+        return Err(ControlError::MissingBlob { what: blob.what, id: blob.id, home: home.to_path_buf() });
     }
     let job = job.clone();
     tokio::task::spawn_blocking(move || job.check_blobs(&store))
@@ -255,13 +284,20 @@ async fn put(home: PathBuf, path: PathBuf) -> Result<Response, ControlError> {
     stored.map(|(id, _)| Response::Blob(id)).map_err(ControlError::Failed)
 }
 
-/// Reads the `len` bytes of an upload into this home's store, as the blob `id`. Each read
-/// must come within [`IO_TIMEOUT`]; bytes that do not hash to `id` are discarded.
+/// An upload as asked for: its bytes' id if the client gave one, their length, and the
+/// client whose process pins the blob, if it asked to.
+struct Upload<'a> {
+    id: Option<ContentId>,
+    len: u64,
+    pin: Option<(Caller, &'a ClientPins)>,
+}
+
+/// Reads the `len` bytes of an upload into this home's store. Each read must come within
+/// [`IO_TIMEOUT`]; bytes that do not hash to the `id` given are discarded.
 async fn receive_upload(
     rd: &mut BufReader<tokio::io::Take<tokio::net::unix::OwnedReadHalf>>,
     home: &Path,
-    id: ContentId,
-    len: u64,
+    Upload { id, len, pin }: Upload<'_>,
 ) -> Result<Response, ControlError> {
     if len > MAX_BLOB {
         return Err(ControlError::BadRequest(format!("upload of {len} bytes; at most {MAX_BLOB} are allowed")));
@@ -284,11 +320,37 @@ async fn receive_upload(
         incoming.write(&buf[..n]).map_err(|e| failed(&e))?;
         left -= n as u64;
     }
+    let id = id.unwrap_or_else(|| incoming.id());
     incoming.finish(&store, id).map_err(|e| match e {
         StoreError::Corrupt(_) => failed(&format!("the {len} bytes sent do not hash to {id}; nothing was stored")),
         e => failed(&e),
     })?;
+    if let Some((caller, pins)) = pin {
+        pins.pin(caller.pinner()?, id).map_err(|e| failed(&e))?;
+    }
     Ok(Response::Blob(id))
+}
+
+/// Ends the caller process's pins of `ids`.
+fn unpin(caller: Caller, pins: &ClientPins, ids: &[ContentId]) -> Result<Response, ControlError> {
+    pins.unpin(caller.pinner()?, ids).map_err(|e| ControlError::Failed(format!("unpin: {e}")))?;
+    Ok(Response::Ok)
+}
+
+/// Sends the blob `id` of this home's store: a `bytes` line, then its raw bytes, each
+/// write within [`IO_TIMEOUT`]. A blob that is missing or damaged gets an `error` line.
+async fn send_blob(wr: &mut (impl AsyncWriteExt + Unpin), home: &Path, id: ContentId) -> anyhow::Result<()> {
+    let store = BlobStore::new(home);
+    let read = tokio::task::spawn_blocking(move || store.read(id)).await?;
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(e) => return write_line(wr, &Response::Error(format!("read: {e}"))).await,
+    };
+    tokio::time::timeout(IO_TIMEOUT, write_line(wr, &Response::Bytes(bytes.len() as u64))).await??;
+    for chunk in bytes.chunks(256 * 1024) {
+        tokio::time::timeout(IO_TIMEOUT, wr.write_all(chunk)).await??;
+    }
+    Ok(tokio::time::timeout(IO_TIMEOUT, wr.flush()).await??)
 }
 
 /// Runs a job for a control client, streaming its progress. A job runs as long as it
@@ -333,8 +395,8 @@ async fn stream_job(
 mod tests {
     use super::*;
 
-    const OWN: Caller = Caller { uid: 1000, own: true };
-    const ALICE: Caller = Caller { uid: 1001, own: false };
+    const OWN: Caller = Caller { uid: 1000, pid: None, own: true };
+    const ALICE: Caller = Caller { uid: 1001, pid: None, own: false };
 
     #[test]
     fn other_users_submit_only_sandboxed_jobs() {
@@ -354,9 +416,11 @@ mod tests {
         assert!(slots.take(ALICE).is_none(), "one user is capped");
         assert!(slots.busy_message(ALICE).contains("of one user"));
         let others: Vec<Slot> = (0..MAX_CLIENTS_OTHERS - MAX_CLIENTS_PER_USER)
-            .map(|i| slots.take(Caller { uid: 2000 + (i / MAX_CLIENTS_PER_USER) as u32, own: false }).unwrap())
+            .map(|i| {
+                slots.take(Caller { uid: 2000 + (i / MAX_CLIENTS_PER_USER) as u32, pid: None, own: false }).unwrap()
+            })
             .collect();
-        assert!(slots.take(Caller { uid: 3000, own: false }).is_none(), "other users together are capped");
+        assert!(slots.take(Caller { uid: 3000, pid: None, own: false }).is_none(), "other users together are capped");
         let own: Vec<Slot> = (0..MAX_CLIENTS - MAX_CLIENTS_OTHERS).map(|_| slots.take(OWN).unwrap()).collect();
         assert!(slots.take(OWN).is_none(), "the total is capped");
         drop(alice);

@@ -307,11 +307,7 @@ impl Transfers {
 
 /// The blobs a task's result refers to.
 fn outputs(r: &TaskReport<TaskOutput>) -> Vec<ContentId> {
-    match &r.outcome {
-        Ok(TaskOutput::Run(o)) => o.blobs(),
-        Ok(TaskOutput::Python(o)) => o.blobs(),
-        _ => Vec::new(),
-    }
+    r.outcome.as_ref().map(|o| o.blobs()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@
 
 use crate::core::{Progress, TaskReport};
 use crate::id::{JobId, NodeId};
-use crate::job::{JobSpec, TaskOutput};
+use crate::job::{Delivery, JobKind, JobSpec, TaskOutput};
 use crate::node::api::report::{Collector, Describe, JobReport};
-use crate::node::api::view::{JobEvent, JobProgress, PyTaskEvent, TaskEvent};
+use crate::node::api::view::{JobEvent, JobProgress};
 use crate::protocol::membership::{FINISHED_SHOWN, JobSummary};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -26,10 +26,9 @@ struct Watch {
     progress: watch::Sender<JobProgress>,
     events: mpsc::UnboundedSender<JobEvent>,
     done: oneshot::Sender<JobReport>,
-    /// A run or Python job: each task goes to the submitter as it finishes.
+    /// Each task goes to the submitter as it finishes ([`Delivery::Streamed`]).
     streams: bool,
-    /// A Python job: its tasks go as `JobEvent::Python`.
-    python: bool,
+    kind: JobKind,
 }
 
 /// Where a submitter hears of its job: progress, events and, at the end, the report.
@@ -52,11 +51,10 @@ pub(super) struct Watches {
 
 impl Watches {
     pub(super) fn add(&mut self, job: JobId, spec: Arc<JobSpec>, now: Instant, to: Listener) {
-        let streams = matches!(*spec, JobSpec::Run(_) | JobSpec::Python(_));
-        let python = matches!(*spec, JobSpec::Python(_));
+        let (streams, kind) = (spec.delivery() == Delivery::Streamed, spec.kind());
         let Listener { progress, events, done } = to;
         let collector = Collector::new(spec, now);
-        self.jobs.insert(job, Watch { collector, progress, events, done, streams, python });
+        self.jobs.insert(job, Watch { collector, progress, events, done, streams, kind });
     }
 
     /// A task's first (final) result; a run job's goes to the submitter at once.
@@ -69,27 +67,8 @@ impl Watches {
     ) {
         let Some(w) = self.jobs.get_mut(&job) else { return };
         if w.streams {
-            let (task, node, attempts, took) =
-                (report.task, describe(from).name, w.collector.attempts(report.task), report.took);
-            let event = match &report.outcome {
-                Ok(TaskOutput::Python(p)) => {
-                    JobEvent::Python(Box::new(PyTaskEvent { task, node, attempts, took, outcome: Ok((**p).clone()) }))
-                }
-                Ok(TaskOutput::Run(r)) => {
-                    JobEvent::Task(Box::new(TaskEvent { task, node, attempts, took, outcome: Ok((**r).clone()) }))
-                }
-                Ok(_) => JobEvent::Task(Box::new(TaskEvent {
-                    task,
-                    node,
-                    attempts,
-                    took,
-                    outcome: Err("a result of another kind of job".into()),
-                })),
-                Err(e) if w.python => {
-                    JobEvent::Python(Box::new(PyTaskEvent { task, node, attempts, took, outcome: Err(e.clone()) }))
-                }
-                Err(e) => JobEvent::Task(Box::new(TaskEvent { task, node, attempts, took, outcome: Err(e.clone()) })),
-            };
+            let (node, attempts) = (describe(from).name, w.collector.attempts(report.task));
+            let event = JobEvent::finished(w.kind, report.task, node, attempts, report.took, &report.outcome);
             let _ = w.events.send(event);
         }
         w.collector.add(from, report);

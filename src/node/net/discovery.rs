@@ -1,21 +1,9 @@
 //! LAN discovery with mDNS/DNS-SD (`mdns-sd`), bridged into the event loop.
 //!
-//! # Spec
-//! A node registers one DNS-SD service instance of type [`SERVICE_TYPE`]
-//! (`_mesh._tcp.local.`), so `avahi-browse -r _mesh._tcp` lists it. The SRV port is the
-//! node's libp2p TCP port; the A records are every IPv4 address of the host. The TXT record
-//! carries:
-//!
-//! | key | value |
-//! |---|---|
-//! | `id` | the libp2p peer id (base58) |
-//! | `pv` | the wire protocol version (`protocol::membership::PROTOCOL_VERSION`) |
-//! | `kf` | the shared key's fingerprint (`secret::SharedKey::fingerprint`), or `open` |
-//! | `v` | the mesh release |
-//! | `name` | the node's `--name` |
-//!
-//! The key itself is never advertised. Records without a valid `id`, `pv`, `kf` and port,
-//! or longer than [`MAX_TXT_VALUE`] per value, are junk: they are logged and dropped.
+//! A node registers one DNS-SD service instance of type `_mesh._tcp.local.`, so
+//! `avahi-browse -r _mesh._tcp` lists it: its SRV port is the node's libp2p TCP port, its
+//! A records every IPv4 address of the host, and its TXT record the [`Advert`], whose
+//! format is [`crate::protocol::advert`]'s. Junk records are logged and dropped.
 //!
 //! mdns-sd runs its own thread and hands events over a channel; a bridge thread moves them
 //! into a bounded tokio channel, so a flood of records slows mDNS down instead of growing a
@@ -28,6 +16,8 @@
 //! that cache too.
 
 use crate::core::rate::TokenBucket;
+pub(crate) use crate::protocol::advert::Advert;
+use crate::protocol::advert::{Junk, SERVICE_TYPE};
 use anyhow::{Context, Result};
 use libp2p::PeerId;
 use mdns_sd::{ServiceDaemon, ServiceEvent, ServiceInfo};
@@ -35,12 +25,6 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::mpsc;
-
-/// The DNS-SD service type of mesh nodes.
-pub(crate) const SERVICE_TYPE: &str = "_mesh._tcp.local.";
-
-/// Longest TXT value accepted from a peer.
-pub(crate) const MAX_TXT_VALUE: usize = 128;
 
 /// Resolved records a second passed to the event loop, at most.
 pub(crate) const RECORDS_PER_SECOND: f64 = 20.0;
@@ -58,17 +42,6 @@ const GOODBYE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Capacity of the channel from the mDNS thread to the event loop.
 pub(crate) const CHANNEL_CAPACITY: usize = 64;
-
-/// What a node advertises: its TXT record and SRV port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Advert {
-    pub name: String,
-    pub peer_id: PeerId,
-    pub port: u16,
-    pub fingerprint: String,
-    pub protocol: u32,
-    pub version: String,
-}
 
 /// A node seen on the LAN.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +130,7 @@ fn bridge(
             ServiceEvent::ServiceResolved(r) => match parse(&r) {
                 Ok(rec) => DiscoveryEvent::Found(rec),
                 Err(why) => {
-                    tracing::debug!(fullname = %r.fullname, why, "junk mDNS record dropped");
+                    tracing::debug!(fullname = %r.fullname, %why, "junk mDNS record dropped");
                     continue;
                 }
             },
@@ -237,41 +210,8 @@ fn service_info(a: &Advert) -> Result<ServiceInfo> {
     Ok(info.enable_addr_auto())
 }
 
-impl Advert {
-    /// The TXT record's keys and values.
-    pub(crate) fn txt(&self) -> [(&'static str, String); 5] {
-        [
-            ("id", self.peer_id.to_base58()),
-            ("pv", self.protocol.to_string()),
-            ("kf", self.fingerprint.clone()),
-            ("v", self.version.clone()),
-            ("name", self.name.clone()),
-        ]
-    }
-
-    /// Checks a peer's TXT record (`get` looks a key up) and SRV port. Errors say why it
-    /// is junk.
-    pub(crate) fn parse<'a>(get: impl Fn(&str) -> Option<&'a str>, port: u16) -> Result<Self, &'static str> {
-        let txt = |k: &str| get(k).filter(|v| v.len() <= MAX_TXT_VALUE);
-        let peer_id: PeerId = txt("id").ok_or("no id")?.parse().map_err(|_| "bad peer id")?;
-        let protocol: u32 = txt("pv").ok_or("no pv")?.parse().map_err(|_| "bad pv")?;
-        let fingerprint = txt("kf").ok_or("no kf")?.to_string();
-        if port == 0 {
-            return Err("port 0");
-        }
-        Ok(Self {
-            name: txt("name").unwrap_or("?").to_string(),
-            peer_id,
-            port,
-            fingerprint,
-            protocol,
-            version: txt("v").unwrap_or("?").to_string(),
-        })
-    }
-}
-
 /// Checks a peer's record. Errors say why it is junk.
-fn parse(r: &mdns_sd::ResolvedService) -> Result<Record, &'static str> {
+fn parse(r: &mdns_sd::ResolvedService) -> Result<Record, Junk> {
     let a = Advert::parse(|k| r.get_property_val_str(k), r.port)?;
     let mut addrs: Vec<Ipv4Addr> = r.get_addresses_v4().into_iter().collect();
     addrs.sort();
@@ -290,6 +230,7 @@ fn parse(r: &mdns_sd::ResolvedService) -> Result<Record, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::advert::MAX_TXT_VALUE;
 
     fn resolved(props: &[(&str, &str)], port: u16) -> mdns_sd::ResolvedService {
         ServiceInfo::new(SERVICE_TYPE, "x", "x.local.", "198.18.0.9", port, props).unwrap().as_resolved_service()
@@ -309,12 +250,12 @@ mod tests {
         let id = PeerId::random().to_base58();
         let long = "k".repeat(MAX_TXT_VALUE + 1);
         for (props, port, why) in [
-            (vec![("pv", "1"), ("kf", "open")], 4877, "no id"),
-            (vec![("id", "not-a-peer"), ("pv", "1"), ("kf", "open")], 4877, "bad peer id"),
-            (vec![("id", id.as_str()), ("pv", "x"), ("kf", "open")], 4877, "bad pv"),
-            (vec![("id", id.as_str()), ("pv", "1")], 4877, "no kf"),
-            (vec![("id", id.as_str()), ("pv", "1"), ("kf", long.as_str())], 4877, "no kf"),
-            (vec![("id", id.as_str()), ("pv", "1"), ("kf", "open")], 0, "port 0"),
+            (vec![("pv", "1"), ("kf", "open")], 4877, Junk::NoId),
+            (vec![("id", "not-a-peer"), ("pv", "1"), ("kf", "open")], 4877, Junk::BadPeerId),
+            (vec![("id", id.as_str()), ("pv", "x"), ("kf", "open")], 4877, Junk::BadProtocol),
+            (vec![("id", id.as_str()), ("pv", "1")], 4877, Junk::NoFingerprint),
+            (vec![("id", id.as_str()), ("pv", "1"), ("kf", long.as_str())], 4877, Junk::NoFingerprint),
+            (vec![("id", id.as_str()), ("pv", "1"), ("kf", "open")], 0, Junk::NoPort),
         ] {
             assert_eq!(parse(&resolved(&props, port)), Err(why));
         }
