@@ -193,8 +193,9 @@ async fn a_paused_reader_does_not_cancel_the_job() {
 /// Issue 30: a member of the service's group, who does not hold the key, must not run
 /// programs through the node's 0660 control socket. A second uid speaks raw JSON to the
 /// socket, as a probe would: its `mesh run` job is refused by the node (its program never
-/// runs), `put` of a path is refused, and a primes job, sandboxed, is served. Root only
-/// (a second uid needs it); CI runs as root.
+/// runs), `put` of a path is refused, so are reads of the store and pins (issue 25's
+/// store requests), and a primes job, sandboxed, is served, as is an upload without a pin.
+/// Root only (a second uid needs it); CI runs as root.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_member_cannot_run_programs_through_the_socket() {
     // SAFETY: geteuid has no preconditions.
@@ -230,6 +231,18 @@ async fn a_group_member_cannot_run_programs_through_the_socket() {
     assert!(!marker.exists(), "the program ran for a user without the key");
     let put = ask(serde_json::json!({ "cmd": "put", "path": "/etc/hostname" })).await;
     assert!(put[0]["error"].as_str().is_some_and(|e| e.contains("only the node's own user")), "{put:?}");
+    let list = serde_json::to_value(&run).unwrap()["Run"]["inputs"].clone();
+    for request in [
+        serde_json::json!({ "cmd": "read", "id": list }),
+        serde_json::json!({ "cmd": "unpin", "ids": [list] }),
+        serde_json::json!({ "cmd": "upload", "len": 0, "pin": true }),
+    ] {
+        let answer = ask(request.clone()).await;
+        let why = answer[0]["error"].as_str().unwrap_or_default();
+        assert!(why.contains("only the node's own user"), "{request} was answered {answer:?}");
+    }
+    let empty = ask(serde_json::json!({ "cmd": "upload", "len": 0 })).await;
+    assert_eq!(empty[0]["blob"].as_str().map(str::len), Some(64), "an upload without a pin is served: {empty:?}");
     let served = ask(serde_json::json!({ "cmd": "submit", "job": primes })).await;
     let report = served.last().and_then(|l| l.get("report")).expect("a report line");
     assert_eq!(report["failed"].as_array().map(Vec::len), Some(0), "{report}");

@@ -151,6 +151,9 @@ def stuck(x):
     time.sleep(60 if x == 1 else 0)
     return x
 
+def large(n):
+    return bytes(range(256)) * n
+
 def main():
     out = {}
     with mesh.Executor() as ex:
@@ -165,6 +168,9 @@ def main():
                 got.append("KeyError:" + str(e))
                 out["remote_traceback"] = str(getattr(e, "__cause__", None) or "")
         out["fails"] = got
+        # A result past 64 KiB comes as a blob, which the package reads through the socket.
+        big = ex.submit(large, 4096).result()
+        out["large"] = [len(big), big == bytes(range(256)) * 4096]
         try:
             ex.submit(needs_missing).result()
             out["missing"] = "returned"
@@ -196,6 +202,7 @@ async fn an_executor_maps_raises_and_says_why_a_task_failed() {
     let chunked: Vec<u64> = serde_json::from_value(got["chunked"].clone()).unwrap();
     assert_eq!(chunked, (0..1000u64).map(|x| x * x).collect::<Vec<_>>(), "chunks too");
     assert_eq!(got["fails"], serde_json::json!([0, 1, "KeyError:'no 2'", 3]));
+    assert_eq!(got["large"], serde_json::json!([1 << 20, true]), "a 1 MiB result, read back through the socket");
     let tb = got["remote_traceback"].as_str().unwrap();
     assert!(tb.contains("in fails") && tb.contains("KeyError"), "the remote traceback: {tb}");
     let missing = got["missing"].as_str().unwrap();
