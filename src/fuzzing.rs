@@ -71,7 +71,7 @@ pub fn announce(data: &[u8]) {
 pub fn control_request(data: &[u8]) {
     let Ok(line) = std::str::from_utf8(data) else { return };
     let Ok(req) = serde_json::from_str::<Request>(line) else { return };
-    if let Request::Submit { job } = &req {
+    if let Request::Submit { job, .. } = &req {
         let _ = job.validate();
     }
     let again: Request = serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();

@@ -4,12 +4,15 @@
 use crate::core::Hours;
 use crate::job::wasm::{DEFAULT_MEMORY_MB, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_MEMORY_MB, MAX_RETRIES, MAX_TIMEOUT};
 use crate::job::{Algo, Target, parse_target};
+use crate::node::JobRef;
 use clap::{Args, Parser, Subcommand};
 use libp2p::Multiaddr;
-use std::path::PathBuf;
 
-/// The most worker threads `--workers` may ask for.
-const MAX_WORKERS: i64 = 1024;
+mod common;
+mod run;
+pub(crate) use common::{KeyArgs, MAX_WORKERS, SubmitOpts};
+pub(crate) use run::RunArgs;
+use std::path::PathBuf;
 
 /// Turn the computers on one LAN into one compute pool.
 #[derive(Debug, Parser)]
@@ -43,6 +46,22 @@ pub enum Command {
     /// Run a job and print its results and statistics.
     #[command(subcommand)]
     Submit(SubmitJob),
+    /// List the jobs the mesh's nodes own: running, and finished in the last minutes.
+    ///
+    /// Each with its id, kind, submitter (user@node), state, progress, age and owner node.
+    /// A job belongs to its owner node, not to the terminal that submitted it.
+    Jobs(JobsArgs),
+    /// Follow a job to its end and print what its submitter would have: its results in
+    /// order, returned files, the statistics table. Exits 0 or 1 as the job did.
+    ///
+    /// Works on a running job (from its start, then as it goes) and on one that finished
+    /// in the last minutes. Ctrl-C stops waiting; the job runs on. Only the job's
+    /// submitter, the node's own user or root may wait for it.
+    Wait(WaitArgs),
+    /// Cancel a job everywhere: its queued tasks are dropped and its running programs end.
+    ///
+    /// Only the job's submitter, the node's own user or root may cancel it.
+    Cancel(CancelArgs),
     /// Run a program once per input on the mesh, the way GNU parallel does.
     ///
     /// `mesh run [OPTIONS] -- COMMAND [ARGS...] ::: INPUT...` or `:::: FILE` (one input
@@ -87,22 +106,6 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-}
-
-/// The shared key, Parallel Python's `-s` secret. Nodes with different keys never connect.
-#[derive(Debug, Args)]
-pub struct KeyArgs {
-    /// Read the mesh's key from a file (surrounding white space is ignored); make one with
-    /// `mesh key new > FILE`. Keep it mode 0600: whoever holds the key may join the mesh and
-    /// run programs on its --allow-run nodes.
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
-
-    /// The mesh's key (a generated key or a passphrase). Prefer --key-file or MESH_KEY: a
-    /// key on the command line shows in `ps` to every user. Without a key, any machine on
-    /// the LAN can join.
-    #[arg(long, env = "MESH_KEY", hide_env_values = true, value_name = "KEY", conflicts_with = "key_file")]
-    pub key: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -266,27 +269,40 @@ pub struct PrimesArgs {
     pub common: SubmitOpts,
 }
 
-/// Options every `submit` takes.
+/// `mesh jobs`: see `cli::jobs`.
 #[derive(Debug, Args)]
-pub struct SubmitOpts {
-    /// Worker threads on this node [default: all cores].
-    #[arg(long, short = 'w', value_name = "W", value_parser = clap::value_parser!(u32).range(1..=MAX_WORKERS))]
-    pub workers: Option<u32>,
+pub struct JobsArgs {
+    /// Print one JSON array on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
-    /// This node's name in statistics [default: the host name].
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
+/// `mesh wait`: see `cli::jobs`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The job's id, as `--detach` or `mesh jobs` printed it (like 3f2a9c1e-7).
+    #[arg(value_name = "JOB", value_parser = parse_job)]
+    pub job: JobRef,
 
     /// Print one JSON document on stdout instead of text.
     #[arg(long)]
     pub json: bool,
 
-    /// Use only this machine's cores: no node, no network.
-    #[arg(long)]
-    pub local: bool,
+    /// Where a `mesh run` job's returned files and outputs go [default: .].
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
+}
 
-    #[command(flatten)]
-    pub key: KeyArgs,
+/// `mesh cancel`: see `cli::jobs`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The job's id, as `--detach` or `mesh jobs` printed it.
+    #[arg(value_name = "JOB", value_parser = parse_job)]
+    pub job: JobRef,
+}
+
+fn parse_job(s: &str) -> Result<JobRef, String> {
+    s.parse().map_err(|e: crate::node::BadJobRef| e.to_string())
 }
 
 /// `mesh bench`: see `cli::bench`.
@@ -348,96 +364,6 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(t) if t > 0.0 && t <= max => Ok(t),
         _ => Err(format!("'{s}' is not a timeout; give seconds, more than 0 and at most {max}")),
-    }
-}
-
-/// `mesh run`: see `cli::run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Send a file or a directory (relative path, repeatable) to every node that runs a
-    /// task; it appears in each task's directory under the same path.
-    #[arg(long = "send", value_name = "FILE|DIR")]
-    pub send: Vec<PathBuf>,
-
-    /// Send each task's input, a relative path to a file, with the task.
-    #[arg(long)]
-    pub send_inputs: bool,
-
-    /// Bring back a file each task leaves in its directory (repeatable; replacement strings
-    /// allowed, e.g. '{.}.flac'). A task that does not produce it fails.
-    #[arg(long = "return", value_name = "PATTERN")]
-    pub returns: Vec<String>,
-
-    /// Where returned files go [default: the current directory].
-    #[arg(long, value_name = "DIR")]
-    pub results: Option<PathBuf>,
-
-    /// Write GNU parallel's job log to FILE, a line per task as it finishes.
-    #[arg(long, value_name = "FILE")]
-    pub joblog: Option<PathBuf>,
-
-    /// Skip the tasks the --joblog records as run, and append to it.
-    #[arg(long, requires = "joblog")]
-    pub resume: bool,
-
-    /// Like --resume, but run again the tasks the --joblog records as failed.
-    #[arg(long, requires = "joblog", conflicts_with = "resume")]
-    pub resume_failed: bool,
-
-    /// Time allowed per task: SECS, or N% of the median time of the tasks that
-    /// succeeded so far on the node. Its whole process group is ended (SIGTERM, then
-    /// SIGKILL).
-    #[arg(long, value_name = "SECS|N%", value_parser = parse_run_timeout)]
-    pub timeout: Option<crate::job::run::RunTimeout>,
-
-    /// Times a failed task (a non-zero exit) is run again, on another node when there is one.
-    #[arg(long, value_name = "N", default_value_t = 0,
-          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES)))]
-    pub retries: u32,
-
-    /// Stop the whole job early: never, now,fail=N[%] or now,success=N[%].
-    #[arg(long, value_name = "WHEN", default_value = "never", value_parser = parse_halt)]
-    pub halt: HaltArg,
-
-    /// Address-space limit of each task's processes, in MiB.
-    #[arg(long, value_name = "MB",
-          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::job::run::MAX_MEMORY_MB)))]
-    pub memory: Option<u32>,
-
-    /// A requirement of the nodes that run its tasks (repeatable): label=NAME,
-    /// arch=NAME, os=NAME, mem>=MIB or cores>=N.
-    #[arg(long = "require", value_name = "REQ")]
-    pub require: Vec<crate::core::Requirement>,
-
-    #[command(flatten)]
-    pub common: SubmitOpts,
-
-    /// The command, its arguments, then `::: INPUT...` or `:::: FILE`.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
-    pub words: Vec<String>,
-}
-
-/// `--halt`: `never` is no halt rule at all.
-#[derive(Debug, Clone, Copy)]
-pub struct HaltArg(pub Option<crate::core::Halt>);
-
-fn parse_halt(s: &str) -> Result<HaltArg, String> {
-    crate::core::parse_halt(s).map(HaltArg).map_err(|e| e.to_string())
-}
-
-/// Parses `--timeout` of `mesh run`: seconds, or a percentage of the median task time.
-fn parse_run_timeout(s: &str) -> Result<crate::job::run::RunTimeout, String> {
-    use crate::job::run::{MAX_TIMEOUT_PERCENT, RunTimeout};
-    if let Some(p) = s.strip_suffix('%') {
-        return match p.parse::<u32>() {
-            Ok(p) if p > 0 && p <= MAX_TIMEOUT_PERCENT => Ok(RunTimeout::PercentOfMedian { percent: p }),
-            _ => Err(format!("'{s}' is not a timeout; give N% with N from 1 to {MAX_TIMEOUT_PERCENT}")),
-        };
-    }
-    let max = crate::job::run::MAX_TIMEOUT.as_secs_f64();
-    match s.parse::<f64>() {
-        Ok(t) if t > 0.0 && t <= max => Ok(RunTimeout::Fixed { ms: (t * 1000.0).ceil() as u64 }),
-        _ => Err(format!("'{s}' is not a timeout; give seconds (more than 0, at most {max}) or N%")),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions (`args`) and the commands they run
-//! (`submit`, `wasm`, `run`, `bench`, `join`; `docs` prints completions and man pages
+//! (`submit`, `wasm`, `run`, `bench`, `join`, `jobs`: `--detach`, `mesh jobs`, `wait` and
+//! `cancel`; `docs` prints completions and man pages
 //! generated from the same definitions).
 //!
 //! Arguments are parsed into checked types (`job::parse_target`, `PrimesJob::new`), so bad
@@ -12,6 +13,7 @@ mod args;
 mod bench;
 mod docs;
 mod exit;
+mod jobs;
 mod join;
 mod output;
 mod run;
@@ -35,6 +37,9 @@ pub fn run(cli: Cli) -> Result<Exit> {
         Command::Submit(SubmitJob::Primes(args)) => submit::submit_primes(&home, args),
         Command::Submit(SubmitJob::Wasm(args)) => wasm::submit(home, args),
         Command::Run(args) => run::run(&home, *args),
+        Command::Jobs(args) => jobs::jobs(&home, args),
+        Command::Wait(args) => jobs::wait(&home, args),
+        Command::Cancel(args) => jobs::cancel(&home, args),
         Command::Bench(args) => bench::bench(&home, args),
         Command::Join(args) => join::join(home, args),
         Command::Peers(args) => join::peers(home, args),

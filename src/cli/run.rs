@@ -85,6 +85,9 @@ pub(crate) fn run(home: &Path, args: RunArgs) -> Result<Exit> {
     if job.tasks == 0 {
         output::note(if append { "nothing to run: the joblog has every input" } else { "no inputs: nothing to run" });
     }
+    if args.common.detach {
+        return super::jobs::detach(home, &args.common, JobSpec::Run(Box::new(job)));
+    }
     let report = run_job(home, &args.common, JobSpec::Run(Box::new(job)), &mut |e| printer.event(e))?;
     let complete = printer.finish(&report).context("writing the results")?;
     if !complete {

@@ -17,6 +17,9 @@ pub(crate) fn submit_primes(home: &Path, args: PrimesArgs) -> Result<Exit> {
         (None, None) => Split::Auto { workers },
     };
     let job = PrimesJob::new(args.target, args.algo, split).map_err(output::usage)?;
+    if args.common.detach {
+        return super::jobs::detach(home, &args.common, JobSpec::Primes(job));
+    }
     let report = run_job(home, &args.common, JobSpec::Primes(job.clone()), &mut output::waiting_notes)?;
     output::job_report(&job, &report, args.common.json).context("writing the results")?;
     exit_of(&report)
@@ -27,7 +30,8 @@ pub(crate) fn submit_primes(home: &Path, args: PrimesArgs) -> Result<Exit> {
 /// else the mesh service's node, see `control::reach`), else through a node of this
 /// process for the job's length. Shows progress on the way and hands each event
 /// (a run task's result, a notice of why the job waits) to `on_event`, with the progress
-/// bar out of the way; Ctrl-C cancels the job.
+/// bar out of the way; Ctrl-C cancels the job (a closed terminal leaves a node's job
+/// running, detached: `mesh jobs` shows it).
 pub(crate) fn run_job(
     home: &Path,
     opts: &SubmitOpts,
@@ -51,13 +55,15 @@ pub(crate) fn run_job(
             if target != home {
                 node::control::send_files(&target, home, &job).await?;
             }
-            tokio::select! {
-                sent = node::control::submit(&target, &job, &mut on) => {
-                    if let Some(report) = sent? {
-                        return Ok(report);
-                    }
+            match node::control::submit(&target, &job, &mut on, &mut interrupted).await {
+                Ok(Some(report)) => return Ok(report),
+                Ok(None) => {}
+                Err(e @ node::control::ControlError::Cancelled(_)) => {
+                    bar.suspend(|| output::note(&e.to_string()));
+                    return Err(NodeError::Interrupted.into());
                 }
-                () = &mut interrupted => return Err(NodeError::Interrupted.into()),
+                Err(node::control::ControlError::Interrupted) => return Err(NodeError::Interrupted.into()),
+                Err(e) => return Err(e.into()),
             }
         }
         // No node serves this home (or --local): the key is read only now.

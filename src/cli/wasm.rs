@@ -43,6 +43,9 @@ pub(crate) fn submit(home: PathBuf, args: WasmArgs) -> Result<Exit> {
         needs: Needs::sandboxed(args.require.clone()),
         retries: args.retries,
     };
+    if args.common.detach {
+        return super::jobs::detach(&home, &args.common, JobSpec::Wasm(job));
+    }
     let report = run_job(&home, &args.common, JobSpec::Wasm(job.clone()), &mut output::waiting_notes)?;
     output::wasm_report(&job, &lines, &report, args.common.json).context("writing the results")?;
     exit_of(&report)

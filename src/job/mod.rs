@@ -131,6 +131,12 @@ impl JobSpec {
         }
     }
 
+    /// Whether the job is worth running on when its submitter has gone: any but a Python
+    /// job, whose results only the script that submitted it can use.
+    pub fn outlives_submitter(&self) -> bool {
+        !matches!(self, Self::Python(_))
+    }
+
     /// Whether [`named_blobs`](Self::named_blobs) are every file the job's tasks read, so
     /// that copying them into another node's store is enough to run the job from there.
     pub fn self_contained(&self) -> bool {

@@ -31,7 +31,7 @@ mod host;
 pub(crate) mod net;
 mod quota;
 
-pub use api::client::{COMMAND_CAPACITY, Client, JobHandle, NodeError, NodeStopped};
+pub use api::client::{COMMAND_CAPACITY, Client, JobHandle, NodeError, NodeStopped, Submission};
 pub use api::config::{Control, Http, NetConfig, NodeConfig};
 pub use api::handle::{Node, shutdown_signal};
 pub use api::report::{
@@ -39,8 +39,8 @@ pub use api::report::{
 };
 pub use api::submit::run_job;
 pub use api::view::{
-    BlobStats, Health, JobEvent, JobProgress, JobSummary, JobUpdate, PeerRow, PeerState, PeersReply, PyTaskEvent,
-    Share, TaskEvent,
+    BadJobRef, BlobStats, Health, JobAccessError, JobEvent, JobProgress, JobRef, JobSummary, JobUpdate, OnGone,
+    PeerRow, PeerState, PeersReply, PyTaskEvent, Share, Submitter, TaskEvent, node_id_of,
 };
 pub use host::identity;
 pub use host::identity::{default_home, hostname};

@@ -14,7 +14,7 @@
 //! | `bye` | bool | true in the last message of a node that is leaving |
 //! | `facts` | map | `arch`, `os` (text ≤ 32), `cores`, `mem_mb` (uint), `allow_run` (bool), `labels` (≤ 16 names of ≤ 32 of `[A-Za-z0-9._-]`), `python` (`{major, minor}`, version 4; absent without one); absent from version-2 senders |
 //! | `health` | map, optional | how the machine is doing, each field absent where it cannot tell: `temp_mc` (int, CPU temperature in thousandths of a °C), `throttled` (uint, the Raspberry Pi firmware's `get_throttled` flags), `load_centi` (uint, 1-minute load average × 100), `mem_avail_mb` (uint, available memory); display only, never used for scheduling |
-//! | `jobs` | array, optional | the sender's own jobs, running or finished in the last [`FINISHED_SHOWN`], at most [`MAX_JOBS`]: each `seq` (uint, the job's number on the sender), `kind` (`primes`, `wasm`, `run` or `python`), `done`, `failed`, `total` (uint tasks), `elapsed_ms` (uint), `finished` (bool), and `shares`: at most [`MAX_SHARES`] of the nodes that ran most of it, each `node` (uint, its `NodeId`), `tasks` and `task_ms` (uint); display only (the dashboard), never used for scheduling |
+//! | `jobs` | array, optional | the sender's own jobs, running or finished in the last [`FINISHED_SHOWN`], at most [`MAX_JOBS`]: each `seq` (uint, the job's number on the sender), `kind` (`primes`, `wasm`, `run` or `python`), `done`, `failed`, `total` (uint tasks), `elapsed_ms` (uint), `finished` (bool), and `shares`: at most [`MAX_SHARES`] of the nodes that ran most of it, each `node` (uint, its `NodeId`), `tasks` and `task_ms` (uint), and optionally `submitter` (text, `user@node`, at most [`MAX_SUBMITTER`] bytes); display only (the dashboard), never used for scheduling |
 //!
 //! | `addrs` | array, optional | where the sender listens, as multiaddr texts: at most [`MAX_ADDRS`] of at most [`MAX_ADDR_LEN`] bytes, loopback left out; absent from older senders. A node not connected to the sender (one on another LAN, whose announce a member relayed) dials it there, so a mesh spans routed LANs with one `--peer` |
 //!
@@ -53,6 +53,8 @@ pub(crate) const MAX_ANNOUNCE_BYTES: usize = 1024;
 
 /// Jobs an announce tells of at most.
 pub(crate) const MAX_JOBS: usize = 4;
+/// The longest `user@node` a job summary carries.
+pub(crate) const MAX_SUBMITTER: usize = 96;
 /// Nodes named in one job's shares at most (the rest are not told).
 pub(crate) const MAX_SHARES: usize = 6;
 /// How long an owner keeps telling of a job that has finished, so every dashboard sees it
@@ -104,6 +106,10 @@ pub struct JobSummary {
     pub finished: bool,
     /// The nodes that ran most of it, most tasks first.
     pub shares: Vec<Share>,
+    /// Who submitted it, `user@node`, at most [`MAX_SUBMITTER`] bytes; absent from older
+    /// senders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitter: Option<String>,
 }
 
 /// One node's part in a job.
@@ -118,7 +124,10 @@ pub struct Share {
 
 impl JobSummary {
     fn is_valid(&self) -> bool {
-        self.done <= self.total && self.failed <= self.done && self.shares.len() <= MAX_SHARES
+        self.done <= self.total
+            && self.failed <= self.done
+            && self.shares.len() <= MAX_SHARES
+            && self.submitter.as_ref().is_none_or(|s| s.len() <= MAX_SUBMITTER)
     }
 }
 
@@ -244,6 +253,7 @@ mod tests {
             elapsed_ms: 4321,
             finished: false,
             shares: (0..MAX_SHARES as u64).map(share).collect(),
+            submitter: Some("alice@pi3".into()),
         }
     }
 

@@ -79,7 +79,7 @@ fn the_checker_finds_string_errors_across_lines() {
 fn no_function_returns_a_string_error() {
     let mut found = Vec::new();
     for (path, text) in sources() {
-        if path == "src/cli/args.rs" {
+        if path == "src/cli/args.rs" || path.starts_with("src/cli/args/") {
             continue;
         }
         let n = returned_errors(&code_of(&text)).iter().filter(|e| *e == "String").count();

@@ -162,12 +162,14 @@ fn mod_path(root: &Path, file: &Path) -> Option<ModPath> {
 pub(super) fn code_of(text: &str) -> String {
     let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
     let mut out = String::with_capacity(text.len());
+    // A string continued on the next line with a trailing `\` goes on there.
+    let mut continued = false;
     for line in text.lines() {
         let line = line.trim_start();
-        if line.starts_with("//") {
+        if line.starts_with("//") && !continued {
             continue;
         }
-        let mut in_str = false;
+        let mut in_str = continued;
         let mut prev = ' ';
         for c in line.chars() {
             if c == '"' && prev != '\\' {
@@ -181,6 +183,7 @@ pub(super) fn code_of(text: &str) -> String {
             }
             prev = c;
         }
+        continued = in_str && line.trim_end().ends_with('\\');
         out.push('\n');
     }
     out
@@ -496,4 +499,11 @@ fn the_architecture_tree_names_every_source_file() {
     let gone: Vec<&&str> =
         words.iter().filter(|w| w.ends_with(".rs")).filter(|w| !all.contains(w.rsplit('/').next().unwrap())).collect();
     assert!(gone.is_empty(), "docs/ARCHITECTURE.md's tree names files that are gone: {gone:?}");
+}
+
+#[test]
+fn strings_continued_on_the_next_line_are_not_code() {
+    let code = code_of("f(\"one \\\n    two wait\");\nwait();\n");
+    assert!(!code.contains("two"), "{code}");
+    assert_eq!(code.matches("wait").count(), 1, "{code}");
 }

@@ -16,6 +16,7 @@ mod common;
 mod cli;
 mod dashboard;
 mod house;
+mod jobs;
 mod lan;
 mod layout;
 mod mesh_jobs;

@@ -159,11 +159,31 @@ fn abandoned_jobs_are_dropped_everywhere() {
     let mut lan = mesh_of(3);
     let busy_h2 = |lan: &mut Lan| lan.peers("h1").iter().any(|r| r["name"] == "h2" && r["busy"] == 1);
 
-    // The submitting client goes away (Ctrl-C): h1's node cancels the job mesh-wide.
+    // The submitting client is interrupted (Ctrl-C): h1's node cancels the job mesh-wide.
+    let client = long_job(&mut lan, "h1");
+    assert!(eventually(FIND, || busy_h2(&mut lan)), "the job never reached h2");
+    let out = lan.interrupt(client);
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--detach"), "Ctrl-C says how to leave a job running");
+    assert!(eventually(FIND, || all_idle(&mut lan, "h1")), "{:?}", lan.peers("h1"));
+
+    // The client just goes (a closed terminal): the job runs on, detached, until a
+    // `mesh cancel` from another terminal ends it.
     let client = long_job(&mut lan, "h1");
     assert!(eventually(FIND, || busy_h2(&mut lan)), "the job never reached h2");
     lan.kill(client);
+    let running = |lan: &mut Lan| {
+        let out = lan.mesh("h1", &["jobs", "--json"]);
+        let jobs: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        jobs.into_iter().find(|j| j["state"] == "running").and_then(|j| j["job"].as_str().map(String::from))
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let id = running(&mut lan).expect("the job runs on after its client went");
+    assert!(busy_h2(&mut lan) || did_some(&mut lan, "h2"), "{:?}", lan.peers("h1"));
+    let out = lan.mesh("h1", &["cancel", &id]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(eventually(FIND, || all_idle(&mut lan, "h1")), "{:?}", lan.peers("h1"));
+    assert_eq!(running(&mut lan), None);
 
     // The owner itself dies: the others drop its work.
     let _client = long_job(&mut lan, "h1"); // ended by the harness

@@ -100,8 +100,10 @@ async fn the_control_socket_serves_peers_and_jobs_and_guards_its_home() {
             seen.push(p.done);
         }
     };
-    let report =
-        control::submit(&home, &demo(100_000, 100_099), progress).await.unwrap().expect("a node serves this home");
+    let report = control::submit(&home, &demo(100_000, 100_099), progress, std::future::pending())
+        .await
+        .unwrap()
+        .expect("a node serves this home");
     assert_eq!(report.results, expected(100_000, 100_099));
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress only grows: {seen:?}");
     // A bad job is refused with its reason, and the node lives on.
@@ -114,10 +116,14 @@ async fn the_control_socket_serves_peers_and_jobs_and_guards_its_home() {
         retries: 0,
         needs: Default::default(),
     };
-    let err = control::submit(&home, &JobSpec::Wasm(bad.clone()), |_| {}).await.unwrap_err().to_string();
+    let err = control::submit(&home, &JobSpec::Wasm(bad.clone()), |_| {}, std::future::pending())
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("is not in"), "{err}");
     bad.memory_mb = 0;
-    let err = control::submit(&home, &JobSpec::Wasm(bad), |_| {}).await.unwrap_err().to_string();
+    let err =
+        control::submit(&home, &JobSpec::Wasm(bad), |_| {}, std::future::pending()).await.unwrap_err().to_string();
     assert!(err.contains("invalid wasm job"), "{err}");
     // A client beyond the limit is told why, not just closed; the node serves again as
     // soon as one leaves.
@@ -212,7 +218,7 @@ async fn a_group_node_takes_uploaded_files_and_runs_their_job() {
         needs: Default::default(),
     };
     let spec = JobSpec::Wasm(job.clone());
-    let err = control::submit(&home, &spec, |_| {}).await.unwrap_err().to_string();
+    let err = control::submit(&home, &spec, |_| {}, std::future::pending()).await.unwrap_err().to_string();
     assert!(err.contains("is not in"), "the node does not see the user's store: {err}");
     // Bytes that are not what their id says are refused, and nothing is stored.
     let err = control::upload(&home, job.module, b"not the module").await.unwrap_err().to_string();
@@ -220,7 +226,8 @@ async fn a_group_node_takes_uploaded_files_and_runs_their_job() {
     assert!(!BlobStore::new(&home).contains(job.module));
     control::send_files(&home, &mine, &spec).await.unwrap();
     assert!(BlobStore::new(&home).contains(job.module) && BlobStore::new(&home).contains(job.input));
-    let report = control::submit(&home, &spec, |_| {}).await.unwrap().expect("a node serves this home");
+    let report =
+        control::submit(&home, &spec, |_| {}, std::future::pending()).await.unwrap().expect("a node serves this home");
     let JobResults::Wasm(tasks) = &report.results else { panic!("not a wasm report") };
     let outputs: Vec<String> = tasks.iter().map(|t| t.output.clone().unwrap_or_default()).collect();
     assert_eq!(outputs, ["alpha", "beta"]);

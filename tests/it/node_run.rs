@@ -198,21 +198,13 @@ async fn a_paused_reader_does_not_cancel_the_job() {
 /// Root only (a second uid needs it); CI runs as root.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_member_cannot_run_programs_through_the_socket() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root for a second uid");
+    if !crate::common::nodes::root_for_a_second_uid() {
         return;
     }
     const OTHER: u32 = 65534; // nobody, in group nogroup (65534)
     let mut c = Cluster::new("group-socket");
-    let a = c.add_with("a", |cfg| cfg.control = mesh::node::Control::Group).await;
+    let (a, socket) = c.add_group_node("a", OTHER).await;
     let home = c.home("a");
-    let socket = home.join("control.sock");
-    // As the service's unit lays it out: the home 0750 and the socket 0660, both of the group.
-    for (path, mode) in [(&c.dir, 0o755), (&home, 0o750), (&socket, 0o660)] {
-        std::os::unix::fs::chown(path, None, Some(OTHER)).unwrap();
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
-    }
     let marker = c.dir.join("ran");
     let script = format!("id -u > {}", marker.display());
     let run = job(&home, &["sh", "-c", &script], &["x".to_string()], &[], Vec::new());
@@ -255,7 +247,7 @@ async fn a_group_member_cannot_run_programs_through_the_socket() {
 
 /// Sends one request line to the control socket as `uid` (and its group), with a Python
 /// client that knows nothing of mesh; returns every line the node answered.
-fn raw_request(socket: &Path, uid: u32, request: &serde_json::Value) -> String {
+pub(crate) fn raw_request(socket: &Path, uid: u32, request: &serde_json::Value) -> String {
     use std::os::unix::process::CommandExt;
     let client = r#"
 import socket, sys

@@ -371,7 +371,7 @@ pub enum Action<S, R> {
 }
 
 /// An owned job's progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
     pub total: u64,
     pub done: u64,

@@ -8,11 +8,13 @@
 
 mod bench;
 mod job;
+mod jobs;
 mod peers;
 mod run;
 
 pub(crate) use bench::{BenchReport, bench_report};
 pub(crate) use job::{job_report, wasm_report};
+pub(crate) use jobs::{detached, jobs};
 pub(crate) use peers::{PeersSource, peers};
 pub(crate) use run::{RunPrinter, joblog_done};
 

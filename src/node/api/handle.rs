@@ -51,12 +51,12 @@ impl Node {
             None => None,
         };
         let (shutdown, tracker) = (CancellationToken::new(), TaskTracker::new());
-        let (client, commands) = Client::new();
-        let home = cfg.home.clone();
+        let (client, commands) = Client::new(&cfg.name);
+        let (home, name) = (cfg.home.clone(), cfg.name.clone());
         let (event_loop, view) =
             EventLoop::new(identity, cfg, http.is_some(), commands, tracker.clone(), shutdown.clone())?;
         if let Some(listener) = listener {
-            let serve = control::serve(listener, home, client.clone(), shutdown.clone());
+            let serve = control::serve(listener, home, name, client.clone(), shutdown.clone());
             let lock = lock.clone();
             tracker.spawn(async move {
                 serve.await;

@@ -127,6 +127,10 @@ pub struct JobReport {
     /// tasks: the tasks without a result never ran.
     #[serde(default)]
     pub halted: bool,
+    /// Someone cancelled the job (`mesh cancel`, Ctrl-C): the tasks without a result never
+    /// ran, or their results came too late.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
 }
 
 /// Failed tasks a report lists with their error; failures beyond are only counted.
@@ -191,6 +195,7 @@ impl JobReport {
             backups: 0,
             retried: 0,
             halted: false,
+            cancelled: false,
         }
     }
 }
@@ -302,6 +307,7 @@ impl Collector {
             elapsed_ms: now.saturating_duration_since(self.started).as_millis() as u64,
             finished,
             shares,
+            submitter: None,
         }
     }
 
@@ -414,6 +420,7 @@ impl Collector {
             backups: progress.backups,
             retried: progress.retried,
             halted: progress.halted,
+            cancelled: false,
         }
     }
 }

@@ -26,7 +26,7 @@ pub async fn run_job(
     tokio::pin!(interrupted);
     let (client, node) = Node::spawn(cfg).await?;
     let report = async {
-        let JobHandle { progress: mut watch, mut events, mut done } =
+        let JobHandle { progress: mut watch, mut events, mut done, .. } =
             client.submit(job).await.map_err(NodeError::from)?;
         on(JobUpdate::Progress(*watch.borrow_and_update()));
         loop {

@@ -152,6 +152,135 @@ pub struct PyTaskEvent {
     pub outcome: Result<PyOutput, String>,
 }
 
+/// Who submitted a job: a user of a node (`alice@pi3`), as `mesh jobs` shows them. The
+/// owner node decides by it who may wait for the job's results and cancel it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitter {
+    pub user: String,
+    /// Their uid on the owner node: the kernel's word for a control client, this
+    /// process's for a job submitted in-process.
+    pub uid: u32,
+    pub node: String,
+}
+
+impl Submitter {
+    /// This process's user, on the node named `node`.
+    pub fn this_process(node: &str) -> Self {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        Self::of_uid(uid, node)
+    }
+
+    /// The user `uid`, named as the system names them, on the node named `node`.
+    pub fn of_uid(uid: u32, node: &str) -> Self {
+        Self { user: user_name(uid), uid, node: node.to_string() }
+    }
+}
+
+impl std::fmt::Display for Submitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}", self.user, self.node)
+    }
+}
+
+/// The login name of `uid`, or `uid N` when the system has none.
+fn user_name(uid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill in.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call, and buf's length is passed with it.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pw.pw_name.is_null() {
+        return format!("uid {uid}");
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name points at a NUL-terminated name in buf.
+    unsafe { std::ffi::CStr::from_ptr(pw.pw_name) }.to_string_lossy().into_owned()
+}
+
+/// What the owner does with a job when nobody waits for it any more (its submitter's
+/// connection closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnGone {
+    /// Cancel it mesh-wide: nobody can use its results (a Python script that exited, a
+    /// `mesh submit` that ran its own node and is ending).
+    Cancel,
+    /// Run it on, detached: `mesh wait` fetches its results, `mesh cancel` ends it.
+    Detach,
+}
+
+/// A job as a user names it: `<owner>-<seq>`, the first 8 hex digits of its owner's node
+/// id and its number there, as `JobId` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct JobRef {
+    pub owner: u32,
+    pub seq: u32,
+}
+
+impl JobRef {
+    pub fn of(job: crate::id::JobId) -> Self {
+        Self { owner: (job.owner.0 >> 32) as u32, seq: job.seq }
+    }
+
+    /// Whether `job` is the one named.
+    pub fn names(self, job: crate::id::JobId) -> bool {
+        Self::of(job) == self
+    }
+}
+
+impl std::fmt::Display for JobRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}-{}", self.owner, self.seq)
+    }
+}
+
+/// The node id of a peer id in base58, as the network layer derives it.
+pub fn node_id_of(peer: &str) -> Option<crate::id::NodeId> {
+    let peer: libp2p::PeerId = peer.parse().ok()?;
+    Some(crate::id::NodeId::from_peer_bytes(&peer.to_bytes()))
+}
+
+/// Why a text is not a job id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a job id; job ids look like 3f2a9c1e-7 (mesh jobs lists them)")]
+pub struct BadJobRef(pub String);
+
+impl std::str::FromStr for JobRef {
+    type Err = BadJobRef;
+    fn from_str(s: &str) -> Result<Self, BadJobRef> {
+        let bad = || BadJobRef(s.to_string());
+        let (owner, seq) = s.trim().split_once('-').ok_or_else(bad)?;
+        if owner.len() != 8 {
+            return Err(bad());
+        }
+        Ok(Self { owner: u32::from_str_radix(owner, 16).map_err(|_| bad())?, seq: seq.parse().map_err(|_| bad())? })
+    }
+}
+
+impl Serialize for JobRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Why a node would not hand over or cancel a job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobAccessError {
+    #[error("no job {0} here: it is not this node's, or it ended too long ago (mesh jobs lists the jobs)")]
+    Unknown(JobRef),
+    #[error("job {job} is {submitter}'s: only they (or this node's own user, or root) may wait for it or cancel it")]
+    NotYours { job: JobRef, submitter: String },
+    #[error("job {0} has already ended")]
+    Ended(JobRef),
+}
+
 /// How far an owned job has come: tasks with a final result, of all its tasks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobProgress {

@@ -15,8 +15,15 @@
 //!   [`MAX_PINNING_CLIENTS`](crate::store::MAX_PINNING_CLIENTS) processes at once;
 //! * `unpin`: the client process's pins of `ids` end; one `ok` line;
 //! * `read`: one `bytes` line with the blob's length, then exactly that many raw bytes;
-//! * `submit`: `progress` lines, a `task` (run job) or `pytask` (Python job) line per
-//!   finished task, `waiting` notices, and then one `report` (or `error`) line.
+//! * `submit`: a `job` line (its id), `progress` lines, a `task` (run job) or `pytask`
+//!   (Python job) line per finished task, `waiting` notices, and then one `report` (or
+//!   `error`) line. With `"detach": true` the `job` line is all. While it streams, the
+//!   client may write one line, `{"cmd":"cancel"}`, to cancel the job (Ctrl-C); a client
+//!   that just goes away leaves the job running, detached, unless it is a Python job,
+//!   whose results only its script can use: that one is cancelled;
+//! * `wait`: a `job` line, a `spec` line, then what `submit` streams, the events so far
+//!   first; for a job that ended, its events and its report at once;
+//! * `cancel`: one `ok` line once the job is cancelled mesh-wide;
 //!
 //! # Who may ask what
 //! The node asks the kernel who connected (`SO_PEERCRED`), and enforces these rules itself,
@@ -29,6 +36,7 @@
 //! | `upload` with `pin`, `unpin`, `read` (the store is the node's user's) | yes | no |
 //! | `submit` of primes or wasm (sandboxed) | yes | yes |
 //! | `submit` of `mesh run` or Python (programs, run as each `--allow-run` node's user) | yes | no |
+//! | `wait`, `cancel` of a job | yes | only their own jobs |
 //!
 //! The shared key is the boundary for running programs: whoever holds it may run them on
 //! every `--allow-run` node. A member of the service's group does not hold the key, so the
@@ -40,19 +48,20 @@
 //! [`MAX_CLIENTS_OTHERS`] of them together and [`MAX_CLIENTS_PER_USER`] each. A client
 //! beyond that gets one `error` line saying so, and is closed. A failed accept (out of file
 //! descriptors) is retried after a pause that grows to 1 s, never in a busy loop.
-//! A client reads at most [`MAX_REPLY`] bytes of any one reply line. A submitter that
-//! closes its connection cancels its job mesh-wide.
+//! A client reads at most [`MAX_REPLY`] bytes of any one reply line.
 
+mod follow;
 mod requests;
 mod server;
 
-pub use requests::{SERVICE_HOME, peers, reach, send_files, submit, upload};
+pub use follow::{Following, cancel, submit, submit_detached, wait};
+pub use requests::{SERVICE_HOME, peers, reach, send_files, upload};
 pub(crate) use server::AcceptBackoff;
 pub use server::{bind, serve};
 
 use super::api::client::NodeStopped;
 use super::api::report::JobReport;
-use super::api::view::{JobEvent, PeersReply, PyTaskEvent, TaskEvent};
+use super::api::view::{JobEvent, JobRef, PeersReply, PyTaskEvent, TaskEvent};
 use crate::id::ContentId;
 use crate::job::run::Captured;
 use crate::job::{JobError, JobKind, JobSpec, PyOutput};
@@ -79,10 +88,22 @@ pub const MAX_CLIENTS_PER_USER: usize = 16;
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Request {
     Peers,
-    /// Run a job with the node as its owner; the node streams `Progress` lines, then one
-    /// `Report` line.
+    /// Run a job with the node as its owner; the node answers a `Job` line with its id,
+    /// streams `Progress` lines and events, then one `Report` line. With `detach`, the
+    /// `Job` line is all: the job runs on without anyone waiting.
     Submit {
         job: JobSpec,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        detach: bool,
+    },
+    /// Follow an owned job, running or recently ended: a `Job` line, a `Spec` line, then
+    /// what its submitter is told (the events so far first).
+    Wait {
+        job: JobRef,
+    },
+    /// End an owned job mesh-wide; one `ok` line.
+    Cancel {
+        job: JobRef,
     },
     /// Store the file at this absolute path in the node's blob store (the Python package
     /// puts a job's code and task list this way); the answer is its content id.
@@ -114,6 +135,10 @@ pub enum Request {
 #[serde(rename_all = "lowercase")]
 pub enum Response {
     Peers(PeersReply),
+    /// The id of the job submitted or waited for.
+    Job(JobRef),
+    /// What the job waited for is.
+    Spec(Box<JobSpec>),
     Progress {
         done: u64,
         total: u64,
@@ -126,8 +151,8 @@ pub enum Response {
     Blob(ContentId),
     /// The length of the blob whose raw bytes follow this line (`read`).
     Bytes(u64),
-    /// Done (`unpin`).
-    Ok,
+    /// Done (`unpin`, `cancel`): `{"ok":null}`.
+    Ok(()),
     /// Why the job's queued tasks wait.
     Waiting(String),
     Report(JobReport),
@@ -172,8 +197,17 @@ pub enum ControlError {
     Closed,
     #[error("the node did not answer in time")]
     Timeout,
-    #[error("the submitter went away; cancelling its job")]
+    #[error("the client went away")]
     SubmitterGone,
+    #[error(
+        "cancelled job {0} (Ctrl-C). To leave a job running when you go, submit it with --detach; \
+         `mesh wait {0}` then shows its results, and a closed terminal no longer ends it either"
+    )]
+    Cancelled(JobRef),
+    #[error("interrupted")]
+    Interrupted,
+    #[error("no node serves {}: start one with `mesh join` (or use the mesh service) to leave jobs with", .0.display())]
+    NoNode(PathBuf),
     #[error("control socket {}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error(
@@ -312,6 +346,7 @@ mod tests {
             backups: 0,
             retried: 0,
             halted: false,
+            cancelled: false,
         };
         let want = concat!(
             r#"{"report":{"results":{"Primes":[[10,17]]},"elapsed":{"secs":1,"nanos":500000000},"tasks":1,"#,
@@ -324,7 +359,13 @@ mod tests {
             r#"{"cmd":"submit","job":{"Primes":{"target":{"Below":10},"algo":"sieve","span":5}}}"#,
         )
         .unwrap();
-        let Request::Submit { job } = submit else { panic!("not a submit") };
+        let Request::Submit { job, detach: false } = submit else { panic!("not a plain submit") };
         assert_eq!(job.tasks(), 2);
+        let wait: Request = serde_json::from_str(r#"{"cmd":"wait","job":"3f2a9c1e-7"}"#).unwrap();
+        assert_eq!(wait, Request::Wait { job: JobRef { owner: 0x3f2a_9c1e, seq: 7 } });
+        let bad = serde_json::from_str::<Request>(r#"{"cmd":"cancel","job":"3f2a9c1e"}"#).unwrap_err();
+        assert!(bad.to_string().contains("is not a job id"), "{bad}");
+        let id = serde_json::to_string(&Response::Job(JobRef { owner: 0xab, seq: 3 })).unwrap();
+        assert_eq!(id, r#"{"job":"000000ab-3"}"#);
     }
 }

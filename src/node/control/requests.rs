@@ -9,8 +9,7 @@
 use super::{ControlError, IO_TIMEOUT, MAX_REPLY, Request, Response, socket_path, write_line};
 use crate::id::ContentId;
 use crate::job::JobSpec;
-use crate::node::api::report::JobReport;
-use crate::node::api::view::{JobEvent, JobProgress, JobUpdate, PeersReply};
+use crate::node::api::view::PeersReply;
 use crate::store::BlobStore;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -38,60 +37,6 @@ fn reach_from(home: &Path, default: bool, service: &Path) -> Result<PathBuf, Con
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(ControlError::NotInGroup(socket)),
         // No service, or a stale socket of one that stopped.
         Err(_) => Ok(home.to_path_buf()),
-    }
-}
-
-/// Hands a job to the node under `home` and waits for its report, telling `on` of its
-/// progress and events on the way. `Ok(None)` means no node runs there. The job's files
-/// must be in that node's store: this user's own node shares the store, another node gets
-/// them from [`send_files`].
-pub async fn submit(
-    home: &Path,
-    job: &JobSpec,
-    mut on: impl FnMut(JobUpdate),
-) -> Result<Option<JobReport>, ControlError> {
-    let Ok(stream) = UnixStream::connect(socket_path(home)).await else { return Ok(None) };
-    let io = |source| ControlError::Io { path: socket_path(home), source };
-    let (rd, mut wr) = stream.into_split();
-    write_line(&mut wr, &Request::Submit { job: job.clone() })
-        .await
-        .map_err(|e| ControlError::Io { path: socket_path(home), source: std::io::Error::other(e) })?;
-    // The socket is read as fast as the node writes, whatever `on` does with the lines
-    // (print them to a paused pager, say): a node gives up on a client that does not read.
-    // The lines wait here, no more of them than the job has events.
-    let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
-    // Aborted when dropped: a submitter that stops waiting (Ctrl-C) closes its connection,
-    // and the node cancels the job.
-    let reader = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
-        let mut rd = BufReader::new(rd);
-        loop {
-            let mut line = String::new();
-            let read = read_reply(&mut rd, &mut line).await;
-            let end = !matches!(read, Ok(n) if n > 0);
-            if tx.send(read.map(|_| line)).is_err() || end {
-                return;
-            }
-        }
-    }));
-    loop {
-        let line = lines.recv().await.ok_or(ControlError::Closed)?.map_err(io)?;
-        if line.is_empty() {
-            return Err(ControlError::Closed);
-        }
-        match parse(&line)? {
-            Response::Progress { done, total } => on(JobUpdate::Progress(JobProgress { done, total })),
-            Response::Task(t) => on(JobUpdate::Event(JobEvent::Task(t))),
-            Response::PyTask(t) => on(JobUpdate::Event(JobEvent::Python(Box::new((*t).try_into()?)))),
-            Response::Waiting(why) => on(JobUpdate::Event(JobEvent::Waiting(why))),
-            Response::Report(r) => {
-                drop(reader);
-                return Ok(Some(r));
-            }
-            Response::Error(e) => return Err(ControlError::Refused(e)),
-            Response::Peers(_) | Response::Blob(_) | Response::Bytes(_) | Response::Ok => {
-                return Err(ControlError::Unexpected);
-            }
-        }
     }
 }
 
@@ -135,7 +80,10 @@ pub async fn upload(home: &Path, id: ContentId, bytes: &[u8]) -> Result<(), Cont
 }
 
 /// Reads one reply line of at most [`MAX_REPLY`] bytes; 0 at the end of the stream.
-async fn read_reply(rd: &mut BufReader<tokio::net::unix::OwnedReadHalf>, line: &mut String) -> std::io::Result<usize> {
+pub(super) async fn read_reply(
+    rd: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    line: &mut String,
+) -> std::io::Result<usize> {
     (&mut *rd).take(MAX_REPLY).read_line(line).await
 }
 
@@ -159,7 +107,7 @@ pub async fn peers(home: &Path) -> Result<Option<PeersReply>, ControlError> {
     tokio::time::timeout(IO_TIMEOUT, exchange).await.map_err(|_| ControlError::Timeout)?.map(Some)
 }
 
-fn parse(line: &str) -> Result<Response, ControlError> {
+pub(super) fn parse(line: &str) -> Result<Response, ControlError> {
     serde_json::from_str(line).map_err(|e| ControlError::Malformed(e.to_string()))
 }
 

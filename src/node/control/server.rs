@@ -7,9 +7,9 @@ use super::{
 };
 use crate::id::ContentId;
 use crate::job::{JobKind, JobSpec};
-use crate::node::api::client::Client;
+use crate::node::api::client::{Client, JobHandle, Submission};
 use crate::node::api::config::Control;
-use crate::node::api::view::JobProgress;
+use crate::node::api::view::{JobProgress, JobRef, OnGone, Submitter};
 use crate::node::quota::{Quota, QuotaSlot};
 use crate::store::{BlobStore, ClientPins, MAX_BLOB, StoreError};
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ pub async fn bind(home: &Path, access: Control) -> Result<UnixListener, ControlE
 }
 
 /// Serves requests until `shutdown`, then removes the socket file.
-pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdown: CancellationToken) {
+pub async fn serve(listener: UnixListener, home: PathBuf, node: String, client: Client, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
     let slots = Slots::default();
     let pins = Arc::new(BlobStore::client_pins(&home));
@@ -72,9 +72,9 @@ pub async fn serve(listener: UnixListener, home: PathBuf, client: Client, shutdo
                     }
                     continue;
                 };
-                let (client, home, pins) = (client.clone(), home.clone(), pins.clone());
+                let (client, home, node, pins) = (client.clone(), home.clone(), node.clone(), pins.clone());
                 tracker.spawn(async move {
-                    if let Err(e) = handle(stream, caller, client, &home, &pins).await {
+                    if let Err(e) = handle(stream, caller, client, (&home, &node), &pins).await {
                         tracing::debug!(%e, "control client failed");
                     }
                     drop(slot);
@@ -91,7 +91,7 @@ async fn handle(
     stream: UnixStream,
     caller: Caller,
     client: Client,
-    home: &Path,
+    (home, node): (&Path, &str),
     pins: &ClientPins,
 ) -> anyhow::Result<()> {
     let (rd, mut wr) = stream.into_split();
@@ -100,16 +100,39 @@ async fn handle(
     tokio::time::timeout(IO_TIMEOUT, rd.read_until(b'\n', &mut line)).await??;
     let answer = match parse_request(&line) {
         Ok(Request::Peers) => client.peers().await.map(Response::Peers).map_err(ControlError::from),
-        Ok(Request::Submit { job }) => {
+        Ok(Request::Submit { job, detach }) => {
             let allowed = match may_submit(caller, job.kind()) {
                 Ok(()) => check(&job, home).await,
                 Err(e) => Err(e),
             };
             match allowed {
-                Ok(()) => return stream_job(&mut rd, &mut wr, &client, job).await,
+                Ok(()) => {
+                    let on_gone = if detach || job.outlives_submitter() { OnGone::Detach } else { OnGone::Cancel };
+                    let how = Submission { submitter: Submitter::of_uid(caller.uid, node), on_gone };
+                    let handle = client.submit_as(job, how).await?;
+                    let id = JobRef::of(handle.job);
+                    tokio::time::timeout(IO_TIMEOUT, write_line(&mut wr, &Response::Job(id))).await??;
+                    if detach {
+                        return Ok(());
+                    }
+                    return stream_job(&mut rd, &mut wr, &client, Followed { handle, caller, cancels: true }).await;
+                }
                 Err(e) => Err(e),
             }
         }
+        Ok(Request::Wait { job }) => match client.attach(job, caller.uid).await? {
+            Ok((handle, spec)) => {
+                tokio::time::timeout(IO_TIMEOUT, write_line(&mut wr, &Response::Job(job))).await??;
+                tokio::time::timeout(IO_TIMEOUT, write_line(&mut wr, &Response::Spec(Box::new((*spec).clone()))))
+                    .await??;
+                return stream_job(&mut rd, &mut wr, &client, Followed { handle, caller, cancels: false }).await;
+            }
+            Err(e) => Err(ControlError::Refused(e.to_string())),
+        },
+        Ok(Request::Cancel { job }) => match client.cancel(job, caller.uid).await? {
+            Ok(()) => Ok(Response::Ok(())),
+            Err(e) => Err(ControlError::Refused(e.to_string())),
+        },
         Ok(Request::Put { path }) if caller.own => put(home.to_path_buf(), path).await,
         Ok(Request::Put { .. }) => Err(ControlError::BadRequest(
             "put opens a path with the node's rights, so only the node's own user may; upload the bytes".into(),
@@ -334,7 +357,7 @@ async fn receive_upload(
 /// Ends the caller process's pins of `ids`.
 fn unpin(caller: Caller, pins: &ClientPins, ids: &[ContentId]) -> Result<Response, ControlError> {
     pins.unpin(caller.pinner()?, ids).map_err(|e| ControlError::Failed(format!("unpin: {e}")))?;
-    Ok(Response::Ok)
+    Ok(Response::Ok(()))
 }
 
 /// Sends the blob `id` of this home's store: a `bytes` line, then its raw bytes, each
@@ -353,28 +376,52 @@ async fn send_blob(wr: &mut (impl AsyncWriteExt + Unpin), home: &Path, id: Conte
     Ok(tokio::time::timeout(IO_TIMEOUT, wr.flush()).await??)
 }
 
-/// Runs a job for a control client, streaming its progress. A job runs as long as it
-/// takes, so only each write is bounded in time. If the client goes away (Ctrl-C on
-/// `mesh submit`), the handle is dropped and the node cancels the job mesh-wide.
+/// A job a control client follows: its handle, who the client is, and whether the
+/// client may cancel it with a `{"cmd":"cancel"}` line (its submitter).
+struct Followed {
+    handle: JobHandle,
+    caller: Caller,
+    cancels: bool,
+}
+
+/// The longest line a client may write while it follows a job.
+const MAX_FOLLOW_LINE: usize = 1024;
+
+/// Streams a job's progress and events to a control client, then its report. A job runs
+/// as long as it takes, so only each write is bounded in time. A client that goes away
+/// drops its handle: the job runs on, detached, unless nobody else can use it (see
+/// `Watches`). A submitter's `{"cmd":"cancel"}` line (Ctrl-C) cancels the job, and the
+/// stream ends with the report of what it did.
 async fn stream_job(
     rd: &mut (impl AsyncReadExt + Unpin),
     wr: &mut (impl AsyncWriteExt + Unpin),
     client: &Client,
-    job: JobSpec,
+    Followed { handle: mut h, caller, cancels }: Followed,
 ) -> anyhow::Result<()> {
-    let mut h = client.submit(job).await?;
-    let mut scratch = [0u8; 64];
+    let mut scratch = [0u8; 256];
+    let mut line = Vec::new();
+    let mut reading = true;
     loop {
         tokio::select! {
             biased;
             Some(e) = h.events.recv() => {
                 tokio::time::timeout(IO_TIMEOUT, write_line(wr, &Response::from(e))).await??;
             }
-            n = rd.read(&mut scratch) => {
-                if matches!(n, Ok(0) | Err(_)) {
-                    return Err(ControlError::SubmitterGone.into());
+            n = rd.read(&mut scratch), if reading => match n {
+                Ok(0) | Err(_) => return Err(ControlError::SubmitterGone.into()),
+                Ok(n) => {
+                    line.extend_from_slice(&scratch[..n]);
+                    while let Some(end) = line.iter().position(|&b| b == b'\n') {
+                        let said: Vec<u8> = line.drain(..=end).collect();
+                        if cancels && matches!(serde_json::from_slice(&said), Ok(Request::Cancel { .. })) {
+                            let _ = client.cancel(JobRef::of(h.job), caller.uid).await?;
+                        }
+                    }
+                    if line.len() > MAX_FOLLOW_LINE {
+                        reading = false; // a client that babbles is not listened to
+                    }
                 }
-            }
+            },
             report = &mut h.done => {
                 while let Ok(e) = h.events.try_recv() {
                     tokio::time::timeout(IO_TIMEOUT, write_line(wr, &Response::from(e))).await??;

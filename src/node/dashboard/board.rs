@@ -11,7 +11,6 @@ use crate::job::{JobKind, TaskOutput};
 use crate::node::api::report::Describe;
 use crate::node::api::view::{PeerRow, PeerState};
 use crate::node::net::members::Farewell;
-use libp2p::PeerId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -218,7 +217,7 @@ impl Board {
 
 /// The node id of a peer id in base58, as the network layer derives it.
 fn node_id(peer: &str) -> NodeId {
-    peer.parse::<PeerId>().map(|p| NodeId::from_peer_bytes(&p.to_bytes())).unwrap_or(NodeId(0))
+    crate::node::api::view::node_id_of(peer).unwrap_or(NodeId(0))
 }
 
 #[cfg(test)]
@@ -227,6 +226,7 @@ mod tests {
     use crate::id::JobId;
     use crate::node::api::report::NodeInfo;
     use crate::node::api::view::{JobSummary, Share};
+    use libp2p::PeerId;
 
     fn describe(n: NodeId) -> NodeInfo {
         NodeInfo { name: format!("n{}", n.0), peer_id: String::new(), workers: 2 }
@@ -256,7 +256,17 @@ mod tests {
 
     fn job(seq: u32, done: u64, finished: bool) -> JobSummary {
         let shares = vec![Share { node: NodeId(1), tasks: done, task_ms: done * 100 }];
-        JobSummary { seq, kind: JobKind::Primes, done, failed: 0, total: 10, elapsed_ms: 1000, finished, shares }
+        JobSummary {
+            seq,
+            kind: JobKind::Primes,
+            done,
+            failed: 0,
+            total: 10,
+            elapsed_ms: 1000,
+            finished,
+            shares,
+            submitter: None,
+        }
     }
 
     fn inputs(rows: Vec<PeerRow>) -> Inputs {

@@ -178,6 +178,7 @@ mod tests {
                 Share { node: NodeId(1), tasks: 20, task_ms: 6000 },
                 Share { node: NodeId(2), tasks: 10, task_ms: 8000 },
             ],
+            submitter: None,
         };
         let v = JobView::new("pc", NodeId(0x1234_5678_0000_0000), &s, &describe);
         assert_eq!(v.id, "12345678-3");

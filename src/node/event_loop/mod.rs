@@ -16,6 +16,7 @@
 //!
 //! [`Client`]: super::Client
 
+mod commands;
 mod net;
 mod roster;
 mod routes;
@@ -27,7 +28,7 @@ use net::VERSION;
 use super::api::client::Command;
 use super::api::config::NodeConfig;
 use super::api::report::NodeInfo;
-use super::api::view::{Health, PeerRow, PeerState, PeersReply};
+use super::api::view::{Health, PeerRow, PeerState};
 use super::dashboard::{Board, Inputs, Snapshot};
 use super::host::health::HealthProbe;
 use super::host::identity::Identity;
@@ -48,7 +49,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use transfers::{INTERNAL_CAPACITY, Internal, LoopFetcher, Plumbing, Transfers};
-use watches::{Listener, Watches};
+use watches::Watches;
 
 /// How often abandoned jobs are looked for and membership is swept.
 pub(crate) const HOUSEKEEPING: Duration = Duration::from_millis(500);
@@ -269,24 +270,6 @@ impl EventLoop {
         }
     }
 
-    fn on_command(&mut self, cmd: Command) {
-        match cmd {
-            Command::Submit { job, progress, events, done } => {
-                let now = Instant::now();
-                let spec = Arc::new(job);
-                let id = self.sched.submit(now, spec.clone(), spec.tasks(), spec.retries());
-                tracing::debug!(job = %id, kind = %spec.kind(), tasks = spec.tasks(), "job submitted");
-                self.watches.add(id, spec, now, Listener { progress, events, done });
-                if let Some(board) = &mut self.board {
-                    board.submitted();
-                }
-            }
-            Command::Peers { reply } => {
-                let _ = reply.send(PeersReply { rows: self.rows(Instant::now()) });
-            }
-        }
-    }
-
     fn on_internal(&mut self, msg: Internal) {
         match msg {
             Internal::Fetch { id, hint, max, reply } => {
@@ -360,11 +343,12 @@ impl EventLoop {
             return;
         }
         self.next_housekeeping = now + HOUSEKEEPING;
-        // A submitter that stopped waiting (Ctrl-C, a closed control connection): its
-        // job is cancelled everywhere rather than computed for nobody.
-        for job in self.watches.take_abandoned() {
+        // Nobody waits for a job whose results nobody else can use (a Python script that
+        // exited): it is cancelled everywhere rather than computed for nobody. Other jobs
+        // run on, detached.
+        for job in self.watches.abandoned() {
             tracing::debug!(%job, "submitter went away; cancelling the job");
-            self.sched.cancel(now, job);
+            self.cancel(job);
         }
         if let Some(net) = &mut self.net {
             self.rogue.misbehave(net, self.transfers.fetched.as_deref().unwrap_or_default());

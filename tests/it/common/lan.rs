@@ -304,7 +304,18 @@ impl Lan {
         ended.then(|| self.procs[p.0].take().expect("a running command").wait_with_output().unwrap())
     }
 
-    /// Ends a background command with SIGKILL, as Ctrl-C on a stuck client would.
+    /// Sends a background command SIGINT, as Ctrl-C in its terminal would, and waits for
+    /// it to end: its output.
+    pub(crate) fn interrupt(&mut self, p: Proc) -> Output {
+        if let Some(c) = &self.procs[p.0] {
+            // SAFETY: kill has no memory preconditions; the pid is our child's, not reaped.
+            unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+        }
+        self.wait(p)
+    }
+
+    /// Ends a background command with SIGKILL, as a closed terminal or a dropped ssh
+    /// session would.
     pub(crate) fn kill(&mut self, p: Proc) {
         if let Some(mut c) = self.procs[p.0].take() {
             let _ = c.kill();

@@ -12,6 +12,17 @@ use std::time::Duration;
 /// this file running at once on a loaded 2-core machine.
 pub(crate) const LIMIT: Duration = Duration::from_secs(180);
 
+/// Whether this process may act as a second uid (root; CI runs as root). A test that
+/// needs one says it is skipped otherwise.
+pub(crate) fn root_for_a_second_uid() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipped: needs root for a second uid");
+    }
+    root
+}
+
 /// Nodes of one test, each with its own home; the homes go when it ends.
 pub(crate) struct Cluster {
     pub(crate) dir: PathBuf,
@@ -46,6 +57,20 @@ impl Cluster {
     /// Starts node `name`, dialing the listen addresses of the nodes already started.
     pub(crate) async fn add(&mut self, name: &str, control: bool) -> Client {
         self.add_with(name, |c| c.control = if control { Control::Owner } else { Control::Off }).await
+    }
+
+    /// Starts node `name` with its control socket open to group `gid`, laid out as the
+    /// service's unit does it (the home 0750 and the socket 0660, both of the group): a
+    /// second uid of that group can then speak to it. Root only. The socket's path.
+    pub(crate) async fn add_group_node(&mut self, name: &str, gid: u32) -> (Client, PathBuf) {
+        let client = self.add_with(name, |cfg| cfg.control = Control::Group).await;
+        let home = self.home(name);
+        let socket = home.join("control.sock");
+        for (path, mode) in [(&self.dir, 0o755), (&home, 0o750), (&socket, 0o660)] {
+            std::os::unix::fs::chown(path, None, Some(gid)).unwrap();
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+        }
+        (client, socket)
     }
 
     /// Starts node `name` with its configuration changed by `tweak`.

@@ -1,0 +1,47 @@
+//! What users ask of the node ([`Command`]): submit a job, list the mesh, attach to or
+//! cancel an owned job. The answers come from the loop's parts; nothing here waits.
+
+use super::{EventLoop, describe};
+use crate::node::api::client::Command;
+use crate::node::api::view::PeersReply;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl EventLoop {
+    pub(super) fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Submit { job, how, reply } => {
+                let now = Instant::now();
+                let spec = Arc::new(job);
+                let id = self.sched.submit(now, spec.clone(), spec.tasks(), spec.retries());
+                tracing::debug!(job = %id, kind = %spec.kind(), tasks = spec.tasks(), submitter = %how.submitter, "job submitted");
+                let _ = reply.send(self.watches.add(id, spec, now, how));
+                if let Some(board) = &mut self.board {
+                    board.submitted();
+                }
+            }
+            Command::Attach { job, uid, reply } => {
+                let _ = reply.send(self.watches.attach(job, uid));
+            }
+            Command::Cancel { job, uid, reply } => {
+                let found = self.watches.running(job, uid);
+                if let Ok(id) = found {
+                    tracing::info!(job = %id, uid, "job cancelled");
+                    self.cancel(id);
+                }
+                let _ = reply.send(found.map(|_| ()));
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(PeersReply { rows: self.rows(Instant::now()) });
+            }
+        }
+    }
+
+    /// Cancels an owned job mesh-wide; those waiting get a report of what it did.
+    pub(super) fn cancel(&mut self, job: crate::id::JobId) {
+        let progress = self.sched.progress(job);
+        self.sched.cancel(Instant::now(), job);
+        let (me, net) = (&self.me, &self.net);
+        self.watches.cancelled(job, progress, &|n| describe(me, net.as_ref(), n));
+    }
+}

@@ -1,0 +1,204 @@
+//! Jobs that belong to their owner node, not to a connection (issue 26): raw JSON lines to
+//! a real node's control socket over loopback, as any client would speak them.
+
+use crate::common::nodes::{Cluster, demo, expected};
+use mesh::job::JobSpec;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+/// A connection to a node's control socket that writes one request and reads lines.
+struct Line {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Line {
+    fn open(home: &Path, request: &Value) -> Self {
+        let mut stream = UnixStream::connect(home.join("control.sock")).unwrap();
+        stream.set_read_timeout(Some(crate::common::nodes::LIMIT)).unwrap();
+        writeln!(stream, "{request}").unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Self { stream, reader }
+    }
+
+    fn next(&mut self) -> Value {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "the node closed the connection");
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Lines until the report (or an error), which is returned.
+    fn until_end(&mut self) -> Value {
+        loop {
+            let v = self.next();
+            if v.get("report").is_some() || v.get("error").is_some() {
+                return v;
+            }
+        }
+    }
+}
+
+/// One request, one answer line, on a blocking thread.
+async fn ask(home: &Path, request: Value) -> Value {
+    let home = home.to_path_buf();
+    tokio::task::spawn_blocking(move || Line::open(&home, &request).next()).await.unwrap()
+}
+
+/// Follows job `id` to its end with `wait`; the report (or error) line.
+async fn wait(home: &Path, id: &str) -> Value {
+    let (home, id) = (home.to_path_buf(), id.to_string());
+    tokio::task::spawn_blocking(move || {
+        let mut w = Line::open(&home, &json!({ "cmd": "wait", "job": id }));
+        let first = w.next();
+        if first.get("error").is_some() {
+            return first;
+        }
+        assert_eq!(first["job"], json!(id));
+        assert!(w.next().get("spec").is_some(), "the job's spec comes second");
+        w.until_end()
+    })
+    .await
+    .unwrap()
+}
+
+fn results(report: &Value) -> mesh::node::JobResults {
+    serde_json::from_value(report["report"]["results"].clone()).unwrap()
+}
+
+/// Long enough to still run when the test looks: thousands of demo tasks on one worker.
+fn long() -> JobSpec {
+    demo(100_000, 104_000)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_job_runs_on_and_wait_gets_its_exact_results() {
+    let (c, home) = one_node("jobs-detach").await;
+    let first = ask(&home, json!({ "cmd": "submit", "job": demo(100, 140), "detach": true })).await;
+    let id = first["job"].as_str().expect("a job line").to_string();
+    let report = wait(&home, &id).await;
+    assert_eq!(results(&report), expected(100, 140), "{report}");
+    // After it ended, wait still has it, the same.
+    assert_eq!(wait(&home, &id).await, report);
+    c.stop_all().await;
+}
+
+/// A cluster of one node with a control socket, and that node's home.
+async fn one_node(tag: &str) -> (Cluster, std::path::PathBuf) {
+    let mut c = Cluster::new(tag);
+    c.add("a", true).await;
+    let home = c.home("a");
+    (c, home)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitter_that_goes_away_leaves_its_job_running_and_cancel_ends_it() {
+    let (c, home) = one_node("jobs-gone").await;
+    // A submitter whose terminal closes: its connection goes after the job line.
+    let id = {
+        let h = home.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut s = Line::open(&h, &json!({ "cmd": "submit", "job": long() }));
+            let id = s.next()["job"].as_str().unwrap().to_string();
+            drop(s);
+            id
+        })
+        .await
+        .unwrap()
+    };
+    // A later client finds it running, and follows it.
+    let h = home.clone();
+    let followed = tokio::task::spawn_blocking({
+        let id = id.clone();
+        move || {
+            let mut w = Line::open(&h, &json!({ "cmd": "wait", "job": id }));
+            w.next();
+            w.next();
+            // Progress comes: the job runs.
+            loop {
+                let v = w.next();
+                if v.get("progress").is_some_and(|p| p["done"].as_u64() > Some(0)) {
+                    break;
+                }
+            }
+            w.until_end()
+        }
+    });
+    crate::common::nodes::until(|| {
+        let home = home.clone();
+        async move {
+            let peers = ask(&home, json!({ "cmd": "peers" })).await;
+            peers["peers"]["rows"][0]["jobs"][0]["done"].as_u64().unwrap_or(0) > 0
+        }
+    })
+    .await;
+    let cancelled = ask(&home, json!({ "cmd": "cancel", "job": id })).await;
+    assert_eq!(cancelled, json!({ "ok": null }));
+    let report = followed.await.unwrap();
+    assert_eq!(report["report"]["cancelled"], json!(true), "the waiter hears it was cancelled: {report}");
+    let tasks = report["report"]["tasks"].as_u64().unwrap();
+    let done: u64 = report["report"]["nodes"].as_array().unwrap().iter().map(|n| n["tasks"].as_u64().unwrap()).sum();
+    assert!(done < tasks, "cancelled before the end: {done} of {tasks}");
+    let again = ask(&home, json!({ "cmd": "cancel", "job": id })).await;
+    assert!(again["error"].as_str().is_some_and(|e| e.contains("already ended")), "{again}");
+    c.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submitters_cancel_line_cancels_and_unknown_jobs_are_said_so() {
+    let (c, home) = one_node("jobs-ctrl-c").await;
+    let h = home.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let mut s = Line::open(&h, &json!({ "cmd": "submit", "job": long() }));
+        let id = s.next()["job"].as_str().unwrap().to_string();
+        writeln!(s.stream, "{}", json!({ "cmd": "cancel", "job": id })).unwrap();
+        s.until_end()
+    })
+    .await
+    .unwrap();
+    assert_eq!(report["report"]["cancelled"], json!(true), "Ctrl-C's line cancels: {report}");
+    for (request, says) in [
+        (json!({ "cmd": "wait", "job": "00000000-1" }), "no job 00000000-1 here"),
+        (json!({ "cmd": "cancel", "job": "00000000-1" }), "no job 00000000-1 here"),
+        (json!({ "cmd": "wait", "job": "seven" }), "is not a job id"),
+    ] {
+        let answer = ask(&home, request.clone()).await;
+        assert!(answer["error"].as_str().is_some_and(|e| e.contains(says)), "{request}: {answer}");
+    }
+    c.stop_all().await;
+}
+
+/// Another user of a group socket may not cancel a job, nor read its results: the node
+/// refuses, and the job runs to its exact end. Root only (a second uid needs it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_cancel_changes_nothing() {
+    if !crate::common::nodes::root_for_a_second_uid() {
+        return;
+    }
+    const OTHER: u32 = 65534; // nobody
+    let mut c = Cluster::new("jobs-refused");
+    let (_a, socket) = c.add_group_node("a", OTHER).await;
+    let home = c.home("a");
+    let (first, last) = (100_000, 101_500);
+    let id = ask(&home, json!({ "cmd": "submit", "job": demo(first, last), "detach": true })).await["job"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for cmd in ["cancel", "wait"] {
+        let (socket, id) = (socket.clone(), id.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            crate::node_run::raw_request(&socket, OTHER, &json!({ "cmd": cmd, "job": id }))
+        })
+        .await
+        .unwrap();
+        let answer: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        let why = answer["error"].as_str().unwrap_or_default();
+        assert!(why.contains("only they") && why.contains("root@"), "{cmd} as another user: {answer}");
+    }
+    let report = wait(&home, &id).await;
+    assert_eq!(report["report"]["cancelled"], Value::Null, "not cancelled: {report}");
+    assert_eq!(results(&report), expected(first, last), "and exact");
+    c.stop_all().await;
+}
