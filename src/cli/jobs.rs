@@ -85,6 +85,9 @@ pub(crate) fn wait(home: &Path, args: WaitArgs) -> Result<Exit> {
         };
         match following.follow(on, interrupted, false).await {
             Err(control::ControlError::Interrupted) => Err(anyhow::Error::from(NodeError::Interrupted)),
+            Err(control::ControlError::Closed | control::ControlError::Dropped) => {
+                Err(anyhow::Error::from(NodeError::JobDropped))
+            }
             other => Ok(other?),
         }
     })?;

@@ -63,6 +63,10 @@ pub(crate) fn run_job(
                     return Err(NodeError::Interrupted.into());
                 }
                 Err(node::control::ControlError::Interrupted) => return Err(NodeError::Interrupted.into()),
+                // The node stopped mid-job: the job failed (exit 1), not the arguments.
+                Err(node::control::ControlError::Closed | node::control::ControlError::Dropped) => {
+                    return Err(NodeError::JobDropped.into());
+                }
                 Err(e) => return Err(e.into()),
             }
         }

@@ -8,7 +8,7 @@ use assert_cmd::Command;
 use std::path::PathBuf;
 
 /// A `mesh` command with its own home, so tests never touch ~/.mesh or each other.
-fn mesh(home: &str) -> Command {
+pub(crate) fn mesh(home: &str) -> Command {
     let dir: PathBuf = std::env::temp_dir().join(format!("mesh-cli-test-{}-{home}", std::process::id()));
     let mut cmd = Command::cargo_bin("mesh").unwrap();
     cmd.env("MESH_HOME", dir).env_remove("MESH_LOG");
@@ -19,7 +19,7 @@ fn stdout(out: &std::process::Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
 
-fn stderr(out: &std::process::Output) -> String {
+pub(crate) fn stderr(out: &std::process::Output) -> String {
     String::from_utf8(out.stderr.clone()).unwrap()
 }
 
@@ -463,26 +463,4 @@ fn join_says_hello_once_without_colour_when_captured() {
     assert!(!hello.contains('\x1b') && rest.iter().all(|l| !l.contains('\x1b')), "{hello}\n{rest:?}");
     assert!(rest.iter().all(|l| !l.contains(" is up: ")), "said hello twice: {rest:?}");
     assert_eq!(status.code(), Some(0), "a SIGTERM is a clean stop: {rest:?}");
-}
-
-/// Jobs that outlive their terminal need a node to leave them with: without one, the
-/// commands say so and exit 2; a job id that is not one is a usage error.
-#[test]
-fn job_commands_without_a_node_say_what_to_start() {
-    // With MESH_HOME set, these never reach for the mesh service's node.
-    let out = mesh("no-node").args(["submit", "primes", "1000", "--detach"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no node serves") && stderr(&out).contains("mesh join"), "{}", stderr(&out));
-    for args in [["wait", "abcd0123-4"], ["cancel", "abcd0123-4"]] {
-        let out = mesh("no-node").args(args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(stderr(&out).contains("no node serves"), "{args:?}: {}", stderr(&out));
-    }
-    let out = mesh("no-node").args(["jobs"]).output().unwrap();
-    assert!(stderr(&out).contains("no node serves"), "{}", stderr(&out));
-    let out = mesh("no-node").args(["wait", "seven"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is not a job id"), "{}", stderr(&out));
-    let out = mesh("no-node").args(["submit", "primes", "1000", "--detach", "--local"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "--local and --detach conflict");
 }

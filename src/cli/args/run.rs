@@ -26,8 +26,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub results: Option<PathBuf>,
 
-    /// Write GNU parallel's job log to FILE, a line per task as it finishes.
-    #[arg(long, value_name = "FILE")]
+    /// Write GNU parallel's job log to FILE, a line per task as it finishes (not with
+    /// --detach: nobody is there to write it).
+    #[arg(long, value_name = "FILE", conflicts_with = "detach")]
     pub joblog: Option<PathBuf>,
 
     /// Skip the tasks the --joblog records as run, and append to it.

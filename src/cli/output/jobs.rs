@@ -1,7 +1,7 @@
 //! `mesh jobs` and `--detach`: the jobs the mesh's nodes own, and a detached job's id.
 
+use super::fit::{col, fitted, terminal_width};
 use crate::node::{JobRef, JobSummary, PeerRow, PeerState, node_id_of};
-use comfy_table::{Table, presets};
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -73,22 +73,34 @@ pub(crate) fn jobs(rows: &[PeerRow], json: bool) -> io::Result<()> {
     if lines.is_empty() {
         return writeln!(io::stderr(), "No jobs: none runs on the mesh, and none finished in the last minutes.");
     }
-    let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_header(["job", "kind", "submitter", "state", "done", "failed", "total", "time", "owner"]);
-    for l in &lines {
-        t.add_row([
-            l.job.to_string(),
-            l.kind.to_string(),
-            l.submitter.unwrap_or("?").to_string(),
-            l.state.to_string(),
-            l.done.to_string(),
-            l.failed.to_string(),
-            l.total.to_string(),
-            age(l.elapsed_s),
-            l.owner.to_string(),
-        ]);
-    }
+    let columns = [
+        col("job", 0),
+        col("kind", 1),
+        col("submitter", 1),
+        col("state", 0),
+        col("done", 0),
+        col("failed", 2),
+        col("total", 0),
+        col("time", 3),
+        col("owner", 2),
+    ];
+    let rows: Vec<Vec<String>> = lines
+        .iter()
+        .map(|l| {
+            vec![
+                l.job.to_string(),
+                l.kind.to_string(),
+                l.submitter.unwrap_or("?").to_string(),
+                l.state.to_string(),
+                l.done.to_string(),
+                l.failed.to_string(),
+                l.total.to_string(),
+                age(l.elapsed_s),
+                l.owner.to_string(),
+            ]
+        })
+        .collect();
+    let t = fitted(&columns, &rows, terminal_width());
     writeln!(out, "{t}")?;
     out.flush()
 }

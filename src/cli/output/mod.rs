@@ -7,6 +7,7 @@
 //! * `bench`: `mesh bench`'s report.
 
 mod bench;
+mod fit;
 mod job;
 mod jobs;
 mod peers;

@@ -1,9 +1,9 @@
 //! `mesh peers`: a table of the members (and flagged incompatible nodes) on stdout, and a
 //! count of the nodes that use another key on stderr; or every row as a JSON array.
 
+use super::fit::{col, fitted, terminal_width};
 use super::short_peer;
 use crate::node::{Health, PeerRow, PeerState};
-use comfy_table::{Table, presets};
 use std::io::{self, Write};
 
 /// Where `mesh peers` got its rows.
@@ -45,39 +45,38 @@ pub(crate) fn peers(rows: &[PeerRow], json: bool, source: PeersSource) -> io::Re
         return writeln!(io::stderr(), "No mesh node found on this LAN in {:.1} s. {causes}", d.as_secs_f64());
     }
     let dash = || "-".to_string();
-    let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED);
-    t.set_header([
-        "",
-        "name",
-        "peer id",
-        "address",
-        "workers",
-        "busy",
-        "queued",
-        "tasks done",
-        "RTT",
-        "arch",
-        "runs",
-        "python",
-        "labels",
-        "temp",
-        "load",
-        "mem free",
-        "version",
-        "last seen",
-    ]);
+    let columns = [
+        col("", 0),
+        col("name", 0),
+        col("peer id", 6),
+        col("address", 1),
+        col("workers", 0),
+        col("busy", 0),
+        col("queued", 2),
+        col("tasks done", 2),
+        col("RTT", 4),
+        col("arch", 3),
+        col("runs", 1),
+        col("python", 5),
+        col("labels", 7),
+        col("temp", 5),
+        col("load", 4),
+        col("mem free", 6),
+        col("version", 8),
+        col("last seen", 7),
+    ];
+    let mut lines = Vec::new();
     for r in rows.iter().filter(|r| r.state != PeerState::DifferentKey) {
         let mark = match (r.is_self, r.state) {
             (true, _) => "*",
             (_, PeerState::Incompatible) => "!",
             _ => "",
         };
-        t.add_row([
+        lines.push(vec![
             mark.to_string(),
             r.name.clone(),
             short_peer(&r.peer_id),
-            r.addrs.first().cloned().unwrap_or_else(dash),
+            lan_address(&r.addrs).unwrap_or_else(dash),
             r.workers.map_or_else(dash, |v| v.to_string()),
             r.busy.map_or_else(dash, |v| v.to_string()),
             r.queued.map_or_else(dash, |v| v.to_string()),
@@ -94,6 +93,7 @@ pub(crate) fn peers(rows: &[PeerRow], json: bool, source: PeersSource) -> io::Re
             r.last_seen_s.map_or_else(dash, |v| format!("{v:.1} s ago")),
         ]);
     }
+    let t = fitted(&columns, &lines, terminal_width());
     writeln!(out, "{t}")?;
     let other_key = rows.iter().filter(|r| r.state == PeerState::DifferentKey).count();
     let incompatible = rows.iter().filter(|r| r.state == PeerState::Incompatible).count();
@@ -124,6 +124,22 @@ pub(crate) fn peers(rows: &[PeerRow], json: bool, source: PeersSource) -> io::Re
     out.flush()
 }
 
+/// Where a node is on the LAN, as `IP:PORT`: its first address that is not loopback (the
+/// one its peers reach it at), else its first.
+fn lan_address(addrs: &[String]) -> Option<String> {
+    let parsed: Vec<(std::net::IpAddr, u16)> = addrs.iter().filter_map(|a| ip_port(a)).collect();
+    let (ip, port) = parsed.iter().find(|(ip, _)| !ip.is_loopback()).or(parsed.first())?;
+    Some(std::net::SocketAddr::new(*ip, *port).to_string())
+}
+
+/// `/ip4/A/tcp/P[/p2p/…]` as its address and port.
+fn ip_port(multiaddr: &str) -> Option<(std::net::IpAddr, u16)> {
+    let mut parts = multiaddr.split('/').skip(1);
+    let (proto, ip, tcp, port) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    (matches!(proto, "ip4" | "ip6") && tcp == "tcp").then_some(())?;
+    Some((ip.parse().ok()?, port.parse().ok()?))
+}
+
 /// A machine's temperature, with what its firmware says when it slows the CPU:
 /// "71.2 °C", "82.0 °C throttled", "54.1 °C low voltage".
 fn temperature(h: &Health) -> Option<String> {
@@ -150,5 +166,16 @@ mod tests {
         assert_eq!(temperature(&h(Some(54_100), Some(0x50005))).as_deref(), Some("54.1 °C low voltage"));
         assert_eq!(temperature(&h(Some(60_000), Some(0x50000))).as_deref(), Some("60.0 °C"), "only past events");
         assert_eq!(temperature(&h(None, Some(0x4))), None);
+    }
+
+    #[test]
+    fn a_node_shows_its_lan_address_not_loopback() {
+        let addrs = ["/ip4/127.0.0.1/tcp/4877".to_string(), "/ip4/198.18.0.11/tcp/4877".to_string()];
+        assert_eq!(lan_address(&addrs).as_deref(), Some("198.18.0.11:4877"));
+        assert_eq!(lan_address(&addrs[..1]).as_deref(), Some("127.0.0.1:4877"), "loopback when it is all");
+        let peer = ["/ip4/198.18.0.12/tcp/4877/p2p/12D3KooWDJpq".to_string()];
+        assert_eq!(lan_address(&peer).as_deref(), Some("198.18.0.12:4877"));
+        assert_eq!(lan_address(&["/dns4/pi/tcp/1".to_string()]), None);
+        assert_eq!(lan_address(&["/ip6/::1/tcp/4877".to_string()]).as_deref(), Some("[::1]:4877"));
     }
 }

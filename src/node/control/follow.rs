@@ -59,6 +59,8 @@ impl Following {
             return Err(ControlError::Closed);
         }
         match parse(&line)? {
+            // Once the job runs, the only error is its end without a report: the node stopped.
+            Response::Error(_) if self.job.is_some() => Err(ControlError::Dropped),
             Response::Error(e) => Err(ControlError::Refused(e)),
             Response::Job(id) => {
                 self.job = Some(id);
