@@ -85,6 +85,14 @@ impl Following {
             let response = tokio::select! {
                 r = self.next() => r?,
                 () = &mut interrupted => {
+                    if cancel && self.job.is_none() {
+                        // Ctrl-C before the job's id came: wait a moment for it, so that the
+                        // job is cancelled rather than left running, detached.
+                        let _ = tokio::time::timeout(IO_TIMEOUT, async {
+                            while self.job.is_none() && self.next().await.is_ok() {}
+                        })
+                        .await;
+                    }
                     if cancel && let Some(job) = self.job {
                         let said = write_line(&mut self.wr, &Request::Cancel { job }).await;
                         let _ = self.wr.flush().await;
