@@ -172,6 +172,32 @@ impl Ledger {
         Accept::New
     }
 
+    /// Marks `task` done from a journal, as the result the owner accepted before it
+    /// restarted (`ok`: it succeeded; otherwise it failed for good). Returns false for a
+    /// task out of range or already done, which changes nothing.
+    pub(crate) fn restore(&mut self, task: u64, ok: bool) -> bool {
+        if task >= self.total() || self.is_done(task) {
+            return false;
+        }
+        self.done.insert(task as usize);
+        self.done_count += 1;
+        self.failed += u64::from(!ok);
+        true
+    }
+
+    /// The tasks without a result, as ranges in order.
+    pub(crate) fn undone_ranges(&self) -> Vec<TaskRange> {
+        let mut out: Vec<TaskRange> = Vec::new();
+        for t in self.done.zeroes() {
+            let t = t as u64;
+            match out.last_mut() {
+                Some(r) if r.end == t => r.end = t + 1,
+                _ => out.push(TaskRange::new(t, t + 1)),
+            }
+        }
+        out
+    }
+
     /// A result for `task` arrived but what it refers to could not be had (its output was
     /// not fetchable from the node that ran it). Returns whether the task may simply run
     /// again without counting as a failure: at most [`MAX_LOST`] times, after which the

@@ -50,7 +50,7 @@ pub use needs::{
 };
 pub use peers::Status;
 pub use queue::TaskRange;
-pub use scheduler::Scheduler;
+pub use scheduler::{DoneTask, ResumeError, Scheduler};
 
 use crate::id::{JobId, NodeId};
 use serde::{Deserialize, Serialize};

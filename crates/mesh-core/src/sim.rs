@@ -35,6 +35,7 @@ pub enum Stuck {
     Livelock { events: u64, unfinished: Vec<(JobId, u64)> },
 }
 
+mod restart;
 mod run;
 mod setup;
 pub use setup::{JobOutcome, NodeSpec, SimConfig, SimSpec};
@@ -89,6 +90,13 @@ enum Event {
         node: usize,
         lending: bool,
     },
+    /// `node` commits its journal, or starts again and resumes its jobs (`restart.rs`).
+    Commit {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -142,13 +150,14 @@ pub struct Sim {
     pub runs_not_lending: Vec<u64>,
     /// Pauses each node took after faults of its own.
     pub pauses: Vec<u64>,
+    journal: restart::Journals,
 }
 
 impl Sim {
     pub fn new(cfg: SimConfig) -> Self {
         let t0 = Instant::now();
         let mut index = HashMap::new();
-        let nodes = cfg
+        let nodes: Vec<SimNode> = cfg
             .nodes
             .iter()
             .enumerate()
@@ -161,6 +170,7 @@ impl Sim {
             })
             .collect();
         let rng = fastrand::Rng::with_seed(cfg.seed);
+        let (n, journal) = (nodes.len(), restart::Journals::new(&cfg));
         let mut sim = Self {
             cfg,
             t0,
@@ -179,20 +189,17 @@ impl Sim {
             far_out: BTreeSet::new(),
             max_far_steals_out: 0,
             status_messages: 0,
-            first_run: Vec::new(),
-            last_done: Vec::new(),
+            first_run: vec![None; n],
+            last_done: vec![Duration::ZERO; n],
             busy: Duration::ZERO,
             pending_submits: 0,
             runs: 0,
             violations: Vec::new(),
             waiting: Vec::new(),
-            runs_not_lending: Vec::new(),
-            pauses: Vec::new(),
+            runs_not_lending: vec![0; n],
+            pauses: vec![0; n],
+            journal,
         };
-        sim.first_run = vec![None; sim.nodes.len()];
-        sim.last_done = vec![Duration::ZERO; sim.nodes.len()];
-        sim.runs_not_lending = vec![0; sim.nodes.len()];
-        sim.pauses = vec![0; sim.nodes.len()];
         // Facts travel with the first gossip; here every node knows them from the start.
         for i in 0..sim.nodes.len() {
             for j in (0..sim.nodes.len()).filter(|&j| j != i) {
@@ -230,16 +237,6 @@ impl Sim {
         let spec = SimSpec { salt: self.rng.u64(..), needs, halt };
         self.pending_submits += 1;
         self.push(self.t0 + at, Event::Submit { node, spec, tasks });
-    }
-
-    pub fn kill_at(&mut self, at: Duration, node: usize) {
-        self.push(self.t0 + at, Event::Kill { node, crash: false });
-    }
-
-    /// Kills a node whose peers learn of it at once, as when its process dies and the
-    /// kernel closes its connections.
-    pub fn crash_at(&mut self, at: Duration, node: usize) {
-        self.push(self.t0 + at, Event::Kill { node, crash: true });
     }
 
     /// `node` stops (`false`) or starts (`true`) lending its workers at `at`.
@@ -280,7 +277,9 @@ impl Sim {
     }
 
     fn all_finished(&self) -> bool {
-        self.pending_submits == 0 && self.jobs.values().all(|j| j.finished_at.is_some() || !self.nodes[j.owner].alive)
+        self.pending_submits == 0
+            && self.journal.pending == 0
+            && self.jobs.values().all(|j| j.finished_at.is_some() || !self.nodes[j.owner].alive)
     }
 
     fn unfinished(&self) -> Vec<(JobId, u64)> {
@@ -340,6 +339,7 @@ impl Sim {
             }
             Event::Kill { node, crash } => {
                 self.nodes[node].alive = false;
+                self.journal_crash(node);
                 let dead = self.id(node);
                 let told: Vec<usize> = (0..self.nodes.len()).filter(|&i| crash && self.nodes[i].alive).collect();
                 for i in told {
@@ -348,6 +348,8 @@ impl Sim {
                 }
             }
             Event::Cut { side, until } => self.cut = Some((side, self.t0 + until)),
+            Event::Commit { node } => self.on_commit(node),
+            Event::Restart { node } => self.on_restart(node),
             Event::Lend { node, lending } => {
                 let n = &mut self.nodes[node];
                 n.lending = lending;
@@ -362,7 +364,8 @@ impl Sim {
                     return;
                 }
                 let salt = spec.salt;
-                let job = self.nodes[node].sched.submit(now, spec, tasks, self.cfg.retries);
+                let job = self.nodes[node].sched.submit(now, spec.clone(), tasks, self.cfg.retries);
+                self.journal_job(node, job, &spec, tasks);
                 let ok = (0..tasks).filter(|&t| !self.is_poison(t));
                 let expected = ok.fold(0u64, |a, t| a.wrapping_add(output(salt, t)));
                 self.jobs.insert(
@@ -428,6 +431,7 @@ impl Sim {
             }
             Action::Accepted { job, from, report } => {
                 let from = self.index[&from];
+                self.journal_result(i, job, from, &report);
                 let j = self.jobs.get_mut(&job).expect("accepted job was submitted");
                 j.accepted[report.task as usize] += 1;
                 match report.outcome {
@@ -442,6 +446,7 @@ impl Sim {
             }
             Action::JobFinished { job, progress } => {
                 let at = self.now - self.t0;
+                self.journal_end(i, job);
                 let j = self.jobs.get_mut(&job).expect("finished job was submitted");
                 j.finished_at = Some(at);
                 j.halted = progress.halted;
@@ -504,6 +509,8 @@ fn unit(x: u64) -> f64 {
 mod bounds;
 #[cfg(test)]
 mod lending;
+#[cfg(test)]
+mod restarts;
 #[cfg(test)]
 mod seeking;
 #[cfg(test)]

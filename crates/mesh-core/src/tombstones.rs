@@ -1,8 +1,13 @@
 //! The ids of jobs that ended, remembered so that their late grants and results are
 //! ignored. At most [`TOMBSTONES`] are kept; the oldest is forgotten first.
+//!
+//! A job dropped because its owner seemed gone is an *orphan*: it ended here, not
+//! everywhere. An owner that comes back (it restarted and resumed its jobs from its
+//! journal, or a partition healed) is forgiven: its orphans are forgotten at its first
+//! status, so its work may be stolen again.
 
-use crate::id::JobId;
-use std::collections::{HashSet, VecDeque};
+use crate::id::{JobId, NodeId};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// How many ended job ids a node remembers.
 pub(crate) const TOMBSTONES: usize = 4096;
@@ -13,6 +18,8 @@ pub(crate) struct Tombstones {
     /// In the order they ended: the front is forgotten first.
     order: VecDeque<JobId>,
     ended: HashSet<JobId>,
+    /// Orphans by owner: each id is also in `ended`.
+    orphans: HashMap<NodeId, Vec<JobId>>,
 }
 
 impl Tombstones {
@@ -28,6 +35,32 @@ impl Tombstones {
                 && let Some(old) = self.order.pop_front()
             {
                 self.ended.remove(&old);
+                self.forget_orphan(old);
+            }
+        }
+    }
+
+    /// Remembers that `job` was dropped because its owner seemed gone.
+    pub(crate) fn insert_orphan(&mut self, job: JobId) {
+        if !self.ended.contains(&job) {
+            self.orphans.entry(job.owner).or_default().push(job);
+        }
+        self.insert(job);
+    }
+
+    /// `owner` is back: its orphaned jobs are no longer taken as ended.
+    pub(crate) fn forgive(&mut self, owner: NodeId) {
+        for job in self.orphans.remove(&owner).unwrap_or_default() {
+            // The id stays in `order` and leaves it in turn; `ended` no longer has it.
+            self.ended.remove(&job);
+        }
+    }
+
+    fn forget_orphan(&mut self, job: JobId) {
+        if let Some(jobs) = self.orphans.get_mut(&job.owner) {
+            jobs.retain(|j| *j != job);
+            if jobs.is_empty() {
+                self.orphans.remove(&job.owner);
             }
         }
     }
@@ -53,5 +86,28 @@ mod tests {
         assert!(t.contains(&job(1)) && t.contains(&job(TOMBSTONES as u32)));
         assert_eq!(t.order.len(), TOMBSTONES);
         assert_eq!(t.ended.len(), TOMBSTONES);
+    }
+
+    #[test]
+    fn an_owner_that_comes_back_is_forgiven_its_orphans_only() {
+        let mut t = Tombstones::default();
+        t.insert(job(1));
+        t.insert_orphan(job(2));
+        t.insert_orphan(JobId { owner: NodeId(9), seq: 3 });
+        t.forgive(NodeId(1));
+        assert!(t.contains(&job(1)), "a job that ended stays ended");
+        assert!(!t.contains(&job(2)), "an orphan of the owner that came back is forgiven");
+        assert!(t.contains(&JobId { owner: NodeId(9), seq: 3 }), "another owner's orphan stays");
+        t.forgive(NodeId(1));
+        assert!(t.contains(&job(1)));
+    }
+
+    #[test]
+    fn orphans_are_bounded_with_the_rest() {
+        let mut t = Tombstones::default();
+        for seq in 0..(2 * TOMBSTONES) as u32 {
+            t.insert_orphan(job(seq));
+        }
+        assert_eq!(t.orphans[&NodeId(1)].len(), TOMBSTONES);
     }
 }

@@ -48,6 +48,8 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     pub(super) fn on_status(&mut self, from: NodeId, now: Instant, s: Status) {
         let news = self.cfg.seek_work && s.queued > 0 && !self.peers.advertises_work(from);
         self.peers.update(now, from, s);
+        // It is alive: the jobs dropped when it seemed gone may come back (a resumed job).
+        self.ended.forgive(from);
         if news {
             self.timers.stop(Timer::StealRetry);
             self.stealing.saw_work();

@@ -34,7 +34,10 @@ mod delivery;
 mod gossip;
 mod lending;
 mod placing;
+mod resume;
 mod stealing;
+
+pub use resume::{DoneTask, ResumeError};
 
 use crate::faults::Faults;
 use crate::id::{JobId, NodeId};
@@ -464,7 +467,10 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     fn drop_job(&mut self, job: JobId, reason: DropReason) {
         self.jobs.remove(&job);
         self.outbox.discard(job);
-        self.ended.insert(job);
+        match reason {
+            DropReason::OwnerGone => self.ended.insert_orphan(job),
+            DropReason::Ended | DropReason::Cancelled => self.ended.insert(job),
+        }
         self.actions.push_back(Action::JobDropped { job, reason });
     }
 

@@ -65,6 +65,9 @@ pub struct SimConfig {
     pub lans: Vec<usize>,
     /// Latency added to each message between two LANs, one way.
     pub wan_latency: Duration,
+    /// Owners journal their jobs, committing results this often (`restart.rs`); a node
+    /// restarted with `Sim::restart_at` resumes them. None: no journal.
+    pub journal: Option<Duration>,
 }
 
 impl SimConfig {
@@ -82,6 +85,7 @@ impl SimConfig {
             retries: 0,
             lans: Vec::new(),
             wan_latency: Duration::ZERO,
+            journal: None,
         }
     }
 }
