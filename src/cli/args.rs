@@ -10,6 +10,7 @@ use libp2p::Multiaddr;
 
 mod common;
 mod run;
+use common::parse_days;
 pub(crate) use common::{KeyArgs, MAX_WORKERS, SubmitOpts};
 pub(crate) use run::RunArgs;
 use std::path::PathBuf;
@@ -183,6 +184,19 @@ pub struct JoinArgs {
     /// machine's owner does not notice them; 0 for the same priority.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(i32).range(0..=19))]
     pub nice: i32,
+
+    /// Keep no journal of this node's jobs under <home>/jobs: they then end with the
+    /// node, as before mesh 0.2 (a home on a RAM disk; measuring the journal's cost).
+    #[arg(long)]
+    pub no_journal: bool,
+
+    /// Keep ended jobs' results on disk this many days, for `mesh wait` and `mesh jobs`.
+    #[arg(long, value_name = "DAYS", default_value_t = 7.0, value_parser = parse_days)]
+    pub keep_jobs: f64,
+
+    /// Keep at most this many MiB of ended jobs on disk; the oldest go first.
+    #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_jobs_mib: u64,
 
     #[command(flatten)]
     pub key: KeyArgs,

@@ -6,6 +6,7 @@ use super::exit::Exit;
 use super::output::{self, PeersSource};
 use super::setup::{default_listen, default_workers, raise_fd_limit, runtime, shared_key};
 use crate::core::Availability;
+use crate::node::journal::Keep;
 use crate::node::net::discovery::{Discovery, DiscoveryEvent};
 use crate::node::{
     self, Control, Http, NetConfig, Node, NodeConfig, PeerRow, PeerState, control, refusal, sighting_row,
@@ -48,6 +49,10 @@ pub(crate) fn join(home: PathBuf, args: JoinArgs) -> Result<Exit> {
         labels: args.labels,
         lending: Availability::new(args.hours, args.when_idle),
         worker_nice: args.nice,
+        journal: (!args.no_journal).then(|| Keep {
+            age: Duration::from_secs_f64(args.keep_jobs * 24.0 * 3600.0),
+            bytes: args.keep_jobs_mib << 20,
+        }),
         http: match (args.no_http, args.http) {
             (true, _) => None,
             (false, Some(addr)) => Some(Http { addr, required: true, names: http_names }),

@@ -28,6 +28,7 @@ pub mod control;
 mod dashboard;
 mod event_loop;
 mod host;
+pub(crate) mod journal;
 pub(crate) mod net;
 mod quota;
 

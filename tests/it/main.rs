@@ -17,6 +17,7 @@ mod cli;
 mod dashboard;
 mod house;
 mod jobs;
+mod journal;
 mod lan;
 mod layout;
 mod mesh_jobs;

@@ -35,6 +35,7 @@ pub enum Stuck {
     Livelock { events: u64, unfinished: Vec<(JobId, u64)> },
 }
 
+mod journal;
 mod restart;
 mod run;
 mod setup;
@@ -150,7 +151,7 @@ pub struct Sim {
     pub runs_not_lending: Vec<u64>,
     /// Pauses each node took after faults of its own.
     pub pauses: Vec<u64>,
-    journal: restart::Journals,
+    journal: journal::Journals,
 }
 
 impl Sim {
@@ -170,7 +171,7 @@ impl Sim {
             })
             .collect();
         let rng = fastrand::Rng::with_seed(cfg.seed);
-        let (n, journal) = (nodes.len(), restart::Journals::new(&cfg));
+        let (n, journal) = (nodes.len(), journal::Journals::new(&cfg));
         let mut sim = Self {
             cfg,
             t0,

@@ -40,9 +40,10 @@ impl Tombstones {
         }
     }
 
-    /// Remembers that `job` was dropped because its owner seemed gone.
-    pub(crate) fn insert_orphan(&mut self, job: JobId) {
-        if !self.ended.contains(&job) {
+    /// Remembers that `job` ended here; an `orphan` was dropped because its owner seemed
+    /// gone.
+    pub(crate) fn insert_dropped(&mut self, job: JobId, orphan: bool) {
+        if orphan && !self.ended.contains(&job) {
             self.orphans.entry(job.owner).or_default().push(job);
         }
         self.insert(job);
@@ -92,8 +93,8 @@ mod tests {
     fn an_owner_that_comes_back_is_forgiven_its_orphans_only() {
         let mut t = Tombstones::default();
         t.insert(job(1));
-        t.insert_orphan(job(2));
-        t.insert_orphan(JobId { owner: NodeId(9), seq: 3 });
+        t.insert_dropped(job(2), true);
+        t.insert_dropped(JobId { owner: NodeId(9), seq: 3 }, true);
         t.forgive(NodeId(1));
         assert!(t.contains(&job(1)), "a job that ended stays ended");
         assert!(!t.contains(&job(2)), "an orphan of the owner that came back is forgiven");
@@ -106,7 +107,7 @@ mod tests {
     fn orphans_are_bounded_with_the_rest() {
         let mut t = Tombstones::default();
         for seq in 0..(2 * TOMBSTONES) as u32 {
-            t.insert_orphan(job(seq));
+            t.insert_dropped(job(seq), true);
         }
         assert_eq!(t.orphans[&NodeId(1)].len(), TOMBSTONES);
     }

@@ -50,3 +50,11 @@ pub struct SubmitOpts {
     #[command(flatten)]
     pub key: KeyArgs,
 }
+
+/// A positive number of days, at most ten years.
+pub(crate) fn parse_days(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(d) if d > 0.0 && d <= 3650.0 => Ok(d),
+        _ => Err(format!("'{s}' is not a number of days between 0 and 3650")),
+    }
+}

@@ -35,6 +35,9 @@ pub struct NodeConfig {
     /// Where to serve the dashboard and `/metrics` (`mesh join --http`); none for the
     /// nodes of `mesh submit`, sessions and tests.
     pub http: Option<Http>,
+    /// Journal owned jobs under `<home>/jobs` and resume them after a restart, keeping
+    /// ended ones this long (`mesh join`); none for `mesh submit`'s own node and sessions.
+    pub journal: Option<crate::node::journal::Keep>,
 }
 
 /// Where the dashboard listens.
@@ -66,6 +69,7 @@ impl NodeConfig {
             lending: Availability::default(),
             worker_nice: 0,
             http: None,
+            journal: None,
         }
     }
 

@@ -15,7 +15,15 @@ impl EventLoop {
                 let spec = Arc::new(job);
                 let id = self.sched.submit(now, spec.clone(), spec.tasks(), spec.retries());
                 tracing::debug!(job = %id, kind = %spec.kind(), tasks = spec.tasks(), submitter = %how.submitter, "job submitted");
-                let _ = reply.send(self.watches.add(id, spec, now, how));
+                let entry = Self::job_entry(id.seq, &how, &spec);
+                let handle = self.watches.add(id, spec, now, how);
+                // The submitter hears the job's id once the job is on disk.
+                self.journal_begin(
+                    entry,
+                    Box::new(move || {
+                        let _ = reply.send(handle);
+                    }),
+                );
                 if let Some(board) = &mut self.board {
                     board.submitted();
                 }
@@ -43,5 +51,6 @@ impl EventLoop {
         self.sched.cancel(Instant::now(), job);
         let (me, net) = (&self.me, &self.net);
         self.watches.cancelled(job, progress, &|n| describe(me, net.as_ref(), n));
+        self.journal_end(job);
     }
 }

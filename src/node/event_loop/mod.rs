@@ -17,6 +17,7 @@
 //! [`Client`]: super::Client
 
 mod commands;
+mod journalling;
 mod net;
 mod roster;
 mod routes;
@@ -94,6 +95,9 @@ pub(super) struct EventLoop {
     board: Option<Board>,
     /// How this machine is doing, for its own row (read at most every few seconds).
     health: HealthProbe,
+    /// The owned jobs on disk (`mesh join`), and what the node took back from it.
+    journal: Option<crate::node::journal::Journal>,
+    pub(super) recovered: crate::node::journal::Recovered,
 }
 
 impl EventLoop {
@@ -132,10 +136,13 @@ impl EventLoop {
             Some(n) => Some(Net::start(&identity, n, facts.clone(), cfg.workers, sched_cfg.peer_expiry, now)?),
             None => None,
         };
+        let journal = cfg.journal.map(|keep| crate::node::journal::Journal::open(&cfg.home, keep));
+        let journal = journal.transpose().context("opening the job journal")?;
         let rogue = Rogue::from_env();
         let mut transfers = Transfers::new(plumbing, store, tracker, shutdown);
         transfers.fetched = (rogue.blob_requests > 0).then(Vec::new);
-        let event_loop = Self {
+        let (journal, found) = journal.unzip();
+        let mut event_loop = Self {
             sched: Scheduler::new(identity.node_id, sched_cfg, seed, now),
             me: Me { identity, workers: cfg.workers, facts, home: cfg.home },
             pool,
@@ -152,7 +159,12 @@ impl EventLoop {
             lend: LendCheck::new(cfg.lending),
             board,
             health: HealthProbe::new(),
+            journal,
+            recovered: Default::default(),
         };
+        if let Some(found) = found {
+            event_loop.recovered = event_loop.recover(found);
+        }
         Ok((event_loop, view))
     }
 
@@ -229,6 +241,7 @@ impl EventLoop {
                     }
                 }
                 Action::Accepted { job, from, report } => {
+                    self.journal_accepted(job, from, &report);
                     let (me, net) = (&self.me, &self.net);
                     self.watches.accepted(job, from, report, &|n| describe(me, net.as_ref(), n));
                 }
@@ -249,6 +262,7 @@ impl EventLoop {
                     }
                     let (me, net) = (&self.me, &self.net);
                     self.watches.finish(job, progress, &|n| describe(me, net.as_ref(), n));
+                    self.journal_end(job);
                 }
                 Action::JobDropped { job, reason } => {
                     tracing::debug!(%job, ?reason, "dropped a job");
@@ -361,6 +375,10 @@ impl EventLoop {
         if now >= self.next_prune {
             self.next_prune = now + PRUNE_EVERY;
             self.transfers.prune(self.me.home.clone());
+            self.journal.as_mut().map(crate::node::journal::Journal::prune);
+        }
+        if let Some(j) = &mut self.journal {
+            j.tick(now);
         }
         if let Some(lending) = self.lend.poll(now, self.sched.status().busy) {
             tracing::info!("{} {lending}", self.me.identity.name);
@@ -440,6 +458,9 @@ impl EventLoop {
         while self.internal.try_recv().is_ok() {}
         self.transfers.close();
         self.watches.clear();
+        if let Some(journal) = self.journal.take() {
+            let _ = tokio::task::spawn_blocking(move || journal.close()).await;
+        }
         let pool = self.pool;
         let _ = tokio::task::spawn_blocking(move || pool.shutdown(WORKER_GRACE)).await;
     }

@@ -53,14 +53,14 @@ struct Listener {
 
 /// An owned job that ended, kept for `mesh wait` and the announce.
 #[derive(Debug)]
-struct Ended {
+pub(super) struct Ended {
     job: JobId,
     at: Instant,
     spec: Arc<JobSpec>,
-    submitter: Submitter,
-    summary: JobSummary,
+    pub(super) submitter: Submitter,
+    pub(super) summary: JobSummary,
     log: Vec<JobEvent>,
-    report: JobReport,
+    pub(super) report: JobReport,
 }
 
 /// Ended jobs kept, with their reports, newest last.
@@ -179,22 +179,27 @@ impl Watches {
         }
     }
 
-    /// The job is complete: its report goes to every handle, and is kept.
-    pub(super) fn finish(&mut self, job: JobId, progress: Progress, describe: Describe<'_>) {
-        self.end(job, progress, false, describe);
+    /// The job is complete: its report goes to every handle, and is kept (and returned,
+    /// for the journal).
+    pub(super) fn finish(&mut self, job: JobId, progress: Progress, describe: Describe<'_>) -> Option<&Ended> {
+        self.end(job, progress, false, describe)
     }
 
     /// The job was cancelled (`progress`: how far it came): its handles get a report of
     /// what it did, marked cancelled, and it is kept like a finished one.
-    pub(super) fn cancelled(&mut self, job: JobId, progress: Option<Progress>, describe: Describe<'_>) {
-        let Some(w) = self.jobs.get(&job) else { return };
-        let p = w.collector.progress();
+    pub(super) fn cancelled(
+        &mut self,
+        job: JobId,
+        progress: Option<Progress>,
+        describe: Describe<'_>,
+    ) -> Option<&Ended> {
+        let p = self.jobs.get(&job)?.collector.progress();
         let progress = progress.unwrap_or(Progress { total: p.total, done: p.done, ..Progress::default() });
-        self.end(job, Progress { halted: true, ..progress }, true, describe);
+        self.end(job, Progress { halted: true, ..progress }, true, describe)
     }
 
-    fn end(&mut self, job: JobId, progress: Progress, cancelled: bool, describe: Describe<'_>) {
-        let Some(w) = self.jobs.remove(&job) else { return };
+    fn end(&mut self, job: JobId, progress: Progress, cancelled: bool, describe: Describe<'_>) -> Option<&Ended> {
+        let w = self.jobs.remove(&job)?;
         let now = Instant::now();
         let mut summary = w.collector.summary(job.seq, now, true);
         summary.submitter = Some(w.submitter.to_string());
@@ -208,6 +213,17 @@ impl Watches {
         }
         let Watch { spec, submitter, log, .. } = w;
         self.ended.push_back(Ended { job, at: now, spec, submitter, summary, log, report });
+        self.ended.back()
+    }
+
+    /// Job `job` as it ended, if it is kept.
+    pub(super) fn ended(&self, job: JobId) -> Option<&Ended> {
+        self.ended.iter().rev().find(|e| e.job == job)
+    }
+
+    /// How many times a task of an owned job has run so far, this one included.
+    pub(super) fn attempts(&self, job: JobId, task: u64) -> u32 {
+        self.jobs.get(&job).map_or(1, |w| w.collector.attempts(task))
     }
 
     /// The owned jobs as the announce and the dashboard tell of them: the running ones,
@@ -248,5 +264,6 @@ impl Watches {
     }
 }
 
+mod restore;
 #[cfg(test)]
 mod tests;

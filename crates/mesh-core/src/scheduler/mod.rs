@@ -467,10 +467,7 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
     fn drop_job(&mut self, job: JobId, reason: DropReason) {
         self.jobs.remove(&job);
         self.outbox.discard(job);
-        match reason {
-            DropReason::OwnerGone => self.ended.insert_orphan(job),
-            DropReason::Ended | DropReason::Cancelled => self.ended.insert(job),
-        }
+        self.ended.insert_dropped(job, reason == DropReason::OwnerGone);
         self.actions.push_back(Action::JobDropped { job, reason });
     }
 

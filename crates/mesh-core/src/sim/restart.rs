@@ -9,45 +9,12 @@
 //! with `Scheduler::resume_job`. The job's outcome is reset to what the journal kept, so
 //! the usual checks (every task accepted once, the exact sum) hold the journal to account.
 
-use super::{Event, JobOutcome, Sim, SimConfig};
+use super::journal::{Journal, Kept};
+use super::{Event, JobOutcome, Sim};
 use crate::id::JobId;
 use crate::{DoneTask, Scheduler, TaskReport};
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-/// Every node's journal, and the restarts still to come.
-#[derive(Debug, Default)]
-pub(super) struct Journals {
-    nodes: Vec<BTreeMap<JobId, Journal>>,
-    /// Nodes with a commit scheduled.
-    commit_due: Vec<bool>,
-    /// Restarts scheduled and not yet made: the run is not over before them.
-    pub(super) pending: usize,
-    /// Restarts made so far, for each restarted scheduler's seed.
-    restarts: u64,
-    /// Each resumed job, with the tasks its journal had kept.
-    pub(super) resumed: Vec<(JobId, u64)>,
-}
-
-/// A journalled result: the node index that ran the task, and its outcome.
-type Kept = (usize, Result<u64, String>);
-
-/// One owned job as its owner's journal holds it.
-#[derive(Debug)]
-struct Journal {
-    spec: super::SimSpec,
-    tasks: u64,
-    committed: BTreeMap<u64, Kept>,
-    pending: BTreeMap<u64, Kept>,
-    finished: bool,
-}
-
-impl Journals {
-    pub(super) fn new(cfg: &SimConfig) -> Self {
-        let n = cfg.nodes.len();
-        Self { nodes: (0..n).map(|_| BTreeMap::new()).collect(), commit_due: vec![false; n], ..Self::default() }
-    }
-}
 
 impl Sim {
     /// Kills `node` silently at `at`: its peers notice only by its silence (unplugged).
