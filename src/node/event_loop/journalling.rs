@@ -6,9 +6,9 @@ use super::{EventLoop, describe};
 use crate::core::{DoneTask, TaskReport};
 use crate::id::{JobId, NodeId};
 use crate::job::TaskOutput;
+use crate::node::journal::Then;
 use crate::node::journal::disk::{Found, Kept};
 use crate::node::journal::format::{EndEntry, JobEntry, ResultEntry, VERSION, unix_now};
-use crate::node::journal::{Recovered, Then};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,11 +16,11 @@ impl EventLoop {
     /// Takes back what the journal kept: unfinished jobs run again from where their
     /// results stop, ended ones wait for `mesh wait`. A Python job ends as cancelled: its
     /// script went with the old process.
-    pub(super) fn recover(&mut self, found: Found) -> Recovered {
+    pub(super) fn recover(&mut self, found: Found) {
         let (now, unix, me) = (Instant::now(), unix_now(), self.me.identity.node_id);
         let ago = |secs: u64| now.checked_sub(Duration::from_secs(unix.saturating_sub(secs))).unwrap_or(now);
         self.sched.set_next_seq(found.next_seq);
-        let mut got = Recovered { lost: found.lost.len(), ..Recovered::default() };
+        let (mut resumed, lost) = (0, found.lost.len());
         for lost in &found.lost {
             let job = JobId { owner: me, seq: lost.seq };
             tracing::warn!("job {job} is lost: its journal could not be read ({}); it was set aside", lost.why);
@@ -40,7 +40,7 @@ impl EventLoop {
             if !entry.outlives_submitter {
                 self.watches.resume(job, spec, entry.submitter, started, results);
                 let (me, net) = (&self.me, &self.net);
-                self.watches.end_orphan(job, &|n| describe(me, net.as_ref(), n));
+                self.watches.cancelled(job, None, &|n| describe(me, net.as_ref(), n));
                 self.journal_end(job);
                 continue;
             }
@@ -49,26 +49,20 @@ impl EventLoop {
                 Ok(()) => {
                     tracing::info!(%job, tasks, kept = results.len(), "resumed a job from the journal");
                     self.watches.resume(job, spec, entry.submitter, started, results);
-                    got.resumed += 1;
+                    resumed += 1;
                 }
                 Err(e) => tracing::warn!("job {job} could not be resumed: {e}"),
             }
         }
         // The newest last, as they ended.
         ended.sort_by_key(|k| k.end.as_ref().map_or(0, |e| e.at));
-        got.ended = ended.len();
+        let kept = ended.len();
         for Kept { entry, results, end, .. } in ended {
             let Some(end) = end else { continue };
             let job = JobId { owner: me, seq: entry.seq };
             self.watches.restore_ended(job, Arc::new(entry.spec), entry.submitter, ago(end.at), end, results);
         }
-        tracing::info!(
-            "the job journal gave back {} running jobs (resumed), {} ended ones, {} lost",
-            got.resumed,
-            got.ended,
-            got.lost
-        );
-        got
+        tracing::info!("the job journal gave back {resumed} running jobs (resumed), {kept} ended ones, {lost} lost");
     }
 
     /// A new owned job's entry; `then` runs once it is on disk (at once without a journal).

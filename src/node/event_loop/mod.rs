@@ -95,9 +95,8 @@ pub(super) struct EventLoop {
     board: Option<Board>,
     /// How this machine is doing, for its own row (read at most every few seconds).
     health: HealthProbe,
-    /// The owned jobs on disk (`mesh join`), and what the node took back from it.
+    /// The owned jobs on disk (`mesh join`).
     journal: Option<crate::node::journal::Journal>,
-    pub(super) recovered: crate::node::journal::Recovered,
 }
 
 impl EventLoop {
@@ -160,10 +159,9 @@ impl EventLoop {
             board,
             health: HealthProbe::new(),
             journal,
-            recovered: Default::default(),
         };
         if let Some(found) = found {
-            event_loop.recovered = event_loop.recover(found);
+            event_loop.recover(found);
         }
         Ok((event_loop, view))
     }

@@ -179,27 +179,22 @@ impl Watches {
         }
     }
 
-    /// The job is complete: its report goes to every handle, and is kept (and returned,
-    /// for the journal).
-    pub(super) fn finish(&mut self, job: JobId, progress: Progress, describe: Describe<'_>) -> Option<&Ended> {
-        self.end(job, progress, false, describe)
+    /// The job is complete: its report goes to every handle, and is kept.
+    pub(super) fn finish(&mut self, job: JobId, progress: Progress, describe: Describe<'_>) {
+        self.end(job, progress, false, describe);
     }
 
     /// The job was cancelled (`progress`: how far it came): its handles get a report of
     /// what it did, marked cancelled, and it is kept like a finished one.
-    pub(super) fn cancelled(
-        &mut self,
-        job: JobId,
-        progress: Option<Progress>,
-        describe: Describe<'_>,
-    ) -> Option<&Ended> {
-        let p = self.jobs.get(&job)?.collector.progress();
+    pub(super) fn cancelled(&mut self, job: JobId, progress: Option<Progress>, describe: Describe<'_>) {
+        let Some(w) = self.jobs.get(&job) else { return };
+        let p = w.collector.progress();
         let progress = progress.unwrap_or(Progress { total: p.total, done: p.done, ..Progress::default() });
-        self.end(job, Progress { halted: true, ..progress }, true, describe)
+        self.end(job, Progress { halted: true, ..progress }, true, describe);
     }
 
-    fn end(&mut self, job: JobId, progress: Progress, cancelled: bool, describe: Describe<'_>) -> Option<&Ended> {
-        let w = self.jobs.remove(&job)?;
+    fn end(&mut self, job: JobId, progress: Progress, cancelled: bool, describe: Describe<'_>) {
+        let Some(w) = self.jobs.remove(&job) else { return };
         let now = Instant::now();
         let mut summary = w.collector.summary(job.seq, now, true);
         summary.submitter = Some(w.submitter.to_string());
@@ -213,7 +208,6 @@ impl Watches {
         }
         let Watch { spec, submitter, log, .. } = w;
         self.ended.push_back(Ended { job, at: now, spec, submitter, summary, log, report });
-        self.ended.back()
     }
 
     /// Job `job` as it ended, if it is kept.

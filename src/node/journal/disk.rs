@@ -178,33 +178,30 @@ impl Disk {
     /// Removes ended jobs older than `keep_secs`, then the oldest beyond `keep_bytes`, and
     /// lost files older than `keep_secs`. Returns the jobs removed.
     pub(crate) fn prune(&mut self, now: u64, keep_secs: u64, keep_bytes: u64) -> Vec<u32> {
-        let mut gone: Vec<u32> =
-            self.ended.iter().filter(|(_, (at, _))| now.saturating_sub(*at) > keep_secs).map(|(s, _)| *s).collect();
-        let mut total: u64 = self.ended.iter().filter(|(s, _)| !gone.contains(s)).map(|(_, (_, bytes))| bytes).sum();
-        let mut by_age: Vec<(u64, u32, u64)> =
-            self.ended.iter().filter(|(s, _)| !gone.contains(s)).map(|(s, (at, bytes))| (*at, *s, *bytes)).collect();
-        by_age.sort();
-        for (_, seq, bytes) in by_age {
-            if total <= keep_bytes {
-                break;
+        // Newest first: a job goes once it is too old, or past the budget with the newer ones.
+        let mut by_age: Vec<(u64, u32, u64)> = self.ended.iter().map(|(s, (at, bytes))| (*at, *s, *bytes)).collect();
+        by_age.sort_unstable_by(|a, b| b.cmp(a));
+        let (mut total, mut gone) = (0u64, Vec::new());
+        for (at, seq, bytes) in by_age {
+            total += bytes;
+            if now.saturating_sub(at) > keep_secs || total > keep_bytes {
+                gone.push(seq);
             }
-            total -= bytes;
-            gone.push(seq);
         }
         for seq in &gone {
             self.ended.remove(seq);
             let _ = std::fs::remove_file(self.path(*seq));
         }
-        self.prune_lost(now, keep_secs);
+        self.prune_lost(keep_secs);
         gone
     }
 
-    fn prune_lost(&self, now: u64, keep_secs: u64) {
+    fn prune_lost(&self, keep_secs: u64) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
         for e in entries.filter_map(Result::ok) {
             let old = e.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
             let is_lost = e.file_name().to_str().is_some_and(|n| n.ends_with(".redb.lost"));
-            if is_lost && old.is_some_and(|age| age.as_secs() > keep_secs.min(now)) {
+            if is_lost && old.is_some_and(|age| age.as_secs() > keep_secs) {
                 let _ = std::fs::remove_file(e.path());
             }
         }

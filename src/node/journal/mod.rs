@@ -50,17 +50,6 @@ impl Default for Keep {
     }
 }
 
-/// What a node took back from its journal when it started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Recovered {
-    /// Unfinished jobs that run again.
-    pub resumed: usize,
-    /// Ended jobs kept for `mesh wait`.
-    pub ended: usize,
-    /// Job files that could not be read.
-    pub lost: usize,
-}
-
 /// Called once a new job's entry was written (or could not be).
 pub(crate) type Then = Box<dyn FnOnce() + Send>;
 

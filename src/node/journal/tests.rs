@@ -187,6 +187,7 @@ fn a_disk_that_refuses_writes_pauses_the_journal_and_loses_nothing_once_it_takes
     j.accepted(job(2), result(4));
     commit(&mut j);
     std::thread::sleep(Duration::from_millis(200));
+    assert!(!aside.join(format::file_name(2)).exists(), "nothing of job 2 reached the disk while it refused");
     // Room again: what was refused is written at the next try.
     std::fs::remove_file(&dir).unwrap();
     std::fs::rename(&aside, &dir).unwrap();

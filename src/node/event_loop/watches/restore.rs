@@ -5,7 +5,7 @@
 use super::{Ended, Watch, Watches};
 use crate::id::JobId;
 use crate::job::{Delivery, JobSpec};
-use crate::node::api::report::{Collector, Describe};
+use crate::node::api::report::Collector;
 use crate::node::api::view::{JobEvent, OnGone, Submitter};
 use crate::node::journal::format::{EndEntry, ResultEntry};
 use std::sync::Arc;
@@ -48,22 +48,13 @@ impl Watches {
     ) {
         let EndEntry { summary, report, .. } = end;
         let (streams, kind) = (spec.delivery() == Delivery::Streamed, spec.kind());
-        let log = match streams {
-            true => results
-                .into_iter()
-                .map(|r| JobEvent::finished(kind, r.report.task, r.node, r.attempts, r.report.took, &r.report.outcome))
-                .collect(),
-            false => Vec::new(),
+        let event = |r: ResultEntry| {
+            JobEvent::finished(kind, r.report.task, r.node, r.attempts, r.report.took, &r.report.outcome)
         };
+        let log = if streams { results.into_iter().map(event).collect() } else { Vec::new() };
         while self.ended.len() >= super::ENDED_KEPT {
             self.ended.pop_front();
         }
         self.ended.push_back(Ended { job, at, spec, submitter, summary, log, report });
-    }
-
-    /// Ends a resumed job nobody can use the results of (a Python job: its script went
-    /// with the old process), as cancelled.
-    pub(in crate::node::event_loop) fn end_orphan(&mut self, job: JobId, describe: Describe<'_>) -> Option<&Ended> {
-        self.cancelled(job, None, describe)
     }
 }
