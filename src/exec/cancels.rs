@@ -39,6 +39,13 @@ impl Cancels {
         self.flag(job).store(true, Ordering::Relaxed);
     }
 
+    /// Tasks of `job` that start from now on run: the job was dropped here because its
+    /// owner seemed gone, and the owner is back. Tasks stopped before stay stopped.
+    pub(crate) fn revive(&self, job: JobId) {
+        let mut flags = self.flags.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        flags.retain(|(j, _)| *j != job);
+    }
+
     /// Ends every running task: the node is leaving.
     pub(crate) fn cancel_all(&self) {
         self.leaving.store(true, Ordering::Relaxed);
@@ -83,5 +90,19 @@ mod tests {
         assert!(!c.stop(job(5)).now());
         c.cancel_all();
         assert!(c.stop(job(5)).now(), "the node is leaving");
+    }
+
+    #[test]
+    fn a_revived_job_starts_tasks_again_and_its_stopped_ones_stay_stopped() {
+        let c = Cancels::default();
+        let job = JobId { owner: NodeId(1), seq: 7 };
+        let before = c.stop(job);
+        c.cancel(job);
+        assert!(c.stop(job).now(), "a dropped job's later tasks do not start");
+        c.revive(job);
+        assert!(!c.stop(job).now(), "its owner is back: new tasks run");
+        assert!(before.now(), "a task stopped by the drop stays stopped");
+        c.cancel(job);
+        assert!(c.stop(job).now(), "and a later cancel reaches the new tasks");
     }
 }

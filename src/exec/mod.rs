@@ -122,6 +122,11 @@ impl Executor {
         self.cancels.cancel(job);
     }
 
+    /// Lets `job`'s tasks start again: dropped when its owner seemed gone, it is back.
+    pub fn revive(&self, job: JobId) {
+        self.cancels.revive(job);
+    }
+
     /// Ends every running task: the node is leaving.
     pub fn cancel_all(&self) {
         self.cancels.cancel_all();

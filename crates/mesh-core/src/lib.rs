@@ -368,6 +368,9 @@ pub enum Action<S, R> {
     Waiting { job: JobId, why: Unplaceable },
     /// This node let go of a job; its running tasks may be abandoned.
     JobDropped { job: JobId, reason: DropReason },
+    /// A job dropped here because its owner seemed gone (`DropReason::OwnerGone`) is its
+    /// owner's again: the owner is back. Its tasks may be granted here again, and must run.
+    JobRevived { job: JobId },
 }
 
 /// An owned job's progress.

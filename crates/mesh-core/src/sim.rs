@@ -20,7 +20,7 @@ use crate::Facts;
 use crate::id::{JobId, NodeId};
 use crate::{Action, Blame, Config, Halt, Message, Needs, Scheduler, TaskReport};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// Why [`Sim::drive`] gave up before every job with a live owner finished. Each names the
@@ -107,6 +107,8 @@ struct SimNode {
     alive: bool,
     lending: bool,
     wake_at: Option<Instant>,
+    /// Jobs whose tasks its driver no longer starts (a real node's cancel flags).
+    stopped: HashSet<JobId>,
 }
 
 #[derive(Debug)]
@@ -167,7 +169,7 @@ impl Sim {
                 index.insert(id, i);
                 let core = Config { workers: n.workers, facts: n.facts.clone(), ..cfg.core.clone() };
                 let sched = Scheduler::new(id, core, cfg.seed.wrapping_add(i as u64), t0);
-                SimNode { sched, speed: n.speed, alive: true, lending: true, wake_at: None }
+                SimNode { sched, speed: n.speed, alive: true, lending: true, wake_at: None, stopped: HashSet::new() }
             })
             .collect();
         let rng = fastrand::Rng::with_seed(cfg.seed);
@@ -389,11 +391,6 @@ impl Sim {
         }
     }
 
-    /// Whether a task fails on every node.
-    pub fn is_poison(&self, task: u64) -> bool {
-        self.cfg.poison_every > 0 && task.is_multiple_of(self.cfg.poison_every)
-    }
-
     fn is_cut(&self, a: usize, b: usize) -> bool {
         match &self.cut {
             Some((side, until)) if self.now < *until => side.contains(&a) != side.contains(&b),
@@ -454,7 +451,10 @@ impl Sim {
             }
             Action::Waiting { job, why } => self.waiting.push((job, why.to_string())),
             Action::Paused { .. } => self.pauses[i] += 1,
-            Action::JobDropped { .. } | Action::Stolen { .. } => {}
+            // As a real executor's: a dropped job's tasks fail at once until its owner is back.
+            Action::JobDropped { job, .. } => _ = self.nodes[i].stopped.insert(job),
+            Action::JobRevived { job } => _ = self.nodes[i].stopped.remove(&job),
+            Action::Stolen { .. } => {}
         }
     }
 

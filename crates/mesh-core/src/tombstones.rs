@@ -49,12 +49,14 @@ impl Tombstones {
         self.insert(job);
     }
 
-    /// `owner` is back: its orphaned jobs are no longer taken as ended.
-    pub(crate) fn forgive(&mut self, owner: NodeId) {
-        for job in self.orphans.remove(&owner).unwrap_or_default() {
+    /// `owner` is back: its orphaned jobs are no longer taken as ended. Returns them.
+    pub(crate) fn forgive(&mut self, owner: NodeId) -> Vec<JobId> {
+        let jobs = self.orphans.remove(&owner).unwrap_or_default();
+        for job in &jobs {
             // The id stays in `order` and leaves it in turn; `ended` no longer has it.
-            self.ended.remove(&job);
+            self.ended.remove(job);
         }
+        jobs
     }
 
     fn forget_orphan(&mut self, job: JobId) {
@@ -95,11 +97,11 @@ mod tests {
         t.insert(job(1));
         t.insert_dropped(job(2), true);
         t.insert_dropped(JobId { owner: NodeId(9), seq: 3 }, true);
-        t.forgive(NodeId(1));
+        assert_eq!(t.forgive(NodeId(1)), [job(2)]);
         assert!(t.contains(&job(1)), "a job that ended stays ended");
         assert!(!t.contains(&job(2)), "an orphan of the owner that came back is forgiven");
         assert!(t.contains(&JobId { owner: NodeId(9), seq: 3 }), "another owner's orphan stays");
-        t.forgive(NodeId(1));
+        assert_eq!(t.forgive(NodeId(1)), [], "forgiven once");
         assert!(t.contains(&job(1)));
     }
 

@@ -267,6 +267,7 @@ impl EventLoop {
                     self.exec.cancel(job);
                     self.watches.drop_job(job);
                 }
+                Action::JobRevived { job } => self.exec.revive(job),
                 Action::Paused { pause, cause } => {
                     tracing::warn!(
                         "this node failed {} tasks in a row by its own fault ({cause}); it takes no tasks for {pause:?}, \

@@ -49,7 +49,9 @@ impl<S: Spec, R: Payload> Scheduler<S, R> {
         let news = self.cfg.seek_work && s.queued > 0 && !self.peers.advertises_work(from);
         self.peers.update(now, from, s);
         // It is alive: the jobs dropped when it seemed gone may come back (a resumed job).
-        self.ended.forgive(from);
+        for job in self.ended.forgive(from) {
+            self.actions.push_back(Action::JobRevived { job });
+        }
         if news {
             self.timers.stop(Timer::StealRetry);
             self.stealing.saw_work();

@@ -118,6 +118,7 @@ impl Sim {
         let lending = self.nodes[node].lending;
         sched.set_lending(self.now, lending);
         self.nodes[node].sched = sched;
+        self.nodes[node].stopped.clear();
         self.nodes[node].alive = true;
         let unfinished: Vec<JobId> =
             self.journal.nodes[node].iter().filter(|(_, j)| !j.finished).map(|(id, _)| *id).collect();

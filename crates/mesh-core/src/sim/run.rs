@@ -1,11 +1,17 @@
 //! How a simulated worker runs the tasks the core hands it: each takes a seeded time at its
-//! node's speed, and fails on a `broken` or `faulty` node, or when it is a poison task.
+//! node's speed, and fails on a `broken` or `faulty` node, when it is a poison task, or when
+//! its job was dropped on the node (as a real executor stops a dropped job's tasks).
 
 use super::{Event, Sim, output, unit};
 use crate::id::JobId;
 use crate::{Blame, TaskRange};
 
 impl Sim {
+    /// Whether a task fails on every node.
+    pub fn is_poison(&self, task: u64) -> bool {
+        self.cfg.poison_every > 0 && task.is_multiple_of(self.cfg.poison_every)
+    }
+
     pub(super) fn run(&mut self, i: usize, worker: usize, job: JobId, tasks: TaskRange) {
         let spec = self.nodes[i].sched.spec(job).expect("running job has a spec");
         let own = job.owner == self.id(i) && self.cfg.core.runs_own;
@@ -28,7 +34,9 @@ impl Sim {
             self.busy += took;
             done += took;
             let faulty = self.cfg.faulty.contains(&i);
-            let value = if faulty || self.cfg.broken.contains(&i) || self.is_poison(task) {
+            let value = if self.nodes[i].stopped.contains(&job) {
+                Err(format!("task {task}: its job was cancelled on node {i}"))
+            } else if faulty || self.cfg.broken.contains(&i) || self.is_poison(task) {
                 Err(format!("task {task} failed on node {i}"))
             } else {
                 Ok(output(salt, task))
