@@ -56,12 +56,15 @@ pub enum Command {
     /// order, returned files, the statistics table. Exits 0 or 1 as the job did.
     ///
     /// Works on a running job (from its start, then as it goes) and on one that finished
-    /// in the last minutes. Ctrl-C stops waiting; the job runs on. Only the job's
-    /// submitter, the node's own user or root may wait for it.
+    /// in the last minutes. Ctrl-C stops waiting; the job runs on. On any node: one that
+    /// does not own the job asks its owner. Only the job's submitter, the owner node's own
+    /// user or root may wait for it there; from another node, a user of the submitter's
+    /// name.
     Wait(WaitArgs),
     /// Cancel a job everywhere: its queued tasks are dropped and its running programs end.
     ///
-    /// Only the job's submitter, the node's own user or root may cancel it.
+    /// On any node, as for `mesh wait`. Only the job's submitter, the owner node's own user
+    /// or root may cancel it there; from another node, a user of the submitter's name.
     Cancel(CancelArgs),
     /// Run a program once per input on the mesh, the way GNU parallel does.
     ///

@@ -1,9 +1,11 @@
 //! Jobs that outlive their terminal: `--detach`, `mesh jobs`, `mesh wait`, `mesh cancel`.
 //!
 //! A job belongs to the node that owns it (`mesh join`, or the mesh service), not to the
-//! terminal that submitted it: these commands reach that node through its control socket.
-//! Who may wait for or cancel a job: its submitter, the node's own user, or root; the node
-//! enforces it (`docs/robustness.md`).
+//! terminal that submitted it: these commands reach this machine's node through its
+//! control socket, and that node asks the job's owner when it is another
+//! (`protocol::job`). Who may wait for or cancel a job: its submitter, the owner's own
+//! user, or root; from another node, a user of the submitter's name. The owner enforces
+//! it (`docs/robustness.md`).
 
 use super::args::{CancelArgs, JobsArgs, SubmitOpts, WaitArgs};
 use super::exit::{Exit, exit_of};
@@ -85,6 +87,10 @@ pub(crate) fn wait(home: &Path, args: WaitArgs) -> Result<Exit> {
         };
         match following.follow(on, interrupted, false).await {
             Err(control::ControlError::Interrupted) => Err(anyhow::Error::from(NodeError::Interrupted)),
+            Err(e @ control::ControlError::Left(_)) => {
+                output::note(&e.to_string());
+                Err(anyhow::Error::from(NodeError::JobDropped))
+            }
             Err(control::ControlError::Closed | control::ControlError::Dropped) => {
                 Err(anyhow::Error::from(NodeError::JobDropped))
             }

@@ -64,6 +64,10 @@ pub(crate) fn run_job(
                 }
                 Err(node::control::ControlError::Interrupted) => return Err(NodeError::Interrupted.into()),
                 // The node stopped mid-job: the job failed (exit 1), not the arguments.
+                Err(e @ node::control::ControlError::Left(_)) => {
+                    bar.suspend(|| output::note(&e.to_string()));
+                    return Err(NodeError::JobDropped.into());
+                }
                 Err(node::control::ControlError::Closed | node::control::ControlError::Dropped) => {
                     return Err(NodeError::JobDropped.into());
                 }

@@ -122,6 +122,40 @@ fn blob_request_and_chunk() {
 }
 
 #[test]
+fn job_follow_cancel_and_answers() {
+    use super::job::{Ask, Following, JobAnswer, JobName, JobRequest};
+    // Events and reports are the node's API types (the control socket's); here stand-ins
+    // fix the framing around them.
+    type Answer = JobAnswer<JobSpec, String, u64>;
+    let name = JobName { owner: 0x0102_0304, seq: 9 };
+    golden(
+        &JobRequest { job: name, user: "alice".into(), ask: Ask::Follow { from: 3, spec: true } },
+        "a3636a6f62a2656f776e65721a010203046373657109647573657265616c6963656361736ba166466f6c6c6f77a26466726f6d036473706563f5",
+    );
+    golden(
+        &JobRequest { job: name, user: "alice".into(), ask: Ask::Cancel },
+        "a3636a6f62a2656f776e65721a010203046373657109647573657265616c6963656361736b6643616e63656c",
+    );
+    let f = Following {
+        incarnation: 7,
+        done: 1,
+        total: 2,
+        spec: None,
+        events: vec!["no node".into()],
+        next: 4,
+        more: false,
+        report: None,
+    };
+    golden(
+        &Answer::Following(Box::new(f)),
+        "a169466f6c6c6f77696e67a86b696e6361726e6174696f6e0764646f6e650165746f74616c026473706563f6666576656e747381676e6f206e6f6465646e65787404646d6f7265f4667265706f7274f6",
+    );
+    golden(&Answer::Cancelled, "6943616e63656c6c6564");
+    golden(&Answer::Refused("no".into()), "a16752656675736564626e6f");
+    golden(&Answer::Unknown, "67556e6b6e6f776e");
+}
+
+#[test]
 fn membership_announce() {
     let a = Announce {
         protocol: 2,

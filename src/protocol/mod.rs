@@ -1,8 +1,8 @@
 //! The byte formats mesh speaks, one module each: the wire protocols between nodes
-//! ([`sched`], [`blob`], [`membership`]), the mDNS advert ([`advert`]), the Python worker's
-//! frames ([`worker`]) and the blob store's layout on disk ([`store`]). Every module owns
-//! its version, its message types, its size limits, and a module doc that reads as its
-//! spec; `docs/PROTOCOL.md` collects them.
+//! ([`sched`], [`blob`], [`job`], [`membership`]), the mDNS advert ([`advert`]), the
+//! Python worker's frames ([`worker`]) and the blob store's layout on disk ([`store`]).
+//! Every module owns its version, its message types, its size limits, and a module doc
+//! that reads as its spec; `docs/PROTOCOL.md` collects them.
 //!
 //! One format lives elsewhere, on purpose: the control socket's JSON lines are the node's
 //! API types (`JobReport`, `PeersReply`) serialized, so their spec is
@@ -17,6 +17,7 @@ pub(crate) mod advert;
 pub(crate) mod blob;
 #[cfg(test)]
 mod golden;
+pub(crate) mod job;
 pub(crate) mod membership;
 pub(crate) mod sched;
 pub(crate) mod store;

@@ -10,13 +10,13 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 /// A connection to a node's control socket that writes one request and reads lines.
-struct Line {
+pub(crate) struct Line {
     stream: UnixStream,
     reader: BufReader<UnixStream>,
 }
 
 impl Line {
-    fn open(home: &Path, request: &Value) -> Self {
+    pub(crate) fn open(home: &Path, request: &Value) -> Self {
         let mut stream = UnixStream::connect(home.join("control.sock")).unwrap();
         stream.set_read_timeout(Some(crate::common::nodes::LIMIT)).unwrap();
         writeln!(stream, "{request}").unwrap();
@@ -24,7 +24,7 @@ impl Line {
         Self { stream, reader }
     }
 
-    fn next(&mut self) -> Value {
+    pub(crate) fn next(&mut self) -> Value {
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
         assert!(!line.is_empty(), "the node closed the connection");
@@ -32,7 +32,7 @@ impl Line {
     }
 
     /// Lines until the report (or an error), which is returned.
-    fn until_end(&mut self) -> Value {
+    pub(crate) fn until_end(&mut self) -> Value {
         loop {
             let v = self.next();
             if v.get("report").is_some() || v.get("error").is_some() {
@@ -43,13 +43,13 @@ impl Line {
 }
 
 /// One request, one answer line, on a blocking thread.
-async fn ask(home: &Path, request: Value) -> Value {
+pub(crate) async fn ask(home: &Path, request: Value) -> Value {
     let home = home.to_path_buf();
     tokio::task::spawn_blocking(move || Line::open(&home, &request).next()).await.unwrap()
 }
 
 /// Follows job `id` to its end with `wait`; the report (or error) line.
-async fn wait(home: &Path, id: &str) -> Value {
+pub(crate) async fn wait(home: &Path, id: &str) -> Value {
     let (home, id) = (home.to_path_buf(), id.to_string());
     tokio::task::spawn_blocking(move || {
         let mut w = Line::open(&home, &json!({ "cmd": "wait", "job": id }));
@@ -65,12 +65,12 @@ async fn wait(home: &Path, id: &str) -> Value {
     .unwrap()
 }
 
-fn results(report: &Value) -> mesh::node::JobResults {
+pub(crate) fn results(report: &Value) -> mesh::node::JobResults {
     serde_json::from_value(report["report"]["results"].clone()).unwrap()
 }
 
 /// Long enough to still run when the test looks: thousands of demo tasks on one worker.
-fn long() -> JobSpec {
+pub(crate) fn long() -> JobSpec {
     demo(100_000, 104_000)
 }
 
@@ -144,18 +144,20 @@ async fn a_submitter_that_goes_away_leaves_its_job_running_and_cancel_ends_it() 
 async fn a_submitters_cancel_line_cancels_and_unknown_jobs_are_said_so() {
     let (c, home) = one_node("jobs-ctrl-c").await;
     let h = home.clone();
-    let report = tokio::task::spawn_blocking(move || {
+    let (id, report) = tokio::task::spawn_blocking(move || {
         let mut s = Line::open(&h, &json!({ "cmd": "submit", "job": long() }));
         let id = s.next()["job"].as_str().unwrap().to_string();
         writeln!(s.stream, "{}", json!({ "cmd": "cancel", "job": id })).unwrap();
-        s.until_end()
+        (id, s.until_end())
     })
     .await
     .unwrap();
+    let ours = format!("{}-999999", &id[..8]);
     assert_eq!(report["report"]["cancelled"], json!(true), "Ctrl-C's line cancels: {report}");
     for (request, says) in [
-        (json!({ "cmd": "wait", "job": "00000000-1" }), "no job 00000000-1 here"),
-        (json!({ "cmd": "cancel", "job": "00000000-1" }), "no job 00000000-1 here"),
+        (json!({ "cmd": "wait", "job": ours }), format!("no job {ours} here").as_str()),
+        (json!({ "cmd": "wait", "job": "00000000-1" }), "no member of the mesh owns job 00000000-1"),
+        (json!({ "cmd": "cancel", "job": "00000000-1" }), "no member of the mesh owns job 00000000-1"),
         (json!({ "cmd": "wait", "job": "seven" }), "is not a job id"),
     ] {
         let answer = ask(&home, request.clone()).await;
@@ -180,21 +182,26 @@ async fn a_refused_cancel_changes_nothing() {
         .as_str()
         .unwrap()
         .to_string();
+    refused_as(&socket, OTHER, &id, &["only they", "root@"]).await;
+    let report = wait(&home, &id).await;
+    assert_eq!(report["report"]["cancelled"], Value::Null, "not cancelled: {report}");
+    assert_eq!(results(&report), expected(first, last), "and exact");
+    c.stop_all().await;
+}
+
+/// User `uid`'s cancel and wait of job `id` through `socket` are refused, saying `says`.
+pub(crate) async fn refused_as(socket: &Path, uid: u32, id: &str, says: &[&str]) {
     for cmd in ["cancel", "wait"] {
-        let (socket, id) = (socket.clone(), id.clone());
+        let (socket, id) = (socket.to_path_buf(), id.to_string());
         let out = tokio::task::spawn_blocking(move || {
-            crate::node_run::raw_request(&socket, OTHER, &json!({ "cmd": cmd, "job": id }))
+            crate::node_run::raw_request(&socket, uid, &json!({ "cmd": cmd, "job": id }))
         })
         .await
         .unwrap();
         let answer: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
         let why = answer["error"].as_str().unwrap_or_default();
-        assert!(why.contains("only they") && why.contains("root@"), "{cmd} as another user: {answer}");
+        assert!(says.iter().all(|s| why.contains(s)), "{cmd} as another user: {answer}");
     }
-    let report = wait(&home, &id).await;
-    assert_eq!(report["report"]["cancelled"], Value::Null, "not cancelled: {report}");
-    assert_eq!(results(&report), expected(first, last), "and exact");
-    c.stop_all().await;
 }
 
 /// Jobs that outlive their terminal need a node to leave them with: without one, the
@@ -254,15 +261,31 @@ fn a_submit_whose_node_stops_exits_1() {
     unsafe { libc::kill(node.id() as i32, libc::SIGTERM) };
     node.wait().unwrap();
     let out = submit.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("dropped the job"), "{}", stderr(&out));
-    let mut again = join();
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("dropped the job"), "{said}");
+    // It says which job, and that a journalled node resumes it: so it does.
+    let id = said.split("before job ").nth(1).and_then(|s| s.split(' ').next()).expect("the job's id").to_string();
+    assert!(said.contains(&format!("`mesh wait {id}` then follows it")), "{said}");
+    let again = Killed(join());
     up("the node started again");
+    let out = mesh("stopped").args(["cancel", &id]).env("MESH_HOME", &home).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "the restarted node resumed job {id}: {}", stderr(&out));
     let out = mesh("stopped").args(["wait", "abcd0123-4"]).env("MESH_HOME", &home).output().unwrap();
-    assert!(stderr(&out).contains("no job abcd0123-4 here"), "{}", stderr(&out));
-    let _ = again.kill();
-    let _ = again.wait();
+    assert!(stderr(&out).contains("no member of the mesh owns job abcd0123-4"), "{}", stderr(&out));
+    drop(again);
     let _ = std::fs::remove_dir_all(&home);
+}
+
+/// A child process killed when the test ends, even by a failed assertion: a node left
+/// running would hold the test's output open.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// `mesh run --detach` leaves nobody to write a job log: the two are refused together.

@@ -3,7 +3,7 @@
 //! Run one file's tests with `cargo test --test it strangers::`, one test by its name.
 //!
 //! * `cli`, `run_cli`: the `mesh` binary as users run it: outputs, exit codes, errors;
-//! * `node`, `node_run`: real nodes in one process over loopback (no root);
+//! * `node`, `node_run`, `jobs`, `remote_jobs`, `journal`: real nodes over loopback (no root);
 //! * `lan`, `mesh_jobs`, `run_jobs`, `wasm_jobs`, `strangers`, `python`, `dashboard`: hosts
 //!   in network namespaces on a bridge (root; `MESH_SKIP_LAN=1` skips them), the browser
 //!   and `promtool` for the dashboard;
@@ -24,6 +24,7 @@ mod mesh_jobs;
 mod node;
 mod node_run;
 mod python;
+mod remote_jobs;
 mod run_cli;
 mod run_jobs;
 mod strangers;

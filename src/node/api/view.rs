@@ -98,6 +98,24 @@ pub enum JobEvent {
 }
 
 impl JobEvent {
+    /// The task it tells of, if any.
+    pub fn task(&self) -> Option<u64> {
+        match self {
+            Self::Task(t) => Some(t.task),
+            Self::Python(p) => Some(p.task),
+            Self::Waiting(_) => None,
+        }
+    }
+
+    /// The blobs its result refers to (large outputs, returned files, a large value).
+    pub fn blobs(&self) -> Vec<crate::id::ContentId> {
+        match self {
+            Self::Task(t) => t.outcome.as_ref().map(|o| o.blobs()).unwrap_or_default(),
+            Self::Python(p) => p.outcome.as_ref().map(|o| o.blobs()).unwrap_or_default(),
+            Self::Waiting(_) => Vec::new(),
+        }
+    }
+
     /// The event of a streamed job's task (`JobSpec::delivery`) that finished for good:
     /// a Python job's as `Python`, any other's as `Task`. A result of another kind than
     /// the job's is a failure.
@@ -279,6 +297,14 @@ pub enum JobAccessError {
     NotYours { job: JobRef, submitter: String },
     #[error("job {0} has already ended")]
     Ended(JobRef),
+    /// Asked from another node: only the submitter's user name may.
+    #[error("job {job} is {submitter}'s: from another node, only a user of that name may wait for it or cancel it")]
+    NotYoursThere { job: JobRef, submitter: String },
+    #[error("no member of the mesh owns job {0}: its owner is not connected now (mesh peers lists the members)")]
+    NoOwner(JobRef),
+    /// The owner said no, or did not answer: why, in its words.
+    #[error("job {job}: {why}")]
+    Owner { job: JobRef, why: String },
 }
 
 /// How far an owned job has come: tasks with a final result, of all its tasks.

@@ -83,7 +83,10 @@ impl Following {
         tokio::pin!(interrupted);
         loop {
             let response = tokio::select! {
-                r = self.next() => r?,
+                r = self.next() => match (r, self.job) {
+                    (Err(ControlError::Closed | ControlError::Dropped), Some(job)) => return Err(ControlError::Left(job)),
+                    (r, _) => r?,
+                },
                 () = &mut interrupted => {
                     if cancel && self.job.is_none() {
                         // Ctrl-C before the job's id came: wait a moment for it, so that the

@@ -185,6 +185,13 @@ pub enum ControlError {
     Stopped(#[from] NodeStopped),
     #[error("the job was dropped")]
     Dropped,
+    /// The node stopped while job `0` ran (its connection closed or it said the job was
+    /// dropped): a node with a journal resumes the job when it starts again.
+    #[error(
+        "the node stopped before job {0} finished; a node that keeps a journal (mesh join) resumes it when it \
+         starts again, and `mesh wait {0}` then follows it"
+    )]
+    Left(JobRef),
     #[error("the node refused the job: {0}")]
     Refused(String),
     #[error("the node answered: {0}")]

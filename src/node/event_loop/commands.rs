@@ -3,7 +3,7 @@
 
 use super::{EventLoop, describe};
 use crate::node::api::client::Command;
-use crate::node::api::view::PeersReply;
+use crate::node::api::view::{JobAccessError, JobRef, PeersReply};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,11 +28,17 @@ impl EventLoop {
                     board.submitted();
                 }
             }
-            Command::Attach { job, uid, reply } => {
-                let _ = reply.send(self.watches.attach(job, uid));
-            }
+            Command::Attach { job, uid, reply } => match self.watches.attach(job, uid) {
+                Err(JobAccessError::Unknown(_)) if !self.owns(job) => self.attach_remote(job, uid, reply),
+                found => {
+                    let _ = reply.send(found);
+                }
+            },
             Command::Cancel { job, uid, reply } => {
                 let found = self.watches.running(job, uid);
+                if matches!(found, Err(JobAccessError::Unknown(_))) && !self.owns(job) {
+                    return self.cancel_remote(job, uid, reply);
+                }
                 if let Ok(id) = found {
                     tracing::info!(job = %id, uid, "job cancelled");
                     self.cancel(id);
@@ -43,6 +49,11 @@ impl EventLoop {
                 let _ = reply.send(PeersReply { rows: self.rows(Instant::now()) });
             }
         }
+    }
+
+    /// Whether jobs named `job` are this node's: their owner prefix is its own.
+    fn owns(&self, job: JobRef) -> bool {
+        job.owner == JobRef::of(crate::id::JobId { owner: self.me.identity.node_id, seq: 0 }).owner
     }
 
     /// Cancels an owned job mesh-wide; those waiting get a report of what it did.

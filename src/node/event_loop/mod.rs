@@ -16,9 +16,12 @@
 //!
 //! [`Client`]: super::Client
 
+mod asks;
 mod commands;
 mod journalling;
 mod net;
+mod remote;
+mod rogue;
 mod roster;
 mod routes;
 mod transfers;
@@ -44,6 +47,7 @@ use crate::job::{JobSpec, TaskOutput};
 use crate::store::BlobStore;
 use anyhow::{Context, Result};
 use net::{FromNet, Net};
+use rogue::Rogue;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
@@ -80,6 +84,8 @@ pub(super) struct EventLoop {
     internal: mpsc::Receiver<Internal>,
     watches: Watches,
     transfers: Transfers,
+    /// Asks about other owners' jobs (`mesh wait`, `mesh cancel` here).
+    asks: asks::Asks,
     net: Option<Net>,
     /// Shared with the workers; the loop ends a job's running programs through it.
     exec: Arc<Executor>,
@@ -150,6 +156,7 @@ impl EventLoop {
             internal,
             watches: Watches::default(),
             transfers,
+            asks: asks::Asks::new(),
             net,
             exec,
             next_housekeeping: now,
@@ -296,6 +303,7 @@ impl EventLoop {
                     let _ = reply.send(Err(PeerAnswer::NoNetwork));
                 }
             },
+            Internal::Ask { peer, req, reply } => self.ask(peer, req, reply),
             Internal::Results { from, job, reports, lost } => {
                 let now = Instant::now();
                 self.sched.handle_message(now, from, Message::Results { job, reports });
@@ -344,6 +352,8 @@ impl EventLoop {
             }
             FromNet::BlobAsked { peer, request, channel } => self.transfers.serve(peer, request, channel),
             FromNet::BlobAnswer { id, answer } => self.transfers.answered(id, answer),
+            FromNet::JobAsked { peer, request, channel } => self.answer_ask(peer, request, channel),
+            FromNet::JobAnswer { id, answer } => self.asks.answered(id, answer),
         }
     }
 
@@ -456,6 +466,7 @@ impl EventLoop {
         self.internal.close();
         while self.internal.try_recv().is_ok() {}
         self.transfers.close();
+        self.asks.close();
         self.watches.clear();
         if let Some(journal) = self.journal.take() {
             let _ = tokio::task::spawn_blocking(move || journal.close()).await;
@@ -481,38 +492,4 @@ fn describe(me: &Me, net: Option<&Net>, node: NodeId) -> NodeInfo {
 fn seed() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     nanos.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
-}
-
-/// A node misbehaving on purpose, for the tests of what a member can cost another.
-#[derive(Debug, Default)]
-struct Rogue {
-    steals: u32,
-    blob_requests: u32,
-}
-
-impl Rogue {
-    fn from_env() -> Self {
-        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(0u32);
-        let rogue =
-            Self { steals: var("MESH_FAILPOINT_ROGUE_STEALS"), blob_requests: var("MESH_FAILPOINT_ROGUE_BLOBS") };
-        if rogue.steals > 0 || rogue.blob_requests > 0 {
-            tracing::warn!(?rogue, "a MESH_FAILPOINT_ROGUE_* is set: this node floods its peers with requests");
-        }
-        rogue
-    }
-
-    /// Sends its requests to every peer; answers come back to nobody and are dropped.
-    fn misbehave(&self, net: &mut Net, fetched: &[crate::id::ContentId]) {
-        for i in 0..self.steals {
-            net.broadcast(&Message::Steal { req: u64::MAX - u64::from(i) });
-        }
-        for peer in net.routes.peers() {
-            for &id in fetched {
-                for _ in 0..self.blob_requests {
-                    let req = crate::protocol::blob::BlobRequest { id, offset: 0, len: crate::protocol::blob::CHUNK };
-                    net.request_blob(peer, req);
-                }
-            }
-        }
-    }
 }

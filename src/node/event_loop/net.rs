@@ -13,11 +13,13 @@ use crate::node::api::report::NodeInfo;
 use crate::node::api::view::PeerRow;
 use crate::node::host::health::HealthProbe;
 use crate::node::host::identity::Identity;
+use crate::node::net::behaviour::Answer;
 use crate::node::net::behaviour::{Behaviour, BehaviourEvent, build_swarm};
 use crate::node::net::discovery::{Advert, Discovery, DiscoveryEvent};
 use crate::node::net::members::{Decision, Departure, Farewell, Membership};
 use crate::node::net::sightings::why_refused;
 use crate::protocol::blob::{BlobRequest, BlobResponse};
+use crate::protocol::job::JobRequest;
 use crate::protocol::membership::{Announce, JobSummary, MAX_JOBS, MAX_SHARES, PROTOCOL_VERSION, TOPIC};
 use crate::protocol::sched::{Ack, WireMessage};
 use anyhow::{Context, Result};
@@ -30,6 +32,8 @@ use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, ping};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+
+mod asks;
 
 /// How often unconnected `--peer` addresses are dialed again.
 pub(crate) const STATIC_REDIAL: Duration = Duration::from_secs(10);
@@ -63,6 +67,10 @@ pub(super) enum FromNet {
     BlobAsked { peer: PeerId, request: BlobRequest, channel: ResponseChannel<BlobResponse> },
     /// The answer to one of our blob requests, or why there is none.
     BlobAnswer { id: OutboundRequestId, answer: Result<BlobResponse, PeerAnswer> },
+    /// A node asks about a job this one owns (`protocol::job`).
+    JobAsked { peer: PeerId, request: JobRequest, channel: ResponseChannel<Answer> },
+    /// The owner's answer to one of our asks, or why there is none.
+    JobAnswer { id: OutboundRequestId, answer: Result<Answer, PeerAnswer> },
 }
 
 pub(super) struct Net {
@@ -215,7 +223,8 @@ impl Net {
                 Vec::new()
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sched(ev)) => self.on_sched(ev).into_iter().collect(),
-            SwarmEvent::Behaviour(BehaviourEvent::Blob(ev)) => on_blob(ev).into_iter().collect(),
+            SwarmEvent::Behaviour(BehaviourEvent::Blob(ev)) => Self::on_blob(ev).into_iter().collect(),
+            SwarmEvent::Behaviour(BehaviourEvent::Job(ev)) => Self::on_job(ev).into_iter().collect(),
             _ => Vec::new(),
         };
         Ok(out)
@@ -397,14 +406,6 @@ impl Net {
         self.membership.take_farewells()
     }
 
-    pub(super) fn request_blob(&mut self, peer: PeerId, req: BlobRequest) -> OutboundRequestId {
-        self.swarm.behaviour_mut().blob.send_request(&peer, req)
-    }
-
-    pub(super) fn answer_blob(&mut self, channel: ResponseChannel<BlobResponse>, response: BlobResponse) {
-        let _ = self.swarm.behaviour_mut().blob.send_response(channel, response);
-    }
-
     /// Whom to ask for a blob of a job owned by `owner`: the owner, then every member.
     pub(super) fn blob_holders(&self, owner: NodeId) -> (Option<PeerId>, Vec<PeerId>) {
         (self.routes.peer(owner), self.routes.peers())
@@ -492,28 +493,5 @@ impl Net {
         if let Some(d) = disc {
             let _ = d.await;
         }
-    }
-}
-
-/// Blob requests and answers: translated for the loop's transfers.
-fn on_blob(ev: request_response::Event<BlobRequest, BlobResponse>) -> Option<FromNet> {
-    match ev {
-        request_response::Event::Message {
-            peer,
-            message: request_response::Message::Request { request, channel, .. },
-            ..
-        } => Some(FromNet::BlobAsked { peer, request, channel }),
-        request_response::Event::Message {
-            message: request_response::Message::Response { request_id, response },
-            ..
-        } => Some(FromNet::BlobAnswer { id: request_id, answer: Ok(response) }),
-        request_response::Event::OutboundFailure { request_id, error, .. } => {
-            Some(FromNet::BlobAnswer { id: request_id, answer: Err(PeerAnswer::Transfer(error.to_string())) })
-        }
-        request_response::Event::InboundFailure { peer, error, .. } => {
-            tracing::debug!(%peer, %error, "blob request from a peer failed");
-            None
-        }
-        request_response::Event::ResponseSent { .. } => None,
     }
 }

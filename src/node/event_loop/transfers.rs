@@ -13,7 +13,9 @@ use crate::id::{ContentId, JobId, NodeId};
 use crate::job::TaskOutput;
 use crate::node::api::view::BlobStats;
 use crate::node::blobs::{self, ChunkSource, CorruptServes, Fetched};
+use crate::node::net::behaviour::Answer;
 use crate::protocol::blob::{BlobRequest, BlobResponse};
+use crate::protocol::job::JobRequest;
 use crate::store::{BlobStore, MAX_FILE};
 use libp2p::PeerId;
 use libp2p::futures::FutureExt;
@@ -51,6 +53,8 @@ pub(super) enum Internal {
     FetchDone { id: ContentId, result: Result<Fetched, FetchError> },
     /// Send one blob request to a peer.
     Request { peer: PeerId, req: BlobRequest, reply: oneshot::Sender<Result<BlobResponse, PeerAnswer>> },
+    /// Ask the owner of a job about it (`protocol::job`), for a follower or a cancel.
+    Ask { peer: PeerId, req: JobRequest, reply: oneshot::Sender<Result<Answer, PeerAnswer>> },
     /// The answer to a peer's blob request, read from the store off the loop.
     Served { channel: ResponseChannel<BlobResponse>, response: BlobResponse },
     /// Results of an owned job whose outputs (large stdout, returned files) are now in
@@ -296,8 +300,13 @@ impl Transfers {
         self.requests.clear();
     }
 
+    /// The loop's private channel, for a task of its own.
+    pub(super) fn plumbing(&self) -> Plumbing {
+        self.plumbing.clone()
+    }
+
     /// Runs a task until it ends or the node stops, whichever is first.
-    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+    pub(super) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
         let shutdown = self.shutdown.clone();
         self.tracker.spawn(async move {
             shutdown.run_until_cancelled(task).await;

@@ -258,6 +258,7 @@ impl Watches {
     }
 }
 
+mod peek;
 mod restore;
 #[cfg(test)]
 mod tests;

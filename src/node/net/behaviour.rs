@@ -1,6 +1,7 @@
 //! The libp2p stack: TCP, then pnet with the shared key (if any), then Noise and Yamux;
 //! gossipsub for membership, ping for round-trip times, and request-response for the
-//! scheduling messages (`protocol::sched`) and blob transfers (`protocol::blob`).
+//! scheduling messages (`protocol::sched`), blob transfers (`protocol::blob`) and asks
+//! about another owner's job (`protocol::job`).
 //!
 //! Gossipsub's defaults (D = 6, D_lo = 5) assume big meshes; with 2–5 nodes they would
 //! keep every node "under-meshed" and grafting forever. mesh sets D = 4, D_lo = 1,
@@ -11,9 +12,12 @@
 //! Two behaviours without a protocol bound what a host costs before it shows the key
 //! (`node::limits`): libp2p's connection limits and a per-address handshake limit.
 
+use crate::job::JobSpec;
+use crate::node::api::report::JobReport;
+use crate::node::api::view::JobEvent;
 use crate::node::net::limits;
 use crate::protocol::membership::MAX_ANNOUNCE_BYTES;
-use crate::protocol::{blob, sched};
+use crate::protocol::{blob, job, sched};
 use crate::secret::SharedKey;
 use anyhow::{Context, Result};
 use libp2p::core::transport::upgrade::Version;
@@ -60,7 +64,13 @@ pub(crate) struct Behaviour {
     pub ping: ping::Behaviour,
     pub sched: request_response::Behaviour<sched::Codec>,
     pub blob: request_response::Behaviour<blob::Codec>,
+    pub job: request_response::Behaviour<JobCodec>,
 }
+
+/// `/mesh/job/1` for this node's job types.
+pub(crate) type JobCodec = job::Codec<JobSpec, JobEvent, JobReport>;
+/// An owner's answer about one of its jobs.
+pub(crate) type Answer = job::JobAnswer<JobSpec, JobEvent, JobReport>;
 
 impl std::fmt::Debug for Behaviour {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,8 +119,9 @@ pub(crate) fn build_swarm(keypair: Keypair, key: &SharedKey) -> Result<Swarm<Beh
             let ping = ping::Behaviour::new(ping::Config::new().with_interval(PING_INTERVAL));
             let sched = request_response_of(sched::PROTOCOL, sched::REQUEST_TIMEOUT, sched::MAX_STREAMS);
             let blob = request_response_of(blob::PROTOCOL, blob::REQUEST_TIMEOUT, blob::MAX_STREAMS);
+            let job = request_response_of(job::PROTOCOL, job::REQUEST_TIMEOUT, job::MAX_STREAMS);
             let (limits, per_ip) = (limits::global(), limits::PendingPerIp::new(limits::MAX_PENDING_PER_IP));
-            Ok(Behaviour { limits, per_ip, gossipsub, ping, sched, blob })
+            Ok(Behaviour { limits, per_ip, gossipsub, ping, sched, blob, job })
         })
         .context("building the network behaviour")?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
