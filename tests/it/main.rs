@@ -4,7 +4,7 @@
 //!
 //! * `cli`, `run_cli`: the `mesh` binary as users run it: outputs, exit codes, errors;
 //! * `node`, `node_run`, `jobs`, `remote_jobs`, `journal`: real nodes over loopback (no root);
-//! * `lan`, `mesh_jobs`, `run_jobs`, `wasm_jobs`, `strangers`, `python`, `dashboard`: hosts
+//! * `lan`, `lan_jobs`, `mesh_jobs`, `run_jobs`, `wasm_jobs`, `strangers`, `python`, `dashboard`: hosts
 //!   in network namespaces on a bridge (root; `MESH_SKIP_LAN=1` skips them), the browser
 //!   and `promtool` for the dashboard;
 //! * `layout`, `house`: the shape of the source tree, and house rules read from it.
@@ -19,6 +19,7 @@ mod house;
 mod jobs;
 mod journal;
 mod lan;
+mod lan_jobs;
 mod layout;
 mod mesh_jobs;
 mod node;
