@@ -57,7 +57,7 @@ fn exact(doc: &Value, first: u64, last: u64) {
     let want: Vec<(u64, u64)> = (first..=last).map(|n| (n, primes::sieve(0, n).sum as u64)).collect();
     assert_eq!(got, want);
     let counted: u64 = doc["nodes"].as_array().unwrap().iter().map(|n| n["tasks"].as_u64().unwrap()).sum();
-    assert!(counted >= last - first + 1, "every task counted: {counted}");
+    assert_eq!(counted, doc["tasks"].as_u64().unwrap(), "every task counted once: {}", doc["nodes"]);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::id::{JobId, NodeId};
 use crate::job::TaskOutput;
 use crate::node::journal::Then;
 use crate::node::journal::disk::{Found, Kept};
-use crate::node::journal::format::{EndEntry, JobEntry, ResultEntry, VERSION, unix_now};
+use crate::node::journal::format::{EndEntry, JobEntry, VERSION, unix_now};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,8 +77,8 @@ impl EventLoop {
     pub(super) fn journal_accepted(&mut self, job: JobId, from: NodeId, report: &TaskReport<TaskOutput>) {
         let Some(j) = &mut self.journal else { return };
         let attempts = self.watches.attempts(job, report.task);
-        let node = describe(&self.me, self.net.as_ref(), from).name;
-        j.accepted(job, ResultEntry { from, node, attempts, report: report.clone() });
+        let (me, net) = (&self.me, self.net.as_ref());
+        j.accepted(job, from, attempts, report.clone(), || super::name_of(me, net, from));
     }
 
     /// A job's entry as the journal keeps it.

@@ -488,6 +488,15 @@ fn describe(me: &Me, net: Option<&Net>, node: NodeId) -> NodeInfo {
     }
 }
 
+/// The name [`describe`] gives a node, without encoding its peer id: once per result.
+fn name_of(me: &Me, net: Option<&Net>, node: NodeId) -> String {
+    match net {
+        _ if node == me.identity.node_id => me.identity.name.clone(),
+        Some(net) => net.name_of(node),
+        None => node.to_string(),
+    }
+}
+
 /// A seed for the scheduler's victim choice; it needs variety between nodes, not secrecy.
 fn seed() -> u64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();

@@ -412,6 +412,11 @@ impl Net {
     }
 
     /// How the statistics name another node.
+    /// How the statistics name another node, cheaply: once per accepted result.
+    pub(super) fn name_of(&self, node: NodeId) -> String {
+        self.roster.name(node).unwrap_or_else(|| self.describe(node).name)
+    }
+
     pub(super) fn describe(&self, node: NodeId) -> NodeInfo {
         if let Some(info) = self.roster.info(node) {
             return info;

@@ -56,10 +56,15 @@ impl Roster {
     }
 
     /// How the statistics name `node`, if it was ever seen.
+    /// The name the statistics give `node`, as [`Self::info`] does, without the rest.
+    pub(super) fn name(&self, node: NodeId) -> Option<String> {
+        let k = self.nodes.get(&node)?;
+        Some(if k.fate == Fate::Lost { format!("{} (lost)", k.name) } else { k.name.clone() })
+    }
+
     pub(super) fn info(&self, node: NodeId) -> Option<NodeInfo> {
         let k = self.nodes.get(&node)?;
-        let name = if k.fate == Fate::Lost { format!("{} (lost)", k.name) } else { k.name.clone() };
-        Some(NodeInfo { name, peer_id: k.peer_id.to_base58(), workers: k.workers })
+        Some(NodeInfo { name: self.name(node)?, peer_id: k.peer_id.to_base58(), workers: k.workers })
     }
 }
 

@@ -157,8 +157,9 @@ impl Disk {
         let w = self.db(seq)?.begin_write().map_err(|e| db_err(&path, e))?;
         {
             let mut t = w.open_table(RESULTS).map_err(|e| db_err(&path, e))?;
-            for r in results {
-                t.insert(r.report.task, encode(r).as_slice()).map_err(|e| db_err(&path, e))?;
+            let first = t.last().map_err(|e| db_err(&path, e))?.map_or(0, |(k, _)| k.value() + 1);
+            for (row, rows) in (first..).zip(format::rows(results)) {
+                t.insert(row, encode(&rows).as_slice()).map_err(|e| db_err(&path, e))?;
             }
         }
         if let Some(end) = end {
@@ -234,13 +235,17 @@ fn read_job(seq: u32, path: &Path) -> Result<Kept, DiskError> {
     };
     let mut results = Vec::new();
     let table = r.open_table(RESULTS).map_err(|e| db_err(path, e))?;
+    let mut seen = std::collections::HashSet::new();
     for row in table.iter().map_err(|e| db_err(path, e))? {
-        let (task, v) = row.map_err(|e| db_err(path, e))?;
-        let res: ResultEntry = format::decode(v.value()).map_err(|e| bad(format!("result: {e}")))?;
-        if res.report.task != task.value() || task.value() >= entry.spec.tasks() {
-            return Err(bad(format!("result for task {} under key {}", res.report.task, task.value())));
+        let (_, v) = row.map_err(|e| db_err(path, e))?;
+        let rows: Vec<ResultEntry> = format::decode(v.value()).map_err(|e| bad(format!("results: {e}")))?;
+        for res in rows {
+            let task = res.report.task;
+            if task >= entry.spec.tasks() || !seen.insert(task) {
+                return Err(bad(format!("a second result, or one beyond the job, for task {task}")));
+            }
+            results.push(res);
         }
-        results.push(res);
     }
     Ok(Kept { entry, results, end, bytes })
 }

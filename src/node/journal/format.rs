@@ -17,9 +17,12 @@
 //! * `job` (`&str` → bytes): `"entry"` → a CBOR [`JobEntry`] (the spec, who submitted it,
 //!   retries), written and committed before the submitter hears the job's id; `"end"` →
 //!   a CBOR [`EndEntry`] (the report) once the job ended, committed at once.
-//! * `results` (`u64` task → bytes): each task's accepted (final) result as a CBOR
-//!   [`ResultEntry`], committed in batches, at most one commit a second per job, so an SD
-//!   card sees a write a second rather than one per task.
+//! * `results` (`u64` row → bytes): the tasks' accepted (final) results, each row a CBOR
+//!   array of [`ResultEntry`]s (at most [`ROW_RESULTS`] of them and about [`ROW_BYTES`]),
+//!   rows numbered from 0 in the order written. Committed in batches, at most one commit a
+//!   second per job, so an SD card sees a write a second rather than one per task, and a
+//!   batch costs a few rows rather than a B-tree entry per task. A task has at most one
+//!   result in the file; a second one, or one beyond the job's tasks, makes the file bad.
 //!
 //! A job without `"end"` is resumed at the node's start: every task in `results` keeps its
 //! result and the others run again. Results accepted in the last second before a crash
@@ -49,6 +52,29 @@ pub(crate) const META: &str = "meta.redb";
 pub(crate) const VERSION: u32 = 1;
 /// The largest record read back: a spec and a report are bounded far below.
 pub(crate) const MAX_RECORD: usize = 256 << 20;
+
+/// Results in one row of `results`, at most.
+pub(crate) const ROW_RESULTS: usize = 4096;
+/// The bytes of a row, about (by the results' own estimate): a row ends once past it.
+pub(crate) const ROW_BYTES: usize = 4 << 20;
+
+/// `results` cut into rows for the `results` table.
+pub(super) fn rows(results: &[ResultEntry]) -> Vec<&[ResultEntry]> {
+    use crate::core::Payload;
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, r) in results.iter().enumerate() {
+        bytes += r.report.outcome.as_ref().map_or_else(String::len, Payload::size_hint) + r.node.len() + 32;
+        if i + 1 - start >= ROW_RESULTS || bytes >= ROW_BYTES {
+            out.push(&results[start..=i]);
+            (start, bytes) = (i + 1, 0);
+        }
+    }
+    if start < results.len() {
+        out.push(&results[start..]);
+    }
+    out
+}
 
 pub(super) const JOB: TableDefinition<&str, &[u8]> = TableDefinition::new("job");
 pub(super) const RESULTS: TableDefinition<u64, &[u8]> = TableDefinition::new("results");
@@ -86,8 +112,8 @@ pub(crate) struct JobEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ResultEntry {
     pub from: NodeId,
-    /// The node's name when the result came.
-    pub node: String,
+    /// The node's name when the result came (shared by a job's results from one node).
+    pub node: std::sync::Arc<str>,
     pub attempts: u32,
     pub report: TaskReport<TaskOutput>,
 }
@@ -124,5 +150,31 @@ mod tests {
         for not in ["meta.redb", "2a.redb", "0000002a.redb.lost", "0000002g.redb", "0000002a"] {
             assert_eq!(seq_of(not), None, "{not}");
         }
+    }
+
+    #[test]
+    fn results_go_in_rows_of_bounded_count_and_size() {
+        let entry = |task, out: usize| ResultEntry {
+            from: NodeId(1),
+            node: "a".into(),
+            attempts: 1,
+            report: TaskReport::new(
+                task,
+                Ok(TaskOutput::Bytes(serde_bytes::ByteBuf::from(vec![0; out]))),
+                Default::default(),
+            ),
+        };
+        let small: Vec<ResultEntry> = (0..10_000).map(|t| entry(t, 8)).collect();
+        let rows = rows(&small);
+        assert_eq!(rows.iter().map(|r| r.len()).collect::<Vec<_>>(), [4096, 4096, 1808]);
+        let big: Vec<ResultEntry> = (0..10).map(|t| entry(t, 1 << 20)).collect();
+        let rows = super::rows(&big);
+        assert!(
+            rows.iter().all(|r| r.len() <= 4),
+            "about 4 MiB a row: {:?}",
+            rows.iter().map(|r| r.len()).collect::<Vec<_>>()
+        );
+        assert_eq!(rows.concat(), big, "every result once, in order");
+        assert!(super::rows(&[]).is_empty());
     }
 }

@@ -23,11 +23,14 @@
 pub(crate) mod disk;
 pub(crate) mod format;
 
-use crate::id::JobId;
+use crate::core::TaskReport;
+use crate::id::{JobId, NodeId};
+use crate::job::TaskOutput;
 use disk::{Disk, Found};
 use format::{EndEntry, JobEntry, ResultEntry};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,8 @@ use std::time::{Duration, Instant};
 pub(crate) const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// Batches in flight to the journal's thread.
 const CHANNEL: usize = 64;
+/// Node names remembered for results; forgotten all at once beyond this.
+const NAMES_KEPT: usize = 1024;
 
 /// How long ended jobs are kept, and how many bytes of them: `mesh join --keep-jobs`,
 /// `--keep-jobs-size`.
@@ -66,6 +71,8 @@ pub(crate) struct Journal {
     pending: BTreeMap<u32, Vec<ResultEntry>>,
     /// Records the channel had no room for, in order.
     backlog: VecDeque<Op>,
+    /// The names of the nodes results came from, at most [`NAMES_KEPT`].
+    names: HashMap<NodeId, Arc<str>>,
     next_commit: Instant,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -90,6 +97,7 @@ impl Journal {
             tx,
             pending: BTreeMap::new(),
             backlog: VecDeque::new(),
+            names: HashMap::new(),
             next_commit: Instant::now() + COMMIT_EVERY,
             thread: Some(thread),
         };
@@ -101,9 +109,21 @@ impl Journal {
         self.send(Op::Begin { entry: Box::new(entry), then });
     }
 
-    /// A task's accepted result, committed with the next batch.
-    pub(crate) fn accepted(&mut self, job: JobId, result: ResultEntry) {
-        self.pending.entry(job.seq).or_default().push(result);
+    /// A task's accepted result, committed with the next batch. Called once per result:
+    /// it costs a lookup and a push, and `name` runs only for a node not named before.
+    pub(crate) fn accepted(
+        &mut self,
+        job: JobId,
+        from: NodeId,
+        attempts: u32,
+        report: TaskReport<TaskOutput>,
+        name: impl FnOnce() -> String,
+    ) {
+        if self.names.len() >= NAMES_KEPT && !self.names.contains_key(&from) {
+            self.names.clear();
+        }
+        let node = self.names.entry(from).or_insert_with(|| name().into()).clone();
+        self.pending.entry(job.seq).or_default().push(ResultEntry { from, node, attempts, report });
     }
 
     /// The job ended: its last results and its end, committed at once.

@@ -28,6 +28,12 @@ fn entry(seq: u32) -> JobEntry {
     }
 }
 
+/// Task `task`'s result from pi2, as the loop hands it over.
+fn accept(j: &mut Journal, job: JobId, task: u64) {
+    let r = result(task);
+    j.accepted(job, r.from, r.attempts, r.report, || r.node.to_string());
+}
+
 fn result(task: u64) -> ResultEntry {
     let report = TaskReport {
         task,
@@ -92,13 +98,13 @@ fn a_restart_finds_each_job_with_its_committed_results_and_the_next_number() {
     begin(&mut j, 1);
     begin(&mut j, 2);
     for t in [0, 3, 5] {
-        j.accepted(job(1), result(t));
+        accept(&mut j, job(1), t);
     }
     commit(&mut j);
-    j.accepted(job(2), result(1));
+    accept(&mut j, job(2), 1);
     j.end(job(2), end(2, format::unix_now()));
     // Accepted but never committed: a crash loses it.
-    j.accepted(job(1), result(7));
+    accept(&mut j, job(1), 7);
     j.pending.clear();
     j.close();
     let (j, found) = Journal::open(&h, Keep::default()).unwrap();
@@ -123,7 +129,7 @@ fn a_damaged_job_file_is_set_aside_and_named_and_the_others_are_kept() {
     let (mut j, _) = Journal::open(&h, Keep::default()).unwrap();
     for seq in 1..=3 {
         begin(&mut j, seq);
-        j.accepted(job(seq), result(2));
+        accept(&mut j, job(seq), 2);
     }
     j.close();
     let dir = h.join(format::DIR);
@@ -184,14 +190,14 @@ fn a_disk_that_refuses_writes_pauses_the_journal_and_loses_nothing_once_it_takes
     std::fs::rename(&dir, &aside).unwrap();
     std::fs::write(&dir, b"in the way").unwrap();
     begin(&mut j, 2);
-    j.accepted(job(2), result(4));
+    accept(&mut j, job(2), 4);
     commit(&mut j);
     std::thread::sleep(Duration::from_millis(200));
     assert!(!aside.join(format::file_name(2)).exists(), "nothing of job 2 reached the disk while it refused");
     // Room again: what was refused is written at the next try.
     std::fs::remove_file(&dir).unwrap();
     std::fs::rename(&aside, &dir).unwrap();
-    j.accepted(job(2), result(5));
+    accept(&mut j, job(2), 5);
     j.end(job(2), end(2, format::unix_now()));
     j.close();
     let (j, found) = Journal::open(&h, Keep::default()).unwrap();

@@ -27,7 +27,14 @@ impl Watches {
         let mut log = Vec::new();
         for r in results {
             if streams {
-                log.push(JobEvent::finished(kind, r.report.task, r.node, r.attempts, r.report.took, &r.report.outcome));
+                log.push(JobEvent::finished(
+                    kind,
+                    r.report.task,
+                    r.node.to_string(),
+                    r.attempts,
+                    r.report.took,
+                    &r.report.outcome,
+                ));
             }
             collector.add(r.from, r.report);
         }
@@ -49,7 +56,7 @@ impl Watches {
         let EndEntry { summary, report, .. } = end;
         let (streams, kind) = (spec.delivery() == Delivery::Streamed, spec.kind());
         let event = |r: ResultEntry| {
-            JobEvent::finished(kind, r.report.task, r.node, r.attempts, r.report.took, &r.report.outcome)
+            JobEvent::finished(kind, r.report.task, r.node.to_string(), r.attempts, r.report.took, &r.report.outcome)
         };
         let log = if streams { results.into_iter().map(event).collect() } else { Vec::new() };
         while self.ended.len() >= super::ENDED_KEPT {
