@@ -91,13 +91,25 @@ def tiny(node):
 
 
 def restart(binary, home):
+    nodes = []
+    try:
+        return restart_once(binary, home, nodes)
+    finally:
+        for n in nodes:
+            if n.proc.poll() is None:
+                n.stop(signal.SIGKILL)
+
+
+def restart_once(binary, home, nodes):
     node = Node(binary, home, True)
+    nodes.append(node)
     job = node.mesh("submit", "primes", "100000..160000", "--algo", "trial", "--detach", "--json")["job"]
     while (node.job_done(job) or 0) < 1000:
         time.sleep(0.05)
     time.sleep(1.5)  # a commit a second: the results so far are on disk
     node.stop(signal.SIGKILL)
     node = Node(binary, home, True)
+    nodes.append(node)
     kept = None
     while True:
         done = node.job_done(job)

@@ -211,13 +211,28 @@ fn serve(mut disk: Disk, rx: Receiver<Op>, keep: Keep) {
                     );
                 }
                 failed.push_back(op);
-                failed.extend(todo);
+                // Those behind it wait their turn, in order; a new job's submitter does
+                // not wait for its entry to reach the disk.
+                failed.extend(todo.drain(..).map(released));
                 break;
             }
         }
         if failed.is_empty() && std::mem::replace(&mut failing, false) {
             tracing::info!("the job journal writes again");
         }
+    }
+}
+
+/// `op`, with a new job's waiting submitter told its id now rather than once the entry
+/// is on disk: it waits behind records the disk refused.
+fn released(op: Op) -> Op {
+    match op {
+        Op::Begin { entry, then } => {
+            tracing::warn!(job = entry.seq, "the job is not on disk yet: the journal waits for the disk");
+            then();
+            Op::Begin { entry, then: Box::new(|| {}) }
+        }
+        other => other,
     }
 }
 

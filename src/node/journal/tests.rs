@@ -194,6 +194,10 @@ fn a_disk_that_refuses_writes_pauses_the_journal_and_loses_nothing_once_it_takes
     commit(&mut j);
     std::thread::sleep(Duration::from_millis(200));
     assert!(!aside.join(format::file_name(2)).exists(), "nothing of job 2 reached the disk while it refused");
+    // A job submitted now, behind the refused records, is not kept waiting for the disk.
+    let (tx, rx) = std::sync::mpsc::channel();
+    j.begin(entry(3), Box::new(move || tx.send(()).unwrap()));
+    rx.recv_timeout(Duration::from_secs(10)).expect("a new job's submitter hears its id while the disk refuses");
     // Room again: what was refused is written at the next try.
     std::fs::remove_file(&dir).unwrap();
     std::fs::rename(&aside, &dir).unwrap();
@@ -205,6 +209,7 @@ fn a_disk_that_refuses_writes_pauses_the_journal_and_loses_nothing_once_it_takes
     let tasks: Vec<u64> = two.results.iter().map(|r| r.report.task).collect();
     assert_eq!(tasks, [4, 5]);
     assert!(two.end.is_some());
+    assert!(found.jobs.iter().any(|k| k.entry.seq == 3), "job 3's entry too");
     j.close();
     let _ = std::fs::remove_dir_all(&h);
 }
