@@ -4,7 +4,7 @@
 //! job's files through `mesh wait --results` on another host. See tests/it/common/lan.rs.
 
 use crate::common::lan::{Lan, eventually, lan_tests_enabled};
-use mesh::exec::primes;
+use crate::mesh_jobs::{expected, results};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -48,14 +48,7 @@ fn done_of(lan: &mut Lan, viewer: &str, id: &str) -> u64 {
 }
 
 fn exact(doc: &Value, first: u64, last: u64) {
-    let got: Vec<(u64, u64)> = doc["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| (r["n"].as_u64().unwrap(), r["sum"].as_u64().unwrap()))
-        .collect();
-    let want: Vec<(u64, u64)> = (first..=last).map(|n| (n, primes::sieve(0, n).sum as u64)).collect();
-    assert_eq!(got, want);
+    assert_eq!(results(doc), expected(first, last));
     let counted: u64 = doc["nodes"].as_array().unwrap().iter().map(|n| n["tasks"].as_u64().unwrap()).sum();
     assert_eq!(counted, doc["tasks"].as_u64().unwrap(), "every task counted once: {}", doc["nodes"]);
 }

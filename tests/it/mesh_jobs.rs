@@ -19,11 +19,11 @@ fn mesh_of(n: usize) -> Lan {
 }
 
 /// The demo's expected lines for first..=last, computed here by the sieve.
-fn expected(first: u64, last: u64) -> Vec<(u64, u128)> {
+pub(crate) fn expected(first: u64, last: u64) -> Vec<(u64, u128)> {
     (first..=last).map(|n| (n, primes::sieve(0, n).sum)).collect()
 }
 
-fn results(doc: &serde_json::Value) -> Vec<(u64, u128)> {
+pub(crate) fn results(doc: &serde_json::Value) -> Vec<(u64, u128)> {
     doc["results"]
         .as_array()
         .unwrap()
